@@ -1,0 +1,200 @@
+"""Watch destinations: Slack channel IDs and Discord webhooks.
+
+A channel string in feeds.yaml (and in the database) is one of:
+
+* a Slack channel ID: ``C0123456789`` (public), ``G…`` (private) or ``D…``
+  (direct message) — upper-case letters and digits, at least 9 characters;
+* ``discord:<http(s) webhook URL>``;
+* ``discord:$ENV_VAR`` — the webhook URL is read from that environment
+  variable when a message is sent, so the secret need not be in the file.
+
+A webhook URL is a secret (its last path segment is the token), so nothing
+in this module ever puts it into an error message, and `display_channel`
+gives a form that is safe for logs and status output.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+__all__ = [
+    "DISCORD_PREFIX",
+    "channel_kind",
+    "display_channel",
+    "env_var_name",
+    "is_slack_channel_id",
+    "resolve_discord_webhook",
+    "validate_channel",
+    "validate_webhook_url",
+]
+
+DISCORD_PREFIX = "discord:"
+
+_SLACK_ID = re.compile(r"[CGD][A-Z0-9]{8,}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WEBHOOK_ID = re.compile(r"[0-9]{1,30}")
+_SAFE_PLAIN = re.compile(r"[A-Za-z0-9_#.-]{1,80}")
+
+
+def is_slack_channel_id(channel: str) -> bool:
+    return _SLACK_ID.fullmatch(channel) is not None
+
+
+def channel_kind(channel: str) -> str:
+    """``"discord"`` for ``discord:…`` channels, otherwise ``"slack"``."""
+    return "discord" if channel.startswith(DISCORD_PREFIX) else "slack"
+
+
+def env_var_name(channel: str) -> str | None:
+    """The variable named by a ``discord:$VAR`` (or ``discord:${VAR}``) channel, else None.
+
+    The name is returned even when it is not a valid variable name, so
+    callers can report it; `validate_channel` checks it.
+    """
+    if not channel.startswith(DISCORD_PREFIX):
+        return None
+    rest = channel[len(DISCORD_PREFIX) :].strip()
+    if not rest.startswith("$"):
+        return None
+    name = rest[1:]
+    if name.startswith("{") and name.endswith("}"):
+        name = name[1:-1]
+    return name
+
+
+def validate_webhook_url(url: str) -> str | None:
+    """Why *url* cannot be used as a webhook URL, or None when it can.
+
+    The message never contains the URL itself (it holds a secret token).
+    """
+    if not url:
+        return "the Discord webhook URL is empty"
+    if any(ch.isspace() for ch in url) or any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return "the Discord webhook URL must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        return "the Discord webhook URL is not a valid URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "the Discord webhook URL must start with https:// (or http://)"
+    if not host:
+        return "the Discord webhook URL has no host name"
+    if parts.username is not None or parts.password is not None:
+        return "the Discord webhook URL must not contain a user name or password"
+    return None
+
+
+def validate_channel(channel: str) -> str | None:
+    """Why *channel* is not a usable watch channel, or None when it is."""
+    if not isinstance(channel, str) or not channel.strip():
+        return (
+            "the channel is empty; use a Slack channel ID like C0123456789 or discord:<webhook URL>"
+        )
+    if channel.startswith(DISCORD_PREFIX):
+        rest = channel[len(DISCORD_PREFIX) :].strip()
+        if not rest:
+            return "discord: must be followed by a webhook URL or $ENVIRONMENT_VARIABLE"
+        name = env_var_name(channel)
+        if name is not None:
+            if not _ENV_NAME.fullmatch(name):
+                return (
+                    f"{_quote(name)} is not a valid environment variable name "
+                    "(use letters, digits and _, not starting with a digit), "
+                    "e.g. discord:$TRADE_WEBHOOK"
+                )
+            return None
+        return validate_webhook_url(rest)
+    if channel.lower().startswith(DISCORD_PREFIX):
+        return "write the discord: prefix in lower case"
+    if "://" in channel:
+        return (
+            "a URL alone is not a channel; write discord:<webhook URL> for a Discord webhook "
+            "or use a Slack channel ID like C0123456789"
+        )
+    if channel.startswith("#"):
+        return (
+            f"{_quote(display_channel(channel))} is a channel name; use the Slack channel ID "
+            "instead (like C0123456789, shown under the channel's details in Slack)"
+        )
+    if not is_slack_channel_id(channel):
+        return (
+            f"{_quote(display_channel(channel))} is not a Slack channel ID "
+            "(upper-case letters and digits starting with C, G or D, like C0123456789) "
+            "or discord:<webhook URL>"
+        )
+    return None
+
+
+def resolve_discord_webhook(channel: str, env: Mapping[str, str]) -> str:
+    """The webhook URL to post to for a ``discord:`` channel.
+
+    For ``discord:$VAR`` the URL is read from *env* now. Raises `ValueError`
+    with a message that never contains the URL.
+    """
+    if not channel.startswith(DISCORD_PREFIX):
+        raise ValueError(f"{display_channel(channel)} is not a Discord channel")
+    name = env_var_name(channel)
+    if name is not None:
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"{_quote(name)} is not a valid environment variable name")
+        value = env.get(name, "").strip()
+        if not value:
+            raise ValueError(f"environment variable {name} is not set")
+        problem = validate_webhook_url(value)
+        if problem is not None:
+            raise ValueError(f"environment variable {name}: {problem}")
+        return value
+    url = channel[len(DISCORD_PREFIX) :].strip()
+    problem = validate_webhook_url(url)
+    if problem is not None:
+        raise ValueError(problem)
+    return url
+
+
+def display_channel(channel: str) -> str:
+    """A form of *channel* that is safe to log or show: never a webhook token.
+
+    Slack IDs are returned unchanged, ``discord:$VAR`` as written and
+    webhook URLs as ``discord:…/ID/***`` (only the numeric webhook ID kept).
+    """
+    if channel.startswith(DISCORD_PREFIX):
+        name = env_var_name(channel)
+        if name is not None:
+            if _ENV_NAME.fullmatch(name):
+                return f"{DISCORD_PREFIX}${name}"
+            return f"{DISCORD_PREFIX}$***"
+        return DISCORD_PREFIX + _redact_url(channel[len(DISCORD_PREFIX) :].strip())
+    if _SAFE_PLAIN.fullmatch(channel):
+        return channel
+    if "://" in channel:
+        return _redact_url(channel)
+    return "***"
+
+
+def _redact_url(url: str) -> str:
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return "…/***"
+    segments = [s for s in path.split("/") if s]
+    webhook_id: str | None = None
+    if "webhooks" in segments:
+        idx = segments.index("webhooks")
+        if idx + 1 < len(segments):
+            webhook_id = segments[idx + 1]
+    elif len(segments) >= 2:
+        webhook_id = segments[-2]
+    if webhook_id is not None and _WEBHOOK_ID.fullmatch(webhook_id):
+        return f"…/{webhook_id}/***"
+    return "…/***"
+
+
+def _quote(text: str) -> str:
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in text)
+    if len(cleaned) > 60:
+        cleaned = cleaned[:57] + "..."
+    return f'"{cleaned}"'

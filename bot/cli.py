@@ -1,0 +1,268 @@
+"""The `newshound` command line (SPEC §1).
+
+Exit codes: 0 ok; 2 bad config or bad input. Errors are one clear line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from bot.channels import display_channel
+from bot.commands import CommandContext, feed_health, watch_add, watch_list, watch_remove
+from bot.config import Config, ConfigError, config_warnings, load_config
+from bot.deliver import Deliverer, DeliveryReport
+from bot.fetch import Fetcher
+from bot.messages import format_time
+from bot.poll import CycleReport, Poller
+from bot.store import DEAD, PENDING, SENDING, Store
+from bot.wiring import (
+    SinkRouter,
+    config_terms,
+    fetch_policy,
+    load_or_empty,
+    resolve_paths,
+)
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: message on stderr, exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --config/--db may stand before or after the subcommand: the subparsers
+    # repeat them with SUPPRESS defaults so they never overwrite a value
+    # given before the subcommand name.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help="feeds.yaml path")
+    common.add_argument("--db", default=argparse.SUPPRESS, help="SQLite database path")
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="newshound", description="News-watch bot: feeds in, one alert per story out."
+    )
+    parser.add_argument("--config", default=None, help="feeds.yaml path (env NEWSHOUND_CONFIG)")
+    parser.add_argument("--db", default=None, help="SQLite database path (env NEWSHOUND_DB)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    sub.add_parser(
+        "demo", parents=[common], help="run one cycle over bundled sample feeds (offline)"
+    )
+
+    poll = sub.add_parser("poll", parents=[common], help="poll feeds and deliver alerts")
+    poll.add_argument("--once", action="store_true", required=True, help="one cycle, then exit")
+    poll.add_argument("--all", action="store_true", help="poll every feed, due or not")
+
+    run = sub.add_parser("run", parents=[common], help="the long-running service")
+    run.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
+
+    sub.add_parser("check", parents=[common], help="validate the config file")
+    sub.add_parser("status", parents=[common], help="feed health and undelivered alerts")
+
+    watch = sub.add_parser("watch", parents=[common], help="manage watch terms")
+    watch.add_argument("action", choices=["add", "remove", "list"])
+    watch.add_argument("--channel", required=True, help="Slack channel ID or discord:...")
+    watch.add_argument("query", nargs="*", help="the watch term (query language, SPEC §3)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    # parse_known_args: a watch query may contain words after options and
+    # exclusions like `-rumor` that argparse would take for unknown options.
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        if args.command != "watch":
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        args.query = [*args.query, *[word for word in extras if word != "--"]]
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except UsageError as exc:
+        print(f"newshound: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # A bug should still end in one clear line; -v shows the traceback.
+        logging.getLogger("bot").debug("unexpected error", exc_info=True)
+        print(f"newshound: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if not args.verbose:
+            print("newshound: run again with -v for details", file=sys.stderr)
+        return 1
+
+
+# -- commands ---------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    paths = resolve_paths(args.config, args.db)
+    config = load_config(paths.config)
+    for warning in config_warnings(config, os.environ):
+        print(f"warning: {warning}", file=sys.stderr)
+    terms = sum(len(w.terms) for w in config.watches)
+    print(
+        f"{paths.config}: ok - {len(config.feeds)} feeds, "
+        f"{len(config.channels())} channels, {terms} terms"
+    )
+    return EXIT_OK
+
+
+def open_store(path: str) -> Store:
+    try:
+        return Store(path)
+    except Exception as exc:  # unreadable path, not a database, locked, ...
+        raise UsageError(f"cannot open database {path}: {exc}") from None
+
+
+def prepare(config: Config, store: Store) -> None:
+    """Mirror the config's feeds and terms into the database."""
+    store.sync_feeds([f.url for f in config.feeds])
+    store.sync_config_terms(config_terms(config), time.time())
+
+
+def run_poll_cycle(
+    config: Config, store: Store, sinks: SinkRouter, *, all_feeds: bool
+) -> tuple[CycleReport, DeliveryReport]:
+    prepare(config, store)
+    with Fetcher(fetch_policy(config.settings)) as fetcher:
+        report = Poller(config, store, fetcher).run_cycle(all_feeds=all_feeds)
+    deliverer = Deliverer(store, sinks, send_interval=config.settings.send_interval)
+    delivery = deliverer.deliver(retry_now=True)
+    return report, delivery
+
+
+def print_cycle(report: CycleReport, delivery: DeliveryReport, store: Store) -> None:
+    width = max([len(f.name) for f in report.feeds] + [4])
+    if report.feeds:
+        print(f"{'feed':<{width}}  {'status':<13} {'items':>5} {'new':>5} {'alerts':>6}")
+    for f in report.feeds:
+        if f.status == "error":
+            print(f"{f.name:<{width}}  error: {f.error} [{f.error_kind}]")
+        else:
+            print(f"{f.name:<{width}}  {f.status:<13} {f.items:>5} {f.new_items:>5} {f.alerts:>6}")
+    counts = store.outbox_counts()
+    print(
+        f"cycle: {len(report.feeds)} feeds polled ({report.failed} failed), {report.items} items, "
+        f"{report.new_items} new, {report.alerts} alerts, {report.digests} digests, "
+        f"{report.duplicates} duplicates suppressed in {report.duration:.1f}s"
+    )
+    print(
+        f"delivery: {delivery.sent} sent, {counts.get(PENDING, 0) + counts.get(SENDING, 0)} "
+        f"pending, {counts.get(DEAD, 0)} dead"
+    )
+    for error in delivery.errors:
+        print(f"  delivery problem: {error}")
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    paths = resolve_paths(args.config, args.db)
+    config = load_config(paths.config)
+    with open_store(paths.db) as store:
+        report, delivery = run_poll_cycle(config, store, SinkRouter(), all_feeds=args.all)
+        print_cycle(report, delivery, store)
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    paths = resolve_paths(args.config, args.db)
+    config = load_or_empty(paths.config)
+    query = " ".join(args.query).strip()
+    with open_store(paths.db) as store:
+        prepare(config, store)
+        ctx = CommandContext(store=store, config=lambda: config)
+        if args.action == "list":
+            reply = watch_list(ctx, args.channel)
+        elif args.action == "add":
+            reply = watch_add(ctx, args.channel, query)
+        else:
+            reply = watch_remove(ctx, args.channel, query)
+    stream = sys.stdout if reply.ok else sys.stderr
+    print(reply.text.replace("*", ""), file=stream)
+    return EXIT_OK if reply.ok else EXIT_BAD_INPUT
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    paths = resolve_paths(args.config, args.db)
+    config = load_or_empty(paths.config)
+    with open_store(paths.db) as store:
+        store.sync_feeds([f.url for f in config.feeds])
+        rows = {row.url: row for row in store.feeds()}
+        print(f"Feeds ({len(config.feeds)}):")
+        for feed in config.feeds:
+            row = rows.get(feed.url)
+            name = feed.name or (row.title if row and row.title else feed.url)
+            print(f"  {name}  <{feed.url}>")
+            if row is None:
+                continue
+            last_ok = format_time(row.last_success_at) if row.last_success_at else "never"
+            last_error = (
+                f"{row.last_error} [{row.last_error_kind}] at {format_time(row.last_error_at)}"
+                if row.last_error and row.consecutive_failures
+                else "none"
+            )
+            next_check = "not scheduled (gone)" if row.gone else format_time(row.next_check_at)
+            print(f"    health: {feed_health(row)}")
+            print(
+                f"    last success: {last_ok}; last error: {last_error}; next check: {next_check}"
+            )
+        counts = store.outbox_counts()
+        print(
+            f"Alerts: {counts.get('sent', 0)} sent, "
+            f"{counts.get(PENDING, 0) + counts.get(SENDING, 0)} pending, "
+            f"{counts.get(DEAD, 0)} dead"
+        )
+        for state, label in ((PENDING, "Pending"), (DEAD, "Dead")):
+            messages = store.messages(state, limit=20)
+            if messages:
+                print(f"{label}:")
+            for m in messages:
+                title = m.payload.get("title") or f"digest of {len(m.payload.get('items', []))}"
+                print(
+                    f"  #{m.id} {display_channel(m.channel)} {title!r}: "
+                    f"{m.last_error or 'not sent yet'} ({m.attempts} attempts)"
+                )
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(db_path=args.db)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.service import run_service
+
+    paths = resolve_paths(args.config, args.db)
+    return run_service(paths.config, paths.db, port=args.port)
+
+
+COMMANDS = {
+    "check": cmd_check,
+    "poll": cmd_poll,
+    "watch": cmd_watch,
+    "status": cmd_status,
+    "demo": cmd_demo,
+    "run": cmd_run,
+}

@@ -1,0 +1,77 @@
+"""The neutral content of outgoing messages, stored as JSON in the outbox.
+
+Nothing here is escaped or formatted for a destination: each sink does that
+at the last moment, in one place, because every string came from a feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.match import Span, document_fields, highlight
+from bot.models import Item
+
+ALERT = "alert"
+DIGEST = "digest"
+NOTICE = "notice"
+
+SNIPPET_CHARS = 280
+TITLE_CHARS = 250
+
+
+def alert_payload(
+    item: Item, source: str, terms: Sequence[str], spans: Sequence[Span]
+) -> dict[str, Any]:
+    fields = document_fields(item)
+    summary_spans = [(s.start, s.end) for s in spans if s.field == "summary"]
+    snippet = highlight(fields["summary"], summary_spans, max_len=SNIPPET_CHARS)
+    return {
+        "title": _cap(item.title, TITLE_CHARS),
+        "link": item.link,
+        "source": source,
+        "published": item.published,
+        "terms": list(terms),
+        "snippet": [[text, bold] for text, bold in snippet],
+    }
+
+
+def digest_payload(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """`entries` come from `Store.digest_entries`."""
+    return {
+        "items": [
+            {
+                "title": _cap(e["title"], TITLE_CHARS),
+                "link": e["link"],
+                "source": e["feed_title"] or e["feed_url"],
+                "terms": e["terms"] if isinstance(e["terms"], list) else _json_list(e["terms"]),
+            }
+            for e in entries
+        ]
+    }
+
+
+def notice_payload(text: str) -> dict[str, Any]:
+    return {"text": text}
+
+
+def format_time(epoch: float | None) -> str:
+    if epoch is None:
+        return "undated"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def snippet_text(payload: dict[str, Any]) -> str:
+    return "".join(text for text, _bold in payload.get("snippet", []))
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _json_list(raw: str) -> list[str]:
+    import json
+
+    value = json.loads(raw)
+    return [str(v) for v in value] if isinstance(value, list) else []

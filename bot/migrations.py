@@ -1,0 +1,102 @@
+"""Numbered schema migrations. Append only: never edit a migration that shipped.
+
+`store.Store` applies every migration whose number is above the database's
+`PRAGMA user_version`, each in its own transaction.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE feeds (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            title TEXT,
+            etag TEXT,
+            last_modified TEXT,
+            body_hash TEXT,
+            first_polled_at REAL,
+            last_polled_at REAL,
+            last_success_at REAL,
+            last_error TEXT,
+            last_error_kind TEXT,
+            last_error_at REAL,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            next_check_at REAL NOT NULL DEFAULT 0,
+            gone INTEGER NOT NULL DEFAULT 0,
+            suspended_at REAL
+        );
+
+        -- One row per story, whichever feed carried it first.
+        CREATE TABLE items (
+            id INTEGER PRIMARY KEY,
+            story_key TEXT NOT NULL UNIQUE,
+            feed_id INTEGER NOT NULL REFERENCES feeds(id),
+            guid TEXT,
+            link TEXT,
+            title TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            author TEXT,
+            published_at REAL,
+            first_seen_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL
+        );
+        CREATE INDEX items_first_seen ON items(first_seen_at);
+
+        -- Every identity a story has been seen under (canonical link, GUID,
+        -- content hash): a story matching any of them is the same story.
+        CREATE TABLE story_keys (
+            key TEXT PRIMARY KEY,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE
+        ) WITHOUT ROWID;
+        CREATE INDEX story_keys_item ON story_keys(item_id);
+
+        -- Messages to send, written before any send is attempted.
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            last_error TEXT,
+            remote_id TEXT,
+            created_at REAL NOT NULL,
+            sent_at REAL
+        );
+        CREATE INDEX outbox_state ON outbox(state, channel, id);
+
+        -- One alert per (channel, story): the dedup guarantee lives here.
+        CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL,
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            terms TEXT NOT NULL,
+            outbox_id INTEGER NOT NULL REFERENCES outbox(id),
+            created_at REAL NOT NULL,
+            UNIQUE (channel, item_id)
+        );
+        CREATE INDEX alerts_outbox ON alerts(outbox_id);
+
+        CREATE TABLE terms (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL,
+            term TEXT NOT NULL,
+            term_key TEXT NOT NULL,
+            source TEXT NOT NULL,
+            added_by TEXT,
+            added_at REAL NOT NULL,
+            UNIQUE (channel, term_key)
+        );
+
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """,
+    ),
+]

@@ -1,0 +1,352 @@
+"""One poll cycle: due feeds -> fetch -> parse -> match -> dedup -> outbox.
+
+`Poller.run_cycle` is the table of contents; each stage is a plain function
+or an injected object (fetcher, store, clock), so every step is testable on
+its own. Fetching and parsing run concurrently in worker threads; everything
+that touches the database happens on the calling thread, one transaction per
+feed, so a feed's items, its alerts and its bookkeeping commit together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from bot.config import Config, FeedConfig
+from bot.fetch import Fetcher
+from bot.identity import keys_for_feed
+from bot.messages import ALERT, DIGEST, alert_payload, digest_payload
+from bot.models import FeedError, FetchResult, Item, ParsedFeed
+from bot.parse import parse_feed
+from bot.store import ASSEMBLING, FeedRow, Store
+from bot.watchlist import TermHit, WatchList
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+BACKOFF_START = 300.0  # first retry of a failing feed: 5 minutes, doubling
+BACKOFF_CAP = 86400.0  # never wait more than a day
+GONE_RECHECK = 30 * 86400.0  # a 410 feed is not polled again for a month
+
+
+@dataclass
+class FeedOutcome:
+    url: str
+    name: str
+    status: str  # ok | not_modified | unchanged | error
+    items: int = 0
+    new_items: int = 0
+    alerts: int = 0
+    duplicates: int = 0
+    error: str | None = None
+    error_kind: str | None = None
+
+
+@dataclass
+class CycleReport:
+    feeds: list[FeedOutcome] = field(default_factory=list)
+    duration: float = 0.0
+    digests: int = 0
+
+    @property
+    def items(self) -> int:
+        return sum(f.items for f in self.feeds)
+
+    @property
+    def new_items(self) -> int:
+        return sum(f.new_items for f in self.feeds)
+
+    @property
+    def alerts(self) -> int:
+        return sum(f.alerts for f in self.feeds)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(f.duplicates for f in self.feeds)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for f in self.feeds if f.status == "error")
+
+
+@dataclass
+class _Fetched:
+    feed: FeedConfig
+    row: FeedRow
+    result: FetchResult | None = None
+    parsed: ParsedFeed | None = None
+    body_hash: str | None = None
+    error: FeedError | None = None
+
+
+class _ChannelBudget:
+    """`max_alerts_per_poll` single alerts per channel per cycle; the rest of
+    the cycle's matches for that channel share one digest message."""
+
+    def __init__(self, store: Store, limit: int) -> None:
+        self.store = store
+        self.limit = limit
+        self.singles: dict[str, int] = {}
+        self.digests: dict[str, int] = {}
+
+    def outbox_for(self, channel: str, payload: dict[str, object], now: float) -> int:
+        used = self.singles.get(channel, 0)
+        if used < self.limit:
+            self.singles[channel] = used + 1
+            return self.store.add_outbox(channel, ALERT, payload, now)
+        if channel not in self.digests:
+            # Written now (inside this feed's transaction) so the items are
+            # never lost; it becomes sendable when the cycle finishes.
+            self.digests[channel] = self.store.add_outbox(
+                channel, DIGEST, {"items": []}, now, state=ASSEMBLING
+            )
+        return self.digests[channel]
+
+
+def feed_display_name(feed: FeedConfig, row: FeedRow | None) -> str:
+    if feed.name:
+        return feed.name
+    if row is not None and row.title:
+        return row.title
+    return urlsplit(feed.url).hostname or feed.url
+
+
+def is_eligible(item: Item, *, first_poll: bool, max_age: float, now: float) -> bool:
+    """SPEC §4: on a feed's first poll only recent dated items alert; later
+    polls alert undated newcomers too; nothing older than max_age ever does."""
+    if item.published is None:
+        return not first_poll
+    return not (max_age > 0 and item.published < now - max_age)
+
+
+def newest_first(items: Iterable[Item]) -> list[Item]:
+    indexed = list(enumerate(items))
+    # Dated items newest first, then undated ones in document order.
+    indexed.sort(key=lambda p: (p[1].published is None, -(p[1].published or 0.0), p[0]))
+    return [item for _, item in indexed]
+
+
+def next_check_after_success(
+    feed: FeedConfig, config: Config, parsed: ParsedFeed | None, now: float, jitter: float
+) -> float:
+    interval = feed.interval or config.settings.interval
+    if parsed is not None and parsed.ttl_seconds:
+        interval = max(interval, float(parsed.ttl_seconds))
+    return now + interval * (1.0 + jitter)
+
+
+def next_check_after_failure(
+    feed: FeedConfig, config: Config, failures: int, error: FeedError, now: float
+) -> float:
+    if error.gone:
+        return now + GONE_RECHECK
+    interval = feed.interval or config.settings.interval
+    delay = min(BACKOFF_CAP, max(interval, BACKOFF_START * 2 ** max(0, failures - 1)))
+    if error.retry_after:
+        delay = max(delay, min(BACKOFF_CAP, error.retry_after))
+    return now + delay
+
+
+class Poller:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        fetcher: Fetcher,
+        *,
+        clock: Clock = time.time,
+        rng: random.Random | None = None,
+        jitter: float = 0.0,
+        workers: int = 16,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.fetcher = fetcher
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.jitter = jitter  # fraction of the interval added at random to spread polls
+        self.workers = workers
+
+    # -- the cycle -------------------------------------------------------
+
+    def run_cycle(self, *, all_feeds: bool = False) -> CycleReport:
+        started = self.clock()
+        self.finish_digests()  # a previous cycle that crashed may have left some open
+        self.store.sync_feeds([f.url for f in self.config.feeds])
+        feeds = self.due_feeds(started, all_feeds=all_feeds)
+        watchlist = self.watchlist()
+        budget = _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll)
+        report = CycleReport()
+        cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle
+        for fetched in self.fetch_all(feeds):
+            report.feeds.append(self.process(fetched, watchlist, budget, cycle_items))
+        report.digests = self.finish_digests()
+        report.duration = self.clock() - started
+        self.store.set_meta("last_cycle_at", repr(self.clock()))
+        return report
+
+    def watchlist(self) -> WatchList:
+        titles = {row.url: row.title for row in self.store.feeds() if row.title}
+        return WatchList(self.config, self.store.terms(), titles)
+
+    def due_feeds(self, now: float, *, all_feeds: bool) -> list[tuple[FeedConfig, FeedRow]]:
+        rows = {row.url: row for row in self.store.feeds([f.url for f in self.config.feeds])}
+        due = []
+        for feed in self.config.feeds:
+            row = rows[feed.url]
+            if all_feeds or (not row.gone and row.next_check_at <= now):
+                due.append((feed, row))
+        return due
+
+    def fetch_all(self, feeds: Sequence[tuple[FeedConfig, FeedRow]]) -> Iterable[_Fetched]:
+        """Yield each feed's fetch+parse result as soon as it is ready."""
+        if not feeds:
+            return
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(feeds))) as pool:
+            futures: list[Future[_Fetched]] = [
+                pool.submit(self.fetch_one, feed, row) for feed, row in feeds
+            ]
+            for future in as_completed(futures):
+                yield future.result()
+
+    def fetch_one(self, feed: FeedConfig, row: FeedRow) -> _Fetched:
+        fetched = _Fetched(feed, row)
+        try:
+            result = self.fetcher.fetch(feed.url, etag=row.etag, last_modified=row.last_modified)
+            fetched.result = result
+            if result.not_modified:
+                return fetched
+            fetched.body_hash = hashlib.sha256(result.body).hexdigest()
+            if fetched.body_hash == row.body_hash and row.first_polled_at is not None:
+                return fetched  # server ignores conditional GET but nothing changed
+            fetched.parsed = parse_feed(
+                result.body,
+                url=result.url,
+                content_type=result.headers.get("content-type"),
+                max_items=self.config.settings.max_items_per_feed,
+            )
+        except FeedError as exc:
+            fetched.error = exc
+        except Exception as exc:  # a bug must cost one feed, never the cycle
+            log.exception("unexpected error polling %s", feed.url)
+            fetched.error = FeedError("internal", f"internal error: {type(exc).__name__}")
+        return fetched
+
+    # -- one feed ----------------------------------------------------------
+
+    def process(
+        self,
+        fetched: _Fetched,
+        watchlist: WatchList,
+        budget: _ChannelBudget,
+        cycle_items: dict[int, int],
+    ) -> FeedOutcome:
+        feed, row = fetched.feed, fetched.row
+        now = self.clock()
+        name = feed_display_name(feed, row)
+        if fetched.error is not None:
+            return self.record_failure(feed, row, fetched.error, now)
+        result = fetched.result
+        assert result is not None
+        jitter = self.rng.random() * self.jitter
+        next_check = next_check_after_success(feed, self.config, fetched.parsed, now, jitter)
+        if fetched.parsed is None:
+            self.store.record_feed_success(
+                row.id,
+                now=now,
+                next_check_at=next_check,
+                etag=result.etag,
+                last_modified=result.last_modified,
+            )
+            status = "not_modified" if result.not_modified else "unchanged"
+            return FeedOutcome(feed.url, name, status)
+
+        parsed = fetched.parsed
+        if not feed.name and parsed.title:
+            name = parsed.title
+        outcome = FeedOutcome(feed.url, name, "ok", items=len(parsed.items))
+        first_poll = row.first_polled_at is None
+        items = newest_first(parsed.items)
+        keys_by_item = dict(zip(map(id, parsed.items), keys_for_feed(parsed.items), strict=True))
+        with self.store.transaction():
+            for item in items:
+                keys = keys_by_item[id(item)]
+                known = self.store.find_story(keys)
+                if known is not None:
+                    self.store.touch_story(known, keys, now)
+                    if cycle_items.get(known, row.id) != row.id:
+                        outcome.duplicates += 1
+                    continue
+                item_id = self.store.insert_item(row.id, item, keys, now)
+                cycle_items[item_id] = row.id
+                outcome.new_items += 1
+                if not is_eligible(
+                    item, first_poll=first_poll, max_age=self.config.settings.max_age, now=now
+                ):
+                    continue
+                for channel, hits in watchlist.channels_for(item, feed.url).items():
+                    if self.queue_alert(channel, item_id, item, name, hits, budget, now):
+                        outcome.alerts += 1
+            self.store.record_feed_success(
+                row.id,
+                now=now,
+                next_check_at=next_check,
+                title=parsed.title,
+                etag=result.etag,
+                last_modified=result.last_modified,
+                body_hash=fetched.body_hash,
+            )
+        return outcome
+
+    def queue_alert(
+        self,
+        channel: str,
+        item_id: int,
+        item: Item,
+        source: str,
+        hits: Sequence[TermHit],
+        budget: _ChannelBudget,
+        now: float,
+    ) -> bool:
+        if self.store.has_alert(channel, item_id):
+            return False
+        terms = [hit.term for hit in hits]
+        spans = [span for hit in hits for span in hit.spans]
+        outbox_id = budget.outbox_for(channel, alert_payload(item, source, terms, spans), now)
+        return self.store.add_alert(channel, item_id, terms, outbox_id, now)
+
+    def record_failure(
+        self, feed: FeedConfig, row: FeedRow, error: FeedError, now: float
+    ) -> FeedOutcome:
+        failures = row.consecutive_failures + 1
+        self.store.record_feed_failure(
+            row.id,
+            now=now,
+            kind=error.kind,
+            message=error.message,
+            next_check_at=next_check_after_failure(feed, self.config, failures, error, now),
+            gone=error.gone,
+        )
+        return FeedOutcome(
+            feed.url,
+            feed_display_name(feed, row),
+            "error",
+            error=error.message,
+            error_kind=error.kind,
+        )
+
+    def finish_digests(self) -> int:
+        """Turn this cycle's assembling digests into sendable messages."""
+        finished = 0
+        for digest in self.store.assembling_digests():
+            payload = digest_payload(self.store.digest_entries(digest.id))
+            self.store.finish_digest(digest.id, payload)
+            finished += 1
+        return finished

@@ -1,0 +1,342 @@
+"""The watch-term language (SPEC §3): parse a term typed in Slack into a `Query`.
+
+Pure functions, no I/O. The same `tokenize`/`fold` pair is used for the terms
+and for the feed text they are matched against (see `bot.match`), so both
+sides always agree on what a "word" is.
+
+Grammar, informally::
+
+    term        := element (element)*
+    element     := WORD | "quoted phrase" | OR | -WORD | -"quoted phrase"
+
+Words side by side form one phrase, upper-case ``OR`` (a word on its own)
+separates alternatives, a quoted phrase is exact (no plural/possessive forms),
+and exclusions (``-word``, ``-"a phrase"``) apply to the whole term wherever
+they stand.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import NamedTuple
+
+__all__ = [
+    "MAX_TERM_LENGTH",
+    "Phrase",
+    "Query",
+    "QueryError",
+    "Token",
+    "fold",
+    "parse_query",
+    "tokenize",
+]
+
+MAX_TERM_LENGTH = 200
+
+
+class QueryError(ValueError):
+    """A term that cannot be used. `str(error)` is a short sentence for users."""
+
+
+# --------------------------------------------------------------------------
+# Normalisation and tokenisation
+# --------------------------------------------------------------------------
+
+# Apostrophes that may sit inside a word: ASCII, ’ (the usual typographic one),
+# ‘ (mis-typed), ʼ (modifier letter) and the full-width one. All fold to "'".
+_APOSTROPHES = "'\u2019\u2018\u02bc\uff07"
+_APOSTROPHE_TABLE = str.maketrans(dict.fromkeys(_APOSTROPHES[1:], "'"))
+
+# Double quotes that delimit an exact phrase. Slack clients often turn " into
+# “ ” (smart quotes), so all of these count, and any one closes any other.
+_QUOTES = '"\u201c\u201d\u201e\u201f\uff02'
+
+# Combining marks that are "accents" and are dropped by `fold`: the generic
+# diacritic blocks plus Hebrew points and Arabic vowel marks. Script-specific
+# marks that change a letter (kana voicing, Indic virama/nukta, Thai vowels)
+# are kept, so folding never merges genuinely different words there.
+_DIACRITIC_BLOCKS = (
+    (0x0300, 0x036F),  # Combining Diacritical Marks
+    (0x0591, 0x05C7),  # Hebrew points and cantillation
+    (0x0610, 0x061A),  # Arabic marks
+    (0x064B, 0x065F),  # Arabic harakat
+    (0x0670, 0x0670),  # Arabic superscript alef
+    (0x06D6, 0x06ED),  # Arabic Quranic marks
+    (0x1AB0, 0x1AFF),  # Combining Diacritical Marks Extended
+    (0x1DC0, 0x1DFF),  # Combining Diacritical Marks Supplement
+    (0x20D0, 0x20FF),  # Combining Diacritical Marks for Symbols
+    (0xFE20, 0xFE2F),  # Combining Half Marks
+)
+_DIACRITICS = frozenset(
+    chr(cp)
+    for lo, hi in _DIACRITIC_BLOCKS
+    for cp in range(lo, hi + 1)
+    if unicodedata.combining(chr(cp))
+)
+
+
+def fold(text: str) -> str:
+    """Normalise text for comparison: NFKD (full-width and compatibility forms
+    become plain ones), accents dropped, case folded, typographic apostrophes
+    turned into ``'``. ``fold("Café") == "cafe"``, ``fold("ＴＡＲＩＦＦ") == "tariff"``.
+    """
+    if text.isascii():
+        return text.lower()
+    text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHE_TABLE))
+    # casefold can produce new decomposable or upper-case-looking sequences
+    # (e.g. "İ" -> "i̇", "ℌ" decomposes to "H"), so normalise once more.
+    text = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(ch for ch in text if ch not in _DIACRITICS)
+    return unicodedata.normalize("NFC", text)
+
+
+class Token(NamedTuple):
+    """One word of a text: `start`/`end` index the ORIGINAL text, `word` is folded."""
+
+    start: int
+    end: int
+    word: str
+
+
+def _mark_class() -> str:
+    """A regex character class body with every combining mark (category M).
+
+    Python's ``\\w`` covers letters and digits but not combining marks, which
+    belong to the word they follow ("e" + U+0301). Marks only exist in planes
+    0, 1 and 14; scanning those takes a few tens of milliseconds, once.
+    """
+    ranges: list[tuple[int, int]] = []
+    for block in (range(0x20000), range(0xE0000, 0xE1000)):
+        for cp in block:
+            if unicodedata.category(chr(cp))[0] != "M":
+                continue
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    return "".join(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges)
+
+
+# Ideographs and kana: written without spaces, so each character is a word of
+# its own and a term like 東京 becomes the two-word phrase 東 京.
+_CJK = (
+    "\u3005-\u3007\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+    "\U00020000-\U0002fa1f\U00030000-\U0003134f"
+)
+_M = f"[{_mark_class()}]"
+_A = f"[{_APOSTROPHES}]"
+_W = r"[^\W_]"  # a letter or digit: \w without the underscore
+# A word: a letter/digit, then letters/digits/marks, with single apostrophes
+# allowed between them (don't, tariff's). Leading/trailing apostrophes are not
+# part of the word (tariffs' -> tariffs).
+_WORD_RE = re.compile(f"{_W}(?:{_W}|{_M})*(?:{_A}{_W}(?:{_W}|{_M})*)*")
+_CJK_RE = re.compile(f"[{_CJK}]")
+# The same, for the rare run that contains ideographs or kana: those split off.
+_WL = f"(?![{_CJK}]){_W}"
+_SPLIT_RE = re.compile(f"[{_CJK}]{_M}*|{_WL}(?:{_WL}|{_M})*(?:{_A}{_WL}(?:{_WL}|{_M})*)*")
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split text into words: runs of letters and digits (with their combining
+    marks and inner apostrophes). Everything else, including ``_`` and ``-``,
+    separates words: ``"Trade-Deal"`` -> trade, deal; ``"tariff’s"`` -> tariff's.
+    """
+    tokens: list[Token] = []
+    for m in _WORD_RE.finditer(text):
+        if _CJK_RE.search(m.group()) is None:
+            _add_token(tokens, m.start(), m.end(), m.group())
+        else:
+            for sub in _SPLIT_RE.finditer(text, m.start(), m.end()):
+                _add_token(tokens, sub.start(), sub.end(), sub.group())
+    return tokens
+
+
+def _add_token(tokens: list[Token], start: int, end: int, raw: str) -> None:
+    word = fold(raw).strip("'")
+    if word:
+        tokens.append(Token(start, end, word))
+
+
+# --------------------------------------------------------------------------
+# Queries
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """Consecutive words to find. `words` are folded; `exact` means it was
+    written in double quotes, so the last word gets no plural/possessive forms."""
+
+    words: tuple[str, ...]
+    exact: bool = False
+
+    def describe(self, *, show_forms: bool = True) -> str:
+        shown = _join_words(self.words)
+        if self.exact:
+            kind = "exact phrase" if len(self.words) > 1 else "exact word"
+            return f'{kind} *"{shown}"*' if show_forms else f'*"{shown}"*'
+        if not show_forms:
+            return f"*{shown}*"
+        head = f"phrase *{shown}*" if len(self.words) > 1 else f"*{shown}*"
+        last = self.words[-1]
+        if not ("a" <= last[-1] <= "z"):  # the plural note only makes sense for Latin words
+            return head
+        also = _join_words((*self.words[:-1], _example_plural(last)))
+        return f"{head} (also: {also})"
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed watch term: it matches an item when any `include` phrase occurs
+    and no `exclude` phrase does. `text` is the term as typed (stripped)."""
+
+    text: str
+    include: tuple[Phrase, ...]
+    exclude: tuple[Phrase, ...] = ()
+
+    def describe(self) -> str:
+        """The query in words, Slack mrkdwn, e.g.
+        ``*tariff* (also: tariffs) or exact phrase *"pax silica"*, excluding *rumor*``.
+        Words only contain letters, digits and apostrophes, so this needs no escaping."""
+        text = " or ".join(p.describe() for p in self.include)
+        if self.exclude:
+            text += ", excluding " + " or ".join(p.describe(show_forms=False) for p in self.exclude)
+        return text
+
+
+def _example_plural(word: str) -> str:
+    """One plural/possessive form to show users (matching accepts more)."""
+    if word.endswith("y") and len(word) > 1 and word[-2] not in "aeiouy":
+        return word[:-1] + "ies"
+    if word.endswith(("ss", "x", "z", "ch", "sh")):
+        return word + "es"
+    if word.endswith("s"):
+        return word + "'s"
+    return word + "s"
+
+
+def _join_words(words: tuple[str, ...]) -> str:
+    out = ""
+    for word in words:
+        if out and not (_CJK_RE.match(out[-1]) and _CJK_RE.match(word)):
+            out += " "
+        out += word
+    return out
+
+
+class _Or:
+    pass
+
+
+_OR = _Or()
+
+
+@dataclass(frozen=True)
+class _Words:
+    words: tuple[str, ...]
+    quoted: bool
+
+
+@dataclass(frozen=True)
+class _Exclude:
+    phrase: Phrase
+
+
+_Element = _Words | _Exclude | _Or
+
+
+def _lex(text: str) -> list[_Element]:
+    elements: list[_Element] = []
+    chunk_start: int | None = None
+    i = 0
+
+    def flush(end: int) -> None:
+        nonlocal chunk_start
+        if chunk_start is None:
+            return
+        chunk = text[chunk_start:end]
+        chunk_start = None
+        if chunk == "OR":
+            elements.append(_OR)
+        elif chunk.startswith("-"):
+            words = tuple(t.word for t in tokenize(chunk.lstrip("-")))
+            if words:  # a lone "-" (as in "trade - deal") is just punctuation
+                elements.append(_Exclude(Phrase(words, exact=False)))
+        else:
+            words = tuple(t.word for t in tokenize(chunk))
+            if words:
+                elements.append(_Words(words, quoted=False))
+
+    while i < len(text):
+        ch = text[i]
+        if ch.isspace():
+            flush(i)
+        elif ch in _QUOTES:
+            prefix = text[chunk_start:i] if chunk_start is not None else ""
+            negate = bool(prefix) and not prefix.strip("-")
+            if negate:
+                chunk_start = None
+            else:
+                flush(i)
+            close = next((j for j in range(i + 1, len(text)) if text[j] in _QUOTES), -1)
+            if close < 0:
+                raise QueryError('unbalanced quote: every " needs a closing "')
+            words = tuple(t.word for t in tokenize(text[i + 1 : close]))
+            if not words:
+                raise QueryError("a quoted phrase has no letters or digits")
+            phrase = Phrase(words, exact=True)
+            elements.append(_Exclude(phrase) if negate else _Words(words, quoted=True))
+            i = close
+        elif chunk_start is None:
+            chunk_start = i
+        i += 1
+    flush(len(text))
+    return elements
+
+
+def parse_query(text: str) -> Query:
+    """Parse a watch term; raises `QueryError` with a user-facing reason."""
+    stripped = text.strip()
+    if not stripped:
+        raise QueryError("term is empty")
+    if len(stripped) > MAX_TERM_LENGTH:
+        raise QueryError(f"term is longer than {MAX_TERM_LENGTH} characters")
+
+    elements = _lex(stripped)
+    exclude = tuple(dict.fromkeys(e.phrase for e in elements if isinstance(e, _Exclude)))
+    sequence = [e for e in elements if not isinstance(e, _Exclude)]
+    if not any(isinstance(e, _Words) for e in sequence):
+        if exclude:
+            raise QueryError("a term can't be only exclusions: add a word to look for")
+        if sequence:
+            raise QueryError("OR needs a phrase on both sides")
+        raise QueryError("term has no letters or digits")
+
+    groups: list[list[_Words]] = [[]]
+    for element in sequence:
+        if isinstance(element, _Words):
+            groups[-1].append(element)
+        else:
+            groups.append([])
+
+    include: list[Phrase] = []
+    for group in groups:
+        if not group:
+            raise QueryError("OR needs a phrase on both sides")
+        if len(group) > 1 and any(part.quoted for part in group):
+            raise QueryError(
+                "a quoted phrase can't stand next to other words: "
+                "quote the whole phrase, or put OR between them"
+            )
+        words = tuple(word for part in group for word in part.words)
+        include.append(Phrase(words, exact=group[0].quoted))
+
+    unique = tuple(dict.fromkeys(include))
+    both = [p for p in unique if p in exclude]
+    if both:
+        shown = _join_words(both[0].words)
+        raise QueryError(f"“{shown}” is both looked for and excluded, so nothing could match")
+    return Query(text=stripped, include=unique, exclude=exclude)

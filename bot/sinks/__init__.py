@@ -1,0 +1,1 @@
+"""Destinations for alerts: one module per destination, each formats and sends."""

@@ -1,0 +1,54 @@
+"""Console sink: one readable block per message on stdout (no Slack token set)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, TextIO
+
+from bot.messages import ALERT, DIGEST, format_time
+from bot.text import clean_text, inline_text
+
+
+def format_console(channel: str, kind: str, payload: dict[str, Any]) -> str:
+    if kind == ALERT:
+        snippet = "".join(
+            f"**{inline_text(t)}**" if bold else inline_text(t) for t, bold in payload["snippet"]
+        )
+        lines = [
+            f"== alert -> {channel} " + "=" * 20,
+            clean_text(payload["title"]),
+            f"  link:    {clean_text(payload.get('link') or '(no link)')}",
+            f"  source:  {clean_text(payload['source'])}",
+            f"  time:    {format_time(payload.get('published'))}",
+            f"  matched: {', '.join(clean_text(t) for t in payload['terms'])}",
+        ]
+        if snippet:
+            lines.append(f"  {snippet}")
+    elif kind == DIGEST:
+        items = payload["items"]
+        lines = [f"== digest -> {channel}: {len(items)} more matching stories " + "=" * 6]
+        for entry in items:
+            lines.append(
+                f"  - {clean_text(entry['title'])} ({clean_text(entry['source'])})"
+                f"  {clean_text(entry.get('link') or '')}"
+            )
+    else:
+        lines = [f"== notice -> {channel} " + "=" * 20, clean_text(payload["text"])]
+    return "\n".join(lines) + "\n"
+
+
+class ConsoleSink:
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+
+    def send(self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int) -> str | None:
+        out = self._out or sys.stdout
+        with self._lock:
+            out.write(format_console(channel, kind, payload) + "\n")
+            out.flush()
+        return None
+
+    def find_sent(self, channel: str, outbox_id: int) -> str | None:
+        return None

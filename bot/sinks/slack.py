@@ -1,0 +1,205 @@
+"""Slack sink: Block Kit messages through chat.postMessage.
+
+All feed-derived text passes through `escape` exactly once, here, right
+before it is put into a message: `&`, `<`, `>` are entity-escaped so no feed
+can produce `<!channel>`, `<@U123>` or a disguised link, and mrkdwn markers
+are replaced by look-alikes so a feed cannot restyle the message.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.messages import ALERT, DIGEST, format_time
+from bot.sinks.base import DeliveryError
+from bot.text import clean_text, inline_text
+
+DEFAULT_API_URL = "https://slack.com/api/"
+METADATA_EVENT = "newshound_alert"
+
+# Errors that no retry can fix; the alert is kept as dead with the reason.
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "restricted_action",
+        "team_access_not_granted",
+        "channel_is_archived",
+        "invalid_arguments",
+        "ekm_access_denied",
+    }
+)
+
+_MRKDWN_LOOKALIKES = str.maketrans({"*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"})
+
+
+def escape(text: str) -> str:
+    """Make untrusted text inert inside a Slack mrkdwn field."""
+    text = inline_text(text)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.translate(_MRKDWN_LOOKALIKES)
+
+
+def _link(url: str | None, label: str) -> str:
+    """`<url|label>` for http(s) links; the label alone otherwise."""
+    if not url or not url.lower().startswith(("http://", "https://")):
+        return label
+    safe_url = (
+        clean_text(url)
+        .replace(" ", "%20")
+        .replace("|", "%7C")
+        .replace("<", "%3C")
+        .replace(">", "%3E")
+        .replace("&", "&amp;")
+    )
+    return f"<{safe_url}|{label}>"
+
+
+def format_alert(payload: dict[str, Any]) -> dict[str, Any]:
+    title = escape(payload["title"])
+    source = escape(payload["source"])
+    terms = [escape(t) for t in payload["terms"]]
+    when = format_time(payload.get("published"))
+    snippet = "".join(f"*{escape(t)}*" if bold else escape(t) for t, bold in payload["snippet"])
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"*{_link(payload.get('link'), title)}*"},
+        },
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"{source} · {when} · matched: " + ", ".join(f"*{t}*" for t in terms),
+                }
+            ],
+        },
+    ]
+    if snippet.strip():
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": snippet}})
+    text = f"{title} ({source}) matched: {', '.join(terms)}"
+    return {"text": text, "blocks": blocks}
+
+
+def format_digest(payload: dict[str, Any]) -> dict[str, Any]:
+    items = payload["items"]
+    header = f"{len(items)} more matching stories this round:"
+    lines = [f"• {_link(e.get('link'), escape(e['title']))} ({escape(e['source'])})" for e in items]
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
+    # A section holds at most 3000 characters: split the list over sections.
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        if chunk and size + len(line) + 1 > 2900:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(chunk)}})
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line) + 1
+    if chunk:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(chunk)}})
+    return {"text": header, "blocks": blocks[:50]}
+
+
+def format_notice(payload: dict[str, Any]) -> dict[str, Any]:
+    text = escape(payload["text"])
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
+def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    if kind == ALERT:
+        return format_alert(payload)
+    if kind == DIGEST:
+        return format_digest(payload)
+    return format_notice(payload)
+
+
+class SlackSink:
+    def __init__(self, token: str, api_url: str = DEFAULT_API_URL, timeout: float = 15.0) -> None:
+        if not api_url.endswith("/"):
+            api_url += "/"
+        # No built-in retries: the deliverer owns retry, backoff and Retry-After.
+        self.client = WebClient(
+            token=token, base_url=api_url, timeout=int(timeout), retry_handlers=[]
+        )
+
+    def send(self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int) -> str | None:
+        message = format_message(kind, payload)
+        try:
+            response = self.client.chat_postMessage(
+                channel=channel,
+                text=message["text"],
+                blocks=message["blocks"],
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={"event_type": METADATA_EVENT, "event_payload": {"outbox_id": outbox_id}},
+            )
+        except SlackApiError as exc:
+            raise _delivery_error(exc) from None
+        except Exception as exc:  # connection reset, timeout, DNS: all retryable
+            raise DeliveryError(f"connection error: {type(exc).__name__}") from None
+        ts = response.get("ts")
+        return str(ts) if ts else None
+
+    def find_sent(self, channel: str, outbox_id: int) -> str | None:
+        """Look for our metadata in the channel's recent history."""
+        try:
+            response = self.client.conversations_history(
+                channel=channel,
+                limit=100,
+                include_all_metadata=True,
+                oldest=str(time.time() - 86400),
+            )
+        except SlackApiError as exc:
+            raise _delivery_error(exc) from None
+        except Exception as exc:
+            raise DeliveryError(f"connection error: {type(exc).__name__}") from None
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if (
+                metadata.get("event_type") == METADATA_EVENT
+                and (metadata.get("event_payload") or {}).get("outbox_id") == outbox_id
+            ):
+                return str(message.get("ts"))
+        return None
+
+
+def _delivery_error(exc: SlackApiError) -> DeliveryError:
+    response = exc.response
+    status = getattr(response, "status_code", 0)
+    error = ""
+    try:
+        error = str(response.get("error") or "")
+    except Exception:
+        error = ""
+    if status == 429 or error == "ratelimited":
+        headers = getattr(response, "headers", {}) or {}
+        retry_after = _header(headers, "retry-after")
+        return DeliveryError("rate limited by Slack", retry_after=float(retry_after or 1))
+    if error in PERMANENT_ERRORS:
+        return DeliveryError(error, permanent=True)
+    if status >= 500 or not error:
+        return DeliveryError(f"Slack answered HTTP {status}")
+    return DeliveryError(error)
+
+
+def _header(headers: Any, name: str) -> str | None:
+    for key, value in dict(headers).items():
+        if key.lower() == name:
+            return str(value[0] if isinstance(value, list) else value)
+    return None

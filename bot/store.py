@@ -1,0 +1,572 @@
+"""SQLite persistence through sqlite-utils. The only SQL in the repo lives here.
+
+Deduplication is enforced by unique keys (`story_keys.key`,
+`alerts(channel, item_id)`), never by in-memory sets, so it survives restarts
+and concurrent writers. Times are epoch seconds (float, UTC).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from bot.migrations import MIGRATIONS
+from bot.models import Item
+
+# Outbox states. An alert is `pending` from the moment it is stored; a sender
+# marks it `sending` just before the call, then `sent` or `dead`. A digest is
+# `assembling` while its cycle is still adding items to it.
+ASSEMBLING = "assembling"
+PENDING = "pending"
+SENDING = "sending"
+SENT = "sent"
+DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    id: int
+    url: str
+    title: str | None
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    first_polled_at: float | None
+    last_polled_at: float | None
+    last_success_at: float | None
+    last_error: str | None
+    last_error_kind: str | None
+    last_error_at: float | None
+    consecutive_failures: int
+    next_check_at: float
+    gone: bool
+    suspended_at: float | None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    channel: str
+    kind: str
+    state: str
+    payload: dict[str, Any]
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    remote_id: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class TermRow:
+    channel: str
+    term: str
+    source: str
+    added_by: str | None
+    added_at: float
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    id: int
+    feed_id: int
+    item: Item
+    first_seen_at: float
+
+
+def term_key(term: str) -> str:
+    """Two spellings of a term that differ only in case/spacing are one term."""
+    return " ".join(term.split()).casefold()
+
+
+class Store:
+    """One SQLite database. Safe to share between threads (one lock)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE)
+        # so a write never starts implicitly and never commits half a cycle.
+        conn = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        self._depth = 0
+        if self.path != ":memory:":
+            self.db.enable_wal()
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    # -- plumbing --------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all. Re-entrant."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self.db.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.db.conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self.db.conn.execute(sql, params)
+
+    def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    def _migrate(self) -> None:
+        with self._lock:
+            current = self.db.conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in MIGRATIONS:
+                if number <= current:
+                    continue
+                with self.transaction():
+                    for statement in _split_sql(script):
+                        self.db.conn.execute(statement)
+                    self.db.conn.execute(f"PRAGMA user_version = {int(number)}")
+
+    def schema_version(self) -> int:
+        return int(self._execute("PRAGMA user_version").fetchone()[0])
+
+    def integrity_ok(self) -> bool:
+        return self._execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # -- meta ------------------------------------------------------------
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- feeds -----------------------------------------------------------
+
+    def sync_feeds(self, urls: Sequence[str]) -> None:
+        """Make sure every configured feed has a row (new ones are due now)."""
+        with self.transaction():
+            for url in urls:
+                self._execute("INSERT OR IGNORE INTO feeds(url) VALUES (?)", (url,))
+
+    def feed(self, url: str) -> FeedRow | None:
+        rows = self._rows("SELECT * FROM feeds WHERE url = ?", (url,))
+        return _feed_row(rows[0]) if rows else None
+
+    def feeds(self, urls: Sequence[str] | None = None) -> list[FeedRow]:
+        rows = self._rows("SELECT * FROM feeds ORDER BY id")
+        found = [_feed_row(r) for r in rows]
+        if urls is None:
+            return found
+        wanted = set(urls)
+        return [f for f in found if f.url in wanted]
+
+    def record_feed_success(
+        self,
+        feed_id: int,
+        *,
+        now: float,
+        next_check_at: float,
+        title: str | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        body_hash: str | None = None,
+    ) -> None:
+        self._execute(
+            """UPDATE feeds SET
+                 title = COALESCE(?, title), etag = ?, last_modified = ?,
+                 body_hash = COALESCE(?, body_hash),
+                 first_polled_at = COALESCE(first_polled_at, ?),
+                 last_polled_at = ?, last_success_at = ?,
+                 consecutive_failures = 0, next_check_at = ?, suspended_at = NULL
+               WHERE id = ?""",
+            (title, etag, last_modified, body_hash, now, now, now, next_check_at, feed_id),
+        )
+
+    def record_feed_failure(
+        self,
+        feed_id: int,
+        *,
+        now: float,
+        kind: str,
+        message: str,
+        next_check_at: float,
+        gone: bool = False,
+        suspend: bool = False,
+    ) -> int:
+        """Returns the new count of consecutive failures."""
+        with self.transaction():
+            self._execute(
+                """UPDATE feeds SET
+                     last_polled_at = ?, last_error = ?, last_error_kind = ?,
+                     last_error_at = ?, consecutive_failures = consecutive_failures + 1,
+                     next_check_at = ?, gone = MAX(gone, ?),
+                     suspended_at = CASE WHEN ? THEN COALESCE(suspended_at, ?) ELSE suspended_at END
+                   WHERE id = ?""",
+                (now, message, kind, now, next_check_at, int(gone), int(suspend), now, feed_id),
+            )
+            row = self._execute(
+                "SELECT consecutive_failures FROM feeds WHERE id = ?", (feed_id,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- items and story identity ---------------------------------------
+
+    def find_story(self, keys: Sequence[str]) -> int | None:
+        """The item id of a story already seen under any of these keys."""
+        for key in keys:
+            row = self._execute("SELECT item_id FROM story_keys WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                return int(row[0])
+        return None
+
+    def touch_story(self, item_id: int, keys: Sequence[str], now: float) -> None:
+        """A known story seen again: remember new aliases, keep it from pruning."""
+        for key in keys:
+            self._execute(
+                "INSERT OR IGNORE INTO story_keys(key, item_id) VALUES (?, ?)", (key, item_id)
+            )
+        self._execute("UPDATE items SET last_seen_at = ? WHERE id = ?", (now, item_id))
+
+    def insert_item(self, feed_id: int, item: Item, keys: Sequence[str], now: float) -> int:
+        cursor = self._execute(
+            """INSERT INTO items(story_key, feed_id, guid, link, title, summary, tags,
+                                 author, published_at, first_seen_at, last_seen_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                keys[0],
+                feed_id,
+                item.guid,
+                item.link,
+                item.title,
+                item.summary,
+                json.dumps(list(item.tags)),
+                item.author,
+                item.published,
+                now,
+                now,
+            ),
+        )
+        item_id = int(cursor.lastrowid or 0)
+        for key in keys:
+            self._execute(
+                "INSERT OR IGNORE INTO story_keys(key, item_id) VALUES (?, ?)", (key, item_id)
+            )
+        return item_id
+
+    def recent_items(self, limit: int = 200) -> list[StoredItem]:
+        rows = self._rows(
+            "SELECT * FROM items ORDER BY COALESCE(published_at, first_seen_at) DESC, id DESC "
+            "LIMIT ?",
+            (limit,),
+        )
+        return [_stored_item(r) for r in rows]
+
+    def item_count(self) -> int:
+        return int(self._execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    def prune_items(self, older_than: float) -> int:
+        """Forget stories not seen in any feed since `older_than` (and their alerts)."""
+        with self.transaction():
+            ids = [
+                r[0]
+                for r in self._execute(
+                    "SELECT id FROM items WHERE last_seen_at < ? AND id NOT IN "
+                    "(SELECT a.item_id FROM alerts a JOIN outbox o ON o.id = a.outbox_id "
+                    " WHERE o.state IN (?, ?, ?))",
+                    (older_than, ASSEMBLING, PENDING, SENDING),
+                ).fetchall()
+            ]
+            for item_id in ids:
+                self._execute("DELETE FROM alerts WHERE item_id = ?", (item_id,))
+                self._execute("DELETE FROM story_keys WHERE item_id = ?", (item_id,))
+                self._execute("DELETE FROM items WHERE id = ?", (item_id,))
+        return len(ids)
+
+    # -- alerts and outbox ----------------------------------------------
+
+    def has_alert(self, channel: str, item_id: int) -> bool:
+        row = self._execute(
+            "SELECT 1 FROM alerts WHERE channel = ? AND item_id = ?", (channel, item_id)
+        ).fetchone()
+        return row is not None
+
+    def add_outbox(
+        self, channel: str, kind: str, payload: dict[str, Any], now: float, state: str = PENDING
+    ) -> int:
+        cursor = self._execute(
+            "INSERT INTO outbox(channel, kind, state, payload, created_at, next_attempt_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (channel, kind, state, json.dumps(payload), now, now),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def add_alert(
+        self, channel: str, item_id: int, terms: Sequence[str], outbox_id: int, now: float
+    ) -> bool:
+        """False when this channel already has an alert for this story."""
+        cursor = self._execute(
+            "INSERT OR IGNORE INTO alerts(channel, item_id, terms, outbox_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (channel, item_id, json.dumps(list(terms)), outbox_id, now),
+        )
+        return cursor.rowcount == 1
+
+    def digest_entries(self, outbox_id: int) -> list[dict[str, Any]]:
+        return self._rows(
+            """SELECT i.title, i.link, i.published_at, f.title AS feed_title, f.url AS feed_url,
+                      a.terms
+               FROM alerts a JOIN items i ON i.id = a.item_id JOIN feeds f ON f.id = i.feed_id
+               WHERE a.outbox_id = ? ORDER BY a.id""",
+            (outbox_id,),
+        )
+
+    def assembling_digests(self) -> list[OutboxRow]:
+        return self._outbox_where("state = ?", (ASSEMBLING,))
+
+    def finish_digest(self, outbox_id: int, payload: dict[str, Any]) -> None:
+        self._execute(
+            "UPDATE outbox SET state = ?, payload = ? WHERE id = ? AND state = ?",
+            (PENDING, json.dumps(payload), outbox_id, ASSEMBLING),
+        )
+
+    def _outbox_where(self, where: str, params: Sequence[Any], limit: int = -1) -> list[OutboxRow]:
+        rows = self._rows(
+            f"SELECT * FROM outbox WHERE {where} ORDER BY id LIMIT {int(limit)}", params
+        )
+        return [_outbox_row(r) for r in rows]
+
+    def outbox_message(self, outbox_id: int) -> OutboxRow | None:
+        found = self._outbox_where("id = ?", (outbox_id,))
+        return found[0] if found else None
+
+    def due_messages(self, now: float) -> list[OutboxRow]:
+        """The oldest sendable message of every channel whose retry time has come."""
+        rows = self._rows(
+            """SELECT o.* FROM outbox o
+               JOIN (SELECT channel, MIN(id) AS id FROM outbox
+                     WHERE state IN (?, ?) GROUP BY channel) head ON head.id = o.id
+               WHERE o.next_attempt_at <= ? ORDER BY o.id""",
+            (PENDING, SENDING, now),
+        )
+        return [_outbox_row(r) for r in rows]
+
+    def next_attempt_time(self) -> float | None:
+        row = self._execute(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE state IN (?, ?)", (PENDING, SENDING)
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def mark_sending(self, outbox_id: int, now: float) -> None:
+        self._execute(
+            "UPDATE outbox SET state = ?, attempts = attempts + 1 WHERE id = ?",
+            (SENDING, outbox_id),
+        )
+
+    def mark_sent(self, outbox_id: int, remote_id: str | None, now: float) -> None:
+        self._execute(
+            "UPDATE outbox SET state = ?, remote_id = ?, sent_at = ?, last_error = NULL "
+            "WHERE id = ?",
+            (SENT, remote_id, now, outbox_id),
+        )
+
+    def mark_retry(self, outbox_id: int, error: str, next_attempt_at: float) -> None:
+        self._execute(
+            "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ? WHERE id = ?",
+            (PENDING, error, next_attempt_at, outbox_id),
+        )
+
+    def mark_dead(self, outbox_id: int, error: str, now: float) -> None:
+        self._execute(
+            "UPDATE outbox SET state = ?, last_error = ?, sent_at = NULL WHERE id = ?",
+            (DEAD, error, outbox_id),
+        )
+
+    def outbox_counts(self) -> dict[str, int]:
+        rows = self._execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
+        return {str(state): int(count) for state, count in rows}
+
+    def messages(self, state: str, limit: int = 50) -> list[OutboxRow]:
+        return self._outbox_where("state = ?", (state,), limit)
+
+    def alert_count(self, channel: str | None = None) -> int:
+        if channel is None:
+            return int(self._execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
+        return int(
+            self._execute("SELECT COUNT(*) FROM alerts WHERE channel = ?", (channel,)).fetchone()[0]
+        )
+
+    # -- watch terms -----------------------------------------------------
+
+    def sync_config_terms(self, terms: Sequence[tuple[str, str]], now: float) -> None:
+        """Mirror feeds.yaml: config-owned rows equal exactly the config's terms."""
+        wanted = {(channel, term_key(term)): term for channel, term in terms}
+        with self.transaction():
+            existing = self._rows("SELECT channel, term_key FROM terms WHERE source = 'config'")
+            for row in existing:
+                if (row["channel"], row["term_key"]) not in wanted:
+                    self._execute(
+                        "DELETE FROM terms "
+                        "WHERE channel = ? AND term_key = ? AND source = 'config'",
+                        (row["channel"], row["term_key"]),
+                    )
+            for (channel, key), term in wanted.items():
+                # A config term takes ownership of an identical term added from Slack.
+                self._execute(
+                    """INSERT INTO terms(channel, term, term_key, source, added_at)
+                       VALUES (?, ?, ?, 'config', ?)
+                       ON CONFLICT(channel, term_key) DO UPDATE SET
+                         source = 'config', term = excluded.term""",
+                    (channel, term, key, now),
+                )
+
+    def add_term(
+        self, channel: str, term: str, source: str, added_by: str | None, now: float
+    ) -> bool:
+        """False when the channel already watches this term."""
+        cursor = self._execute(
+            "INSERT OR IGNORE INTO terms(channel, term, term_key, source, added_by, added_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (channel, term, term_key(term), source, added_by, now),
+        )
+        return cursor.rowcount == 1
+
+    def find_term(self, channel: str, term: str) -> TermRow | None:
+        rows = self._rows(
+            "SELECT * FROM terms WHERE channel = ? AND term_key = ?", (channel, term_key(term))
+        )
+        return _term_row(rows[0]) if rows else None
+
+    def remove_term(self, channel: str, term: str) -> bool:
+        cursor = self._execute(
+            "DELETE FROM terms WHERE channel = ? AND term_key = ? AND source != 'config'",
+            (channel, term_key(term)),
+        )
+        return cursor.rowcount == 1
+
+    def terms(self, channel: str | None = None) -> list[TermRow]:
+        if channel is None:
+            rows = self._rows("SELECT * FROM terms ORDER BY channel, id")
+        else:
+            rows = self._rows("SELECT * FROM terms WHERE channel = ? ORDER BY id", (channel,))
+        return [_term_row(r) for r in rows]
+
+    def count_terms(self, channel: str) -> int:
+        return int(
+            self._execute("SELECT COUNT(*) FROM terms WHERE channel = ?", (channel,)).fetchone()[0]
+        )
+
+
+def _split_sql(script: str) -> list[str]:
+    # Migrations hold no semicolons inside strings, so a plain split is exact.
+    statements = []
+    for chunk in script.split(";"):
+        lines = [ln for ln in chunk.splitlines() if not ln.strip().startswith("--")]
+        text = "\n".join(lines).strip()
+        if text:
+            statements.append(text)
+    return statements
+
+
+def _feed_row(r: dict[str, Any]) -> FeedRow:
+    return FeedRow(
+        id=r["id"],
+        url=r["url"],
+        title=r["title"],
+        etag=r["etag"],
+        last_modified=r["last_modified"],
+        body_hash=r["body_hash"],
+        first_polled_at=r["first_polled_at"],
+        last_polled_at=r["last_polled_at"],
+        last_success_at=r["last_success_at"],
+        last_error=r["last_error"],
+        last_error_kind=r["last_error_kind"],
+        last_error_at=r["last_error_at"],
+        consecutive_failures=r["consecutive_failures"],
+        next_check_at=r["next_check_at"],
+        gone=bool(r["gone"]),
+        suspended_at=r["suspended_at"],
+    )
+
+
+def _outbox_row(r: dict[str, Any]) -> OutboxRow:
+    return OutboxRow(
+        id=r["id"],
+        channel=r["channel"],
+        kind=r["kind"],
+        state=r["state"],
+        payload=json.loads(r["payload"]),
+        attempts=r["attempts"],
+        next_attempt_at=r["next_attempt_at"],
+        last_error=r["last_error"],
+        remote_id=r["remote_id"],
+        created_at=r["created_at"],
+    )
+
+
+def _term_row(r: dict[str, Any]) -> TermRow:
+    return TermRow(
+        channel=r["channel"],
+        term=r["term"],
+        source=r["source"],
+        added_by=r["added_by"],
+        added_at=r["added_at"],
+    )
+
+
+def _stored_item(r: dict[str, Any]) -> StoredItem:
+    return StoredItem(
+        id=r["id"],
+        feed_id=r["feed_id"],
+        first_seen_at=r["first_seen_at"],
+        item=Item(
+            title=r["title"],
+            link=r["link"],
+            guid=r["guid"],
+            summary=r["summary"],
+            tags=tuple(json.loads(r["tags"])),
+            published=r["published_at"],
+            author=r["author"],
+        ),
+    )

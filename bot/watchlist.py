@@ -1,0 +1,85 @@
+"""Every channel's watch terms, compiled once into one matcher.
+
+Terms come from feeds.yaml (config-owned, scoped by each watch's `feeds:`)
+and from `/watch add` (stored in the database; they apply to every feed the
+channel already watches in the config, or to all feeds).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from bot.config import Config
+from bot.match import Matcher, Span
+from bot.models import Item
+from bot.query import Query, QueryError, parse_query
+from bot.store import TermRow
+
+log = logging.getLogger(__name__)
+
+WatchKey = tuple[str, str]  # (channel, term)
+
+
+@dataclass(frozen=True)
+class TermHit:
+    term: str
+    spans: tuple[Span, ...]
+
+
+class WatchList:
+    def __init__(
+        self,
+        config: Config,
+        term_rows: Sequence[TermRow],
+        feed_titles: Mapping[str, str] | None = None,
+    ) -> None:
+        channel_scopes: dict[str, set[str] | None] = {}
+        term_scopes: dict[WatchKey, set[str] | None] = {}
+        for watch in config.watches:
+            if watch.feeds:
+                urls: set[str] | None = {f.url for f in config.feeds_for_watch(watch, feed_titles)}
+            else:
+                urls = None
+            channel_scopes[watch.channel] = _union(channel_scopes.get(watch.channel, set()), urls)
+            for term in watch.terms:
+                key = (watch.channel, term)
+                term_scopes[key] = _union(term_scopes.get(key, set()), urls)
+
+        self.scopes: dict[WatchKey, frozenset[str] | None] = {}
+        queries: list[tuple[WatchKey, Query]] = []
+        for row in term_rows:
+            key = (row.channel, row.term)
+            try:
+                query = parse_query(row.term)
+            except QueryError as exc:
+                log.warning("skipping stored term %r: %s", row.term, exc)
+                continue
+            if row.source == "config":
+                scope = term_scopes.get(key, channel_scopes.get(row.channel))
+            else:
+                scope = channel_scopes.get(row.channel)
+            self.scopes[key] = None if scope is None else frozenset(scope)
+            queries.append((key, query))
+        self.matcher: Matcher[WatchKey] = Matcher(queries)
+
+    def __len__(self) -> int:
+        return len(self.matcher)
+
+    def channels_for(self, item: Item, feed_url: str) -> dict[str, list[TermHit]]:
+        """Channel -> the terms that match this item from this feed."""
+        found: dict[str, list[TermHit]] = defaultdict(list)
+        for (channel, term), spans in self.matcher.match(item).items():
+            scope = self.scopes.get((channel, term))
+            if scope is not None and feed_url not in scope:
+                continue
+            found[channel].append(TermHit(term, tuple(spans)))
+        return dict(found)
+
+
+def _union(current: set[str] | None, more: set[str] | None) -> set[str] | None:
+    if current is None or more is None:
+        return None
+    return current | more

@@ -1,0 +1,85 @@
+"""Builds the real objects from the environment: config, store, fetcher, sinks.
+
+Secrets are read from the environment only, here, and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.channels import channel_kind
+from bot.config import Config, Settings, empty_config, load_config
+from bot.fetch import FetchPolicy
+from bot.sinks.base import Sink
+from bot.sinks.console import ConsoleSink
+from bot.sinks.discord import DiscordSink
+from bot.sinks.slack import DEFAULT_API_URL, SlackSink
+
+DEFAULT_CONFIG = "feeds.yaml"
+DEFAULT_DB = "newshound.db"
+
+
+@dataclass(frozen=True)
+class Paths:
+    config: str
+    db: str
+
+
+def resolve_paths(
+    config: str | None, db: str | None, env: Mapping[str, str] | None = None
+) -> Paths:
+    env = os.environ if env is None else env
+    return Paths(
+        config=config or env.get("NEWSHOUND_CONFIG") or DEFAULT_CONFIG,
+        db=db or env.get("NEWSHOUND_DB") or DEFAULT_DB,
+    )
+
+
+def load_or_empty(path: str) -> Config:
+    """The config if the file exists (errors raise ConfigError), else an empty one."""
+    if not Path(path).exists():
+        return empty_config(path)
+    return load_config(path)
+
+
+def fetch_policy(settings: Settings) -> FetchPolicy:
+    return FetchPolicy(
+        timeout=settings.fetch_timeout,
+        max_body_bytes=int(settings.max_body_mb * 1024 * 1024),
+        allow_networks=settings.allow_networks,
+    )
+
+
+def config_terms(config: Config) -> list[tuple[str, str]]:
+    return [(watch.channel, term) for watch in config.watches for term in watch.terms]
+
+
+class SinkRouter:
+    """Picks the sink for a channel: Slack (or the console when no bot token
+    is configured) for Slack IDs, a webhook for `discord:` channels."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, console_only: bool = False) -> None:
+        env = dict(os.environ if env is None else env)
+        self.console = ConsoleSink()
+        token = env.get("SLACK_BOT_TOKEN", "").strip()
+        self.slack: Sink | None = None
+        if token and not console_only:
+            self.slack = SlackSink(token, env.get("SLACK_API_URL") or DEFAULT_API_URL)
+        self.discord: Sink | None = None if console_only else DiscordSink(env)
+
+    def __call__(self, channel: str) -> Sink:
+        if channel_kind(channel) == "discord" and self.discord is not None:
+            return self.discord
+        if channel_kind(channel) == "slack" and self.slack is not None:
+            return self.slack
+        return self.console
+
+    @property
+    def describe(self) -> str:
+        return "slack" if self.slack is not None else "console"
+
+
+SinkFor = Callable[[str], Sink]

@@ -1,0 +1,173 @@
+"""A fake Slack Web API over real HTTP on 127.0.0.1.
+
+Records every call, answers like Slack, and can inject failures: queue
+`fail_next(...)` responses (HTTP status, Slack error, Retry-After, delay,
+dropped connection) for a method. Point `SLACK_API_URL` at `api_url`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    headers: dict[str, str]
+    at: float  # time.monotonic() when received
+
+
+@dataclass
+class Fault:
+    status: int = 200
+    error: str | None = None
+    retry_after: float | None = None
+    delay: float = 0.0
+    drop: bool = False  # close the connection without answering
+
+
+@dataclass
+class _State:
+    calls: list[Call] = field(default_factory=list)
+    faults: dict[str, deque[Fault]] = field(default_factory=dict)
+    posted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    fail_every: dict[str, tuple[int, Fault]] = field(default_factory=dict)
+    counter: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self.state = _State()
+        state = self.state
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                ctype = self.headers.get("Content-Type", "")
+                if "json" in ctype:
+                    args = json.loads(raw or b"{}")
+                else:
+                    args = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+                method = self.path.rsplit("/", 1)[-1].split("?")[0]
+                call = Call(method, args, dict(self.headers), time.monotonic())
+                with state.lock:
+                    state.calls.append(call)
+                    fault = _next_fault(state, method)
+                if fault is not None:
+                    if fault.delay:
+                        time.sleep(fault.delay)
+                    if fault.drop:
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                    if fault.status != 200 or fault.error:
+                        body = {"ok": False, "error": fault.error or "internal_error"}
+                        headers = {}
+                        if fault.retry_after is not None:
+                            headers["Retry-After"] = str(int(fault.retry_after))
+                        self._answer(fault.status, body, headers)
+                        return
+                self._answer(200, _respond(state, method, args))
+
+            def _answer(
+                self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+
+    def start(self) -> FakeSlack:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def fail_next(self, method: str, *faults: Fault) -> None:
+        with self.state.lock:
+            self.state.faults.setdefault(method, deque()).extend(faults)
+
+    def fail_every(self, method: str, n: int, fault: Fault) -> None:
+        with self.state.lock:
+            self.state.fail_every[method] = (n, fault)
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        with self.state.lock:
+            return [c for c in self.state.calls if method is None or c.method == method]
+
+    def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Messages Slack accepted (not the failed attempts)."""
+        with self.state.lock:
+            found = []
+            for ch, messages in self.state.posted.items():
+                if channel is None or ch == channel:
+                    found.extend(messages)
+            return found
+
+
+def _next_fault(state: _State, method: str) -> Fault | None:
+    queue = state.faults.get(method)
+    if queue:
+        return queue.popleft()
+    every = state.fail_every.get(method)
+    if every:
+        n, fault = every
+        count = sum(1 for c in state.calls if c.method == method)
+        if count % n == 0:
+            return fault
+    return None
+
+
+def _respond(state: _State, method: str, args: dict[str, Any]) -> dict[str, Any]:
+    if method == "chat.postMessage":
+        state.counter += 1
+        ts = f"{1700000000 + state.counter}.{state.counter:06d}"
+        message = dict(args)
+        message["ts"] = ts
+        if isinstance(message.get("metadata"), str):
+            message["metadata"] = json.loads(message["metadata"])
+        state.posted.setdefault(str(args.get("channel")), []).append(message)
+        return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": message}
+    if method == "conversations.history":
+        messages = list(reversed(state.posted.get(str(args.get("channel")), [])))
+        return {"ok": True, "messages": messages, "has_more": False}
+    if method == "auth.test":
+        return {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1"}
+    if method == "chat.postEphemeral":
+        return {"ok": True, "message_ts": "1.1"}
+    return {"ok": True}

@@ -1,0 +1,150 @@
+"""Watch channel strings: Slack IDs and Discord webhooks (bot.channels)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.channels import (
+    channel_kind,
+    display_channel,
+    env_var_name,
+    resolve_discord_webhook,
+    validate_channel,
+)
+
+HOOK = "https://discord.com/api/webhooks/123456789012345678/s3cr3t-T0KEN_value"
+
+
+@pytest.mark.parametrize(
+    ("channel", "kind"),
+    [
+        ("C0123456789", "slack"),
+        ("G0123456789", "slack"),
+        ("D0123456789", "slack"),
+        (f"discord:{HOOK}", "discord"),
+        ("discord:$TRADE_WEBHOOK", "discord"),
+    ],
+)
+def test_channel_kind(channel: str, kind: str) -> None:
+    assert channel_kind(channel) == kind
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        "C0123456789",
+        "G01234567",
+        "D0ABCDEFGHIJ",
+        f"discord:{HOOK}",
+        "discord:http://127.0.0.1:8080/api/webhooks/1/abc",
+        "discord:https://hooks.example.org/anything",
+        "discord:$TRADE_WEBHOOK",
+        "discord:${TRADE_WEBHOOK}",
+        "discord:$_x1",
+    ],
+)
+def test_valid_channels(channel: str) -> None:
+    assert validate_channel(channel) is None
+
+
+@pytest.mark.parametrize(
+    ("channel", "message"),
+    [
+        ("", "the channel is empty"),
+        ("c0123456789", '"c0123456789" is not a Slack channel ID'),
+        ("C01234", '"C01234" is not a Slack channel ID'),
+        ("U0123456789", '"U0123456789" is not a Slack channel ID'),
+        ("general", '"general" is not a Slack channel ID'),
+        ("#general", '"#general" is a channel name; use the Slack channel ID'),
+        (HOOK, "a URL alone is not a channel; write discord:<webhook URL>"),
+        ("Discord:" + HOOK, "write the discord: prefix in lower case"),
+        ("discord:", "discord: must be followed by a webhook URL or $ENVIRONMENT_VARIABLE"),
+        ("discord:ftp://discord.com/api/webhooks/1/TOKEN", "the Discord webhook URL must start"),
+        ("discord:discord.com/api/webhooks/1/TOKEN", "the Discord webhook URL must start"),
+        ("discord:https:///api/webhooks/1/TOKEN", "the Discord webhook URL has no host name"),
+        (
+            "discord:https://user:TOKEN@discord.com/api/webhooks/1/TOKEN",
+            "the Discord webhook URL must not contain a user name or password",
+        ),
+        ("discord:https://disc ord.com/TOKEN", "the Discord webhook URL must not contain spaces"),
+        ("discord:https://[::1/TOKEN", "the Discord webhook URL is not a valid URL"),
+        ("discord:$", '"" is not a valid environment variable name'),
+        ("discord:$1HOOK", '"1HOOK" is not a valid environment variable name'),
+        ("discord:$MY-HOOK", '"MY-HOOK" is not a valid environment variable name'),
+    ],
+)
+def test_invalid_channels(channel: str, message: str) -> None:
+    error = validate_channel(channel)
+    assert error is not None
+    assert error.startswith(message), error
+    assert "TOKEN" not in error
+
+
+@pytest.mark.parametrize(
+    ("channel", "shown"),
+    [
+        ("C0123456789", "C0123456789"),
+        (f"discord:{HOOK}", "discord:…/123456789012345678/***"),
+        ("discord:https://discord.com/api/webhooks/123/TOKEN?wait=true", "discord:…/123/***"),
+        ("discord:http://127.0.0.1:9/hooks/42/TOKEN", "discord:…/42/***"),
+        ("discord:https://hooks.example.org/TOKEN", "discord:…/***"),
+        ("discord:https://hooks.example.org/abcTOKEN/TOKEN", "discord:…/***"),
+        ("discord:https://u:TOKEN@discord.com/api/webhooks/7/TOKEN", "discord:…/7/***"),
+        ("discord:$TRADE_WEBHOOK", "discord:$TRADE_WEBHOOK"),
+        ("discord:${TRADE_WEBHOOK}", "discord:$TRADE_WEBHOOK"),
+        ("discord:$BAD-TOKEN", "discord:$***"),
+        ("https://hooks.slack.com/services/T0/B0/TOKEN", "…/***"),
+        ("weird TOKEN value", "***"),
+    ],
+)
+def test_display_channel_never_shows_the_token(channel: str, shown: str) -> None:
+    assert display_channel(channel) == shown
+    assert "TOKEN" not in display_channel(channel)
+
+
+def test_env_var_name() -> None:
+    assert env_var_name("discord:$TRADE_WEBHOOK") == "TRADE_WEBHOOK"
+    assert env_var_name("discord:${TRADE_WEBHOOK}") == "TRADE_WEBHOOK"
+    assert env_var_name(f"discord:{HOOK}") is None
+    assert env_var_name("C0123456789") is None
+
+
+def test_resolve_inline_webhook() -> None:
+    assert resolve_discord_webhook(f"discord:{HOOK}", {}) == HOOK
+
+
+def test_resolve_webhook_from_environment() -> None:
+    env = {"TRADE_WEBHOOK": f"  {HOOK}\n"}
+    assert resolve_discord_webhook("discord:$TRADE_WEBHOOK", env) == HOOK
+    assert resolve_discord_webhook("discord:${TRADE_WEBHOOK}", env) == HOOK
+
+
+@pytest.mark.parametrize(
+    ("channel", "env", "message"),
+    [
+        ("discord:$TRADE_WEBHOOK", {}, "environment variable TRADE_WEBHOOK is not set"),
+        (
+            "discord:$TRADE_WEBHOOK",
+            {"TRADE_WEBHOOK": " "},
+            "environment variable TRADE_WEBHOOK is not set",
+        ),
+        (
+            "discord:$TRADE_WEBHOOK",
+            {"TRADE_WEBHOOK": "ftp://discord.com/api/webhooks/1/TOKEN"},
+            "environment variable TRADE_WEBHOOK: the Discord webhook URL must start with https://",
+        ),
+        (
+            "discord:$TRADE_WEBHOOK",
+            {"TRADE_WEBHOOK": "https://me:TOKEN@discord.com/api/webhooks/1/TOKEN"},
+            "environment variable TRADE_WEBHOOK: the Discord webhook URL must not contain",
+        ),
+        ("discord:$9X", {"9X": HOOK}, '"9X" is not a valid environment variable name'),
+        ("discord:ftp://x/1/TOKEN", {}, "the Discord webhook URL must start with https://"),
+        ("C0123456789", {}, "C0123456789 is not a Discord channel"),
+    ],
+)
+def test_resolve_errors_reveal_no_secret(channel: str, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        resolve_discord_webhook(channel, env)
+    assert str(info.value).startswith(message), str(info.value)
+    assert "TOKEN" not in str(info.value)

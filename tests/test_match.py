@@ -1,0 +1,411 @@
+"""Matching items against many terms at once, and snippet highlighting."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from bot.match import FIELDS, Matcher, Span, document_fields, highlight
+from bot.models import Item
+from bot.query import Phrase, Query, QueryError, parse_query, tokenize
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def matches(term: str, item: Item) -> bool:
+    return term in Matcher([(term, parse_query(term))]).match(item)
+
+
+# (term, title, summary, should match)
+MATCH_CASES = [
+    # phrases: punctuation and whitespace between words are ignored
+    ("trade deal", "US and India sign Trade-Deal", "", True),
+    ("trade deal", "a trade  deal", "", True),
+    ("trade deal", "TRADE DEAL.", "", True),
+    ("trade deal", "on trade, deal or no deal", "", True),
+    ("trade deal", "trade\ndeal", "", True),
+    ("trade deal", "tradedeal signed", "", False),
+    ("trade deal", "deal on trade", "", False),
+    ("trade deal", "trade deals expected", "", True),
+    ("trade deal", "India’s trade deal’s fine print", "", True),
+    ("tradedeal", "trade deal", "", False),
+    # whole words only
+    ("tariff", "tariffication of everything", "", False),
+    ("AI", "the minister said", "", False),
+    ("AI", "Chairman Rai", "", False),
+    ("AI", "AI chips", "", True),
+    ("AI", "A.I. chips", "", False),
+    ("AI", "new AIs", "", True),
+    ("deal", "car dealer", "", False),
+    ("deal", "dealmaking", "", False),
+    ("deal", "a deal", "", True),
+    ("silica", "Pax Silica", "", True),
+    ("silica", "silicates", "", False),
+    # case, accents, full-width forms
+    ("cafe", "Café culture", "", True),
+    ("café", "CAFE", "", True),
+    ("tariff", "ＴＡＲＩＦＦ", "", True),
+    ("ｔａｒｉｆｆ", "tariff", "", True),
+    ("Sao Paulo", "São Paulo port strike", "", True),
+    # plural and possessive of the last word
+    ("tariff", "new tariffs", "", True),
+    ("tariff", "the tariff's scope", "", True),
+    ("tariff", "the tariff’s scope", "", True),
+    ("tariff", "the tariffs' scope", "", True),
+    ("tariff", "the tariffs’ scope", "", True),
+    ("tax", "taxes rise", "", True),
+    ("policy", "new policies", "", True),
+    ("match", "matches", "", True),
+    ("tariffs", "one tariff", "", False),
+    # quoted exact phrase: no plural/possessive, still case/accent-insensitive
+    ('"tariff"', "new tariffs", "", False),
+    ('"tariff"', "the tariff’s scope", "", False),
+    ('"tariff"', "TARIFF!", "", True),
+    ('"trade deal"', "trade deals", "", False),
+    ('"trade deal"', "Trade-Deal", "", True),
+    ('"cafe"', "Café", "", True),
+    ('"tariffs"', "tariffs", "", True),
+    # OR
+    ("tariff OR duty", "duties rise", "", True),
+    ("tariff OR duty", "tariffs rise", "", True),
+    ("tariff OR duty", "quotas rise", "", False),
+    ("tariff or duty", "tariff or duty", "", True),
+    ("tariff or duty", "tariff", "", False),
+    # exclusions, with the same rules
+    ("semiconductor -rumor", "Semiconductor plant opens", "", True),
+    ("semiconductor -rumor", "Semiconductor rumor", "", False),
+    ("semiconductor -rumor", "Semiconductor", "rumors swirl", False),
+    ("semiconductor -rumor", "Semiconductor", "the rumor’s source", False),
+    ("semiconductor -rumor", "Semiconductor", "rumormongers", True),
+    ('semiconductor -"rumor"', "Semiconductor", "rumors swirl", True),
+    ('chips -"trade war"', "chips", "amid a trade war", False),
+    ('chips -"trade war"', "chips", "amid trade wars", True),
+    ('"trade deal" OR tariff -rumor -"denied"', "tariffs", "officials denied it", False),
+    ('"trade deal" OR tariff -rumor -"denied"', "tariffs", "officials deny it", True),
+    # a phrase never spans two fields
+    ("trade deal", "US reaches trade", "deal on steel", False),
+    ("trade deal", "", "US reaches trade deal on steel", True),
+]
+
+
+@pytest.mark.parametrize(("term", "title", "summary", "expected"), MATCH_CASES)
+def test_match(term: str, title: str, summary: str, expected: bool) -> None:
+    assert matches(term, Item(title=title, summary=summary)) is expected
+
+
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        ("trade deal", False),  # "trade" and "deal" are separate tags
+        ("trade", True),
+        ("deal", True),
+        ("semiconductors", True),
+        ("semiconductor", True),
+        ("ai chips", True),
+        ("chips india", False),
+    ],
+)
+def test_tags(term: str, expected: bool) -> None:
+    item = Item(
+        title="Weekly roundup", tags=("Trade", "Deal", "Semiconductors", "AI chips", "India")
+    )
+    assert matches(term, item) is expected
+
+
+@pytest.mark.parametrize("term", ["tariff", "ai", "tradedeal", "example", "https", "news", "guid"])
+def test_urls_are_never_searched(term: str) -> None:
+    item = Item(
+        title="Markets close higher",
+        summary="Stocks rose on Friday.",
+        link=f"https://example.com/news/{term}-tariff-ai-tradedeal",
+        guid=f"tag:example.com,2025:{term}-guid",
+    )
+    assert not matches(term, item)
+
+
+def test_document_fields() -> None:
+    item = Item(title="T", summary="S", link="https://x/tariff", tags=(" a ", "b c", ""))
+    assert document_fields(item) == {"title": "T", "summary": "S", "tags": "a · b c"}
+    assert tuple(document_fields(item)) == FIELDS
+
+
+def test_spans_point_at_the_matched_words() -> None:
+    item = Item(
+        title="Tariffs: the Trade-Deal",
+        summary="A trade deal, and tariff’s cost.",
+        tags=("Trade deal",),
+    )
+    matcher = Matcher(
+        [
+            ("td", parse_query("trade deal")),
+            ("tariff", parse_query("tariff -rumor")),
+            ("none", parse_query("quota")),
+        ]
+    )
+    result = matcher.match(item)
+    assert result == {
+        "td": [Span("title", 13, 23), Span("summary", 2, 12), Span("tags", 0, 10)],
+        "tariff": [Span("title", 0, 7), Span("summary", 18, 26)],
+    }
+    fields = document_fields(item)
+    assert [fields[s.field][s.start : s.end] for s in result["tariff"]] == ["Tariffs", "tariff’s"]
+
+
+def test_spans_of_all_alternatives_are_returned() -> None:
+    matcher = Matcher([(1, parse_query('tariff OR "pax silica"'))])
+    result = matcher.match_fields({"title": "Pax Silica and tariffs", "summary": ""})
+    assert result == {1: [Span("title", 0, 10), Span("title", 15, 22)]}
+
+
+def test_many_keys_shared_phrases_and_duplicate_keys() -> None:
+    terms: list[tuple[str, Query]] = [
+        ("a", parse_query("tariff")),
+        ("b", parse_query("tariffs")),
+        ("c", parse_query("tariff -rumor")),
+        ("d", parse_query("tariff OR quota")),
+        ("a", parse_query("quota")),  # the same key twice: alternatives
+        ("e", parse_query('"tariff"')),
+    ]
+    matcher = Matcher(terms)
+    assert len(matcher) == 6
+    assert list(matcher.match(Item(title="New tariffs"))) == ["a", "b", "c", "d"]
+    assert list(matcher.match(Item(title="tariff rumor"))) == ["a", "d", "e"]
+    result = matcher.match(Item(title="quota and tariff"))
+    assert list(result) == ["a", "c", "d", "e"]
+    assert result["a"] == [Span("title", 0, 5), Span("title", 10, 16)]
+    assert Matcher([]).match(Item(title="anything")) == {}
+    assert len(Matcher([])) == 0
+
+
+# --------------------------------------------------------------------------
+# A realistic article
+# --------------------------------------------------------------------------
+
+
+def load_article() -> Item:
+    title, _, summary = (
+        (FIXTURES / "trade_article.txt").read_text(encoding="utf-8").partition("\n\n")
+    )
+    return Item(
+        title=title.strip(),
+        summary=summary.strip(),
+        link="https://news.example.com/world/ai-tariff-tradedeal-rumor",
+        guid="urn:example:ai-tariff",
+        tags=("Trade", "India", "Semiconductors"),
+    )
+
+
+def test_article_fixture_is_what_the_cases_assume() -> None:
+    item = load_article()
+    words = {t.word for field in document_fields(item).values() for t in tokenize(field)}
+    assert 300 <= len(item.summary.split()) <= 400
+    assert {"tariffs", "said", "deal", "dealers", "dealmaking", "pax", "silica"} <= words
+    assert "tariff" not in words  # only the plural appears
+    assert "ai" not in words and "rumor" not in words
+
+
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        ("trade deal", True),
+        ("Pax Silica", True),
+        ('"Pax Silica"', True),
+        ("tariff", True),
+        ('"tariffs"', True),
+        ("deal", True),
+        ("dealer", True),  # "Car dealers"
+        ("semiconductor", True),
+        ("India", True),
+        ("US India", False),
+        ("chip", True),
+        ("medical device", True),
+        ("trade deal -rumor", True),
+        ("trade deal -dairy", False),
+        ("tariff -dealer", False),
+        ('tariffs -"trade deal"', False),
+        ("AI", False),  # the text says "said"; only the URL has "ai"
+        ('"tariff"', False),
+        ("tariffication", False),
+        ("tradedeal", False),
+        ('"trade deals"', False),
+        ("dealmaker", False),
+        ("silicon", False),
+        ("rumor OR AI", False),
+        ("rumor OR silica", True),
+    ],
+)
+def test_article(term: str, expected: bool) -> None:
+    assert matches(term, load_article()) is expected
+
+
+def test_article_deal_spans_skip_dealmaking() -> None:
+    item = load_article()
+    spans = Matcher([("deal", parse_query("deal"))]).match(item)["deal"]
+    fields = document_fields(item)
+    assert {fields[s.field][s.start : s.end] for s in spans} == {"deal"}
+    assert len(spans) == 4  # "trade deal" in title and summary, "the deal", "interim deal"
+
+
+# --------------------------------------------------------------------------
+# 10,000 terms: the index must return exactly what a naive matcher returns
+# --------------------------------------------------------------------------
+
+
+def _forms(word: str, rule: str) -> set[str]:
+    if rule == "exact":
+        return {word}
+    forms = {word, word + "'s"}
+    if rule == "last":
+        forms |= {word + "s", word + "es"}
+        if word.endswith("y"):
+            forms.add(word[:-1] + "ies")
+    return forms
+
+
+def _pieces(item: Item) -> list[list[str]]:
+    """The word lists a phrase may match inside (each tag separately)."""
+    pieces: list[list[str]] = []
+    for name, text in document_fields(item).items():
+        for piece in text.split(" · ") if name == "tags" else [text]:
+            pieces.append([t.word for t in tokenize(piece)])
+    return pieces
+
+
+def _phrase_in(phrase: Phrase, pieces: list[list[str]]) -> bool:
+    n = len(phrase.words)
+    rules = ["exact" if phrase.exact else "last" if k == n - 1 else "inner" for k in range(n)]
+    wanted = [_forms(w, rule) for w, rule in zip(phrase.words, rules, strict=True)]
+    return any(
+        all(words[i + k] in wanted[k] for k in range(n))
+        for words in pieces
+        for i in range(len(words) - n + 1)
+        if words[i] in wanted[0]
+    )
+
+
+def naive_match(terms: list[tuple[int, Query]], item: Item) -> list[int]:
+    """The obvious per-term loop the Matcher must agree with."""
+    pieces = _pieces(item)
+    return [
+        key
+        for key, query in terms
+        if any(_phrase_in(p, pieces) for p in query.include)
+        and not any(_phrase_in(p, pieces) for p in query.exclude)
+    ]
+
+
+def test_ten_thousand_terms() -> None:
+    item = load_article()
+    rng = random.Random(20240611)
+    vocabulary = sorted({t.word for t in tokenize(item.title + " " + item.summary)})
+    vocabulary += [f"zq{i}" for i in range(300)]  # words that never occur
+
+    def word() -> str:
+        w = rng.choice(vocabulary)
+        return rng.choice([w, w, w + "s", w.capitalize(), w + "’s"])
+
+    def phrase() -> str:
+        text = " ".join(word() for _ in range(rng.choice([1, 1, 1, 2, 2, 3])))
+        return f'"{text}"' if rng.random() < 0.2 else text
+
+    terms: list[tuple[int, Query]] = []
+    while len(terms) < 10_000:
+        text = " OR ".join(phrase() for _ in range(rng.choice([1, 1, 2])))
+        if rng.random() < 0.3:
+            excluded = phrase()
+            text += f" -{excluded}" if " " not in excluded or '"' in excluded else f' -"{excluded}"'
+        try:
+            terms.append((len(terms), parse_query(text)))
+        except QueryError:  # e.g. "x -x"; rare, skip it
+            continue
+    sentinels = {
+        10_000: "trade deal",
+        10_001: "tariff -zq1",
+        10_002: "tariff -dairy",
+        10_003: '"tariff"',
+        10_004: "Pax Silica OR zq2",
+        10_005: "AI",
+    }
+    terms += [(key, parse_query(text)) for key, text in sentinels.items()]
+
+    matcher = Matcher(terms)
+    assert len(matcher) == 10_006
+    result = matcher.match(item)
+    expected = naive_match(terms, item)
+    assert list(result) == expected
+    assert 100 < len(expected) < 9_000  # the generated terms exercise both outcomes
+    assert {10_000, 10_001, 10_004} <= set(result)
+    assert not {10_002, 10_003, 10_005} & set(result)
+    other = Item(title="zq3 unrelated", summary="India’s tariff policies", tags=("zq4s",))
+    assert list(matcher.match(other)) == naive_match(terms, other)
+
+
+# --------------------------------------------------------------------------
+# Snippets
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "spans", "expected"),
+    [
+        ("", [], []),
+        ("   ", [], []),
+        ("no match here", [], [("no match here", False)]),
+        (
+            "A  trade\n\tdeal  signed ",
+            [(3, 14)],
+            [("A ", False), ("trade deal", True), (" signed", False)],
+        ),
+        ("tariffs rise", [(0, 7)], [("tariffs", True), (" rise", False)]),
+        ("rise in tariffs", [(8, 15)], [("rise in ", False), ("tariffs", True)]),
+        (
+            "trade deal",
+            [(0, 10), (6, 10), (0, 5)],  # overlapping spans merge
+            [("trade deal", True)],
+        ),
+        (
+            "a tariff and a duty",
+            [(2, 8), (15, 19)],
+            [("a ", False), ("tariff", True), (" and a ", False), ("duty", True)],
+        ),
+        ("out of range", [(-5, 3), (10, 99)], [("out", True), (" of ran", False), ("ge", True)]),
+    ],
+)
+def test_highlight(
+    text: str, spans: list[tuple[int, int]], expected: list[tuple[str, bool]]
+) -> None:
+    assert highlight(text, spans) == expected
+
+
+def test_highlight_long_text_is_cut_around_the_first_span() -> None:
+    text = "lorem ipsum " * 60 + "the trade deal was signed " + "dolor sit " * 60
+    start = text.index("trade deal")
+    segments = highlight(text, [(start, start + 10)], max_len=100)
+    snippet = "".join(s for s, _ in segments)
+    assert len(snippet) <= 100
+    assert snippet.startswith("…") and snippet.endswith("…")
+    assert [s for s, bold in segments if bold] == ["trade deal"]
+    before, after = snippet.split("trade deal")
+    assert abs(len(before) - len(after)) < 25  # roughly centred
+    assert before[1] != " " and " " in before  # cut between words
+    assert snippet[1:].startswith(("lorem", "ipsum")) and snippet[:-1].endswith(("dolor", "sit"))
+
+
+def test_highlight_long_text_without_spans_keeps_the_start() -> None:
+    text = "word " * 200
+    segments = highlight(text, [], max_len=50)
+    assert len(segments) == 1 and not segments[0][1]
+    snippet = segments[0][0]
+    assert snippet.startswith("word") and snippet.endswith("word…") and len(snippet) <= 50
+
+
+def test_highlight_article() -> None:
+    item = load_article()
+    result = Matcher([("t", parse_query("Pax Silica"))]).match(item)
+    spans = [(s.start, s.end) for s in result["t"] if s.field == "summary"]
+    segments = highlight(item.summary, spans)
+    assert {s for s, bold in segments if bold} == {"Pax Silica"}
+    assert len("".join(s for s, _ in segments)) <= 280
+    assert "\n" not in "".join(s for s, _ in segments)

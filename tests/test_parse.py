@@ -1,0 +1,407 @@
+from __future__ import annotations
+
+import calendar
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from feedgen import FeedEntry, atom, json_feed, rss
+
+from bot.models import FeedError, ParsedFeed
+from bot.parse import parse_feed
+from bot.text import clean_text, html_to_text
+
+URL = "https://feeds.example/news/rss.xml"
+T0 = datetime(2025, 6, 10, 10, 0, tzinfo=UTC)
+ENTRIES = [
+    FeedEntry(
+        title="Trade deal <signed> & sealed",
+        link="https://news.example/a?utm_source=rss",
+        guid="urn:a",
+        summary="<p>Officials said the <b>trade&nbsp;deal</b> cuts tariffs.</p>"
+        "<script>alert('x')</script>",
+        published=T0,
+        tags=("Trade", "India"),
+    ),
+    FeedEntry(
+        title="Second story",
+        link="https://news.example/b",
+        guid="urn:b",
+        summary="Plain text summary",
+        published=T0 - timedelta(hours=1),
+    ),
+]
+
+
+def parse(body: bytes, **kwargs: object) -> ParsedFeed:
+    return parse_feed(body, url=URL, **kwargs)  # type: ignore[arg-type]
+
+
+def parse_error(body: bytes, **kwargs: object) -> FeedError:
+    with pytest.raises(FeedError) as info:
+        parse(body, **kwargs)
+    assert info.value.kind == "parse"
+    return info.value
+
+
+# --- text helpers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<p>Hello <b>world</b></p>", "Hello world"),
+        ("<p>one</p><p>two</p>", "one two"),
+        ("line<br>break<br/>again", "line break again"),
+        ("fo<b>o</b>bar", "foobar"),
+        (
+            "AT&amp;T &lt;tag&gt; &quot;q&quot; &#39;s&#39; &#x2014; &#8212; &eacute;",
+            "AT&T <tag> \"q\" 's' — — é",
+        ),
+        ("<script>var x = '<p>no</p>';</script>visible", "visible"),
+        ("<STYLE type='text/css'>p { color: red }</STYLE>shown", "shown"),
+        ("<!-- hidden <b>comment</b> -->text", "text"),
+        ("a < b and c > d", "a < b and c > d"),
+        ("  lots \n\t of   \r\n whitespace\u00a0here ", "lots of whitespace here"),
+        ("ctrl\x00\x07chars\x1b\u200bhere", "ctrlcharshere"),
+        ("<img src='x.png' alt='pic'>caption", "caption"),
+        ("<a href='https://x'>link</a> text", "link text"),
+        ("unclosed <script>alert(1)", "unclosed"),
+        ("broken <b", "broken"),
+        ("", ""),
+    ],
+)
+def test_html_to_text(html: str, text: str) -> None:
+    assert html_to_text(html) == text
+
+
+def test_html_to_text_is_fast_on_hostile_input() -> None:
+    nasty = "<script>" * 20000 + "<!--" * 20000 + "<a " * 20000
+    assert html_to_text(nasty) == ""
+
+
+def test_clean_text() -> None:
+    assert clean_text("  a\n\nb\tc\x00 ") == "a b c"
+    assert clean_text("x" * 10, max_len=5) == "xxxx…"
+    assert len(clean_text("word " * 100, max_len=50)) <= 50
+    assert clean_text("short", max_len=50) == "short"
+    assert clean_text("<b>kept</b>") == "<b>kept</b>"
+
+
+# --- RSS / Atom / JSON Feed ----------------------------------------------------------------
+
+
+def check_first_two(feed: ParsedFeed) -> None:
+    first, second = feed.items
+    assert first.title == "Trade deal <signed> & sealed"
+    assert first.link == "https://news.example/a?utm_source=rss"
+    assert first.guid == "urn:a"
+    assert first.summary == "Officials said the trade deal cuts tariffs."
+    assert first.tags == ("Trade", "India")
+    assert first.published == calendar.timegm(T0.utctimetuple())
+    assert second.title == "Second story"
+    assert second.summary == "Plain text summary"
+    assert second.published == first.published - 3600
+
+
+def test_rss20() -> None:
+    feed = parse(rss(ENTRIES, title="World & More", ttl=15))
+    assert feed.title == "World & More"
+    assert feed.ttl_seconds == 15 * 60
+    check_first_two(feed)
+
+
+def test_atom() -> None:
+    feed = parse(atom(ENTRIES, title="Atom News"), content_type="application/atom+xml")
+    assert feed.title == "Atom News"
+    assert feed.ttl_seconds is None
+    check_first_two(feed)
+
+
+def test_json_feed() -> None:
+    feed = parse(json_feed(ENTRIES, title="JSON News"), content_type="application/feed+json")
+    assert feed.title == "JSON News"
+    check_first_two(feed)
+
+
+def test_json_feed_sniffed_without_content_type() -> None:
+    body = b"\xef\xbb\xbf  \n" + json_feed(ENTRIES)
+    assert len(parse(body, content_type="text/plain").items) == 2
+
+
+def test_rss_details() -> None:
+    body = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"
+     xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel><title>Site</title><ttl>bogus</ttl>
+<item>
+  <title>Short &lt;em&gt;HTML&lt;/em&gt; title</title>
+  <link>/2025/06/story.html</link>
+  <description>Teaser</description>
+  <content:encoded><![CDATA[<p>The <i>full</i> story, much longer than the teaser.</p>]]>
+  </content:encoded>
+  <dc:creator>Jane Doe</dc:creator>
+  <category>Economy</category><category>Economy</category>
+</item>
+<item><title></title><link>javascript:alert(1)</link><guid>  </guid></item>
+</channel></rss>"""
+    feed = parse(body)
+    assert feed.ttl_seconds is None
+    story, empty = feed.items
+    assert story.title == "Short HTML title"
+    assert story.link == "https://feeds.example/2025/06/story.html"
+    assert story.summary == "The full story, much longer than the teaser."
+    assert story.author == "Jane Doe"
+    assert story.tags == ("Economy",)
+    assert story.published is None
+    assert empty.title == "(untitled)"
+    assert empty.link is None
+    assert empty.guid is None
+
+
+def test_relative_links_resolved_against_feed_url() -> None:
+    entries = [
+        FeedEntry(title="rel", link="story-1.html"),
+        FeedEntry(title="root", link="/top/story-2"),
+        FeedEntry(title="abs", link="https://other.example/x"),
+    ]
+    want = [
+        "https://feeds.example/news/story-1.html",
+        "https://feeds.example/top/story-2",
+        "https://other.example/x",
+    ]
+    for body in (rss(entries), atom(entries), json_feed(entries)):
+        assert [i.link for i in parse(body).items] == want
+
+
+def test_summary_capped() -> None:
+    entry = FeedEntry(title="long", summary="<p>" + "word " * 5000 + "</p>")
+    for body in (rss([entry]), json_feed([entry])):
+        summary = parse(body).items[0].summary
+        assert 3900 <= len(summary) <= 4000
+        assert summary.endswith("…")
+
+
+def test_future_dates_kept() -> None:
+    future = datetime.now(UTC) + timedelta(days=30)
+    item = parse(rss([FeedEntry(title="f", published=future)])).items[0]
+    assert item.published == pytest.approx(future.timestamp(), abs=1)
+
+
+def test_updated_used_when_no_published() -> None:
+    body = atom([FeedEntry(title="a", published=T0)]).replace(b"<published>", b"<!-- ")
+    body = body.replace(b"</published>", b" -->")
+    assert parse(body).items[0].published == T0.timestamp()
+
+
+def test_empty_feed_is_fine() -> None:
+    feed = parse(rss([], title="Nothing yet"))
+    assert feed.items == () and feed.title == "Nothing yet"
+
+
+# --- max_items -----------------------------------------------------------------------------
+
+
+def test_max_items_keeps_newest_in_document_order() -> None:
+    dates = [T0 - timedelta(hours=h) for h in (5, 1, 3, 0, 4, 2)]
+    entries = [FeedEntry(title=f"e{i}", published=d) for i, d in enumerate(dates)]
+    entries.insert(2, FeedEntry(title="undated"))
+    for body in (rss(entries), atom(entries), json_feed(entries)):
+        items = parse(body, max_items=3).items
+        assert [i.title for i in items] == ["e1", "e3", "e5"]
+        assert len(parse(body, max_items=500).items) == 7
+
+
+def test_max_items_undated_keeps_first() -> None:
+    entries = [FeedEntry(title=f"u{i}") for i in range(10)]
+    assert [i.title for i in parse(rss(entries), max_items=4).items] == ["u0", "u1", "u2", "u3"]
+
+
+# --- hostile and broken input ------------------------------------------------------------------
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<rss version="2.0"><channel><title>&lol9;</title>
+<item><title>&lol9;</title></item></channel></rss>"""
+
+
+def test_billion_laughs_refused() -> None:
+    err = parse_error(BILLION_LAUGHS)
+    assert "entities" in err.message
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_entities_refused_in_other_encodings(encoding: str) -> None:
+    text = BILLION_LAUGHS.decode().replace(
+        'version="1.0"?>', f'version="1.0" encoding="{encoding}"?>'
+    )
+    assert "entities" in parse_error(text.encode(encoding)).message
+
+
+def test_external_entity_refused() -> None:
+    body = b"""<?xml version="1.0"?>
+<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<rss version="2.0"><channel><title>&xxe;</title></channel></rss>"""
+    assert "entities" in parse_error(body).message
+
+
+def test_plain_doctype_without_entities_accepted() -> None:
+    body = rss(ENTRIES).replace(
+        b"<rss",
+        b'<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
+        b'"http://my.netscape.com/publish/formats/rss-0.91.dtd">\n<rss',
+        1,
+    )
+    assert len(parse(body).items) == 2
+
+
+def test_html_page_rejected() -> None:
+    page = b"<!DOCTYPE html><html><head><title>Welcome</title></head><body><p>Hi</p></body></html>"
+    assert "not a feed" in parse_error(page, content_type="text/html; charset=utf-8").message
+    assert "not a feed" in parse_error(page).message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"   \n\t ", b"\xef\xbb\xbf", b"\x00\x00\x00", b"plain text, not a feed"],
+)
+def test_empty_or_junk_rejected(body: bytes) -> None:
+    assert "not a feed" in parse_error(body).message
+
+
+def test_invalid_utf8_accepted() -> None:
+    body = rss([FeedEntry(title="caf\u00e9 story", link="https://x.example/1")])
+    body = body.replace("caf\u00e9".encode(), b"caf\xe9 \xff\xfe")
+    feed = parse(body)
+    assert len(feed.items) == 1
+    assert feed.items[0].title.startswith("caf")
+    assert feed.items[0].link == "https://x.example/1"
+
+
+def test_truncated_xml_keeps_complete_items() -> None:
+    body = rss(ENTRIES)
+    cut = body[: body.index(b"Second story") + 3]
+    feed = parse(cut)
+    assert feed.items[0].title == "Trade deal <signed> & sealed"
+
+
+def test_control_characters_removed() -> None:
+    body = rss([FeedEntry(title="bell\x07 and\x1b escape")])
+    # Raw control characters are not allowed in XML at all; feedparser falls
+    # back to its loose parser and we still strip them.
+    assert parse(body).items[0].title == "bell and escape"
+
+
+def test_binary_garbage_only_raises_feed_error() -> None:
+    rng = random.Random(1234)
+    seeds = [rss(ENTRIES), atom(ENTRIES), json_feed(ENTRIES), BILLION_LAUGHS]
+    for n in range(300):
+        if n % 3 == 0:
+            body = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 400)))
+        else:
+            data = bytearray(rng.choice(seeds))
+            for _ in range(rng.randrange(1, 20)):
+                data[rng.randrange(len(data))] = rng.getrandbits(8)
+            body = bytes(data[: rng.randrange(1, len(data) + 1)])
+        try:
+            parse(body, content_type=rng.choice([None, "application/json", "text/html"]))
+        except FeedError as exc:
+            assert exc.kind == "parse"
+
+
+# --- JSON Feed robustness ---------------------------------------------------------------------
+
+
+def test_json_feed_wrong_types_tolerated() -> None:
+    doc = {
+        "version": "https://jsonfeed.org/version/1",
+        "title": ["not", "a", "string"],
+        "author": {"name": "Feed Author"},
+        "items": [
+            "not an object",
+            None,
+            42,
+            {
+                "id": 17,
+                "url": {"no": "dict"},
+                "external_url": "https://elsewhere.example/x",
+                "title": 3.14,
+                "content_html": ["x"],
+                "content_text": "Text body",
+                "summary": None,
+                "tags": ["ok", 5, None, "also ok"],
+                "date_published": 1234,
+                "date_modified": "2025-06-10T10:00:00Z",
+                "authors": "nobody",
+            },
+            {
+                "id": True,
+                "title": "Second",
+                "url": "relative/path",
+                "date_published": "not a date",
+                "tags": "not-a-list",
+                "author": {"name": "Old Style"},
+            },
+            {"id": None, "title": None, "content_html": "<p>Only <b>HTML</b></p>"},
+        ],
+    }
+    feed = parse(json.dumps(doc).encode(), content_type="application/feed+json")
+    assert feed.title is None
+    first, second, third = feed.items
+    assert first.guid == "17"
+    assert first.link == "https://elsewhere.example/x"
+    assert first.title == "(untitled)"
+    assert first.summary == "Text body"
+    assert first.tags == ("ok", "also ok")
+    assert first.published == T0.timestamp()
+    assert first.author == "Feed Author"
+    assert second.guid is None
+    assert second.link == "https://feeds.example/news/relative/path"
+    assert second.published is None
+    assert second.tags == ()
+    assert second.author == "Old Style"
+    assert third.summary == "Only HTML"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"version": "https://jsonfeed.org/version/1.1", "items": [', "not valid JSON"),
+        (b"[1, 2, 3]", "not an object"),
+        (b'{"title": "no version", "items": []}', "not a feed"),
+        (b'{"version": "https://example.org/v1", "items": []}', "not a feed"),
+        (b'{"version": "https://jsonfeed.org/version/1.1", "items": {"a": 1}}', "no items"),
+        (b'{"version": "https://jsonfeed.org/version/1.1"}', "no items"),
+        (b"{" + b'"a":[' * 50000, "JSON"),
+        (b'{"version": "https://jsonfeed.org/version/1.1", "items": []}\xff', "JSON"),
+    ],
+)
+def test_json_feed_errors(body: bytes, message: str) -> None:
+    assert message in parse_error(body, content_type="application/feed+json").message
+
+
+def test_json_feed_dates() -> None:
+    items = [
+        {"id": "1", "date_published": "2025-06-10T12:00:00+02:00"},
+        {"id": "2", "date_published": "2025-06-10T10:00:00"},
+        {"id": "3", "date_published": "2025-06-10T10:00:00.123456z"},
+    ]
+    doc = {"version": "https://jsonfeed.org/version/1.1", "items": items}
+    feed = parse(json.dumps(doc).encode())
+    assert [i.published for i in feed.items] == [
+        T0.timestamp(),
+        T0.timestamp(),
+        T0.timestamp() + 0.123456,
+    ]

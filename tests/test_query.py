@@ -1,0 +1,161 @@
+"""The watch-term language: fold, tokenize, parse_query, Query.describe."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.query import MAX_TERM_LENGTH, Phrase, Query, QueryError, Token, fold, parse_query, tokenize
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Tariff", "tariff"),
+        ("Café", "cafe"),
+        ("Cafe\u0301", "cafe"),  # combining acute accent
+        ("ＴＡＲＩＦＦ", "tariff"),  # full-width letters
+        ("tariff’s", "tariff's"),  # typographic apostrophe
+        ("Straße", "strasse"),
+        ("İstanbul", "istanbul"),
+        ("Việt Nam", "viet nam"),
+        ("ﬁnance", "finance"),  # ligature
+        ("naïve ÉLAN", "naive elan"),
+        ("ガ", "ガ"),  # kana voicing is not an accent: ガ stays distinct from カ
+    ],
+)
+def test_fold(text: str, expected: str) -> None:
+    assert fold(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", []),
+        ("  -- … !! ", []),
+        ("Trade-Deal", [(0, 5, "trade"), (6, 10, "deal")]),
+        ("tradedeal", [(0, 9, "tradedeal")]),
+        ("TRADE DEAL.", [(0, 5, "trade"), (6, 10, "deal")]),
+        ("trade, deal", [(0, 5, "trade"), (7, 11, "deal")]),
+        ("tariff’s", [(0, 8, "tariff's")]),
+        ("the tariffs' cost", [(0, 3, "the"), (4, 11, "tariffs"), (13, 17, "cost")]),
+        ("don't", [(0, 5, "don't")]),
+        ("‘quoted’", [(1, 7, "quoted")]),
+        ("x_y", [(0, 1, "x"), (2, 3, "y")]),
+        ("Cafe\u0301 au", [(0, 5, "cafe"), (6, 8, "au")]),
+        ("ＴＡＲＩＦＦ!", [(0, 6, "tariff")]),
+        ("U.S. F-35s", [(0, 1, "u"), (2, 3, "s"), (5, 6, "f"), (7, 10, "35s")]),
+        ("AI said", [(0, 2, "ai"), (3, 7, "said")]),
+        ("東京都に", [(0, 1, "東"), (1, 2, "京"), (2, 3, "都"), (3, 4, "に")]),
+        ("Tokyo東京", [(0, 5, "tokyo"), (5, 6, "東"), (6, 7, "京")]),
+    ],
+)
+def test_tokenize(text: str, expected: list[tuple[int, int, str]]) -> None:
+    tokens = tokenize(text)
+    assert tokens == [Token(*t) for t in expected]
+    for token in tokens:  # offsets index the original text
+        assert fold(text[token.start : token.end]).strip("'") == token.word
+
+
+def p(*words: str, exact: bool = False) -> Phrase:
+    return Phrase(words, exact)
+
+
+@pytest.mark.parametrize(
+    ("text", "include", "exclude"),
+    [
+        ("tariff", [p("tariff")], []),
+        ("  Trade Deal  ", [p("trade", "deal")], []),
+        ("Trade-Deal", [p("trade", "deal")], []),
+        ("semiconductor -rumor", [p("semiconductor")], [p("rumor")]),
+        (
+            '"trade deal" OR tariff -rumor -"denied"',
+            [p("trade", "deal", exact=True), p("tariff")],
+            [p("rumor"), p("denied", exact=True)],
+        ),
+        ("“pax silica”", [p("pax", "silica", exact=True)], []),  # Slack smart quotes
+        ("tariff or duty", [p("tariff", "or", "duty")], []),  # only upper-case OR
+        ("a OR b OR c", [p("a"), p("b"), p("c")], []),
+        ("tariff OR tariff", [p("tariff")], []),  # duplicates collapse
+        ("trade -rumor deal", [p("trade", "deal")], [p("rumor")]),
+        ("-rumor chips", [p("chips")], [p("rumor")]),
+        ("chips -trade-war", [p("chips")], [p("trade", "war")]),
+        ("trade - deal", [p("trade", "deal")], []),  # a lone dash is punctuation
+        ("ＴＡＲＩＦＦ Café", [p("tariff", "cafe")], []),
+        ("tariff’s", [p("tariff's")], []),
+        ("(tariff OR duty)", [p("tariff"), p("duty")], []),
+    ],
+)
+def test_parse_query(text: str, include: list[Phrase], exclude: list[Phrase]) -> None:
+    query = parse_query(text)
+    assert query.text == text.strip()
+    assert query.include == tuple(include)
+    assert query.exclude == tuple(exclude)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "term is empty"),
+        ("   \t ", "term is empty"),
+        ("x" * (MAX_TERM_LENGTH + 1), "term is longer than 200 characters"),
+        ("-rumor", "a term can't be only exclusions: add a word to look for"),
+        ('-rumor -"trade war"', "a term can't be only exclusions"),
+        ("-a OR -b", "a term can't be only exclusions"),
+        ("OR", "OR needs a phrase on both sides"),
+        ("OR OR", "OR needs a phrase on both sides"),
+        ("tariff OR", "OR needs a phrase on both sides"),
+        ("OR tariff", "OR needs a phrase on both sides"),
+        ("tariff OR OR duty", "OR needs a phrase on both sides"),
+        ('"trade deal', "unbalanced quote"),
+        ('tariff "', "unbalanced quote"),
+        ('""', "a quoted phrase has no letters or digits"),
+        ("&& !!", "term has no letters or digits"),
+        ('"pax silica" summit', "quoted phrase can't stand next to other words"),
+        ("tariff -tariff", "both looked for and excluded"),
+    ],
+)
+def test_parse_query_errors(text: str, message: str) -> None:
+    with pytest.raises(QueryError) as info:
+        parse_query(text)
+    assert message in str(info.value)
+
+
+def test_query_error_is_value_error() -> None:
+    assert issubclass(QueryError, ValueError)
+
+
+def test_exactly_max_length_is_accepted() -> None:
+    text = " ".join(["words"] * 40)[:MAX_TERM_LENGTH]
+    assert len(text) == MAX_TERM_LENGTH
+    assert parse_query(f"  {text}  ").text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tariff", "*tariff* (also: tariffs)"),
+        ("trade deal", "phrase *trade deal* (also: trade deals)"),
+        ("policy", "*policy* (also: policies)"),
+        ("tax", "*tax* (also: taxes)"),
+        ("paris", "*paris* (also: paris's)"),
+        ('"tariff"', 'exact word *"tariff"*'),
+        (
+            'tariff OR "pax silica" -rumor',
+            '*tariff* (also: tariffs) or exact phrase *"pax silica"*, excluding *rumor*',
+        ),
+        (
+            'Semiconductor -rumor -"trade war"',
+            '*semiconductor* (also: semiconductors), excluding *rumor* or *"trade war"*',
+        ),
+        ("F-35", "phrase *f 35*"),
+        ("東京", "phrase *東京*"),
+    ],
+)
+def test_describe(text: str, expected: str) -> None:
+    assert parse_query(text).describe() == expected
+
+
+def test_query_is_hashable_value() -> None:
+    assert parse_query("trade deal") == parse_query("trade deal")
+    assert len({parse_query("a OR b"), parse_query("a OR b")}) == 1
+    assert isinstance(parse_query("x"), Query)
