@@ -19,7 +19,8 @@ that applies to them:
 
 from __future__ import annotations
 
-import unicodedata
+import re
+from bisect import bisect_right
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -196,6 +197,8 @@ def _tag_breaks(text: str, tokens: list[Token]) -> frozenset[int]:
 # --------------------------------------------------------------------------
 
 _ELLIPSIS = "…"
+# Whitespace and control characters separate the words of a snippet.
+_NON_GAP = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]+")
 _SNAP = 30  # how far a cut may move to land between words
 
 
@@ -208,34 +211,71 @@ def highlight(
     words where possible) to a window around the first span, with "…" at
     each cut end. Spans index the original `text`; overlapping spans merge.
     No escaping happens here: sinks do that for their destination.
+
+    Works on runs of non-space characters rather than on characters, so its
+    cost is linear in the number of words (it runs once per alert).
     """
-    bold = [False] * len(text)
-    for start, end in spans:
-        for index in range(max(start, 0), min(end, len(text))):
-            bold[index] = True
+    spans = sorted((max(a, 0), min(b, len(text))) for a, b in spans if b > a and a < len(text))
+    # Bound the work on huge texts: only a raw region around the first span matters.
+    lo, hi = 0, len(text)
+    limit = 4 * max_len + 64
+    if hi > limit:
+        anchor = spans[0][0] if spans else 0
+        lo = max(0, min(anchor - limit // 2, hi - limit))
+        hi = lo + limit
+    runs = [(m.start(), m.end()) for m in _NON_GAP.finditer(text, lo, hi)]
+    if not runs:
+        return []
+    # Collapsed text = runs joined by single spaces; offsets[i] = where run i starts in it.
+    offsets: list[int] = []
+    position = 0
+    for run_start, run_end in runs:
+        offsets.append(position)
+        position += run_end - run_start + 1
+    collapsed = " ".join(text[a:b] for a, b in runs)
+    starts = [a for a, _ in runs]
 
-    chars: list[tuple[str, bool]] = []
-    gap_start: int | None = None
-    for index, ch in enumerate(text):
-        if ch.isspace() or unicodedata.category(ch) == "Cc":
-            if gap_start is None:
-                gap_start = index
+    def to_collapsed(raw: int, is_end: bool) -> int:
+        index = bisect_right(starts, raw) - 1
+        if index < 0:
+            return 0
+        run_start, run_end = runs[index]
+        if raw <= run_end:
+            return offsets[index] + raw - run_start
+        # In the gap after run `index`: an end stays after it, a start moves on.
+        return offsets[index] + run_end - run_start + (0 if is_end else 1)
+
+    bold: list[tuple[int, int]] = []
+    for a, b in spans:
+        if b <= lo or a >= hi:
             continue
-        if gap_start is not None and chars:
-            chars.append((" ", bold[gap_start] and bold[index]))
-        gap_start = None
-        chars.append((ch, bold[index]))
-
-    start, end = _window(chars, max_len)
-    segments: list[tuple[str, bool]] = []
-    if start > 0:
-        segments.append((_ELLIPSIS, False))
-    for ch, is_bold in chars[start:end]:
-        if segments and segments[-1][1] == is_bold:
-            segments[-1] = (segments[-1][0] + ch, is_bold)
+        start, end = to_collapsed(max(a, lo), False), to_collapsed(min(b, hi), True)
+        if end <= start:
+            continue
+        if bold and start <= bold[-1][1]:
+            bold[-1] = (bold[-1][0], max(bold[-1][1], end))
         else:
-            segments.append((ch, is_bold))
-    if end < len(chars):
+            bold.append((start, end))
+
+    window_start, window_end = _window(collapsed, bold, max_len - (lo > 0) - (hi < len(text)))
+    segments: list[tuple[str, bool]] = []
+    cursor = window_start
+    for a, b in bold:
+        a, b = max(a, window_start), min(b, window_end)
+        if b <= a:
+            continue
+        if a > cursor:
+            segments.append((collapsed[cursor:a], False))
+        segments.append((collapsed[a:b], True))
+        cursor = b
+    if cursor < window_end:
+        segments.append((collapsed[cursor:window_end], False))
+    if window_start > 0 or lo > 0:
+        if segments and not segments[0][1]:
+            segments[0] = (_ELLIPSIS + segments[0][0], False)
+        else:
+            segments.insert(0, (_ELLIPSIS, False))
+    if window_end < len(collapsed) or hi < len(text):
         if segments and not segments[-1][1]:
             segments[-1] = (segments[-1][0] + _ELLIPSIS, False)
         else:
@@ -243,36 +283,31 @@ def highlight(
     return segments
 
 
-def _window(chars: list[tuple[str, bool]], max_len: int) -> tuple[int, int]:
-    """[start, end) of the part of `chars` to show."""
-    total = len(chars)
+def _window(text: str, bold: list[tuple[int, int]], max_len: int) -> tuple[int, int]:
+    """[start, end) of the collapsed `text` to show: all of it if it fits,
+    else about `max_len` characters (room left for the "…" marks) centred on
+    the first bold range, moved to word boundaries when one is near."""
+    total = len(text)
     if total <= max_len:
         return 0, total
-    inner = max(max_len - 2, 1)  # room for the two "…"
-    first = next((i for i, (_, is_bold) in enumerate(chars) if is_bold), None)
-    if first is None:
-        start = 0
-        keep_until = 0
-    else:
-        stop = first
-        while stop < total and chars[stop][1]:
-            stop += 1
+    inner = max(max_len - 2, 1)
+    if bold:
+        first, stop = bold[0]
         start = max(0, min(first - max(0, (inner - (stop - first)) // 2), total - inner))
         keep_until = min(stop, start + inner)
+    else:
+        first, start, keep_until = total, 0, 0
     end = min(total, start + inner)
-
-    if start > 0 and chars[start - 1][0] != " ":  # cut mid-word: move to the next word
-        limit = min(start + _SNAP, first if first is not None else end, end)
-        space = next((i for i in range(start, limit) if chars[i][0] == " "), None)
-        if space is not None:
+    if start > 0 and text[start - 1] != " ":  # cut mid-word: move to the next word
+        space = text.find(" ", start, min(start + _SNAP, first, end))
+        if space != -1:
             start = space + 1
-    if end < total and chars[end][0] != " ":  # same at the end, moving back
-        floor = max(end - _SNAP, keep_until, start + 1)
-        space = next((i for i in range(end - 1, floor - 1, -1) if chars[i][0] == " "), None)
-        if space is not None:
+    if end < total and text[end] != " ":  # same at the end, moving back
+        space = text.rfind(" ", max(end - _SNAP, keep_until, start + 1), end)
+        if space != -1:
             end = space
-    while start < end and chars[start][0] == " ":
+    while start < end and text[start] == " ":
         start += 1
-    while end > start and chars[end - 1][0] == " ":
+    while end > start and text[end - 1] == " ":
         end -= 1
     return start, end

@@ -276,15 +276,22 @@ class Poller:
         items = newest_first(parsed.items)
         keys_by_item = dict(zip(map(id, parsed.items), keys_for_feed(parsed.items), strict=True))
         with self.store.transaction():
+            # One lookup for the whole feed: most items of a feed are known.
+            known_keys = self.store.find_stories(
+                [k for keys in keys_by_item.values() for k in keys]
+            )
+            seen_again: list[tuple[int, list[str]]] = []
             for item in items:
                 keys = keys_by_item[id(item)]
-                known = self.store.find_story(keys)
+                known = next((known_keys[k] for k in keys if k in known_keys), None)
                 if known is not None:
-                    self.store.touch_story(known, keys, now)
+                    seen_again.append((known, keys))
                     if cycle_items.get(known, row.id) != row.id:
                         outcome.duplicates += 1
                     continue
                 item_id = self.store.insert_item(row.id, item, keys, now)
+                # A later item of this same feed may share a key (a repeated entry).
+                known_keys.update(dict.fromkeys(keys, item_id))
                 cycle_items[item_id] = row.id
                 outcome.new_items += 1
                 if not is_eligible(
@@ -294,6 +301,7 @@ class Poller:
                 for channel, hits in watchlist.channels_for(item, feed.url).items():
                     if self.queue_alert(channel, item_id, item, name, hits, budget, now):
                         outcome.alerts += 1
+            self.store.touch_stories(seen_again, now)
             self.store.record_feed_success(
                 row.id,
                 now=now,

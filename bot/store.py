@@ -261,6 +261,31 @@ class Store:
                 return int(row[0])
         return None
 
+    def find_stories(self, keys: Sequence[str]) -> dict[str, int]:
+        """key -> item id for every one of `keys` already known (one query per 500)."""
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(keys))
+        for offset in range(0, len(unique), 500):
+            chunk = unique[offset : offset + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._execute(
+                f"SELECT key, item_id FROM story_keys WHERE key IN ({marks})", chunk
+            ).fetchall()
+            found.update({str(key): int(item_id) for key, item_id in rows})
+        return found
+
+    def touch_stories(self, seen: Sequence[tuple[int, Sequence[str]]], now: float) -> None:
+        """Known stories seen again: remember new aliases, keep them from pruning."""
+        with self._lock:
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO story_keys(key, item_id) VALUES (?, ?)",
+                [(key, item_id) for item_id, keys in seen for key in keys],
+            )
+            self.db.conn.executemany(
+                "UPDATE items SET last_seen_at = ? WHERE id = ?",
+                [(now, item_id) for item_id in dict.fromkeys(i for i, _ in seen)],
+            )
+
     def touch_story(self, item_id: int, keys: Sequence[str], now: float) -> None:
         """A known story seen again: remember new aliases, keep it from pruning."""
         for key in keys:

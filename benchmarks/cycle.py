@@ -1,0 +1,228 @@
+"""Poll-cycle benchmark: run by hand, prints figures and ratios.
+
+    .venv/bin/python benchmarks/cycle.py                 # 1,000 feeds x 50 items, 1,000 terms
+    .venv/bin/python benchmarks/cycle.py --feeds 100     # quicker
+
+Measures, against a loopback farm of generated feeds:
+  (a) a cold cycle through the real Poller (fetch, parse, match, dedup, store),
+      next to two references: a naive sequential baseline (fetch + feedparser
+      + one regex per term; timed on a sample of feeds and extrapolated) and
+      the parse-only floor (feedparser alone over the same bodies on all
+      cores, no network, matching or storage);
+  (b) the same cycle again with nothing changed (conditional GET);
+  (c) matching cost with 10 / 1,000 / 10,000 terms;
+  (d) peak RSS of the process tree during the cold cycle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import feedparser
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from feedfarm import FeedFarm, make_terms  # noqa: E402
+
+from bot.config import load_config  # noqa: E402
+from bot.fetch import Fetcher  # noqa: E402
+from bot.match import Matcher  # noqa: E402
+from bot.parse import parse_feed  # noqa: E402
+from bot.query import parse_query  # noqa: E402
+from bot.store import Store  # noqa: E402
+from bot.wiring import config_terms, fetch_policy  # noqa: E402
+
+CHANNELS = 10
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (Linux /proc)."""
+    total = 0
+    pids = [pid]
+    seen = set()
+    while pids:
+        current = pids.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            with open(f"/proc/{current}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            with open(f"/proc/{current}/task/{current}/children") as f:
+                pids.extend(int(p) for p in f.read().split())
+        except OSError:
+            continue
+    return total / 1024
+
+
+class PeakRss:
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, tree_rss_mb(os.getpid()))
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def write_config(path: Path, urls: list[str], terms: list[str]) -> None:
+    per_channel = [terms[i::CHANNELS] for i in range(CHANNELS)]
+    document = {
+        "settings": {
+            "allow_networks": ["127.0.0.0/8"],
+            "max_age": "0",
+            "fetch_timeout": "60s",
+            "send_interval": "0s",
+        },
+        "feeds": [{"url": u} for u in urls],
+        "watches": [
+            {"channel": f"C0BENCH{n:04d}", "terms": chunk}
+            for n, chunk in enumerate(per_channel)
+            if chunk
+        ],
+    }
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+
+
+def run_cycles(urls: list[str], terms: list[str], workdir: Path) -> dict[str, float]:
+    from bot.cli import prepare
+    from bot.poll import Poller
+
+    config_path = workdir / "feeds.yaml"
+    write_config(config_path, urls, terms)
+    config = load_config(config_path)
+    results: dict[str, float] = {}
+    with Store(workdir / f"bench-{len(terms)}.db") as store:
+        prepare(config, store)
+        with Fetcher(fetch_policy(config.settings)) as fetcher:
+            poller = Poller(config, store, fetcher)
+            with PeakRss() as rss:
+                started = time.perf_counter()
+                report = poller.run_cycle(all_feeds=True)
+                results["cold"] = time.perf_counter() - started
+            results["peak_rss"] = rss.peak
+            results["items"] = report.items
+            results["alerts"] = report.alerts
+            results["failed"] = report.failed
+            started = time.perf_counter()
+            warm = poller.run_cycle(all_feeds=True)
+            results["warm"] = time.perf_counter() - started
+            results["warm_failed"] = warm.failed
+    return results
+
+
+def _parse_only(body: bytes) -> int:
+    parsed = feedparser.parse(io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False)
+    return len(parsed.entries)
+
+
+def parse_floor(bodies: list[bytes]) -> float:
+    started = time.perf_counter()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(os.cpu_count() or 1) as pool:
+        sum(pool.map(_parse_only, bodies, chunksize=8))
+    return time.perf_counter() - started
+
+
+def naive_baseline(urls: list[str], terms: list[str]) -> float:
+    """Sequential fetch + feedparser + one regex per term per item."""
+    patterns = [re.compile(r"\b" + re.escape(t.split(" -")[0]) + r"\b", re.I) for t in terms]
+    started = time.perf_counter()
+    hits = 0
+    for url in urls:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            body = response.read()
+        for entry in feedparser.parse(io.BytesIO(body)).entries:
+            text = f"{entry.get('title', '')} {entry.get('summary', '')}"
+            hits += sum(1 for p in patterns if p.search(text))
+    return time.perf_counter() - started
+
+
+def match_cost(bodies: list[bytes], counts: list[int]) -> dict[int, float]:
+    items = [
+        item
+        for b in bodies
+        for item in parse_feed(b, url="http://bench.example/", max_items=500).items
+    ]
+    costs = {}
+    for count in counts:
+        matcher: Matcher[int] = Matcher(
+            (i, parse_query(t)) for i, t in enumerate(make_terms(count))
+        )
+        started = time.perf_counter()
+        for item in items:
+            matcher.match(item)
+        costs[count] = time.perf_counter() - started
+    return costs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--feeds", type=int, default=1000)
+    parser.add_argument("--items", type=int, default=50)
+    parser.add_argument("--terms", type=int, default=1000)
+    parser.add_argument("--naive-sample", type=int, default=50, help="feeds timed for the baseline")
+    args = parser.parse_args()
+
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(f"generating {args.feeds} feeds x {args.items} items ...", flush=True)
+    with FeedFarm(args.feeds, args.items) as farm, tempfile.TemporaryDirectory() as tmp:
+        urls = farm.urls()
+        terms = make_terms(args.terms)
+        total_items = args.feeds * args.items
+        body_mb = sum(len(b) for b in farm.bodies) / 1e6
+        print(f"corpus: {total_items} items, {body_mb:.1f} MB of feed XML, {len(terms)} terms")
+
+        floor = parse_floor(farm.bodies)
+        print(f"parse-only floor (feedparser on {os.cpu_count()} cores): {floor:.2f}s")
+
+        sample = urls[: args.naive_sample]
+        naive = naive_baseline(sample, terms) * len(urls) / len(sample)
+        print(f"naive baseline (extrapolated from {len(sample)} feeds): {naive:.1f}s")
+
+        result = run_cycles(urls, terms, Path(tmp))
+        cold, warm = result["cold"], result["warm"]
+        print(
+            f"(a) cold cycle: {cold:.2f}s = {total_items / cold:,.0f} items/s; "
+            f"{cold / floor:.2f}x the parse-only floor (target <= 1.5x), "
+            f"{naive / cold:.1f}x faster than naive; {result['alerts']:.0f} alerts, "
+            f"{result['failed']:.0f} failed feeds"
+        )
+        print(
+            f"(b) warm cycle (nothing changed): {warm:.2f}s = {100 * warm / cold:.1f}% of cold "
+            f"(target <= 5%)"
+        )
+        costs = match_cost(farm.bodies[: max(1, args.feeds // 10)], [10, 1000, 10000])
+        print(
+            "(c) matching "
+            + ", ".join(f"{n} terms {t:.2f}s" for n, t in costs.items())
+            + f"; 10,000 vs 10 terms: {costs[10000] / costs[10]:.2f}x (target <= 1.2x)"
+        )
+        print(f"(d) peak RSS of the process tree: {result['peak_rss']:.0f} MB (target <= 300 MB)")
+
+
+if __name__ == "__main__":
+    main()
