@@ -23,6 +23,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 from bot.models import Item
@@ -60,6 +61,7 @@ def document_fields(item: Item) -> dict[str, str]:
     }
 
 
+@lru_cache(maxsize=1 << 16)
 def _labels(word: str) -> tuple[_Label, ...]:
     """Every (base word, rule) that a text word satisfies."""
     labels: list[_Label] = [(word, _EXACT), (word, _POSSESSIVE), (word, _PLURAL)]
@@ -157,30 +159,36 @@ class Matcher(Generic[K]):
     def _scan(self, name: str, text: str, found: dict[int, list[Span]]) -> None:
         """Record every phrase occurrence in one field's text into `found`."""
         tokens = tokenize(text)
+        if not tokens:
+            return
         breaks = _tag_breaks(text, tokens) if name == "tags" else frozenset()
-        cache: dict[str, tuple[_Label, ...]] = {}
-        labels = [cache.get(t.word) or cache.setdefault(t.word, _labels(t.word)) for t in tokens]
-        root = self._root
-        for first in range(len(tokens)):
-            nodes = [root]
+        labels = [_labels(t.word) for t in tokens]
+        root_children = self._root.children
+        count = len(tokens)
+        for first in range(count):
+            # Fast reject: most words start no phrase at all.
+            starts = [c for c in map(root_children.get, labels[first]) if c is not None]
+            if not starts:
+                continue
+            nodes = starts
             last = first
-            while nodes and last < len(tokens):
-                if last > first and last in breaks:
+            while nodes:
+                for node in nodes:
+                    if node.phrases:
+                        span = Span(name, tokens[first].start, tokens[last].end)
+                        for pid in node.phrases:
+                            found.setdefault(pid, []).append(span)
+                last += 1
+                if last >= count or last in breaks:
                     break
                 following: list[_Node] = []
                 for node in nodes:
-                    for label in labels[last]:
-                        child = node.children.get(label)
-                        if child is None:
-                            continue
-                        if child.phrases:
-                            span = Span(name, tokens[first].start, tokens[last].end)
-                            for pid in child.phrases:
-                                found.setdefault(pid, []).append(span)
-                        if child.children:
-                            following.append(child)
+                    if node.children:
+                        for label in labels[last]:
+                            child = node.children.get(label)
+                            if child is not None:
+                                following.append(child)
                 nodes = following
-                last += 1
 
 
 def _tag_breaks(text: str, tokens: list[Token]) -> frozenset[int]:
