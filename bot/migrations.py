@@ -99,4 +99,11 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        4,
+        """
+        -- Pruning scans stories by when a feed last carried them.
+        CREATE INDEX items_last_seen ON items(last_seen_at);
+        """,
+    ),
 ]

@@ -12,14 +12,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bot.config import Config, FeedConfig
 from bot.fetch import Fetcher
+from bot.hostlimit import DEFAULT_PER_HOST, HostLimiter
 from bot.identity import keys_for_feed
 from bot.messages import ALERT, DIGEST, alert_payload, digest_payload
 from bot.models import FeedError, FetchResult, Item, ParsedFeed
@@ -34,6 +36,8 @@ Clock = Callable[[], float]
 BACKOFF_START = 300.0  # first retry of a failing feed: 5 minutes, doubling
 BACKOFF_CAP = 86400.0  # never wait more than a day
 GONE_RECHECK = 30 * 86400.0  # a 410 feed is not polled again for a month
+MAX_PUBLISHER_INTERVAL = 86400.0  # <ttl>/max-age never push a check beyond a day
+_MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
 
 
 @dataclass
@@ -54,6 +58,7 @@ class CycleReport:
     feeds: list[FeedOutcome] = field(default_factory=list)
     duration: float = 0.0
     digests: int = 0
+    pruned: int = 0
 
     @property
     def items(self) -> int:
@@ -133,12 +138,29 @@ def newest_first(items: Iterable[Item]) -> list[Item]:
     return [item for _, item in indexed]
 
 
+def cache_max_age(headers: Mapping[str, str]) -> float | None:
+    """`Cache-Control: max-age=N` in seconds, if the server sent one."""
+    match = _MAX_AGE.search(headers.get("cache-control", ""))
+    return float(match.group(1)) if match else None
+
+
 def next_check_after_success(
-    feed: FeedConfig, config: Config, parsed: ParsedFeed | None, now: float, jitter: float
+    feed: FeedConfig,
+    config: Config,
+    parsed: ParsedFeed | None,
+    now: float,
+    jitter: float,
+    headers: Mapping[str, str] | None = None,
 ) -> float:
+    """The feed's interval, raised (never above a day) to what the publisher
+    asked for with RSS <ttl> or Cache-Control max-age."""
     interval = feed.interval or config.settings.interval
-    if parsed is not None and parsed.ttl_seconds:
-        interval = max(interval, float(parsed.ttl_seconds))
+    asked = [float(parsed.ttl_seconds)] if parsed is not None and parsed.ttl_seconds else []
+    max_age = cache_max_age(headers or {})
+    if max_age:
+        asked.append(max_age)
+    if asked:
+        interval = max(interval, min(max(asked), MAX_PUBLISHER_INTERVAL))
     return now + interval * (1.0 + jitter)
 
 
@@ -165,6 +187,7 @@ class Poller:
         rng: random.Random | None = None,
         jitter: float = 0.0,
         workers: int = 16,
+        per_host: int = DEFAULT_PER_HOST,
     ) -> None:
         self.config = config
         self.store = store
@@ -173,6 +196,7 @@ class Poller:
         self.rng = rng or random.Random()
         self.jitter = jitter  # fraction of the interval added at random to spread polls
         self.workers = workers
+        self.hosts = HostLimiter(per_host)
 
     # -- the cycle -------------------------------------------------------
 
@@ -188,6 +212,9 @@ class Poller:
         for fetched in self.fetch_all(feeds):
             report.feeds.append(self.process(fetched, watchlist, budget, cycle_items))
         report.digests = self.finish_digests()
+        # Stories no feed has carried for `retention` are forgotten; anything
+        # still in a feed keeps being touched, so its dedup never lapses.
+        report.pruned = self.store.prune_items(self.clock() - self.config.settings.retention)
         report.duration = self.clock() - started
         self.store.set_meta("last_cycle_at", repr(self.clock()))
         return report
@@ -211,10 +238,14 @@ class Poller:
             return
         with ThreadPoolExecutor(max_workers=min(self.workers, len(feeds))) as pool:
             futures: list[Future[_Fetched]] = [
-                pool.submit(self.fetch_one, feed, row) for feed, row in feeds
+                pool.submit(self._fetch_within_host_limit, feed, row) for feed, row in feeds
             ]
             for future in as_completed(futures):
                 yield future.result()
+
+    def _fetch_within_host_limit(self, feed: FeedConfig, row: FeedRow) -> _Fetched:
+        with self.hosts.slot(feed.url):
+            return self.fetch_one(feed, row)
 
     def fetch_one(self, feed: FeedConfig, row: FeedRow) -> _Fetched:
         fetched = _Fetched(feed, row)
@@ -256,7 +287,9 @@ class Poller:
         result = fetched.result
         assert result is not None
         jitter = self.rng.random() * self.jitter
-        next_check = next_check_after_success(feed, self.config, fetched.parsed, now, jitter)
+        next_check = next_check_after_success(
+            feed, self.config, fetched.parsed, now, jitter, result.headers
+        )
         if fetched.parsed is None:
             self.store.record_feed_success(
                 row.id,

@@ -313,3 +313,31 @@ def test_added_terms_alert_and_config_terms_cannot_be_removed(
     removed = run_cli(*common, "watch", "remove", "--channel", CHIPS_CHANNEL, "pax silica")
     assert removed.code == 0, removed.err
     assert "Pax Silica" not in run_cli(*common, "watch", "list", "--channel", CHIPS_CHANNEL).out
+
+
+def test_stories_still_in_feeds_survive_pruning(feed_server: FeedServer, slack: FakeSlack, paths):
+    """retention forgets stories no feed carries any more, never ones still carried."""
+    config, db = paths
+    feed_server.set("/world.xml", rss([TRADE]))
+    write_config(
+        config,
+        [feed_server.url("/world.xml")],
+        [{"channel": TRADE_CHANNEL, "terms": TRADE_TERMS}],
+        retention="2d",
+    )
+    poll(config, db)
+    from bot.store import Store
+
+    with Store(db) as store:
+        # Pretend the story was last seen long ago: the next poll sees it again
+        # (touching it) before pruning, so it must not alert a second time.
+        store._execute("UPDATE items SET last_seen_at = 0")
+    poll(config, db)
+    assert len(slack.posts()) == 1
+    feed_server.set("/world.xml", rss([OTHER]))
+    with Store(db) as store:
+        store._execute("UPDATE items SET last_seen_at = 0 WHERE link LIKE '%us-india%'")
+    poll(config, db)
+    with Store(db) as store:
+        assert store.find_story(["link:news.example/2026/11/us-india"]) is None
+        assert store.find_story(["link:news.example/rates"]) is not None
