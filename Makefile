@@ -1,4 +1,6 @@
 PY ?= .venv/bin/python
+# benchmarks/ is optional: lint it when it exists.
+SRC := bot tests $(wildcard benchmarks)
 
 .PHONY: install check fmt lint types test
 
@@ -6,11 +8,11 @@ install:
 	python3 -m venv .venv && $(PY) -m pip install -q -e '.[dev]'
 
 fmt:
-	$(PY) -m ruff format bot tests benchmarks
+	$(PY) -m ruff format $(SRC)
 
 check:
-	$(PY) -m ruff format --check bot tests benchmarks
-	$(PY) -m ruff check bot tests benchmarks
+	$(PY) -m ruff format --check $(SRC)
+	$(PY) -m ruff check $(SRC)
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 
