@@ -54,7 +54,10 @@ class WebApp:
             log.exception("error handling %s", environ.get("PATH_INFO"))
             status, headers, body = 500, {"content-type": "text/plain"}, b"internal error\n"
         headers = {**headers, "content-length": str(len(body))}
-        start_response(f"{status} {_REASONS.get(status, 'Status')}", list(headers.items()))
+        start_response(
+            f"{status} {_REASONS.get(status, 'Status')}",
+            [(name.title(), value) for name, value in headers.items()],
+        )
         return [body]
 
     def route(self, environ: Environ) -> tuple[int, dict[str, str], bytes]:
