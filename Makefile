@@ -1,4 +1,5 @@
 PY ?= .venv/bin/python
+HADOLINT ?= $(dir $(PY))hadolint
 # benchmarks/ is optional: lint it when it exists.
 SRC := bot tests $(wildcard benchmarks)
 
@@ -14,6 +15,7 @@ check:
 	$(PY) -m ruff format --check $(SRC)
 	$(PY) -m ruff check $(SRC)
 	$(PY) -m mypy
+	$(HADOLINT) Dockerfile
 	$(PY) -m pytest -q
 
 test:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -48,7 +49,7 @@ from bot.slack_app import (
 )
 from bot.store import Store
 from bot.web import WebApp, WebServer
-from bot.wiring import SinkRouter, config_terms, fetch_policy
+from bot.wiring import SinkRouter, config_terms, fetch_policy, load_or_empty
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,9 @@ class Service:
         self.config_path = config_path
         self.options = options
         self.clock = clock
-        self.holder = ConfigHolder(load_config(config_path))
+        if not Path(config_path).exists():
+            log.warning("no config at %s yet: polling nothing; add it and send SIGHUP", config_path)
+        self.holder = ConfigHolder(load_or_empty(config_path))
         self.stopping = threading.Event()
         self._wake_delivery = threading.Event()
         self._cycle_lock = threading.Lock()
