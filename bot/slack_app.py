@@ -102,7 +102,19 @@ class SlackSettings:
         return bool(self.app_token)
 
 
+class _DropTokenNotice(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN from the environment is unused because
+    we hand it a client (which carries that same token and our base URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_TOKEN_NOTICE_FILTER = _DropTokenNotice()
+
+
 def build_app(settings: SlackSettings, handle: CommandHandler) -> App:
+    logging.getLogger("slack_bolt.App").addFilter(_TOKEN_NOTICE_FILTER)
     client = WebClient(token=settings.bot_token, base_url=settings.api_url)
     app = App(
         client=client,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,23 @@ pytestmark = pytest.mark.slow
 
 CHANNEL = "C0LIFE00001"
 FEED = rss([FeedEntry(title="Rates unchanged", link="https://news.example/r", guid="r")])
+TARIFF_FEED = rss(
+    [
+        FeedEntry(
+            title="New tariffs on steel",
+            link="https://news.example/t",
+            guid="t",
+            published=datetime.now(UTC) - timedelta(hours=1),
+        )
+    ]
+)
 
 
 def test_acks_stay_fast_while_a_slow_feed_is_polled_and_sigterm_exits_promptly(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
     feed_server.set("/slow.xml", FEED, delay=30)
-    feed_server.set("/fast.xml", FEED)
+    feed_server.set("/fast.xml", TARIFF_FEED)
     config = write_config(
         tmp_path / "feeds.yaml",
         [feed_server.url("/slow.xml"), feed_server.url("/fast.xml")],
@@ -34,6 +45,9 @@ def test_acks_stay_fast_while_a_slow_feed_is_polled_and_sigterm_exits_promptly(
     with FakeSlack() as slack:
         service = Service(config, tmp_path / "db.sqlite", slack).start()
         wait_for(lambda: feed_server.hits("/slow.xml") >= 1)  # the cycle is stuck on it
+        # Alerts go out while the cycle is still running, not at its end.
+        posts = wait_for(lambda: slack.posts(CHANNEL), timeout=5)
+        assert "New tariffs on steel" in posts[0]["text"]
         for n in range(5):
             result, key = service.post_command(f"add term{n}", CHANNEL)
             assert result.status == 200
