@@ -1,4 +1,7 @@
 PY ?= .venv/bin/python
+HADOLINT ?= $(dir $(PY))hadolint
+# benchmarks/ is optional: lint it when it exists.
+SRC := bot tests $(wildcard benchmarks)
 
 .PHONY: install check fmt lint types test
 
@@ -6,12 +9,13 @@ install:
 	python3 -m venv .venv && $(PY) -m pip install -q -e '.[dev]'
 
 fmt:
-	$(PY) -m ruff format bot tests benchmarks
+	$(PY) -m ruff format $(SRC)
 
 check:
-	$(PY) -m ruff format --check bot tests benchmarks
-	$(PY) -m ruff check bot tests benchmarks
+	$(PY) -m ruff format --check $(SRC)
+	$(PY) -m ruff check $(SRC)
 	$(PY) -m mypy
+	$(HADOLINT) Dockerfile
 	$(PY) -m pytest -q
 
 test:

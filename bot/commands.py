@@ -49,6 +49,8 @@ class CommandContext:
     clock: Callable[[], float] = time.time
     escape: Callable[[str], str] = lambda s: s
     managers_override: tuple[str, ...] | None = None
+    # Slack: why the bot could not post alerts to a channel (None = it can).
+    channel_problem: Callable[[str], str | None] | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -93,6 +95,10 @@ def watch_add(ctx: CommandContext, channel: str, text: str, user: str | None = N
     if existing is not None:
         where = "feeds.yaml" if existing.source == "config" else "an earlier /watch add"
         return Reply(f"This channel already watches {parsed.describe()} (from {where}).")
+    if ctx.channel_problem is not None:
+        problem = ctx.channel_problem(channel)
+        if problem:
+            return Reply(problem, ok=False)
     if ctx.store.count_terms(channel) >= MAX_TERMS_PER_CHANNEL:
         return Reply(
             f"This channel already has {MAX_TERMS_PER_CHANNEL} terms, the most it can have. "

@@ -200,7 +200,11 @@ class Poller:
 
     # -- the cycle -------------------------------------------------------
 
-    def run_cycle(self, *, all_feeds: bool = False) -> CycleReport:
+    def run_cycle(
+        self, *, all_feeds: bool = False, should_stop: Callable[[], bool] = lambda: False
+    ) -> CycleReport:
+        """should_stop: checked between feeds; when it turns true the rest of
+        the cycle is abandoned (each feed commits on its own, so that is safe)."""
         started = self.clock()
         self.finish_digests()  # a previous cycle that crashed may have left some open
         self.store.sync_feeds([f.url for f in self.config.feeds])
@@ -210,6 +214,8 @@ class Poller:
         report = CycleReport()
         cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle
         for fetched in self.fetch_all(feeds):
+            if should_stop():
+                break
             report.feeds.append(self.process(fetched, watchlist, budget, cycle_items))
         report.digests = self.finish_digests()
         # Stories no feed has carried for `retention` are forgotten; anything
@@ -236,12 +242,16 @@ class Poller:
         """Yield each feed's fetch+parse result as soon as it is ready."""
         if not feeds:
             return
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(feeds))) as pool:
+        pool = ThreadPoolExecutor(max_workers=min(self.workers, len(feeds)))
+        try:
             futures: list[Future[_Fetched]] = [
                 pool.submit(self._fetch_within_host_limit, feed, row) for feed, row in feeds
             ]
             for future in as_completed(futures):
                 yield future.result()
+        finally:
+            # Left early (should_stop): don't start queued fetches, don't wait.
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _fetch_within_host_limit(self, feed: FeedConfig, row: FeedRow) -> _Fetched:
         with self.hosts.slot(feed.url):

@@ -3,6 +3,10 @@
 Records every call, answers like Slack, and can inject failures: queue
 `fail_next(...)` responses (HTTP status, Slack error, Retry-After, delay,
 dropped connection) for a method. Point `SLACK_API_URL` at `api_url`.
+
+Slash-command replies: hand out `response_url()` addresses; what the app
+posts there is recorded as calls with method "response_url". Socket Mode:
+set `socket_url` and `apps.connections.open` hands it out.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ class Call:
     args: dict[str, Any]
     headers: dict[str, str]
     at: float  # time.monotonic() when received
+    path: str = ""
 
 
 @dataclass
@@ -41,6 +46,9 @@ class _State:
     posted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fail_every: dict[str, tuple[int, Fault]] = field(default_factory=dict)
     counter: int = 0
+    not_member: set[str] = field(default_factory=set)  # conversations.info is_member false
+    missing: set[str] = field(default_factory=set)  # conversations.info channel_not_found
+    socket_url: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -64,7 +72,9 @@ class FakeSlack:
                 else:
                     args = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
                 method = self.path.rsplit("/", 1)[-1].split("?")[0]
-                call = Call(method, args, dict(self.headers), time.monotonic())
+                if self.path.startswith("/commands/"):
+                    method = "response_url"
+                call = Call(method, args, dict(self.headers), time.monotonic(), self.path)
                 with state.lock:
                     state.calls.append(call)
                     fault = _next_fault(state, method)
@@ -118,6 +128,15 @@ class FakeSlack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def response_url(self, key: str) -> str:
+        """A slash command's response_url; replies to it are found by `key`."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}/commands/T1/{key}"
+
+    def responses(self, key: str | None = None) -> list[Call]:
+        return [
+            c for c in self.calls("response_url") if key is None or c.path.rsplit("/", 1)[-1] == key
+        ]
+
     def fail_next(self, method: str, *faults: Fault) -> None:
         with self.state.lock:
             self.state.faults.setdefault(method, deque()).extend(faults)
@@ -168,6 +187,18 @@ def _respond(state: _State, method: str, args: dict[str, Any]) -> dict[str, Any]
         return {"ok": True, "messages": messages, "has_more": False}
     if method == "auth.test":
         return {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1"}
+    if method == "conversations.info":
+        channel = str(args.get("channel"))
+        if channel in state.missing:
+            return {"ok": False, "error": "channel_not_found"}
+        member = channel not in state.not_member
+        return {"ok": True, "channel": {"id": channel, "is_channel": True, "is_member": member}}
+    if method == "apps.connections.open":
+        if state.socket_url is None:
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, "url": state.socket_url}
+    if method == "response_url":
+        return {"ok": True}
     if method == "chat.postEphemeral":
         return {"ok": True, "message_ts": "1.1"}
     return {"ok": True}

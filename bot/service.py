@@ -1,0 +1,425 @@
+"""`newshound run`: scheduler + delivery loop + Slack app + /healthz + /metrics.
+
+- APScheduler runs one recurring job that polls the feeds that are due (each
+  feed's `next_check_at` lives in the database, so a restart resumes the
+  schedule); `max_instances=1` and `coalesce=True` keep cycles from
+  overlapping or piling up.
+- A delivery thread sends pending alerts every tick, and at once after a
+  cycle, so alerts committed early in a long cycle go out while it runs.
+- SIGHUP reloads feeds.yaml (validated first; a broken file keeps the old
+  config). SIGTERM/SIGINT stop the HTTP server, let the current cycle stop
+  between feeds (each feed commits on its own) and exit 0 within 10 s.
+
+Each worker (poller, deliverer, web) has its own database connection, so a
+long poll transaction never delays an ack or a health check.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.commands import CommandContext, Reply, dispatch
+from bot.config import Config, ConfigError, load_config
+from bot.deliver import Deliverer
+from bot.fetch import Fetcher
+from bot.metrics import CONTENT_TYPE, Metrics, outbox_snapshot
+from bot.poll import Poller
+from bot.sinks.slack import DEFAULT_API_URL
+from bot.sinks.slack import escape as slack_escape
+from bot.slack_app import (
+    ChannelCheck,
+    SlackHttpEndpoint,
+    SlackSettings,
+    SocketModeRunner,
+    build_app,
+)
+from bot.store import Store
+from bot.web import WebApp, WebServer
+from bot.wiring import SinkRouter, config_terms, fetch_policy, load_or_empty
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+DEFAULT_TICK = 5.0  # seconds between checks for due feeds / pending alerts
+DEFAULT_GRACE = 6.0  # how long shutdown waits for the current cycle
+JITTER = 0.1  # up to 10 % of a feed's interval added to spread polls
+PRUNE_EVERY = 3600.0
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """Knobs that are not part of the product contract (tests shorten them).
+
+    NEWSHOUND_TICK: scheduler period in seconds (default 5).
+    NEWSHOUND_BIND: listen address (default 0.0.0.0).
+    """
+
+    tick: float = DEFAULT_TICK
+    host: str = "0.0.0.0"
+    grace: float = DEFAULT_GRACE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServiceOptions:
+        tick = DEFAULT_TICK
+        raw = env.get("NEWSHOUND_TICK", "").strip()
+        if raw:
+            try:
+                tick = min(60.0, max(0.05, float(raw)))
+            except ValueError:
+                log.warning("ignoring NEWSHOUND_TICK=%r: not a number of seconds", raw)
+        return cls(tick=tick, host=env.get("NEWSHOUND_BIND", "").strip() or "0.0.0.0")
+
+
+def slack_settings(env: Mapping[str, str]) -> SlackSettings | None:
+    """Which Slack transport the environment asks for (None: commands off)."""
+    bot_token = env.get("SLACK_BOT_TOKEN", "").strip()
+    signing_secret = env.get("SLACK_SIGNING_SECRET", "").strip() or None
+    app_token = env.get("SLACK_APP_TOKEN", "").strip() or None
+    api_url = env.get("SLACK_API_URL", "").strip() or DEFAULT_API_URL
+    if not api_url.endswith("/"):
+        api_url += "/"
+    if not (signing_secret or app_token):
+        log.info(
+            "Slack commands are off: set SLACK_SIGNING_SECRET (HTTP mode) "
+            "or SLACK_APP_TOKEN (Socket Mode) to enable /watch"
+        )
+        return None
+    if not bot_token:
+        log.warning("Slack commands are off: SLACK_BOT_TOKEN is not set")
+        return None
+    return SlackSettings(bot_token, api_url, signing_secret, app_token)
+
+
+class ConfigHolder:
+    """The current config; swapped whole on reload."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+
+    def get(self) -> Config:
+        with self._lock:
+            return self._config
+
+    def set(self, config: Config) -> None:
+        with self._lock:
+            self._config = config
+
+
+class Service:
+    def __init__(
+        self,
+        config_path: str,
+        db_path: str,
+        port: int,
+        *,
+        env: Mapping[str, str],
+        options: ServiceOptions,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config_path = config_path
+        self.options = options
+        self.clock = clock
+        if not Path(config_path).exists():
+            log.warning("no config at %s yet: polling nothing; add it and send SIGHUP", config_path)
+        self.holder = ConfigHolder(load_or_empty(config_path))
+        self.stopping = threading.Event()
+        self._wake_delivery = threading.Event()
+        self._cycle_lock = threading.Lock()
+        self._last_prune = 0.0
+        self.last_cycle: dict[str, Any] = {}
+
+        self.poll_store = Store(db_path)
+        self.deliver_store = Store(db_path)
+        self.web_store = Store(db_path)
+        self._sync(self.holder.get(), self.poll_store)
+
+        self.sinks = SinkRouter(env)
+        self.deliverer = self._deliverer(self.holder.get())
+        self.metrics = Metrics(self._snapshot)
+
+        self.scheduler = BackgroundScheduler(timezone=UTC)
+        self.scheduler.add_job(
+            self.poll_job,
+            IntervalTrigger(seconds=options.tick),
+            id="poll",
+            name="poll due feeds",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),
+        )
+        self._delivery_thread = threading.Thread(
+            target=self._delivery_loop, name="delivery", daemon=True
+        )
+
+        self.slack = slack_settings(env)
+        self.socket: SocketModeRunner | None = None
+        endpoint: SlackHttpEndpoint | None = None
+        if self.slack is not None:
+            app = build_app(self.slack, self.handle_command)
+            self.channel_check: Callable[[str], str | None] | None = ChannelCheck(app.client)
+            if self.slack.socket_mode:
+                assert self.slack.app_token
+                self.socket = SocketModeRunner(app, self.slack.app_token)
+            else:
+                assert self.slack.signing_secret
+                endpoint = SlackHttpEndpoint(app, self.slack.signing_secret, clock)
+        else:
+            self.channel_check = None
+        self.web = WebServer(WebApp(self.health, self.render_metrics, endpoint), options.host, port)
+
+    # -- lifecycle -------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        if self.slack is None:
+            return "off"
+        return "socket" if self.slack.socket_mode else "http"
+
+    def start(self) -> None:
+        self.web.start()
+        self._delivery_thread.start()
+        self.scheduler.start()
+        if self.socket is not None:
+            self.socket.start()
+
+    def shutdown(self) -> bool:
+        """Stop everything; False if the current cycle had to be abandoned."""
+        deadline = time.monotonic() + self.options.grace
+        self.stopping.set()
+        self._wake_delivery.set()
+        self.web.stop()
+        if self.socket is not None:
+            self.socket.close()
+        self.scheduler.shutdown(wait=False)
+        cycle_done = self._cycle_lock.acquire(timeout=self.options.grace)
+        self._delivery_thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        if not cycle_done or self._delivery_thread.is_alive():
+            log.warning("shutting down with work in progress abandoned (nothing half-written)")
+            return False
+        for store in (self.poll_store, self.deliver_store, self.web_store):
+            store.close()
+        return True
+
+    def reload(self) -> bool:
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("config reload failed, keeping the old config: %s", problem)
+            return False
+        except OSError as exc:
+            log.error("config reload failed, keeping the old config: %s", exc)
+            return False
+        self._sync(config, self.web_store)
+        old = self.holder.get()
+        self.holder.set(config)
+        if config.settings.send_interval != old.settings.send_interval:
+            self.deliverer = self._deliverer(config)
+        log.info(
+            "reloaded %s: %d feeds, %d channels",
+            self.config_path,
+            len(config.feeds),
+            len(config.channels()),
+        )
+        return True
+
+    def _sync(self, config: Config, store: Store) -> None:
+        store.sync_feeds([f.url for f in config.feeds])
+        store.sync_config_terms(config_terms(config), self.clock())
+
+    def _deliverer(self, config: Config) -> Deliverer:
+        return Deliverer(
+            self.deliver_store,
+            self.sinks,
+            send_interval=config.settings.send_interval,
+            clock=self.clock,
+            sleep=self._sleep,
+        )
+
+    def _sleep(self, seconds: float) -> None:
+        self.stopping.wait(seconds)  # a rate-limit wait ends early on shutdown
+
+    # -- work --------------------------------------------------------------
+
+    def poll_job(self) -> None:
+        if not self._cycle_lock.acquire(blocking=False):
+            return
+        try:
+            if self.stopping.is_set():
+                return
+            config = self.holder.get()
+            with Fetcher(fetch_policy(config.settings)) as fetcher:
+                poller = Poller(config, self.poll_store, fetcher, clock=self.clock, jitter=JITTER)
+                report = poller.run_cycle(should_stop=self.stopping.is_set)
+            self.metrics.observe_cycle(report)
+            self.last_cycle = {
+                "at": self.clock(),
+                "duration": round(report.duration, 3),
+                "feeds": len(report.feeds),
+                "failed": report.failed,
+            }
+            if report.alerts or report.digests:
+                self._wake_delivery.set()
+            self._prune(config)
+        except Exception:
+            log.exception("poll cycle failed")
+        finally:
+            self._cycle_lock.release()
+
+    def _prune(self, config: Config) -> None:
+        now = self.clock()
+        if config.settings.retention > 0 and now - self._last_prune >= PRUNE_EVERY:
+            self._last_prune = now
+            removed = self.poll_store.prune_items(now - config.settings.retention)
+            if removed:
+                log.info("forgot %d stories not seen for a while", removed)
+
+    def _delivery_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                report = self.deliverer.deliver(
+                    max_wait=self.options.tick, should_stop=self.stopping.is_set
+                )
+                self.metrics.observe_delivery(report)
+            except Exception:
+                log.exception("delivery failed")
+            self._wake_delivery.wait(self.options.tick)
+            self._wake_delivery.clear()
+
+    def handle_command(self, channel: str, user: str | None, text: str) -> Reply:
+        self.metrics.observe_command(text.strip().partition(" ")[0].lower() or "help")
+        ctx = CommandContext(
+            store=self.web_store,
+            config=self.holder.get,
+            clock=self.clock,
+            escape=slack_escape,
+            channel_problem=self.channel_check,
+        )
+        return dispatch(ctx, channel, user, text)
+
+    # -- observation -------------------------------------------------------
+
+    def _feed_rows(self) -> tuple[int, int]:
+        urls = [f.url for f in self.holder.get().feeds]
+        rows = self.web_store.feeds(urls)
+        return len(rows), sum(1 for r in rows if r.consecutive_failures > 0)
+
+    def _snapshot(self) -> dict[str, int]:
+        values = outbox_snapshot(self.web_store.outbox_counts())
+        values["feeds"], values["feeds_failing"] = self._feed_rows()
+        return values
+
+    def render_metrics(self) -> tuple[bytes, str]:
+        return self.metrics.render(), CONTENT_TYPE
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        data: dict[str, Any] = {"slack": self.mode}
+        try:
+            values = self._snapshot()
+            last_cycle_meta = self.web_store.get_meta("last_cycle_at")
+            data["db_ok"] = True
+        except Exception as exc:
+            log.warning("health check: database error: %s", type(exc).__name__)
+            values, last_cycle_meta = {}, None
+            data["db_ok"] = False
+        running = bool(self.scheduler.running) and not self.stopping.is_set()
+        data["scheduler_running"] = running
+        last_at = self.last_cycle.get("at")
+        if last_at is None and last_cycle_meta:
+            try:
+                last_at = float(last_cycle_meta)
+            except ValueError:
+                last_at = None
+        data["last_cycle_at"] = _iso(last_at) if last_at else None
+        data["last_cycle_duration"] = self.last_cycle.get("duration")
+        data["feeds"] = values.get("feeds", 0)
+        data["feeds_failing"] = values.get("feeds_failing", 0)
+        data["alerts_pending"] = values.get("pending", 0)
+        data["alerts_dead"] = values.get("dead", 0)
+        if self.socket is not None:
+            data["socket_mode_connected"] = self.socket.connected
+        healthy = data["db_ok"] and running
+        data["status"] = "ok" if healthy else "unhealthy"
+        return healthy, data
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def _quiet_libraries() -> None:
+    # Bolt logs rejected request bodies at INFO; APScheduler narrates every run.
+    for name in ("slack_bolt", "slack_sdk", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    bot_log = logging.getLogger("bot")
+    if bot_log.getEffectiveLevel() > logging.INFO:
+        bot_log.setLevel(logging.INFO)
+
+
+def run_service(
+    config_path: str, db_path: str, port: int, *, env: Mapping[str, str] | None = None
+) -> int:
+    env = os.environ if env is None else env
+    _quiet_libraries()
+    options = ServiceOptions.from_env(env)
+    try:
+        service = Service(config_path, db_path, port, env=env, options=options)
+    except OSError as exc:
+        print(f"newshound: cannot start: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+    stop = threading.Event()
+    reload_requested = threading.Event()
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        reload_requested.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, on_hup)
+
+    service.start()
+    log.info(
+        "newshound running: http://%s:%d (/healthz, /metrics), Slack commands: %s, alerts via %s",
+        options.host,
+        service.web.port,
+        service.mode,
+        service.sinks.describe,
+    )
+    while not stop.wait(0.2):
+        if reload_requested.is_set():
+            reload_requested.clear()
+            service.reload()
+    log.info("stopping")
+    if not service.shutdown():
+        # The current fetches could take up to fetch_timeout to return; every
+        # feed commits in its own transaction, so leaving now loses nothing.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
+    log.info("stopped")
+    return EXIT_OK

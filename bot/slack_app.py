@@ -1,0 +1,223 @@
+"""The Slack app: Bolt wiring for `/watch`, request verification, Socket Mode.
+
+Handlers are thin: they acknowledge at once, then hand the command to a plain
+function (`bot.commands.dispatch` behind `CommandHandler`) and send its reply
+as an ephemeral response. Nothing here touches the database directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, BoltRequest, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.commands import Reply
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+MAX_SKEW = 300  # seconds: Slack's replay window for signed requests
+MAX_BODY = 1024 * 1024
+
+# (channel, user, text) -> reply. Runs after the ack, off the request thread.
+CommandHandler = Callable[[str, str | None, str], Reply]
+
+INVITE_HINT = (
+    "I can't post in this channel, so alerts for it would never arrive. "
+    "Invite me first (`/invite @newshound`), then run the command again."
+)
+FAILURE_REPLY = "Sorry, something went wrong on our side and nothing was changed. Please try again."
+
+
+def verify_signature(secret: str, headers: Mapping[str, str], body: bytes, now: float) -> bool:
+    """Slack's v0 HMAC request signature, with a 5-minute replay window.
+
+    `headers` keys are lower-case. A missing, malformed or stale signature or
+    timestamp is simply invalid (never an exception).
+    """
+    timestamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "")
+    if not secret or not timestamp or not signature:
+        return False
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        return False
+    if abs(now - int(timestamp)) > MAX_SKEW:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+class ChannelCheck:
+    """Can the bot post in a channel? Asks `conversations.info` once per
+    channel (a positive answer is cached). Unknown answers allow the command:
+    only a clear "not in channel" refuses it."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+        self._ok: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, channel: str) -> str | None:
+        with self._lock:
+            if channel in self._ok:
+                return None
+        try:
+            info = self.client.conversations_info(channel=channel)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "")
+            if error in ("channel_not_found", "not_in_channel"):
+                return INVITE_HINT
+            log.warning("conversations.info for %s failed: %s", channel, error or "error")
+            return None
+        except Exception as exc:
+            log.warning("conversations.info for %s failed: %s", channel, type(exc).__name__)
+            return None
+        data = info.get("channel") or {}
+        if data.get("is_member") is False and not data.get("is_im"):
+            return INVITE_HINT
+        with self._lock:
+            self._ok.add(channel)
+        return None
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    bot_token: str
+    api_url: str
+    signing_secret: str | None = None
+    app_token: str | None = None
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.app_token)
+
+
+class _DropTokenNotice(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN from the environment is unused because
+    we hand it a client (which carries that same token and our base URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_TOKEN_NOTICE_FILTER = _DropTokenNotice()
+
+
+def build_app(settings: SlackSettings, handle: CommandHandler) -> App:
+    logging.getLogger("slack_bolt.App").addFilter(_TOKEN_NOTICE_FILTER)
+    client = WebClient(token=settings.bot_token, base_url=settings.api_url)
+    app = App(
+        client=client,
+        # HTTP requests are verified before they reach Bolt (see
+        # `SlackHttpEndpoint`), so a bad request is never logged with its body.
+        request_verification_enabled=False,
+        signing_secret=settings.signing_secret or "unused-in-socket-mode",
+        token_verification_enabled=False,
+        ssl_check_enabled=False,
+        url_verification_enabled=True,
+    )
+
+    @app.command("/watch")
+    def on_watch(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        ack()  # first: Slack wants an answer within 3 s
+        channel = str(command.get("channel_id") or "")
+        user = command.get("user_id")
+        text = str(command.get("text") or "")
+        try:
+            reply = handle(channel, user, text)
+        except Exception:
+            log.exception("/watch failed in %s", channel)
+            reply = Reply(FAILURE_REPLY, ok=False)
+        try:
+            respond(text=reply.text, response_type="ephemeral")
+        except Exception as exc:
+            log.warning("could not send the /watch reply: %s", type(exc).__name__)
+
+    return app
+
+
+class SlackHttpEndpoint:
+    """POST /slack/events: verify the signature, then let Bolt dispatch."""
+
+    def __init__(
+        self, app: App, signing_secret: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.app = app
+        self.signing_secret = signing_secret
+        self.clock = clock
+
+    def handle(
+        self, headers: Mapping[str, str], body: bytes, query: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        if not verify_signature(self.signing_secret, headers, body, self.clock()):
+            log.info("rejected a Slack request with a bad, missing or stale signature")
+            return 401, {"content-type": "application/json"}, b'{"error":"invalid request"}'
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return 400, {"content-type": "text/plain"}, b"bad request"
+        response = self.app.dispatch(
+            BoltRequest(body=text, query=query, headers={k: [v] for k, v in headers.items()})
+        )
+        return (
+            response.status,
+            response.first_headers_without_set_cookie(),
+            response.body.encode("utf-8"),
+        )
+
+
+class SocketModeRunner:
+    """Keeps a Socket Mode connection up (builtin client, no extra deps).
+
+    The app's WebClient (base URL from SLACK_API_URL) is used for
+    `apps.connections.open` too.
+    """
+
+    def __init__(self, app: App, app_token: str, retry_every: float = 10.0) -> None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        self.handler = SocketModeHandler(app, app_token=app_token, web_client=app.client)
+        self.retry_every = retry_every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="socket-mode", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.handler.connect()
+                log.info("Socket Mode connected")
+                return
+            except Exception as exc:
+                log.warning(
+                    "Socket Mode connection failed (%s); retrying in %.0fs",
+                    type(exc).__name__,
+                    self.retry_every,
+                )
+            self._stop.wait(self.retry_every)
+
+    @property
+    def connected(self) -> bool:
+        try:
+            return bool(self.handler.client.is_connected())
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self.handler.close()
+        except Exception as exc:
+            log.debug("closing Socket Mode: %s", type(exc).__name__)
