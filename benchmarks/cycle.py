@@ -34,15 +34,15 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from feedfarm import FeedFarm, make_terms  # noqa: E402
+from feedfarm import FeedFarm, make_terms
 
-from bot.config import load_config  # noqa: E402
-from bot.fetch import Fetcher  # noqa: E402
-from bot.match import Matcher  # noqa: E402
-from bot.parse import parse_feed  # noqa: E402
-from bot.query import parse_query  # noqa: E402
-from bot.store import Store  # noqa: E402
-from bot.wiring import config_terms, fetch_policy  # noqa: E402
+from bot.config import load_config
+from bot.fetch import Fetcher
+from bot.match import Matcher
+from bot.parse import parse_feed
+from bot.query import parse_query
+from bot.store import Store
+from bot.wiring import fetch_policy
 
 CHANNELS = 10
 

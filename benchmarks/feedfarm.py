@@ -14,16 +14,19 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape
 
-WORDS = (
+WORDS = (  # noqa: SIM905 - a readable word list
     "trade deal tariff export import semiconductor chip supply chain minister talks "
-    "negotiation agreement market shares growth inflation bank rate policy energy oil "
-    "gas climate summit election court ruling budget deficit tax reform union strike "
-    "factory output jobs wages housing prices retail sales bond yields currency rupee "
-    "dollar euro yen steel aluminium copper farm wheat rice shipping port logistics "
-    "airline travel tourism health vaccine hospital research university startup funding "
-    "software cloud data privacy security cyber attack defence treaty border sanctions"
+    "negotiation agreement market shares growth inflation bank rate policy energy "
+    "oil gas climate summit election court ruling budget deficit tax reform union "
+    "strike factory output jobs wages housing prices retail sales bond yields "
+    "currency rupee dollar euro yen steel aluminium copper farm wheat rice shipping "
+    "port logistics airline travel tourism health vaccine hospital research "
+    "university startup funding software cloud data privacy security cyber attack "
+    "defence treaty border sanctions "
 ).split()
-PLACES = "India Delhi Mumbai Washington Brussels Beijing Tokyo London Berlin Paris".split()
+PLACES = (  # noqa: SIM905 - a readable word list
+    "India Delhi Mumbai Washington Brussels Beijing Tokyo London Berlin Paris "
+).split()
 
 
 def sentence(rng: random.Random, n: int) -> str:
