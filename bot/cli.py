@@ -19,6 +19,7 @@ from bot.config import Config, ConfigError, config_warnings, load_config
 from bot.deliver import Deliverer, DeliveryReport
 from bot.fetch import Fetcher
 from bot.messages import format_time
+from bot.parsepool import ParsePool
 from bot.poll import CycleReport, Poller
 from bot.store import DEAD, PENDING, SENDING, Store
 from bot.wiring import (
@@ -145,8 +146,12 @@ def run_poll_cycle(
     config: Config, store: Store, sinks: SinkRouter, *, all_feeds: bool
 ) -> tuple[CycleReport, DeliveryReport]:
     prepare(config, store)
-    with Fetcher(fetch_policy(config.settings)) as fetcher:
-        report = Poller(config, store, fetcher).run_cycle(all_feeds=all_feeds)
+    with (
+        Fetcher(fetch_policy(config.settings)) as fetcher,
+        ParsePool(timeout=config.settings.parse_timeout) as parse_pool,
+    ):
+        poller = Poller(config, store, fetcher, parser=parse_pool.parse)
+        report = poller.run_cycle(all_feeds=all_feeds)
     deliverer = Deliverer(store, sinks, send_interval=config.settings.send_interval)
     delivery = deliverer.deliver(retry_now=True)
     return report, delivery

@@ -23,7 +23,7 @@ from bot.fetch import Fetcher
 from bot.identity import keys_for_feed
 from bot.messages import ALERT, DIGEST, alert_payload, digest_payload
 from bot.models import FeedError, FetchResult, Item, ParsedFeed
-from bot.parse import parse_feed
+from bot.parse import FeedParser, parse_feed
 from bot.store import ASSEMBLING, FeedRow, Store
 from bot.watchlist import TermHit, WatchList
 
@@ -165,6 +165,7 @@ class Poller:
         rng: random.Random | None = None,
         jitter: float = 0.0,
         workers: int = 16,
+        parser: FeedParser = parse_feed,
     ) -> None:
         self.config = config
         self.store = store
@@ -173,6 +174,7 @@ class Poller:
         self.rng = rng or random.Random()
         self.jitter = jitter  # fraction of the interval added at random to spread polls
         self.workers = workers
+        self.parser = parser  # bot.parsepool.ParsePool.parse in the CLI and service
 
     # -- the cycle -------------------------------------------------------
 
@@ -226,7 +228,7 @@ class Poller:
             fetched.body_hash = hashlib.sha256(result.body).hexdigest()
             if fetched.body_hash == row.body_hash and row.first_polled_at is not None:
                 return fetched  # server ignores conditional GET but nothing changed
-            fetched.parsed = parse_feed(
+            fetched.parsed = self.parser(
                 result.body,
                 url=result.url,
                 content_type=result.headers.get("content-type"),
