@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from bot.config import Config, FeedConfig
 from bot.fetch import Fetcher
 from bot.identity import keys_for_feed
-from bot.messages import ALERT, DIGEST, alert_payload, digest_payload
+from bot.messages import ALERT, DIGEST, NOTICE, alert_payload, digest_payload, notice_payload
 from bot.models import FeedError, FetchResult, Item, ParsedFeed
 from bot.parse import FeedParser, parse_feed
 from bot.store import ASSEMBLING, FeedRow, Store
@@ -154,6 +154,34 @@ def next_check_after_failure(
     return now + delay
 
 
+def suspended_next_check(now: float) -> float:
+    """A suspended feed is still tried, at the capped backoff rate (daily)."""
+    return now + BACKOFF_CAP
+
+
+def channels_watching(watchlist: WatchList, feed_url: str) -> list[str]:
+    """Channels with at least one term that applies to this feed."""
+    return sorted(
+        {
+            channel
+            for (channel, _term), scope in watchlist.scopes.items()
+            if scope is None or feed_url in scope
+        }
+    )
+
+
+def suspension_notice(name: str, failures: int, error: FeedError) -> str:
+    return (
+        f"The feed {name} has failed {failures} times in a row and is suspended "
+        f"(last error: {error.message}). newshound will retry it once a day and post "
+        "here again when it works."
+    )
+
+
+def recovery_notice(name: str) -> str:
+    return f"The feed {name} works again; its alerts resume."
+
+
 class Poller:
     def __init__(
         self,
@@ -254,19 +282,21 @@ class Poller:
         now = self.clock()
         name = feed_display_name(feed, row)
         if fetched.error is not None:
-            return self.record_failure(feed, row, fetched.error, now)
+            return self.record_failure(feed, row, fetched.error, now, watchlist)
         result = fetched.result
         assert result is not None
         jitter = self.rng.random() * self.jitter
         next_check = next_check_after_success(feed, self.config, fetched.parsed, now, jitter)
         if fetched.parsed is None:
-            self.store.record_feed_success(
-                row.id,
-                now=now,
-                next_check_at=next_check,
-                etag=result.etag,
-                last_modified=result.last_modified,
-            )
+            with self.store.transaction():
+                self.record_recovery(feed, row, name, watchlist, now)
+                self.store.record_feed_success(
+                    row.id,
+                    now=now,
+                    next_check_at=next_check,
+                    etag=result.etag,
+                    last_modified=result.last_modified,
+                )
             status = "not_modified" if result.not_modified else "unchanged"
             return FeedOutcome(feed.url, name, status)
 
@@ -296,6 +326,7 @@ class Poller:
                 for channel, hits in watchlist.channels_for(item, feed.url).items():
                     if self.queue_alert(channel, item_id, item, name, hits, budget, now):
                         outcome.alerts += 1
+            self.record_recovery(feed, row, name, watchlist, now)
             self.store.record_feed_success(
                 row.id,
                 now=now,
@@ -325,17 +356,29 @@ class Poller:
         return self.store.add_alert(channel, item_id, terms, outbox_id, now)
 
     def record_failure(
-        self, feed: FeedConfig, row: FeedRow, error: FeedError, now: float
+        self, feed: FeedConfig, row: FeedRow, error: FeedError, now: float, watchlist: WatchList
     ) -> FeedOutcome:
         failures = row.consecutive_failures + 1
-        self.store.record_feed_failure(
-            row.id,
-            now=now,
-            kind=error.kind,
-            message=error.message,
-            next_check_at=next_check_after_failure(feed, self.config, failures, error, now),
-            gone=error.gone,
-        )
+        suspend = not error.gone and failures >= self.config.settings.failure_threshold
+        next_check = next_check_after_failure(feed, self.config, failures, error, now)
+        if suspend:
+            next_check = max(next_check, suspended_next_check(now))
+        with self.store.transaction():
+            current = self.store.feed(feed.url)
+            newly_suspended = suspend and current is not None and current.suspended_at is None
+            self.store.record_feed_failure(
+                row.id,
+                now=now,
+                kind=error.kind,
+                message=error.message,
+                next_check_at=next_check,
+                gone=error.gone,
+                suspend=suspend,
+            )
+            if newly_suspended:
+                log.warning("feed %s suspended after %d failures", feed.url, failures)
+                text = suspension_notice(feed_display_name(feed, row), failures, error)
+                self.notify(watchlist, feed.url, text, now)
         return FeedOutcome(
             feed.url,
             feed_display_name(feed, row),
@@ -343,6 +386,19 @@ class Poller:
             error=error.message,
             error_kind=error.kind,
         )
+
+    def notify(self, watchlist: WatchList, feed_url: str, text: str, now: float) -> None:
+        for channel in channels_watching(watchlist, feed_url):
+            self.store.add_outbox(channel, NOTICE, notice_payload(text), now)
+
+    def record_recovery(
+        self, feed: FeedConfig, row: FeedRow, name: str, watchlist: WatchList, now: float
+    ) -> None:
+        """Inside the success transaction: one notice when a suspended feed works again."""
+        current = self.store.feed(feed.url)
+        if current is not None and current.suspended_at is not None:
+            log.warning("feed %s recovered", feed.url)
+            self.notify(watchlist, feed.url, recovery_notice(name), now)
 
     def finish_digests(self) -> int:
         """Turn this cycle's assembling digests into sendable messages."""
