@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from bot import redact
 from bot.channels import display_channel
 from bot.commands import CommandContext, feed_health, watch_add, watch_list, watch_remove
 from bot.config import Config, ConfigError, config_warnings, load_config
@@ -93,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redact.install()  # also scrubs library logs (httpx prints request URLs)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
@@ -146,6 +148,8 @@ def run_poll_cycle(
     config: Config, store: Store, sinks: SinkRouter, *, all_feeds: bool
 ) -> tuple[CycleReport, DeliveryReport]:
     prepare(config, store)
+    channels = [*config.channels(), *(row.channel for row in store.terms())]
+    redact.add_secrets(redact.webhook_secrets(channels, os.environ))
     with (
         Fetcher(fetch_policy(config.settings)) as fetcher,
         ParsePool(timeout=config.settings.parse_timeout) as parse_pool,
