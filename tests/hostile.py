@@ -336,3 +336,7 @@ def json_wrong_types() -> bytes:
             ],
         }
     ).encode()
+
+
+def empty_body() -> bytes:
+    return b""
