@@ -356,7 +356,12 @@ class Poller:
         return self.store.add_alert(channel, item_id, terms, outbox_id, now)
 
     def record_failure(
-        self, feed: FeedConfig, row: FeedRow, error: FeedError, now: float, watchlist: WatchList
+        self,
+        feed: FeedConfig,
+        row: FeedRow,
+        error: FeedError,
+        now: float,
+        watchlist: WatchList | None = None,
     ) -> FeedOutcome:
         failures = row.consecutive_failures + 1
         suspend = not error.gone and failures >= self.config.settings.failure_threshold
@@ -378,7 +383,7 @@ class Poller:
             if newly_suspended:
                 log.warning("feed %s suspended after %d failures", feed.url, failures)
                 text = suspension_notice(feed_display_name(feed, row), failures, error)
-                self.notify(watchlist, feed.url, text, now)
+                self.notify(watchlist or self.watchlist(), feed.url, text, now)
         return FeedOutcome(
             feed.url,
             feed_display_name(feed, row),
