@@ -13,12 +13,14 @@ import sys
 import time
 from collections.abc import Sequence
 
+from bot import redact
 from bot.channels import display_channel
 from bot.commands import CommandContext, feed_health, watch_add, watch_list, watch_remove
 from bot.config import Config, ConfigError, config_warnings, load_config
 from bot.deliver import Deliverer, DeliveryReport
 from bot.fetch import Fetcher
 from bot.messages import format_time
+from bot.parsepool import ParsePool
 from bot.poll import CycleReport, Poller
 from bot.store import DEAD, PENDING, SENDING, Store
 from bot.wiring import (
@@ -92,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redact.install()  # also scrubs library logs (httpx prints request URLs)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
@@ -145,8 +148,14 @@ def run_poll_cycle(
     config: Config, store: Store, sinks: SinkRouter, *, all_feeds: bool
 ) -> tuple[CycleReport, DeliveryReport]:
     prepare(config, store)
-    with Fetcher(fetch_policy(config.settings)) as fetcher:
-        report = Poller(config, store, fetcher).run_cycle(all_feeds=all_feeds)
+    channels = [*config.channels(), *(row.channel for row in store.terms())]
+    redact.add_secrets(redact.webhook_secrets(channels, os.environ))
+    with (
+        Fetcher(fetch_policy(config.settings)) as fetcher,
+        ParsePool(timeout=config.settings.parse_timeout) as parse_pool,
+    ):
+        poller = Poller(config, store, fetcher, parser=parse_pool.parse)
+        report = poller.run_cycle(all_feeds=all_feeds)
     deliverer = Deliverer(store, sinks, send_interval=config.settings.send_interval)
     delivery = deliverer.deliver(retry_now=True)
     return report, delivery

@@ -181,7 +181,7 @@ def watch_feeds(ctx: CommandContext) -> Reply:
     for feed in config.feeds:
         row = rows.get(feed.url)
         name = ctx.escape(feed.name or (row.title if row and row.title else feed.url))
-        lines.append(f"• {name}: {feed_health(row)}")
+        lines.append(f"• {name}: {ctx.escape(feed_health(row))}")
     return Reply("\n".join(lines))
 
 
@@ -191,7 +191,9 @@ def feed_health(row: FeedRow | None) -> str:
     if row.gone:
         return "gone (HTTP 410), no longer polled"
     if row.consecutive_failures:
-        state = "suspended" if row.suspended_at else "failing"
+        state = "failing"
+        if row.suspended_at:
+            state = f"suspended since {format_time(row.suspended_at)}, retried daily"
         return (
             f"{state}: {row.last_error} ({row.consecutive_failures} failures in a row, "
             f"last ok {format_time(row.last_success_at) if row.last_success_at else 'never'})"

@@ -81,6 +81,7 @@ class Settings:
     send_interval: float = 1.0  # min seconds between messages to one channel
     retention: float = 30 * 86400.0  # how long seen items are kept
     failure_threshold: int = 10  # consecutive failures before a feed is suspended
+    parse_timeout: float = 30.0  # seconds one feed may take to parse, > 0
 
 
 @dataclass(frozen=True)
@@ -566,7 +567,7 @@ class _Parser:
                 parsed = self.duration(value, "interval", MIN_INTERVAL)
             elif key in ("max_age", "send_interval"):
                 parsed = self.duration(value, key, 0.0)
-            elif key in ("fetch_timeout", "retention"):
+            elif key in ("fetch_timeout", "retention", "parse_timeout"):
                 parsed = self.duration(value, key, 0.0, strict=True)
             elif key in ("max_alerts_per_poll", "max_items_per_feed", "failure_threshold"):
                 parsed = self.whole_number(value, key, 1)
@@ -610,6 +611,7 @@ class _Parser:
             send_interval=_as_float(values.get("send_interval"), defaults.send_interval),
             retention=_as_float(values.get("retention"), defaults.retention),
             failure_threshold=_as_int(values.get("failure_threshold"), defaults.failure_threshold),
+            parse_timeout=_as_float(values.get("parse_timeout"), defaults.parse_timeout),
         )
         return settings
 

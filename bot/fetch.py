@@ -206,6 +206,10 @@ def _classify(exc: BaseException, host: str, timeout: float) -> FeedError:
         if isinstance(e, ConnectionResetError):
             return FeedError("connect", f"{host}: connection reset")
     for e in chain:
+        if isinstance(e, httpx.RemoteProtocolError) and "location header" in str(e).lower():
+            # httpx validates Location itself (e.g. `http://0177.0.0.2/`) before we see it.
+            return FeedError("bad_url", f"{host}: invalid redirect target")
+    for e in chain:
         if isinstance(e, (httpx.RemoteProtocolError, httpcore.RemoteProtocolError)):
             return FeedError("protocol", f"{host}: server closed the connection or sent bad HTTP")
         if isinstance(e, (httpx.LocalProtocolError, httpcore.LocalProtocolError)):

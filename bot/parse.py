@@ -10,7 +10,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
@@ -40,6 +40,15 @@ def _any_case(word: str) -> re.Pattern[bytes]:
 _DOCTYPE = _any_case("<!DOCTYPE")
 _ENTITY = _any_case("<!ENTITY")
 _ENTITY_REFUSED = "feed declares XML entities; refused (entity expansion attack?)"
+
+
+class FeedParser(Protocol):
+    """What the poller calls to parse: `parse_feed` itself (in-process, for
+    tests) or `bot.parsepool.ParsePool.parse` (in a worker, with a time limit)."""
+
+    def __call__(
+        self, body: bytes, *, url: str, content_type: str | None = ..., max_items: int = ...
+    ) -> ParsedFeed: ...
 
 
 # --- helpers shared with bot.jsonfeed -----------------------------------------

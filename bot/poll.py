@@ -23,9 +23,9 @@ from bot.config import Config, FeedConfig
 from bot.fetch import Fetcher
 from bot.hostlimit import DEFAULT_PER_HOST, HostLimiter
 from bot.identity import keys_for_feed
-from bot.messages import ALERT, DIGEST, alert_payload, digest_payload
+from bot.messages import ALERT, DIGEST, NOTICE, alert_payload, digest_payload, notice_payload
 from bot.models import FeedError, FetchResult, Item, ParsedFeed
-from bot.parse import parse_feed
+from bot.parse import FeedParser, parse_feed
 from bot.store import ASSEMBLING, FeedRow, Store
 from bot.watchlist import TermHit, WatchList
 
@@ -176,6 +176,34 @@ def next_check_after_failure(
     return now + delay
 
 
+def suspended_next_check(now: float) -> float:
+    """A suspended feed is still tried, at the capped backoff rate (daily)."""
+    return now + BACKOFF_CAP
+
+
+def channels_watching(watchlist: WatchList, feed_url: str) -> list[str]:
+    """Channels with at least one term that applies to this feed."""
+    return sorted(
+        {
+            channel
+            for (channel, _term), scope in watchlist.scopes.items()
+            if scope is None or feed_url in scope
+        }
+    )
+
+
+def suspension_notice(name: str, failures: int, error: FeedError) -> str:
+    return (
+        f"The feed {name} has failed {failures} times in a row and is suspended "
+        f"(last error: {error.message}). newshound will retry it once a day and post "
+        "here again when it works."
+    )
+
+
+def recovery_notice(name: str) -> str:
+    return f"The feed {name} works again; its alerts resume."
+
+
 class Poller:
     def __init__(
         self,
@@ -188,6 +216,7 @@ class Poller:
         jitter: float = 0.0,
         workers: int = 16,
         per_host: int = DEFAULT_PER_HOST,
+        parser: FeedParser = parse_feed,
     ) -> None:
         self.config = config
         self.store = store
@@ -197,6 +226,7 @@ class Poller:
         self.jitter = jitter  # fraction of the interval added at random to spread polls
         self.workers = workers
         self.hosts = HostLimiter(per_host)
+        self.parser = parser  # bot.parsepool.ParsePool.parse in the CLI and service
 
     # -- the cycle -------------------------------------------------------
 
@@ -267,7 +297,7 @@ class Poller:
             fetched.body_hash = hashlib.sha256(result.body).hexdigest()
             if fetched.body_hash == row.body_hash and row.first_polled_at is not None:
                 return fetched  # server ignores conditional GET but nothing changed
-            fetched.parsed = parse_feed(
+            fetched.parsed = self.parser(
                 result.body,
                 url=result.url,
                 content_type=result.headers.get("content-type"),
@@ -293,7 +323,7 @@ class Poller:
         now = self.clock()
         name = feed_display_name(feed, row)
         if fetched.error is not None:
-            return self.record_failure(feed, row, fetched.error, now)
+            return self.record_failure(feed, row, fetched.error, now, watchlist)
         result = fetched.result
         assert result is not None
         jitter = self.rng.random() * self.jitter
@@ -301,13 +331,15 @@ class Poller:
             feed, self.config, fetched.parsed, now, jitter, result.headers
         )
         if fetched.parsed is None:
-            self.store.record_feed_success(
-                row.id,
-                now=now,
-                next_check_at=next_check,
-                etag=result.etag,
-                last_modified=result.last_modified,
-            )
+            with self.store.transaction():
+                self.record_recovery(feed, row, name, watchlist, now)
+                self.store.record_feed_success(
+                    row.id,
+                    now=now,
+                    next_check_at=next_check,
+                    etag=result.etag,
+                    last_modified=result.last_modified,
+                )
             status = "not_modified" if result.not_modified else "unchanged"
             return FeedOutcome(feed.url, name, status)
 
@@ -345,6 +377,7 @@ class Poller:
                     if self.queue_alert(channel, item_id, item, name, hits, budget, now):
                         outcome.alerts += 1
             self.store.touch_stories(seen_again, now)
+            self.record_recovery(feed, row, name, watchlist, now)
             self.store.record_feed_success(
                 row.id,
                 now=now,
@@ -374,17 +407,34 @@ class Poller:
         return self.store.add_alert(channel, item_id, terms, outbox_id, now)
 
     def record_failure(
-        self, feed: FeedConfig, row: FeedRow, error: FeedError, now: float
+        self,
+        feed: FeedConfig,
+        row: FeedRow,
+        error: FeedError,
+        now: float,
+        watchlist: WatchList | None = None,
     ) -> FeedOutcome:
         failures = row.consecutive_failures + 1
-        self.store.record_feed_failure(
-            row.id,
-            now=now,
-            kind=error.kind,
-            message=error.message,
-            next_check_at=next_check_after_failure(feed, self.config, failures, error, now),
-            gone=error.gone,
-        )
+        suspend = not error.gone and failures >= self.config.settings.failure_threshold
+        next_check = next_check_after_failure(feed, self.config, failures, error, now)
+        if suspend:
+            next_check = max(next_check, suspended_next_check(now))
+        with self.store.transaction():
+            current = self.store.feed(feed.url)
+            newly_suspended = suspend and current is not None and current.suspended_at is None
+            self.store.record_feed_failure(
+                row.id,
+                now=now,
+                kind=error.kind,
+                message=error.message,
+                next_check_at=next_check,
+                gone=error.gone,
+                suspend=suspend,
+            )
+            if newly_suspended:
+                log.warning("feed %s suspended after %d failures", feed.url, failures)
+                text = suspension_notice(feed_display_name(feed, row), failures, error)
+                self.notify(watchlist or self.watchlist(), feed.url, text, now)
         return FeedOutcome(
             feed.url,
             feed_display_name(feed, row),
@@ -392,6 +442,19 @@ class Poller:
             error=error.message,
             error_kind=error.kind,
         )
+
+    def notify(self, watchlist: WatchList, feed_url: str, text: str, now: float) -> None:
+        for channel in channels_watching(watchlist, feed_url):
+            self.store.add_outbox(channel, NOTICE, notice_payload(text), now)
+
+    def record_recovery(
+        self, feed: FeedConfig, row: FeedRow, name: str, watchlist: WatchList, now: float
+    ) -> None:
+        """Inside the success transaction: one notice when a suspended feed works again."""
+        current = self.store.feed(feed.url)
+        if current is not None and current.suspended_at is not None:
+            log.warning("feed %s recovered", feed.url)
+            self.notify(watchlist, feed.url, recovery_notice(name), now)
 
     def finish_digests(self) -> int:
         """Turn this cycle's assembling digests into sendable messages."""

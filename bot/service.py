@@ -32,11 +32,13 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot import redact
 from bot.commands import CommandContext, Reply, dispatch
 from bot.config import Config, ConfigError, load_config
 from bot.deliver import Deliverer
 from bot.fetch import Fetcher
 from bot.metrics import CONTENT_TYPE, Metrics, outbox_snapshot
+from bot.parsepool import ParsePool
 from bot.poll import Poller
 from bot.sinks.slack import DEFAULT_API_URL
 from bot.sinks.slack import escape as slack_escape
@@ -59,7 +61,6 @@ EXIT_FAILED = 1
 DEFAULT_TICK = 5.0  # seconds between checks for due feeds / pending alerts
 DEFAULT_GRACE = 6.0  # how long shutdown waits for the current cycle
 JITTER = 0.1  # up to 10 % of a feed's interval added to spread polls
-PRUNE_EVERY = 3600.0
 
 
 @dataclass(frozen=True)
@@ -142,13 +143,14 @@ class Service:
         self.stopping = threading.Event()
         self._wake_delivery = threading.Event()
         self._cycle_lock = threading.Lock()
-        self._last_prune = 0.0
+        self._parse_pool: ParsePool | None = None
         self.last_cycle: dict[str, Any] = {}
 
         self.poll_store = Store(db_path)
         self.deliver_store = Store(db_path)
         self.web_store = Store(db_path)
         self._sync(self.holder.get(), self.poll_store)
+        self._register_secrets(self.holder.get())
 
         self.sinks = SinkRouter(env)
         self.deliverer = self._deliverer(self.holder.get())
@@ -214,6 +216,8 @@ class Service:
         if not cycle_done or self._delivery_thread.is_alive():
             log.warning("shutting down with work in progress abandoned (nothing half-written)")
             return False
+        if self._parse_pool is not None:
+            self._parse_pool.close()
         for store in (self.poll_store, self.deliver_store, self.web_store):
             store.close()
         return True
@@ -229,6 +233,7 @@ class Service:
             log.error("config reload failed, keeping the old config: %s", exc)
             return False
         self._sync(config, self.web_store)
+        self._register_secrets(config)
         old = self.holder.get()
         self.holder.set(config)
         if config.settings.send_interval != old.settings.send_interval:
@@ -240,6 +245,11 @@ class Service:
             len(config.channels()),
         )
         return True
+
+    def _register_secrets(self, config: Config) -> None:
+        """Webhook URLs hold tokens: the log filter must know them."""
+        channels = [*config.channels(), *(row.channel for row in self.web_store.terms())]
+        redact.add_secrets(redact.webhook_secrets(channels, os.environ))
 
     def _sync(self, config: Config, store: Store) -> None:
         store.sync_feeds([f.url for f in config.feeds])
@@ -267,7 +277,14 @@ class Service:
                 return
             config = self.holder.get()
             with Fetcher(fetch_policy(config.settings)) as fetcher:
-                poller = Poller(config, self.poll_store, fetcher, clock=self.clock, jitter=JITTER)
+                poller = Poller(
+                    config,
+                    self.poll_store,
+                    fetcher,
+                    clock=self.clock,
+                    jitter=JITTER,
+                    parser=self._parser(config).parse,
+                )
                 report = poller.run_cycle(should_stop=self.stopping.is_set)
             self.metrics.observe_cycle(report)
             self.last_cycle = {
@@ -278,19 +295,19 @@ class Service:
             }
             if report.alerts or report.digests:
                 self._wake_delivery.set()
-            self._prune(config)
         except Exception:
             log.exception("poll cycle failed")
         finally:
             self._cycle_lock.release()
 
-    def _prune(self, config: Config) -> None:
-        now = self.clock()
-        if config.settings.retention > 0 and now - self._last_prune >= PRUNE_EVERY:
-            self._last_prune = now
-            removed = self.poll_store.prune_items(now - config.settings.retention)
-            if removed:
-                log.info("forgot %d stories not seen for a while", removed)
+    def _parser(self, config: Config) -> ParsePool:
+        """One long-lived pool of parser processes; rebuilt if parse_timeout changes."""
+        pool = self._parse_pool
+        if pool is None or pool.timeout != config.settings.parse_timeout:
+            if pool is not None:
+                pool.close()
+            pool = self._parse_pool = ParsePool(timeout=config.settings.parse_timeout)
+        return pool
 
     def _delivery_loop(self) -> None:
         while not self.stopping.is_set():

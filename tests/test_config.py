@@ -204,6 +204,7 @@ def test_all_settings() -> None:
           send_interval: 0
           retention: 7d
           failure_threshold: 3
+          parse_timeout: 5s
         """
     )
     assert config.settings == Settings(
@@ -222,6 +223,7 @@ def test_all_settings() -> None:
         send_interval=0.0,
         retention=7 * 86400.0,
         failure_threshold=3,
+        parse_timeout=5.0,
     )
     assert config.feeds == ()
     assert config.watches == ()
@@ -469,6 +471,14 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
           fetch_timeout: 0s
         """,
         ["2: fetch_timeout must be more than 0s"],
+    ),
+    (
+        "zero parse timeout",
+        """\
+        settings:
+          parse_timeout: 0s
+        """,
+        ["2: parse_timeout must be more than 0s"],
     ),
     (
         "retention shorter than max_age",

@@ -120,9 +120,17 @@ def test_restart_resumes_the_schedule_instead_of_polling_everything(
     db = tmp_path / "db.sqlite"
     with FakeSlack() as slack:
         first = Service(config, db, slack).start()
-        wait_for(lambda: feed_server.hits("/feed.xml") >= 1)
+        # Wait until the first cycle has committed the feed, not just fetched it.
+        wait_for(lambda: _polled(db), timeout=20)
         assert first.stop()[0] == 0
         second = Service(config, db, slack).start()
         time.sleep(1.0)  # five ticks
         assert second.stop()[0] == 0
     assert feed_server.hits("/feed.xml") == 1
+
+
+def _polled(db: Path) -> bool:
+    from bot.store import Store
+
+    with Store(db) as store:
+        return any(f.last_success_at is not None for f in store.feeds())

@@ -29,9 +29,13 @@ def escape(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", text).replace("@", "@\u200b")
 
 
+_URL_UNSAFE = str.maketrans({c: f"%{ord(c):02X}" for c in " ()<>[]"})
+
+
 def _url(link: str | None) -> str | None:
+    """A feed link made safe inside `[label](url)`: no ")" or space can end it early."""
     if link and link.lower().startswith(("http://", "https://")) and len(link) <= 2000:
-        return clean_text(link)
+        return clean_text(link).translate(_URL_UNSAFE)
     return None
 
 
@@ -41,7 +45,7 @@ def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
             f"**{escape(t)}**" if bold else escape(t) for t, bold in payload["snippet"]
         )
         embed: dict[str, Any] = {
-            "title": clean_text(payload["title"], 256),
+            "title": escape(clean_text(payload["title"], 200))[:256],
             "description": description[:4096],
             "footer": {
                 "text": clean_text(

@@ -1,0 +1,165 @@
+"""No token, signing secret or webhook token ever reaches logs or output."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from cli_helpers import run_subprocess, write_config
+from feedgen import FeedEntry, rss
+from feedserver import FeedServer
+
+from bot.redact import RedactingFilter, redact, secrets_from_env, webhook_secrets
+
+BOT_TOKEN = "xoxb-1111-2222-SECRETBOTTOKEN"
+APP_TOKEN = "xapp-1-A111-SECRETAPPTOKEN"
+SIGNING = "f00dfacesigningsecret42"
+HOOK_TOKEN = "HOOKSECRET-abcdef0123456789"
+LITERAL_TOKEN = "LITERALSECRET-9876543210"
+SECRETS = [BOT_TOKEN, APP_TOKEN, SIGNING, HOOK_TOKEN, LITERAL_TOKEN, "SECRETBOTTOKEN"]
+
+
+def test_redact_patterns() -> None:
+    text = (
+        "POST https://discord.com/api/webhooks/123/abcDEF-ghi?wait=true token xoxb-1-2-abc "
+        "xapp-1-X-y https://feed.example/rss?token=hunter2&x=1 custom-secret-value"
+    )
+    out = redact(text, ["custom-secret-value"])
+    for leaked in ("abcDEF-ghi", "xoxb-1-2-abc", "xapp-1-X-y", "hunter2", "custom-secret-value"):
+        assert leaked not in out
+    assert "/api/webhooks/123/***" in out
+    assert "x=1" in out
+
+
+def test_secrets_from_env_and_webhooks() -> None:
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING,
+        "TRADE_WEBHOOK": "https://hooks.example/x/y",
+        "HOME": "/root",
+        "SHORT_TOKEN": "abc",
+    }
+    found = secrets_from_env(env)
+    assert sorted(found) == sorted([BOT_TOKEN, SIGNING, "https://hooks.example/x/y"])
+    channels = [
+        "C0123456789",
+        "discord:$TRADE_WEBHOOK",
+        "discord:$MISSING",
+        "discord:https://h/1/t",
+    ]
+    assert webhook_secrets(channels, env) == ["https://hooks.example/x/y", "https://h/1/t"]
+
+
+def test_filter_scrubs_args_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("newshound.test.redact")
+    flt = RedactingFilter([SIGNING])
+    caplog.handler.addFilter(flt)
+    try:
+        with caplog.at_level(logging.DEBUG, logger=logger.name):
+            logger.info("secret %s and %s", SIGNING, BOT_TOKEN)
+            try:
+                raise RuntimeError(f"boom {SIGNING}")
+            except RuntimeError:
+                logger.exception("failed")
+    finally:
+        caplog.handler.removeFilter(flt)
+    assert SIGNING not in caplog.text and "SECRETBOTTOKEN" not in caplog.text
+    assert "boom ***" in caplog.text
+
+
+class _FailingDestination(BaseHTTPRequestHandler):
+    """Answers every POST with HTTP 500 and remembers the path."""
+
+    protocol_version = "HTTP/1.1"
+    paths: ClassVar[list[str]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        type(self).paths.append(self.path.split("?", 1)[0])
+        body = b'{"ok": false, "error": "internal_error"}'
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def destination() -> Iterator[tuple[str, list[str]]]:
+    _FailingDestination.paths = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FailingDestination)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", _FailingDestination.paths
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.slow
+def test_pipeline_at_debug_logs_no_secrets(
+    feed_server: FeedServer, destination: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    base, posted = destination
+    now = datetime.now(UTC)
+    entry = FeedEntry(
+        title="Trade deal signed",
+        link="https://news.example/deal",
+        summary="A trade deal.",
+        published=now - timedelta(hours=1),
+    )
+    feed_server.set("/feed.xml", rss([entry]))
+    feed_server.set("/broken.xml", b"nope", status=500, content_type="text/plain")
+    # Every destination fails, so errors (and their retries) get logged.
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        [feed_server.url("/feed.xml"), feed_server.url("/broken.xml")],
+        [
+            {"channel": "C0TRADE0001", "terms": ["trade deal"]},
+            {"channel": "discord:$TRADE_WEBHOOK", "terms": ["trade deal"]},
+            {
+                "channel": f"discord:{base}/api/webhooks/777/{LITERAL_TOKEN}",
+                "terms": ["trade deal"],
+            },
+        ],
+    )
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_APP_TOKEN": APP_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING,
+        "SLACK_API_URL": f"{base}/slack/",
+        "TRADE_WEBHOOK": f"{base}/api/webhooks/123456/{HOOK_TOKEN}",
+    }
+    db = tmp_path / "n.db"
+    outputs = []
+    for args in (
+        ("-v", "poll", "--once", "--all"),
+        ("-v", "poll", "--once", "--all"),
+        ("-v", "status"),
+        ("-v", "check"),
+    ):
+        result = run_subprocess("--config", str(config), "--db", str(db), *args, env=env)
+        assert result.code == 0, result.err
+        outputs.append(result.out + result.err)
+    combined = "\n".join(outputs)
+    # The destinations really were called, and libraries really did log.
+    assert "/slack/chat.postMessage" in posted
+    assert f"/api/webhooks/123456/{HOOK_TOKEN}" in posted
+    assert f"/api/webhooks/777/{LITERAL_TOKEN}" in posted
+    assert "HTTP Request" in combined  # httpx's request log line, scrubbed
+    assert "***" in combined
+    for secret in SECRETS:
+        assert secret not in combined, secret
