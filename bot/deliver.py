@@ -50,7 +50,7 @@ class DeliveryReport:
     sent: int = 0
     failed: int = 0
     dead: int = 0
-    recovered: int = 0  # found already delivered when checked after a crash/timeout
+    recovered: int = 0  # of `sent`: found already delivered when checked after a crash/timeout
     errors: list[str] = field(default_factory=list)
 
 
@@ -260,6 +260,7 @@ class Deliverer:
         if remote_id is None:
             return None
         self.store.mark_sent(message.id, remote_id, self.clock())
+        report.sent += 1
         report.recovered += 1
         self._count(channel_kind(message.channel), "recovered")
         log.info("message %s had arrived before an interruption", message.id)

@@ -80,7 +80,7 @@ class FakeSlack:
                     state.calls.append(call)
                     fault = _next_fault(state, method)
                     answer = None
-                    if fault is None or fault.accept:
+                    if fault is None or fault.accept or _benign(fault):
                         answer = _respond(state, method, args)
                 try:
                     if fault is not None:
@@ -116,7 +116,9 @@ class FakeSlack:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def api_url(self) -> str:
@@ -147,6 +149,13 @@ class FakeSlack:
     def calls(self, method: str | None = None) -> list[Call]:
         with self.state.lock:
             return [c for c in self.state.calls if method is None or c.method == method]
+
+    def inject(self, channel: str, message: dict[str, Any]) -> str:
+        """Put a message into a channel's history as if someone posted it; returns its ts."""
+        with self.state.lock:
+            stored = dict(message, ts=_next_ts(self.state))
+            self.state.posted.setdefault(channel, []).append(stored)
+            return str(stored["ts"])
 
     def posted_outbox_ids(self) -> list[int]:
         """Outbox ids (from message metadata) of every accepted message, in order."""
@@ -182,6 +191,11 @@ def _next_fault(state: _State, method: str) -> Fault | None:
         if count % n == 0:
             return fault
     return None
+
+
+def _benign(fault: Fault) -> bool:
+    """Only slow: the call succeeds after the delay."""
+    return fault.status == 200 and not fault.error and not fault.drop
 
 
 def _seconds(value: float) -> str:
