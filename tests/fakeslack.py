@@ -23,6 +23,7 @@ class Call:
     args: dict[str, Any]
     headers: dict[str, str]
     at: float  # time.monotonic() when received
+    status: int = 200  # the HTTP status answered (0: connection dropped)
 
 
 @dataclass
@@ -82,6 +83,8 @@ class FakeSlack:
                     answer = None
                     if fault is None or fault.accept or _benign(fault):
                         answer = _respond(state, method, args)
+                    if fault is not None and not _benign(fault):
+                        call.status = 0 if fault.drop else fault.status
                 try:
                     if fault is not None:
                         if fault.delay:
