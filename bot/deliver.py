@@ -276,11 +276,15 @@ class Deliverer:
     ) -> Outcome:
         now = self.clock()
         where = display_channel(message.channel)
-        if exc.permanent:
-            self.store.mark_dead(message.id, exc.message, now)
+        exhausted = exc.give_up_after is not None and message.attempts >= exc.give_up_after
+        if exc.permanent or exhausted:
+            reason = exc.message
+            if exhausted:
+                reason += f" (after {message.attempts} attempts)"
+            self.store.mark_dead(message.id, reason, now)
             report.dead += 1
-            report.errors.append(f"{where}: {exc.message} (gave up)")
-            log.warning("message %s to %s is dead: %s", message.id, where, exc.message)
+            report.errors.append(f"{where}: {reason} (gave up)")
+            log.warning("message %s to %s is dead: %s", message.id, where, reason)
             self._count(kind, "dead")
             return Outcome.DEAD
         if exc.retry_after is not None:

@@ -225,6 +225,19 @@ def test_permanent_error_is_dead_and_other_channels_flow(store: Store, slack: Fa
     assert_each_posted_once(slack, others)
 
 
+def test_unknown_error_gives_up_after_some_attempts(store: Store, slack: FakeSlack):
+    ids = queue(store, A, 2)
+    slack.fail_next(POST, *[Fault(error="something_new")] * 5)
+    d = deliverer(store, sink_for(slack))
+    for _ in range(4):
+        assert d.deliver(retry_now=True).failed == 1
+    report = d.deliver(retry_now=True)
+    assert report.dead == 1 and report.sent == 1  # the channel moves on
+    row = store.outbox_message(ids[0])
+    assert row is not None and row.last_error == "something_new (after 5 attempts)"
+    assert_each_posted_once(slack, ids[1:])
+
+
 def test_dead_letters_show_in_status(tmp_path: Path, store: Store, slack: FakeSlack):
     queue(store, A, 1)
     slack.fail_next(POST, Fault(error="is_archived"))

@@ -13,7 +13,9 @@ class DeliveryError(Exception):
     retry_after: the destination asked us to wait this many seconds before
     the next call to `gate_key` (default: the sink's `rate_key` for the channel);
     maybe_delivered: we never heard an answer (timeout, dropped connection,
-    5xx), so the message may have arrived: look for it before resending.
+    5xx), so the message may have arrived: look for it before resending;
+    give_up_after: an answer we do not know (neither an outage nor a known
+    permanent error) is retried this many attempts, then the message is dead.
     """
 
     def __init__(
@@ -24,6 +26,7 @@ class DeliveryError(Exception):
         retry_after: float | None = None,
         maybe_delivered: bool = False,
         gate_key: str | None = None,
+        give_up_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -31,6 +34,7 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
         self.maybe_delivered = maybe_delivered
         self.gate_key = gate_key
+        self.give_up_after = give_up_after
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ UNCERTAIN_ERRORS = frozenset(
     {"internal_error", "fatal_error", "request_timeout", "service_unavailable"}
 )
 
+UNKNOWN_ERROR_ATTEMPTS = 5
+
 # Errors that no retry can fix; the alert is kept as dead with the reason.
 PERMANENT_ERRORS = frozenset(
     {
@@ -251,7 +253,11 @@ def _delivery_error(exc: SlackApiError, gate_key: str) -> DeliveryError:
         return DeliveryError(error, permanent=True)
     if status >= 500 or not error:
         return DeliveryError(f"Slack answered HTTP {status}", maybe_delivered=True)
-    return DeliveryError(error, maybe_delivered=error in UNCERTAIN_ERRORS)
+    if error in UNCERTAIN_ERRORS:
+        return DeliveryError(error, maybe_delivered=True)
+    # An answer we do not know: it may be a passing state, but it must not
+    # hold back its channel forever.
+    return DeliveryError(error, give_up_after=UNKNOWN_ERROR_ATTEMPTS)
 
 
 def _seconds(value: str | None) -> float:
