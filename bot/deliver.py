@@ -1,28 +1,48 @@
-"""Outbox -> sinks: ordering, per-channel rate limit, retries, dead letters.
+"""Outbox -> sinks: ordering, shared rate limits, retries, dead letters.
 
-A message is marked `sending` (committed) before the sink is called and
-`sent` only after the destination accepted it. A row found in `sending` at
-start-up means we crashed mid-send: the sink is asked whether the message
-arrived (Slack: message metadata in the channel history) before it is sent
-again, so a crash neither loses nor duplicates an alert.
+The rules (README "Delivery guarantees"):
+
+* Oldest first per channel. Only the oldest open message of a channel may
+  be sent; a message waiting for a retry holds back its own channel and no
+  other. A permanent error makes it `dead` and the channel moves on.
+* A message is claimed (`pending` -> `sending`, committed) before the sink is
+  called and marked `sent` only after the destination accepted it. The
+  claim is one transaction that also checks and closes the send gates, so
+  two senders (say `run` and a manual `poll --once`) never send the same
+  message and never exceed one message per `send_interval` per channel.
+* Gates live in the database (`send_gates`): per channel (`send_interval`),
+  per destination method/webhook (Slack 429 `Retry-After`, Discord
+  `retry_after` and `X-RateLimit-*`). A restart or another process honours them.
+* A `sending` message whose sender died (or whose lease ran out), and a
+  message whose last attempt went unanswered (timeout, dropped connection,
+  5xx), is looked for at the destination before it is sent again (Slack:
+  message metadata in the channel history), so a crash neither loses nor
+  duplicates an alert.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+import os
 import random
+import socket
 import time
-from collections.abc import Callable
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.channels import channel_kind, display_channel
-from bot.sinks.base import DeliveryError, Sink
+from bot.sinks.base import DeliveryError, Sink, remote_id_of
 from bot.store import SENDING, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
 RETRY_START = 5.0  # first retry after a transient failure, doubling
-RETRY_CAP = 3600.0
+RETRY_CAP = 3600.0  # never wait more than an hour between two attempts
+LEASE = 120.0  # a `sending` message held longer than this is presumed orphaned
+RATE_LIMITED_TRIES = 3  # 429s one message may take within one deliver() call
 
 
 @dataclass
@@ -30,14 +50,50 @@ class DeliveryReport:
     sent: int = 0
     failed: int = 0
     dead: int = 0
-    recovered: int = 0
+    recovered: int = 0  # of `sent`: found already delivered when checked after a crash/timeout
     errors: list[str] = field(default_factory=list)
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    DEAD = "dead"
+    RETRY = "retry"  # transient failure: backoff
+    RATE_LIMITED = "rate_limited"  # destination asked us to wait: a gate closed
+    SKIPPED = "skipped"  # could not claim it (gate closed, taken by another sender)
 
 
 def retry_delay(attempts: int, rng: random.Random) -> float:
     """Exponential backoff with jitter (half to full of the nominal delay)."""
     nominal = min(RETRY_CAP, RETRY_START * 2 ** max(0, attempts - 1))
     return nominal * (0.5 + rng.random() / 2)
+
+
+def channel_gate(channel: str) -> str:
+    return "channel:" + channel
+
+
+def new_owner() -> str:
+    """Identifies one Deliverer: host, process id and a random tag."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """True/False when we can tell whether the owning process lives (same
+    host), None when we cannot (another host, unknown format)."""
+    if not owner:
+        return False
+    parts = owner.split("/")
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return None
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return None
+    return True
 
 
 class Deliverer:
@@ -51,6 +107,9 @@ class Deliverer:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         on_result: Callable[[str, str], None] | None = None,
+        lease: float = LEASE,
+        owner: str | None = None,
+        is_alive: Callable[[str | None], bool | None] = owner_alive,
     ) -> None:
         self.store = store
         self.sink_for = sink_for
@@ -59,10 +118,11 @@ class Deliverer:
         self.sleep = sleep
         self.rng = rng or random.Random()
         self.on_result = on_result  # metrics hook: (channel kind, outcome)
-        self._last_send: dict[str, float] = {}
-        # Destination kind -> time before which no call may be made (429 Retry-After).
-        self._blocked_until: dict[str, float] = {}
-        self._recovered = False
+        self.lease = lease
+        self.owner = owner or new_owner()
+        self.is_alive = is_alive
+
+    # -- the loop ----------------------------------------------------------
 
     def deliver(
         self,
@@ -75,103 +135,208 @@ class Deliverer:
 
         retry_now: also try messages still in their retry backoff (a manual
         `poll --once` is a request to try now), each at most once per call.
-        max_wait: longest we sleep for a rate limit before leaving the rest
-        for the next call.
+        max_wait: longest we sleep for a gate (rate limit) before leaving the
+        rest for the next call.
         """
         report = DeliveryReport()
-        if not self._recovered:
-            # Only this process's first call: later `sending` rows are our own.
-            report.recovered = self.recover_interrupted()
-            self._recovered = True
-        tried_failed: set[int] = set()
+        self.recover_interrupted()
+        given_up: set[int] = set()  # failed (or were taken) during this call
+        limited: Counter[int] = Counter()
         while not should_stop():
             now = self.clock()
-            horizon = float("inf") if retry_now else now
-            heads = [m for m in self.store.due_messages(horizon) if m.id not in tried_failed]
-            if not heads:
-                break
-            ready: list[OutboxRow] = []
-            wake_at = float("inf")
-            for message in heads:
-                not_before = self._not_before(message.channel)
-                if not_before <= now:
-                    ready.append(message)
-                else:
-                    wake_at = min(wake_at, not_before)
+            ready, wake_at = self._ready(now, retry_now, given_up)
             if not ready:
-                if wake_at - now > max_wait:
+                if wake_at == float("inf") or wake_at - now > max_wait:
                     break
                 self.sleep(max(0.0, wake_at - now))
                 continue
             for message in ready:
                 if should_stop():
                     break
-                if not self.send_one(message, report):
-                    tried_failed.add(message.id)
+                outcome = self._send(message, report)
+                if outcome is Outcome.RETRY:
+                    given_up.add(message.id)
+                elif outcome is Outcome.RATE_LIMITED:
+                    limited[message.id] += 1
+                    if limited[message.id] >= RATE_LIMITED_TRIES:
+                        given_up.add(message.id)
         return report
 
-    def _not_before(self, channel: str) -> float:
-        last = self._last_send.get(channel, 0.0)
-        blocked = self._blocked_until.get(channel_kind(channel), 0.0)
-        return max(last + self.send_interval, blocked)
+    def _ready(
+        self, now: float, retry_now: bool, given_up: set[int]
+    ) -> tuple[list[OutboxRow], float]:
+        """Channel heads that may be sent now, and when the next gate opens."""
+        gates = self.store.gates()
+        ready: list[OutboxRow] = []
+        wake_at = float("inf")
+        for head in self.store.channel_heads():
+            if head.state == SENDING or head.id in given_up:
+                continue  # in flight elsewhere (or orphaned: next call recovers it)
+            if not retry_now and head.next_attempt_at > now:
+                continue  # in backoff: a later call sends it
+            keys = self._gate_keys(head, self.sink_for(head.channel))
+            not_before = max((gates.get(k, 0.0) for k in keys), default=0.0)
+            if not_before <= now:
+                ready.append(head)
+            else:
+                wake_at = min(wake_at, not_before)
+        return ready, wake_at
+
+    def _gate_keys(self, message: OutboxRow, sink: Sink) -> list[str]:
+        """Gates that must be open to send `message`; the last one is the
+        destination's own (closed by its 429 answers)."""
+        keys = [channel_gate(message.channel)]
+        lookup_key = getattr(sink, "lookup_key", None)
+        if message.verify_since is not None and lookup_key is not None:
+            keys.append(str(lookup_key(message.channel)))
+        rate_key = getattr(sink, "rate_key", None)
+        if rate_key is not None:
+            keys.append(str(rate_key(message.channel)))
+        return keys
+
+    # -- one message ---------------------------------------------------------
 
     def send_one(self, message: OutboxRow, report: DeliveryReport) -> bool:
         """Send one message; True if it left the queue (sent or dead)."""
-        kind = channel_kind(message.channel)
+        return self._send(message, report) in (Outcome.SENT, Outcome.DEAD)
+
+    def _send(self, message: OutboxRow, report: DeliveryReport) -> Outcome:
         sink = self.sink_for(message.channel)
-        self.store.mark_sending(message.id, self.clock())
-        self._last_send[message.channel] = self.clock()
+        keys = self._gate_keys(message, sink)
+        now = self.clock()
+        claim = self.store.claim_message(
+            message.id,
+            owner=self.owner,
+            now=now,
+            gate_keys=keys,
+            hold={channel_gate(message.channel): now + self.send_interval},
+        )
+        if claim.row is None:
+            return Outcome.SKIPPED
+        message = claim.row
+        kind = channel_kind(message.channel)
         try:
-            remote_id = sink.send(message.channel, message.kind, message.payload, message.id)
+            if message.verify_since is not None:
+                found = self._look_up(sink, message, report)
+                if found is not None:
+                    return found
+            result = sink.send(message.channel, message.kind, message.payload, message.id)
         except DeliveryError as exc:
-            return self._failed(message, exc, kind, report)
-        self.store.mark_sent(message.id, remote_id, self.clock())
+            return self._failed(message, exc, keys[-1], kind, report)
+        except Exception as exc:  # a sink bug must not leave the message stuck in `sending`
+            log.exception("unexpected error sending message %s", message.id)
+            error = DeliveryError(f"internal error: {type(exc).__name__}", maybe_delivered=True)
+            return self._failed(message, error, keys[-1], kind, report)
+        finally:
+            # The next message to this channel waits a full interval after
+            # this call ended, so arrivals are never closer than the interval.
+            self.store.push_gate(channel_gate(message.channel), self.clock() + self.send_interval)
+        remote_id, wait = remote_id_of(result)
+        done = self.clock()
+        self.store.mark_sent(message.id, remote_id, done)
+        if wait:
+            self.store.push_gate(keys[-1], done + wait)
         report.sent += 1
         self._count(kind, "sent")
-        return True
+        return Outcome.SENT
+
+    def _look_up(self, sink: Sink, message: OutboxRow, report: DeliveryReport) -> Outcome | None:
+        """Did an earlier attempt arrive? SENT if so, None to go on sending.
+        Raises DeliveryError when the destination cannot tell us yet."""
+        try:
+            remote_id = sink.find_sent(message.channel, message.id, since=message.verify_since)
+        except DeliveryError as exc:
+            if not exc.permanent:
+                raise
+            # We cannot look (e.g. no history scope). Losing the alert is
+            # worse than a possible repeat: send it again.
+            log.warning(
+                "cannot check whether message %s reached %s (%s); sending it again",
+                message.id,
+                display_channel(message.channel),
+                exc.message,
+            )
+            return None
+        if remote_id is None:
+            return None
+        self.store.mark_sent(message.id, remote_id, self.clock())
+        report.sent += 1
+        report.recovered += 1
+        self._count(channel_kind(message.channel), "recovered")
+        log.info("message %s had arrived before an interruption", message.id)
+        return Outcome.SENT
 
     def _failed(
-        self, message: OutboxRow, exc: DeliveryError, kind: str, report: DeliveryReport
-    ) -> bool:
+        self,
+        message: OutboxRow,
+        exc: DeliveryError,
+        rate_key: str,
+        kind: str,
+        report: DeliveryReport,
+    ) -> Outcome:
         now = self.clock()
         where = display_channel(message.channel)
-        if exc.permanent:
-            self.store.mark_dead(message.id, exc.message, now)
+        exhausted = exc.give_up_after is not None and message.attempts >= exc.give_up_after
+        if exc.permanent or exhausted:
+            reason = exc.message
+            if exhausted:
+                reason += f" (after {message.attempts} attempts)"
+            self.store.mark_dead(message.id, reason, now)
             report.dead += 1
-            report.errors.append(f"{where}: {exc.message} (gave up)")
-            log.warning("message %s to %s is dead: %s", message.id, where, exc.message)
+            report.errors.append(f"{where}: {reason} (gave up)")
+            log.warning("message %s to %s is dead: %s", message.id, where, reason)
             self._count(kind, "dead")
-            return True
+            return Outcome.DEAD
         if exc.retry_after is not None:
-            self._blocked_until[kind] = max(
-                self._blocked_until.get(kind, 0.0), now + exc.retry_after
-            )
-            next_attempt = now + exc.retry_after
-        else:
-            next_attempt = now + retry_delay(message.attempts + 1, self.rng)
-        self.store.mark_retry(message.id, exc.message, next_attempt)
+            # Not the message's fault: the destination paces us. Close the
+            # gate for everyone; the message keeps its place and goes first.
+            self.store.push_gate(exc.gate_key or rate_key, now + exc.retry_after)
+            self._back_to_pending(message, exc, now)
+            log.info("%s asked us to wait %.1fs", where, exc.retry_after)
+            self._count(kind, "rate_limited")
+            return Outcome.RATE_LIMITED
+        self._back_to_pending(message, exc, now + retry_delay(message.attempts, self.rng))
         report.failed += 1
         report.errors.append(f"{where}: {exc.message} (will retry)")
         log.info("message %s to %s failed, will retry: %s", message.id, where, exc.message)
         self._count(kind, "retry")
-        return False
+        return Outcome.RETRY
+
+    def _back_to_pending(self, message: OutboxRow, exc: DeliveryError, next_at: float) -> None:
+        if exc.maybe_delivered:
+            self.store.mark_uncertain(message.id, exc.message, next_at)
+        else:
+            self.store.mark_retry(message.id, exc.message, next_at)
+
+    # -- crash recovery ------------------------------------------------------
 
     def recover_interrupted(self) -> int:
-        """Resolve messages left in `sending` by a crash: sent, or back to pending."""
-        recovered = 0
-        for message in self.store.messages(SENDING, limit=1000):
-            sink = self.sink_for(message.channel)
-            try:
-                remote_id = sink.find_sent(message.channel, message.id)
-            except DeliveryError as exc:
-                log.info("cannot check %s yet: %s", display_channel(message.channel), exc.message)
-                continue
-            if remote_id is not None:
-                self.store.mark_sent(message.id, remote_id, self.clock())
-                recovered += 1
+        """Release `sending` messages whose sender died (or held them past the
+        lease) back to pending, marked to be looked for before resending.
+        Messages of a live sender are left alone. Returns how many were released."""
+        now = self.clock()
+        released = 0
+        for message in self.orphans(self.store.messages(SENDING, limit=1000), now):
+            if self.store.release_orphan(message.id, message.sending_owner, now):
+                released += 1
+                log.info(
+                    "message %s to %s was interrupted mid-send; checking before resending",
+                    message.id,
+                    display_channel(message.channel),
+                )
+        return released
+
+    def orphans(self, sending: Sequence[OutboxRow], now: float) -> list[OutboxRow]:
+        found = []
+        for message in sending:
+            expired = (message.sending_at or 0.0) + self.lease < now
+            if message.sending_owner == self.owner:
+                alive: bool | None = True  # ours: another thread of this deliverer
             else:
-                self.store.mark_retry(message.id, "interrupted; resending", self.clock())
-        return recovered
+                alive = self.is_alive(message.sending_owner)
+            if alive is False or expired:
+                found.append(message)
+        return found
 
     def _count(self, kind: str, outcome: str) -> None:
         if self.on_result is not None:

@@ -100,7 +100,28 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
-        4,
+        2,
+        """
+        -- Who holds a message in `sending` and since when: another sender
+        -- leaves it alone while that owner lives, after a crash it is checked
+        -- at the destination before it is sent again.
+        ALTER TABLE outbox ADD COLUMN sending_at REAL;
+        ALTER TABLE outbox ADD COLUMN sending_owner TEXT;
+        -- Set when an attempt may have arrived although we never heard so
+        -- (crash, timeout): the time of the first such attempt. The message
+        -- is looked for at the destination from then on before it is resent.
+        ALTER TABLE outbox ADD COLUMN verify_since REAL;
+
+        -- Send gates shared by every process using this database: no call
+        -- for `key` (a channel, an API method, a webhook) before `next_at`.
+        CREATE TABLE send_gates (
+            key TEXT PRIMARY KEY,
+            next_at REAL NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
+    (
+        3,
         """
         -- Pruning scans stories by when a feed last carried them.
         CREATE INDEX items_last_seen ON items(last_seen_at);

@@ -63,6 +63,19 @@ class OutboxRow:
     last_error: str | None
     remote_id: str | None
     created_at: float
+    sending_at: float | None = None
+    sending_owner: str | None = None
+    verify_since: float | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of `Store.claim_message`: the fresh row when this sender
+    now holds it, else the earliest time a gate allows another try (0.0 when
+    the message is no longer claimable at all)."""
+
+    row: OutboxRow | None
+    not_before: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -462,6 +475,95 @@ class Store:
             self._execute("SELECT COUNT(*) FROM alerts WHERE channel = ?", (channel,)).fetchone()[0]
         )
 
+    # -- delivery: heads, claims, gates ---------------------------------
+
+    def channel_heads(self) -> list[OutboxRow]:
+        """The oldest open (pending or sending) message of every channel,
+        whatever its retry time: nothing behind it may go first."""
+        rows = self._rows(
+            """SELECT o.* FROM outbox o
+               JOIN (SELECT channel, MIN(id) AS id FROM outbox
+                     WHERE state IN (?, ?) GROUP BY channel) head ON head.id = o.id
+               ORDER BY o.id""",
+            (PENDING, SENDING),
+        )
+        return [_outbox_row(r) for r in rows]
+
+    def gates(self) -> dict[str, float]:
+        """Every send gate: key -> time before which no call may be made."""
+        rows = self._execute("SELECT key, next_at FROM send_gates").fetchall()
+        return {str(key): float(at) for key, at in rows}
+
+    def push_gate(self, key: str, not_before: float) -> None:
+        """Close gate `key` until `not_before` (never reopens it earlier)."""
+        self._execute(
+            "INSERT INTO send_gates(key, next_at) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET next_at = MAX(next_at, excluded.next_at)",
+            (key, not_before),
+        )
+
+    def claim_message(
+        self,
+        outbox_id: int,
+        *,
+        owner: str,
+        now: float,
+        gate_keys: Sequence[str],
+        hold: dict[str, float],
+    ) -> Claim:
+        """Atomically (across processes) take a message for sending.
+
+        Succeeds only when it is still pending, still the oldest open message
+        of its channel and no gate in `gate_keys` is closed at `now`; then it
+        becomes `sending` (held by `owner`) and the gates in `hold` close
+        until the given times, in the same transaction.
+        """
+        with self.transaction():
+            row = self.outbox_message(outbox_id)
+            if row is None or row.state != PENDING:
+                return Claim(None)
+            head = self._execute(
+                "SELECT MIN(id) FROM outbox WHERE channel = ? AND state IN (?, ?)",
+                (row.channel, PENDING, SENDING),
+            ).fetchone()[0]
+            if head != outbox_id:
+                return Claim(None)
+            marks = ",".join("?" for _ in gate_keys) or "NULL"
+            closed = self._execute(
+                f"SELECT MAX(next_at) FROM send_gates WHERE key IN ({marks})", tuple(gate_keys)
+            ).fetchone()[0]
+            if closed is not None and closed > now:
+                return Claim(None, float(closed))
+            self._execute(
+                "UPDATE outbox SET state = ?, attempts = attempts + 1, sending_at = ?, "
+                "sending_owner = ? WHERE id = ?",
+                (SENDING, now, owner, outbox_id),
+            )
+            for key, until in hold.items():
+                self.push_gate(key, until)
+            claimed = self.outbox_message(outbox_id)
+        return Claim(claimed)
+
+    def mark_uncertain(self, outbox_id: int, error: str, next_attempt_at: float) -> None:
+        """Back to pending after an attempt that may have arrived: remember
+        since when to look for it at the destination before resending."""
+        self._execute(
+            "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
+            "verify_since = COALESCE(verify_since, sending_at, created_at) WHERE id = ?",
+            (PENDING, error, next_attempt_at, outbox_id),
+        )
+
+    def release_orphan(self, outbox_id: int, owner: str | None, now: float) -> bool:
+        """A `sending` message whose sender died: pending again, to be looked
+        for at the destination before it is resent. False if its owner moved on."""
+        cursor = self._execute(
+            "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
+            "verify_since = COALESCE(verify_since, sending_at, created_at) "
+            "WHERE id = ? AND state = ? AND sending_owner IS ?",
+            (PENDING, "interrupted; checking before resending", now, outbox_id, SENDING, owner),
+        )
+        return cursor.rowcount == 1
+
     # -- watch terms -----------------------------------------------------
 
     def sync_config_terms(self, terms: Sequence[tuple[str, str]], now: float) -> None:
@@ -567,6 +669,9 @@ def _outbox_row(r: dict[str, Any]) -> OutboxRow:
         last_error=r["last_error"],
         remote_id=r["remote_id"],
         created_at=r["created_at"],
+        sending_at=r.get("sending_at"),
+        sending_owner=r.get("sending_owner"),
+        verify_since=r.get("verify_since"),
     )
 
 

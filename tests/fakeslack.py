@@ -28,6 +28,7 @@ class Call:
     headers: dict[str, str]
     at: float  # time.monotonic() when received
     path: str = ""
+    status: int = 200  # the HTTP status answered (0: connection dropped)
 
 
 @dataclass
@@ -37,6 +38,9 @@ class Fault:
     retry_after: float | None = None
     delay: float = 0.0
     drop: bool = False  # close the connection without answering
+    # Accept the message first, then misbehave (delay/drop/error): the
+    # client cannot tell whether it arrived.
+    accept: bool = False
 
 
 @dataclass
@@ -49,6 +53,7 @@ class _State:
     not_member: set[str] = field(default_factory=set)  # conversations.info is_member false
     missing: set[str] = field(default_factory=set)  # conversations.info channel_not_found
     socket_url: str | None = None
+    last_ts: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -63,6 +68,10 @@ class FakeSlack:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
+            def do_GET(self) -> None:
+                query = self.path.split("?", 1)[1] if "?" in self.path else ""
+                self._handle({k: v[0] for k, v in parse_qs(query).items()})
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
@@ -71,6 +80,9 @@ class FakeSlack:
                     args = json.loads(raw or b"{}")
                 else:
                     args = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+                self._handle(args)
+
+            def _handle(self, args: dict[str, Any]) -> None:
                 method = self.path.rsplit("/", 1)[-1].split("?")[0]
                 if self.path.startswith("/commands/"):
                     method = "response_url"
@@ -78,21 +90,30 @@ class FakeSlack:
                 with state.lock:
                     state.calls.append(call)
                     fault = _next_fault(state, method)
-                if fault is not None:
-                    if fault.delay:
-                        time.sleep(fault.delay)
-                    if fault.drop:
-                        self.close_connection = True
-                        self.connection.shutdown(2)
-                        return
-                    if fault.status != 200 or fault.error:
-                        body = {"ok": False, "error": fault.error or "internal_error"}
-                        headers = {}
-                        if fault.retry_after is not None:
-                            headers["Retry-After"] = str(int(fault.retry_after))
-                        self._answer(fault.status, body, headers)
-                        return
-                self._answer(200, _respond(state, method, args))
+                    answer = None
+                    if fault is None or fault.accept or _benign(fault):
+                        answer = _respond(state, method, args)
+                    if fault is not None and not _benign(fault):
+                        call.status = 0 if fault.drop else fault.status
+                try:
+                    if fault is not None:
+                        if fault.delay:
+                            time.sleep(fault.delay)
+                        if fault.drop:
+                            self.close_connection = True
+                            self.connection.shutdown(2)
+                            return
+                        if fault.status != 200 or fault.error:
+                            body = {"ok": False, "error": fault.error or "internal_error"}
+                            headers = {}
+                            if fault.retry_after is not None:
+                                headers["Retry-After"] = _seconds(fault.retry_after)
+                            self._answer(fault.status, body, headers)
+                            return
+                    assert answer is not None
+                    self._answer(200, answer)
+                except OSError:  # the client gave up (timeout) and went away
+                    self.close_connection = True
 
             def _answer(
                 self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -108,7 +129,9 @@ class FakeSlack:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def api_url(self) -> str:
@@ -149,6 +172,17 @@ class FakeSlack:
         with self.state.lock:
             return [c for c in self.state.calls if method is None or c.method == method]
 
+    def inject(self, channel: str, message: dict[str, Any]) -> str:
+        """Put a message into a channel's history as if someone posted it; returns its ts."""
+        with self.state.lock:
+            stored = dict(message, ts=_next_ts(self.state))
+            self.state.posted.setdefault(channel, []).append(stored)
+            return str(stored["ts"])
+
+    def posted_outbox_ids(self) -> list[int]:
+        """Outbox ids (from message metadata) of every accepted message, in order."""
+        return [i for i in (outbox_id_of(m) for m in self.posts()) if i is not None]
+
     def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
         """Messages Slack accepted (not the failed attempts)."""
         with self.state.lock:
@@ -157,6 +191,15 @@ class FakeSlack:
                 if channel is None or ch == channel:
                     found.extend(messages)
             return found
+
+
+def outbox_id_of(message: dict[str, Any]) -> int | None:
+    """The newshound outbox id in a posted message's metadata."""
+    metadata = message.get("metadata") or {}
+    if metadata.get("event_type") != "newshound_alert":
+        return None
+    value = (metadata.get("event_payload") or {}).get("outbox_id")
+    return None if value is None else int(value)
 
 
 def _next_fault(state: _State, method: str) -> Fault | None:
@@ -172,10 +215,48 @@ def _next_fault(state: _State, method: str) -> Fault | None:
     return None
 
 
+def _benign(fault: Fault) -> bool:
+    """Only slow: the call succeeds after the delay."""
+    return fault.status == 200 and not fault.error and not fault.drop
+
+
+def _seconds(value: float) -> str:
+    """Retry-After as Slack writes it (whole seconds); fractions pass through
+    so tests and benchmarks need not wait whole seconds."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _next_ts(state: _State) -> str:
+    """Message timestamps like Slack's: wall-clock seconds, unique, increasing."""
+    state.counter += 1
+    state.last_ts = max(time.time(), state.last_ts + 0.000001)
+    return f"{state.last_ts:.6f}"
+
+
+def _history(state: _State, args: dict[str, Any]) -> dict[str, Any]:
+    """conversations.history: newest first, `oldest`/`latest` bounds, cursor pages."""
+    oldest = float(args.get("oldest") or 0)
+    latest = float(args.get("latest") or "inf")
+    limit = int(args.get("limit") or 100)
+    start = int(args.get("cursor") or 0)
+    messages = [
+        m
+        for m in reversed(state.posted.get(str(args.get("channel")), []))
+        if oldest < float(m["ts"]) < latest
+    ]
+    page = messages[start : start + limit]
+    has_more = start + limit < len(messages)
+    return {
+        "ok": True,
+        "messages": page,
+        "has_more": has_more,
+        "response_metadata": {"next_cursor": str(start + limit) if has_more else ""},
+    }
+
+
 def _respond(state: _State, method: str, args: dict[str, Any]) -> dict[str, Any]:
     if method == "chat.postMessage":
-        state.counter += 1
-        ts = f"{1700000000 + state.counter}.{state.counter:06d}"
+        ts = _next_ts(state)
         message = dict(args)
         message["ts"] = ts
         if isinstance(message.get("metadata"), str):
@@ -183,8 +264,7 @@ def _respond(state: _State, method: str, args: dict[str, Any]) -> dict[str, Any]
         state.posted.setdefault(str(args.get("channel")), []).append(message)
         return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": message}
     if method == "conversations.history":
-        messages = list(reversed(state.posted.get(str(args.get("channel")), [])))
-        return {"ok": True, "messages": messages, "has_more": False}
+        return _history(state, args)
     if method == "auth.test":
         return {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1"}
     if method == "conversations.info":

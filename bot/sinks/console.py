@@ -50,5 +50,5 @@ class ConsoleSink:
             out.flush()
         return None
 
-    def find_sent(self, channel: str, outbox_id: int) -> str | None:
+    def find_sent(self, channel: str, outbox_id: int, since: float | None = None) -> str | None:
         return None

@@ -7,6 +7,7 @@ that looks like `@everyone` or `<@123>` never pings anyone.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ import httpx
 
 from bot.channels import resolve_discord_webhook
 from bot.messages import ALERT, DIGEST
-from bot.sinks.base import DeliveryError
+from bot.sinks.base import Delivered, DeliveryError
 from bot.text import clean_text, inline_text
 
 _MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#-])")
@@ -39,6 +40,21 @@ def _url(link: str | None) -> str | None:
     return None
 
 
+def _lines_within(lines: list[str], limit: int) -> str:
+    """Whole lines up to `limit` characters, then a note of how many were left out."""
+    kept: list[str] = []
+    size = 0
+    for index, line in enumerate(lines):
+        rest = len(lines) - index
+        note = f"… and {rest} more"
+        if size + len(line) + 1 > limit - len(note) - 1:
+            kept.append(note)
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept)
+
+
 def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     if kind == ALERT:
         description = "".join(
@@ -48,8 +64,10 @@ def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
             "title": escape(clean_text(payload["title"], 200))[:256],
             "description": description[:4096],
             "footer": {
-                "text": clean_text(
-                    f"{payload['source']} · matched: {', '.join(payload['terms'])}", 2048
+                "text": _defuse(
+                    clean_text(
+                        f"{payload['source']} · matched: {', '.join(payload['terms'])}", 2048
+                    )
                 )
             },
         }
@@ -58,7 +76,6 @@ def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
             embed["url"] = url
         if payload.get("published") is not None:
             embed["timestamp"] = datetime.fromtimestamp(payload["published"], UTC).isoformat()
-        content = ""
     elif kind == DIGEST:
         lines = []
         for entry in payload["items"]:
@@ -67,13 +84,16 @@ def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
             lines.append(f"• [{title}]({url})" if url else f"• {title}")
         embed = {
             "title": f"{len(payload['items'])} more matching stories this round",
-            "description": "\n".join(lines)[:4096],
+            "description": _lines_within(lines, 4000),
         }
-        content = ""
     else:
         embed = {"description": escape(payload["text"])[:4096]}
-        content = ""
-    return {"content": content, "embeds": [embed], "allowed_mentions": {"parse": []}}
+    return {"embeds": [embed], "allowed_mentions": {"parse": []}}
+
+
+def _defuse(text: str) -> str:
+    """Plain-text fields (title, footer): only mention syntax needs defusing."""
+    return text.replace("@", "@\u200b")
 
 
 class DiscordSink:
@@ -81,51 +101,86 @@ class DiscordSink:
         self.env = env
         self.client = httpx.Client(timeout=timeout, trust_env=False)
 
-    def send(self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int) -> str | None:
+    def rate_key(self, channel: str) -> str:
+        """Discord rate-limits each webhook: one gate per webhook (hashed,
+        the URL holds a secret)."""
+        try:
+            target = resolve_discord_webhook(channel, self.env)
+        except ValueError:
+            target = channel
+        return "discord:" + hashlib.sha256(target.encode()).hexdigest()[:16]
+
+    def send(
+        self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int
+    ) -> Delivered | None:
         try:
             url = resolve_discord_webhook(channel, self.env)
         except ValueError as exc:
             raise DeliveryError(str(exc), permanent=True) from None
         body = format_message(kind, payload)
-        body["nonce"] = str(outbox_id)
         try:
             response = self.client.post(url, params={"wait": "true"}, json=body)
+        except httpx.ConnectError:
+            raise DeliveryError("connection error: ConnectError") from None
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"connection error: {type(exc).__name__}") from None
-        if response.status_code == 429:
-            retry_after = _retry_after(response)
-            raise DeliveryError("rate limited by Discord", retry_after=retry_after)
-        if response.status_code in (401, 403, 404):
+            # Timeout or dropped connection after the request left: it may have
+            # been posted, and webhooks cannot look it up (README).
             raise DeliveryError(
-                f"webhook rejected the message (HTTP {response.status_code})", permanent=True
-            )
-        if 400 <= response.status_code < 500:
-            raise DeliveryError(
-                f"Discord refused the message (HTTP {response.status_code})", permanent=True
-            )
-        if response.status_code >= 300:
-            raise DeliveryError(f"Discord answered HTTP {response.status_code}")
-        try:
-            data = response.json()
-        except ValueError:
-            return None
-        return str(data.get("id")) if isinstance(data, dict) and data.get("id") else None
+                f"connection error: {type(exc).__name__}", maybe_delivered=True
+            ) from None
+        status = response.status_code
+        if status == 429:
+            raise DeliveryError("rate limited by Discord", retry_after=_retry_after(response))
+        if status in (401, 403, 404):
+            raise DeliveryError(f"webhook rejected the message (HTTP {status})", permanent=True)
+        if status in (408, 409, 425):
+            raise DeliveryError(f"Discord answered HTTP {status}")
+        if 400 <= status < 500:
+            raise DeliveryError(f"Discord refused the message (HTTP {status})", permanent=True)
+        if status >= 300:
+            raise DeliveryError(f"Discord answered HTTP {status}", maybe_delivered=status >= 500)
+        return Delivered(_message_id(response), wait=_bucket_wait(response.headers))
 
-    def find_sent(self, channel: str, outbox_id: int) -> str | None:
+    def find_sent(self, channel: str, outbox_id: int, since: float | None = None) -> str | None:
         # Webhooks cannot list past messages: a crash between Discord accepting
-        # a post and us recording it can repeat that one post (documented).
+        # a post and us recording it can repeat that one post (README).
         return None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _message_id(response: httpx.Response) -> str | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return str(data.get("id")) if isinstance(data, dict) and data.get("id") else None
+
+
+def _bucket_wait(headers: httpx.Headers) -> float:
+    """`X-RateLimit-Remaining: 0` -> wait `X-RateLimit-Reset-After` seconds."""
+    if headers.get("x-ratelimit-remaining", "").strip() != "0":
+        return 0.0
+    return _seconds(headers.get("x-ratelimit-reset-after"), default=1.0)
 
 
 def _retry_after(response: httpx.Response) -> float:
+    """The JSON body's `retry_after` (seconds, fractional), else the header."""
     try:
         data = response.json()
         if isinstance(data, dict) and "retry_after" in data:
-            return float(data["retry_after"])
+            return _seconds(str(data["retry_after"]), default=1.0)
     except ValueError:
         pass
-    header = response.headers.get("retry-after")
+    return _seconds(response.headers.get("retry-after"), default=1.0)
+
+
+def _seconds(value: str | None, *, default: float) -> float:
     try:
-        return float(header) if header else 1.0
+        seconds = float(value) if value else default
     except ValueError:
-        return 1.0
+        return default
+    if seconds != seconds:  # NaN
+        return default
+    return min(max(seconds, 0.0), 3600.0)

@@ -8,8 +8,9 @@ are replaced by look-alikes so a feed cannot restyle the message.
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -20,6 +21,22 @@ from bot.text import clean_text, inline_text
 
 DEFAULT_API_URL = "https://slack.com/api/"
 METADATA_EVENT = "newshound_alert"
+POST_GATE = "slack:chat.postMessage"
+HISTORY_GATE = "slack:conversations.history"
+HISTORY_PAGE_SIZE = 200
+HISTORY_PAGES = 25  # 5,000 messages since the attempt: more means something else is wrong
+CLOCK_SKEW = 300.0  # our clock vs Slack's message timestamps
+
+# The SDK logs every connection failure at ERROR; the deliverer reports them.
+_SDK_LOG = logging.getLogger("bot.sinks.slack.sdk")
+_SDK_LOG.setLevel(logging.CRITICAL)
+
+# Answers after which the message may nevertheless have been posted.
+UNCERTAIN_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "request_timeout", "service_unavailable"}
+)
+
+UNKNOWN_ERROR_ATTEMPTS = 5
 
 # Errors that no retry can fix; the alert is kept as dead with the reason.
 PERMANENT_ERRORS = frozenset(
@@ -134,9 +151,22 @@ class SlackSink:
         if not api_url.endswith("/"):
             api_url += "/"
         # No built-in retries: the deliverer owns retry, backoff and Retry-After.
+        # urllib takes a float timeout although the SDK annotates an int.
         self.client = WebClient(
-            token=token, base_url=api_url, timeout=int(timeout), retry_handlers=[]
+            token=token,
+            base_url=api_url,
+            timeout=cast(int, timeout),
+            retry_handlers=[],
+            logger=_SDK_LOG,
         )
+
+    def rate_key(self, channel: str) -> str:
+        """The gate a 429 closes: Slack limits chat.postMessage per method."""
+        return POST_GATE
+
+    def lookup_key(self, channel: str) -> str:
+        """The gate a 429 from `find_sent` closes."""
+        return HISTORY_GATE
 
     def send(self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int) -> str | None:
         message = format_message(kind, payload)
@@ -150,36 +180,61 @@ class SlackSink:
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"outbox_id": outbox_id}},
             )
         except SlackApiError as exc:
-            raise _delivery_error(exc) from None
+            raise _delivery_error(exc, POST_GATE) from None
         except Exception as exc:  # connection reset, timeout, DNS: all retryable
-            raise DeliveryError(f"connection error: {type(exc).__name__}") from None
+            raise _connection_error(exc) from None
         ts = response.get("ts")
         return str(ts) if ts else None
 
-    def find_sent(self, channel: str, outbox_id: int) -> str | None:
-        """Look for our metadata in the channel's recent history."""
-        try:
-            response = self.client.conversations_history(
-                channel=channel,
-                limit=100,
-                include_all_metadata=True,
-                oldest=str(time.time() - 86400),
-            )
-        except SlackApiError as exc:
-            raise _delivery_error(exc) from None
-        except Exception as exc:
-            raise DeliveryError(f"connection error: {type(exc).__name__}") from None
-        for message in response.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            if (
-                metadata.get("event_type") == METADATA_EVENT
-                and (metadata.get("event_payload") or {}).get("outbox_id") == outbox_id
-            ):
-                return str(message.get("ts"))
+    def find_sent(self, channel: str, outbox_id: int, since: float | None = None) -> str | None:
+        """Look for our metadata in the channel's history since the first
+        attempt that may have arrived (a few minutes earlier for clock skew),
+        following pagination."""
+        oldest = (since if since is not None else time.time() - 86400) - CLOCK_SKEW
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            try:
+                response = self.client.conversations_history(
+                    channel=channel,
+                    limit=HISTORY_PAGE_SIZE,
+                    include_all_metadata=True,
+                    oldest=f"{max(0.0, oldest):.6f}",
+                    cursor=cursor,
+                )
+            except SlackApiError as exc:
+                raise _delivery_error(exc, HISTORY_GATE) from None
+            except Exception as exc:
+                raise _connection_error(exc) from None
+            for message in response.get("messages") or []:
+                if _outbox_id_of(message) == outbox_id:
+                    return str(message.get("ts"))
+            cursor = ((response.get("response_metadata") or {}).get("next_cursor")) or None
+            if not response.get("has_more") or not cursor:
+                return None
+        raise DeliveryError("channel history too long to check; will try again")
+
+
+def _outbox_id_of(message: dict[str, Any]) -> int | None:
+    metadata = message.get("metadata") or {}
+    if metadata.get("event_type") != METADATA_EVENT:
+        return None
+    value = (metadata.get("event_payload") or {}).get("outbox_id")
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
         return None
 
 
-def _delivery_error(exc: SlackApiError) -> DeliveryError:
+def _connection_error(exc: Exception) -> DeliveryError:
+    """No answer: refused connections never reached Slack; anything else
+    (timeout, reset, dropped connection) may have."""
+    reason = getattr(exc, "reason", None)
+    refused = isinstance(exc, ConnectionRefusedError) or isinstance(reason, ConnectionRefusedError)
+    name = type(reason if isinstance(reason, BaseException) else exc).__name__
+    return DeliveryError(f"connection error: {name}", maybe_delivered=not refused)
+
+
+def _delivery_error(exc: SlackApiError, gate_key: str) -> DeliveryError:
     response = exc.response
     status = getattr(response, "status_code", 0)
     error = ""
@@ -189,13 +244,29 @@ def _delivery_error(exc: SlackApiError) -> DeliveryError:
         error = ""
     if status == 429 or error == "ratelimited":
         headers = getattr(response, "headers", {}) or {}
-        retry_after = _header(headers, "retry-after")
-        return DeliveryError("rate limited by Slack", retry_after=float(retry_after or 1))
+        return DeliveryError(
+            "rate limited by Slack",
+            retry_after=_seconds(_header(headers, "retry-after")),
+            gate_key=gate_key,
+        )
     if error in PERMANENT_ERRORS:
         return DeliveryError(error, permanent=True)
     if status >= 500 or not error:
-        return DeliveryError(f"Slack answered HTTP {status}")
-    return DeliveryError(error)
+        return DeliveryError(f"Slack answered HTTP {status}", maybe_delivered=True)
+    if error in UNCERTAIN_ERRORS:
+        return DeliveryError(error, maybe_delivered=True)
+    # An answer we do not know: it may be a passing state, but it must not
+    # hold back its channel forever.
+    return DeliveryError(error, give_up_after=UNKNOWN_ERROR_ATTEMPTS)
+
+
+def _seconds(value: str | None) -> float:
+    """Retry-After in seconds (fractions accepted); 1 s when missing or odd."""
+    try:
+        seconds = float(value) if value else 1.0
+    except ValueError:
+        return 1.0
+    return min(max(seconds, 0.0), 3600.0)
 
 
 def _header(headers: Any, name: str) -> str | None:

@@ -1,0 +1,245 @@
+"""A fake Discord webhook endpoint over real HTTP on 127.0.0.1.
+
+`webhook()` registers a webhook and returns its URL; posts to unknown
+webhooks get 404 "Unknown Webhook" like Discord. Records every request with
+its receive time, answers `?wait=true` posts with a message object, sends the
+X-RateLimit-* headers of a per-webhook bucket (`bucket(limit, reset_after)`)
+and can inject faults: `fail_next(Fault(...))` (status, JSON `retry_after`,
+delay, dropped connection, accept-then-misbehave).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    webhook: str  # webhook id
+    query: dict[str, str]
+    body: dict[str, Any]
+    at: float  # time.monotonic() when received
+
+
+@dataclass
+class Fault:
+    status: int = 200
+    retry_after: float | None = None  # JSON body field on 429
+    delay: float = 0.0
+    drop: bool = False
+    accept: bool = False  # store the message, then misbehave
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Bucket:
+    limit: int
+    reset_after: float
+    window_start: float = 0.0
+    used: int = 0
+
+
+class FakeDiscord:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[Request] = []
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.faults: deque[Fault] = deque()
+        self.tokens: dict[str, str] = {}
+        self.buckets: dict[str, _Bucket] = {}
+        self.bucket_limit: tuple[int, float] | None = None
+        self.violations = 0  # requests that arrived while their bucket was exhausted
+        self._ids = itertools.count(1_200_000_000_000_000_000)
+        self._webhook_ids = itertools.count(100_000_000_000_000_001)
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                segments = [s for s in parts.path.split("/") if s]
+                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = {}
+                owner._handle(self, segments, query, body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    # lifecycle
+    def start(self) -> FakeDiscord:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> FakeDiscord:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # setup
+    def webhook(self, name: str = "w") -> str:
+        """Register a webhook; its URL (with a secret-looking token)."""
+        webhook_id = str(next(self._webhook_ids))
+        token = f"tok-{name}-SECRET"
+        with self.lock:
+            self.tokens[webhook_id] = token
+        port = self.server.server_address[1]
+        return f"http://127.0.0.1:{port}/api/webhooks/{webhook_id}/{token}"
+
+    def delete(self, url: str) -> None:
+        with self.lock:
+            self.tokens.pop(_webhook_id(url), None)
+
+    def bucket(self, limit: int, reset_after: float) -> None:
+        """Every webhook allows `limit` posts per `reset_after` seconds."""
+        with self.lock:
+            self.bucket_limit = (limit, reset_after)
+
+    def fail_next(self, *faults: Fault) -> None:
+        with self.lock:
+            self.faults.extend(faults)
+
+    # observations
+    def posts(self, url: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            if url is not None:
+                return list(self.messages.get(_webhook_id(url), []))
+            return [m for ms in self.messages.values() for m in ms]
+
+    def received(self, url: str | None = None) -> list[Request]:
+        with self.lock:
+            wanted = None if url is None else _webhook_id(url)
+            return [r for r in self.requests if wanted is None or r.webhook == wanted]
+
+    # the endpoint
+    def _handle(
+        self,
+        handler: BaseHTTPRequestHandler,
+        segments: list[str],
+        query: dict[str, str],
+        body: dict[str, Any],
+    ) -> None:
+        now = time.monotonic()
+        webhook_id = (
+            segments[2] if len(segments) >= 4 and segments[:2] == ["api", "webhooks"] else ""
+        )
+        token = segments[3] if len(segments) >= 4 else ""
+        with self.lock:
+            self.requests.append(Request(webhook_id, query, body, now))
+            if self.tokens.get(webhook_id) != token:
+                answer: tuple[int, dict[str, Any], dict[str, str]] | None = (
+                    404,
+                    {"message": "Unknown Webhook", "code": 10015},
+                    {},
+                )
+                fault = None
+            else:
+                fault = self.faults.popleft() if self.faults else None
+                answer = None
+                if fault is None or fault.accept or _benign(fault):
+                    answer = self._accept(webhook_id, query, body, now)
+        try:
+            if fault is not None:
+                if fault.delay:
+                    time.sleep(fault.delay)
+                if fault.drop:
+                    handler.close_connection = True
+                    handler.connection.shutdown(2)
+                    return
+                if not _benign(fault):
+                    error: dict[str, Any] = {"message": f"HTTP {fault.status}", "code": 0}
+                    if fault.retry_after is not None:
+                        error = {
+                            "message": "You are being rate limited.",
+                            "retry_after": fault.retry_after,
+                            "global": False,
+                        }
+                    self._answer(handler, fault.status, error, fault.headers)
+                    return
+            assert answer is not None
+            self._answer(handler, *answer)
+        except OSError:
+            handler.close_connection = True
+
+    def _accept(
+        self, webhook_id: str, query: dict[str, str], body: dict[str, Any], now: float
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        headers: dict[str, str] = {}
+        if self.bucket_limit is not None:
+            limit, reset_after = self.bucket_limit
+            bucket = self.buckets.setdefault(webhook_id, _Bucket(limit, reset_after, now))
+            if now - bucket.window_start >= bucket.reset_after:
+                bucket.window_start, bucket.used = now, 0
+            left = bucket.reset_after - (now - bucket.window_start)
+            if bucket.used >= bucket.limit:
+                self.violations += 1
+                return (
+                    429,
+                    {
+                        "message": "You are being rate limited.",
+                        "retry_after": left,
+                        "global": False,
+                    },
+                    {"Retry-After": str(max(1, round(left)))},
+                )
+            bucket.used += 1
+            headers = {
+                "X-RateLimit-Limit": str(limit),
+                "X-RateLimit-Remaining": str(limit - bucket.used),
+                "X-RateLimit-Reset-After": f"{left:.3f}",
+            }
+        message = dict(body, id=str(next(self._ids)), webhook_id=webhook_id)
+        self.messages.setdefault(webhook_id, []).append(message)
+        if query.get("wait") == "true":
+            return 200, message, headers
+        return 204, {}, headers
+
+    @staticmethod
+    def _answer(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = b"" if status == 204 else json.dumps(body).encode()
+        handler.send_response(status)
+        if data:
+            handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            handler.send_header(k, v)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+
+def _benign(fault: Fault) -> bool:
+    return fault.status == 200 and not fault.drop
+
+
+def _webhook_id(url: str) -> str:
+    segments = [s for s in urlsplit(url).path.split("/") if s]
+    return segments[2] if len(segments) >= 3 else ""
