@@ -154,7 +154,7 @@ def run_poll_cycle(
         Fetcher(fetch_policy(config.settings)) as fetcher,
         ParsePool(timeout=config.settings.parse_timeout) as parse_pool,
     ):
-        poller = Poller(config, store, fetcher, parser=parse_pool.parse)
+        poller = Poller(config, store, fetcher, pool=parse_pool)
         report = poller.run_cycle(all_feeds=all_feeds)
     deliverer = Deliverer(store, sinks, send_interval=config.settings.send_interval)
     delivery = deliverer.deliver(retry_now=True)

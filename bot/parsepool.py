@@ -30,6 +30,7 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any
 
+from bot.analyze import AnalyzedFeed
 from bot.models import FeedError, ParsedFeed
 from bot.parse import parse_feed
 
@@ -67,6 +68,9 @@ def _worker_main(conn: Connection, parse: ParseFunction, memory_limit_mb: int | 
     # when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_memory(memory_limit_mb)
+    from bot.watchlist import WatchList
+
+    watch = WatchList(())
     conn.send(_READY)
     while True:
         try:
@@ -76,10 +80,22 @@ def _worker_main(conn: Connection, parse: ParseFunction, memory_limit_mb: int | 
             body = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the parent went away
-        url, content_type, max_items = header
+        url, content_type, max_items, analysis, context_update = header
+        if context_update is not None:
+            # The watch terms changed: compile them once per worker, not per job.
+            from bot.watchlist import WatchList
+
+            watch = WatchList(context_update[1])
         reply: tuple[Any, ...]
         try:
-            reply = ("ok", parse(body, url=url, content_type=content_type, max_items=max_items))
+            parsed = parse(body, url=url, content_type=content_type, max_items=max_items)
+            if analysis is None:
+                reply = ("ok", parsed)
+            else:
+                from bot.analyze import analyze
+
+                feed_url, feed_name = analysis
+                reply = ("ok", analyze(parsed, watch, feed_url=feed_url, feed_name=feed_name))
         except FeedError as exc:
             reply = ("error", exc.kind, exc.message)
         except MemoryError:
@@ -104,6 +120,7 @@ class _Worker:
     conn: Connection
     jobs: int = 0
     stopping: bool = False
+    context_version: str | None = None  # the watch terms this worker has compiled
 
 
 class ParsePool:
@@ -141,6 +158,7 @@ class ParsePool:
         self._workers: set[_Worker] = set()  # started and not yet stopped
         self._starting = 0
         self._closed = False
+        self._context: tuple[str, Any] | None = None  # (version, watch entries)
         self.started = 0  # workers started over the pool's life (for tests/metrics)
         self.replaced = 0  # workers killed after a timeout or found dead
 
@@ -156,12 +174,25 @@ class ParsePool:
     ) -> ParsedFeed:
         """Parse in a worker; raises FeedError (kind `parse`, `parse_timeout`,
         `parse_crash` or `parse_unavailable`)."""
+        result = self._job(body, url, content_type, max_items, None)
+        if not isinstance(result, ParsedFeed):
+            raise FeedError("parse", "could not parse feed")
+        return result
+
+    def _job(
+        self,
+        body: bytes,
+        url: str,
+        content_type: str | None,
+        max_items: int,
+        analysis: tuple[str, str | None] | None,
+    ) -> ParsedFeed | AnalyzedFeed:
         data = bytes(body)
         for attempt in (1, 2):
             worker = self._acquire()
-            outcome, healthy, sent = self._run(worker, data, url, content_type, max_items)
+            outcome, healthy, sent = self._run(worker, data, url, content_type, max_items, analysis)
             self._release(worker, healthy)
-            if isinstance(outcome, ParsedFeed):
+            if not isinstance(outcome, FeedError):
                 return outcome
             if sent or attempt == 2:
                 raise outcome
@@ -169,6 +200,28 @@ class ParsePool:
         raise AssertionError("unreachable")
 
     __call__ = parse
+
+    def set_watch(self, version: str, entries: Any) -> None:
+        """The watch entries `analyze` matches against; each worker receives
+        them with its next job after `version` changes."""
+        with self._cond:
+            self._context = (version, entries)
+
+    def analyze(
+        self,
+        body: bytes,
+        *,
+        url: str,
+        content_type: str | None = None,
+        max_items: int = 500,
+        feed_url: str,
+        feed_name: str | None,
+    ) -> AnalyzedFeed:
+        """Parse and analyse (story keys, matches, alert payloads) in a worker."""
+        result = self._job(body, url, content_type, max_items, (feed_url, feed_name))
+        if not isinstance(result, AnalyzedFeed):
+            raise FeedError("parse", "could not parse feed")
+        return result
 
     def close(self, grace: float = 5.0) -> None:
         """Stop all workers: idle ones at once, busy ones after their job
@@ -266,13 +319,21 @@ class ParsePool:
         url: str,
         content_type: str | None,
         max_items: int,
-    ) -> tuple[ParsedFeed | FeedError, bool, bool]:
+        analysis: tuple[str, str | None] | None = None,
+    ) -> tuple[ParsedFeed | AnalyzedFeed | FeedError, bool, bool]:
         """(result or error, worker still usable, job reached the worker)."""
+        with self._cond:
+            context = self._context
+        update = None
+        if analysis is not None and context is not None and worker.context_version != context[0]:
+            update = context
         try:
-            worker.conn.send((url, content_type, max_items))
+            worker.conn.send((url, content_type, max_items, analysis, update))
             worker.conn.send_bytes(body)
         except (EOFError, OSError, ValueError):
             return FeedError("parse_crash", "parser process died"), False, False
+        if update is not None:
+            worker.context_version = update[0]
         worker.jobs += 1
         try:
             if not worker.conn.poll(self.timeout):
@@ -293,7 +354,7 @@ class ParsePool:
             )
         except Exception:  # an unpicklable reply: the worker is still fine
             return FeedError("parse", "could not parse feed"), True, True
-        if reply[0] == "ok" and isinstance(reply[1], ParsedFeed):
+        if reply[0] == "ok" and isinstance(reply[1], (ParsedFeed, AnalyzedFeed)):
             return reply[1], True, True
         if reply[0] == "error":
             return FeedError(str(reply[1]), str(reply[2])), True, True

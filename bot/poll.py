@@ -19,15 +19,16 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from bot.analyze import AnalyzedFeed, analyze
 from bot.config import Config, FeedConfig
 from bot.fetch import Fetcher
 from bot.hostlimit import DEFAULT_PER_HOST, HostLimiter
-from bot.identity import keys_for_feed
-from bot.messages import ALERT, DIGEST, NOTICE, alert_payload, digest_payload, notice_payload
-from bot.models import FeedError, FetchResult, Item, ParsedFeed
+from bot.messages import ALERT, DIGEST, NOTICE, digest_payload, notice_payload
+from bot.models import FeedError, FetchResult, Item
 from bot.parse import FeedParser, parse_feed
+from bot.parsepool import ParsePool
 from bot.store import ASSEMBLING, FeedRow, Store
-from bot.watchlist import TermHit, WatchList
+from bot.watchlist import WatchList
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class _Fetched:
     feed: FeedConfig
     row: FeedRow
     result: FetchResult | None = None
-    parsed: ParsedFeed | None = None
+    analyzed: AnalyzedFeed | None = None
     body_hash: str | None = None
     error: FeedError | None = None
 
@@ -131,13 +132,6 @@ def is_eligible(item: Item, *, first_poll: bool, max_age: float, now: float) -> 
     return not (max_age > 0 and item.published < now - max_age)
 
 
-def newest_first(items: Iterable[Item]) -> list[Item]:
-    indexed = list(enumerate(items))
-    # Dated items newest first, then undated ones in document order.
-    indexed.sort(key=lambda p: (p[1].published is None, -(p[1].published or 0.0), p[0]))
-    return [item for _, item in indexed]
-
-
 def cache_max_age(headers: Mapping[str, str]) -> float | None:
     """`Cache-Control: max-age=N` in seconds, if the server sent one."""
     match = _MAX_AGE.search(headers.get("cache-control", ""))
@@ -147,7 +141,7 @@ def cache_max_age(headers: Mapping[str, str]) -> float | None:
 def next_check_after_success(
     feed: FeedConfig,
     config: Config,
-    parsed: ParsedFeed | None,
+    ttl_seconds: int | None,
     now: float,
     jitter: float,
     headers: Mapping[str, str] | None = None,
@@ -155,7 +149,7 @@ def next_check_after_success(
     """The feed's interval, raised (never above a day) to what the publisher
     asked for with RSS <ttl> or Cache-Control max-age."""
     interval = feed.interval or config.settings.interval
-    asked = [float(parsed.ttl_seconds)] if parsed is not None and parsed.ttl_seconds else []
+    asked = [float(ttl_seconds)] if ttl_seconds else []
     max_age = cache_max_age(headers or {})
     if max_age:
         asked.append(max_age)
@@ -217,6 +211,7 @@ class Poller:
         workers: int = 16,
         per_host: int = DEFAULT_PER_HOST,
         parser: FeedParser = parse_feed,
+        pool: ParsePool | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -226,7 +221,11 @@ class Poller:
         self.jitter = jitter  # fraction of the interval added at random to spread polls
         self.workers = workers
         self.hosts = HostLimiter(per_host)
-        self.parser = parser  # bot.parsepool.ParsePool.parse in the CLI and service
+        # With a pool (CLI and service), parsing *and* matching run in worker
+        # processes; without one (unit tests) `parser` runs in this process.
+        self.parser = parser
+        self.pool = pool
+        self._watch = WatchList(())
 
     # -- the cycle -------------------------------------------------------
 
@@ -239,7 +238,9 @@ class Poller:
         self.finish_digests()  # a previous cycle that crashed may have left some open
         self.store.sync_feeds([f.url for f in self.config.feeds])
         feeds = self.due_feeds(started, all_feeds=all_feeds)
-        watchlist = self.watchlist()
+        watchlist = self._watch = self.watchlist()
+        if self.pool is not None:
+            self.pool.set_watch(str(hash(watchlist.entries)), watchlist.entries)
         budget = _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll)
         report = CycleReport()
         cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle
@@ -257,7 +258,7 @@ class Poller:
 
     def watchlist(self) -> WatchList:
         titles = {row.url: row.title for row in self.store.feeds() if row.title}
-        return WatchList(self.config, self.store.terms(), titles)
+        return WatchList.build(self.config, self.store.terms(), titles)
 
     def due_feeds(self, now: float, *, all_feeds: bool) -> list[tuple[FeedConfig, FeedRow]]:
         rows = {row.url: row for row in self.store.feeds([f.url for f in self.config.feeds])}
@@ -297,18 +298,30 @@ class Poller:
             fetched.body_hash = hashlib.sha256(result.body).hexdigest()
             if fetched.body_hash == row.body_hash and row.first_polled_at is not None:
                 return fetched  # server ignores conditional GET but nothing changed
-            fetched.parsed = self.parser(
-                result.body,
-                url=result.url,
-                content_type=result.headers.get("content-type"),
-                max_items=self.config.settings.max_items_per_feed,
-            )
+            fetched.analyzed = self.parse_and_analyze(feed, result)
         except FeedError as exc:
             fetched.error = exc
         except Exception as exc:  # a bug must cost one feed, never the cycle
             log.exception("unexpected error polling %s", feed.url)
             fetched.error = FeedError("internal", f"internal error: {type(exc).__name__}")
         return fetched
+
+    def parse_and_analyze(self, feed: FeedConfig, result: FetchResult) -> AnalyzedFeed:
+        content_type = result.headers.get("content-type")
+        max_items = self.config.settings.max_items_per_feed
+        if self.pool is not None:
+            return self.pool.analyze(
+                result.body,
+                url=result.url,
+                content_type=content_type,
+                max_items=max_items,
+                feed_url=feed.url,
+                feed_name=feed.name,
+            )
+        parsed = self.parser(
+            result.body, url=result.url, content_type=content_type, max_items=max_items
+        )
+        return analyze(parsed, self._watch, feed_url=feed.url, feed_name=feed.name)
 
     # -- one feed ----------------------------------------------------------
 
@@ -327,10 +340,10 @@ class Poller:
         result = fetched.result
         assert result is not None
         jitter = self.rng.random() * self.jitter
-        next_check = next_check_after_success(
-            feed, self.config, fetched.parsed, now, jitter, result.headers
-        )
-        if fetched.parsed is None:
+        analyzed = fetched.analyzed
+        ttl = analyzed.ttl_seconds if analyzed is not None else None
+        next_check = next_check_after_success(feed, self.config, ttl, now, jitter, result.headers)
+        if analyzed is None:
             with self.store.transaction():
                 self.record_recovery(feed, row, name, watchlist, now)
                 self.store.record_feed_success(
@@ -343,21 +356,16 @@ class Poller:
             status = "not_modified" if result.not_modified else "unchanged"
             return FeedOutcome(feed.url, name, status)
 
-        parsed = fetched.parsed
-        if not feed.name and parsed.title:
-            name = parsed.title
-        outcome = FeedOutcome(feed.url, name, "ok", items=len(parsed.items))
+        name = analyzed.source
+        outcome = FeedOutcome(feed.url, name, "ok", items=len(analyzed.items))
         first_poll = row.first_polled_at is None
-        items = newest_first(parsed.items)
-        keys_by_item = dict(zip(map(id, parsed.items), keys_for_feed(parsed.items), strict=True))
+        max_age = self.config.settings.max_age
         with self.store.transaction():
             # One lookup for the whole feed: most items of a feed are known.
-            known_keys = self.store.find_stories(
-                [k for keys in keys_by_item.values() for k in keys]
-            )
-            seen_again: list[tuple[int, list[str]]] = []
-            for item in items:
-                keys = keys_by_item[id(item)]
+            known_keys = self.store.find_stories([k for a in analyzed.items for k in a.keys])
+            seen_again: list[tuple[int, Sequence[str]]] = []
+            for entry in analyzed.items:
+                item, keys = entry.item, entry.keys
                 known = next((known_keys[k] for k in keys if k in known_keys), None)
                 if known is not None:
                     seen_again.append((known, keys))
@@ -369,42 +377,25 @@ class Poller:
                 known_keys.update(dict.fromkeys(keys, item_id))
                 cycle_items[item_id] = row.id
                 outcome.new_items += 1
-                if not is_eligible(
-                    item, first_poll=first_poll, max_age=self.config.settings.max_age, now=now
-                ):
+                if not is_eligible(item, first_poll=first_poll, max_age=max_age, now=now):
                     continue
-                for channel, hits in watchlist.channels_for(item, feed.url).items():
-                    if self.queue_alert(channel, item_id, item, name, hits, budget, now):
-                        outcome.alerts += 1
+                for draft in entry.alerts:
+                    # The story is new, so no channel can have an alert for it yet.
+                    outbox_id = budget.outbox_for(draft.channel, draft.payload, now)
+                    self.store.add_alert(draft.channel, item_id, draft.terms, outbox_id, now)
+                    outcome.alerts += 1
             self.store.touch_stories(seen_again, now)
             self.record_recovery(feed, row, name, watchlist, now)
             self.store.record_feed_success(
                 row.id,
                 now=now,
                 next_check_at=next_check,
-                title=parsed.title,
+                title=analyzed.title,
                 etag=result.etag,
                 last_modified=result.last_modified,
                 body_hash=fetched.body_hash,
             )
         return outcome
-
-    def queue_alert(
-        self,
-        channel: str,
-        item_id: int,
-        item: Item,
-        source: str,
-        hits: Sequence[TermHit],
-        budget: _ChannelBudget,
-        now: float,
-    ) -> bool:
-        if self.store.has_alert(channel, item_id):
-            return False
-        terms = [hit.term for hit in hits]
-        spans = [span for hit in hits for span in hit.spans]
-        outbox_id = budget.outbox_for(channel, alert_payload(item, source, terms, spans), now)
-        return self.store.add_alert(channel, item_id, terms, outbox_id, now)
 
     def record_failure(
         self,

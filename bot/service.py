@@ -283,7 +283,7 @@ class Service:
                     fetcher,
                     clock=self.clock,
                     jitter=JITTER,
-                    parser=self._parser(config).parse,
+                    pool=self._parser(config),
                 )
                 report = poller.run_cycle(should_stop=self.stopping.is_set)
             self.metrics.observe_cycle(report)

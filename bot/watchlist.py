@@ -29,41 +29,63 @@ class TermHit:
     spans: tuple[Span, ...]
 
 
+WatchEntry = tuple[str, str, frozenset[str] | None]  # (channel, term, feed URLs or None = all)
+
+
+def watch_entries(
+    config: Config,
+    term_rows: Sequence[TermRow],
+    feed_titles: Mapping[str, str] | None = None,
+) -> tuple[WatchEntry, ...]:
+    """Every stored term with the feeds it applies to: plain data, so it can be
+    sent to the parser processes that match items there."""
+    channel_scopes: dict[str, set[str] | None] = {}
+    term_scopes: dict[WatchKey, set[str] | None] = {}
+    for watch in config.watches:
+        if watch.feeds:
+            urls: set[str] | None = {f.url for f in config.feeds_for_watch(watch, feed_titles)}
+        else:
+            urls = None
+        channel_scopes[watch.channel] = _union(channel_scopes.get(watch.channel, set()), urls)
+        for term in watch.terms:
+            key = (watch.channel, term)
+            term_scopes[key] = _union(term_scopes.get(key, set()), urls)
+
+    entries: list[WatchEntry] = []
+    for row in term_rows:
+        if row.source == "config":
+            scope = term_scopes.get((row.channel, row.term), channel_scopes.get(row.channel))
+        else:
+            scope = channel_scopes.get(row.channel)
+        entries.append((row.channel, row.term, None if scope is None else frozenset(scope)))
+    return tuple(entries)
+
+
 class WatchList:
-    def __init__(
-        self,
+    """The compiled matcher over all entries, plus each term's feed scope."""
+
+    def __init__(self, entries: Sequence[WatchEntry]) -> None:
+        self.entries = tuple(entries)
+        self.scopes: dict[WatchKey, frozenset[str] | None] = {}
+        queries: list[tuple[WatchKey, Query]] = []
+        for channel, term, scope in self.entries:
+            try:
+                query = parse_query(term)
+            except QueryError as exc:
+                log.warning("skipping stored term %r: %s", term, exc)
+                continue
+            self.scopes[(channel, term)] = scope
+            queries.append(((channel, term), query))
+        self.matcher: Matcher[WatchKey] = Matcher(queries)
+
+    @classmethod
+    def build(
+        cls,
         config: Config,
         term_rows: Sequence[TermRow],
         feed_titles: Mapping[str, str] | None = None,
-    ) -> None:
-        channel_scopes: dict[str, set[str] | None] = {}
-        term_scopes: dict[WatchKey, set[str] | None] = {}
-        for watch in config.watches:
-            if watch.feeds:
-                urls: set[str] | None = {f.url for f in config.feeds_for_watch(watch, feed_titles)}
-            else:
-                urls = None
-            channel_scopes[watch.channel] = _union(channel_scopes.get(watch.channel, set()), urls)
-            for term in watch.terms:
-                key = (watch.channel, term)
-                term_scopes[key] = _union(term_scopes.get(key, set()), urls)
-
-        self.scopes: dict[WatchKey, frozenset[str] | None] = {}
-        queries: list[tuple[WatchKey, Query]] = []
-        for row in term_rows:
-            key = (row.channel, row.term)
-            try:
-                query = parse_query(row.term)
-            except QueryError as exc:
-                log.warning("skipping stored term %r: %s", row.term, exc)
-                continue
-            if row.source == "config":
-                scope = term_scopes.get(key, channel_scopes.get(row.channel))
-            else:
-                scope = channel_scopes.get(row.channel)
-            self.scopes[key] = None if scope is None else frozenset(scope)
-            queries.append((key, query))
-        self.matcher: Matcher[WatchKey] = Matcher(queries)
+    ) -> WatchList:
+        return cls(watch_entries(config, term_rows, feed_titles))
 
     def __len__(self) -> int:
         return len(self.matcher)

@@ -1,0 +1,72 @@
+"""Everything about a parsed feed that needs no database: story identities,
+matching and alert payloads (pure).
+
+It runs right after parsing, in the parser worker processes when there is a
+pool, so the CPU-heavy part of a cycle (parse + tokenise + match + snippet)
+spreads over all cores and the service process only deduplicates and stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from bot.identity import keys_for_feed
+from bot.messages import alert_payload
+from bot.models import Item, ParsedFeed
+from bot.watchlist import WatchList
+
+
+@dataclass(frozen=True)
+class AlertDraft:
+    """What an alert to one channel would say, if the story turns out new."""
+
+    channel: str
+    terms: tuple[str, ...]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AnalyzedItem:
+    item: Item
+    keys: tuple[str, ...]  # primary story key first, then aliases
+    alerts: tuple[AlertDraft, ...]
+
+
+@dataclass(frozen=True)
+class AnalyzedFeed:
+    title: str | None
+    ttl_seconds: int | None
+    source: str  # the feed's display name used in alerts
+    items: tuple[AnalyzedItem, ...]  # newest first
+
+
+def display_name(feed_name: str | None, parsed_title: str | None, feed_url: str) -> str:
+    return feed_name or parsed_title or urlsplit(feed_url).hostname or feed_url
+
+
+def newest_first(items: tuple[Item, ...]) -> list[int]:
+    """Indexes of `items`: dated newest first, then undated in document order."""
+    order = list(range(len(items)))
+    order.sort(
+        key=lambda i: (items[i].published is None, -(items[i].published or 0.0), i),
+    )
+    return order
+
+
+def analyze(
+    parsed: ParsedFeed, watch: WatchList, *, feed_url: str, feed_name: str | None
+) -> AnalyzedFeed:
+    source = display_name(feed_name, parsed.title, feed_url)
+    keys = keys_for_feed(parsed.items)
+    analyzed = []
+    for index in newest_first(parsed.items):
+        item = parsed.items[index]
+        drafts = []
+        for channel, hits in watch.channels_for(item, feed_url).items():
+            terms = tuple(hit.term for hit in hits)
+            spans = [span for hit in hits for span in hit.spans]
+            drafts.append(AlertDraft(channel, terms, alert_payload(item, source, terms, spans)))
+        analyzed.append(AnalyzedItem(item, tuple(keys[index]), tuple(drafts)))
+    return AnalyzedFeed(parsed.title, parsed.ttl_seconds, source, tuple(analyzed))
