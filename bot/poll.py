@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
-from bot.analyze import AnalyzedFeed, analyze
+from bot.analyze import AnalyzedFeed, AnalyzedItem, analyze
 from bot.config import Config, FeedConfig
 from bot.fetch import Fetcher
 from bot.hostlimit import DEFAULT_PER_HOST, HostLimiter
@@ -102,11 +103,14 @@ class _ChannelBudget:
         self.singles: dict[str, int] = {}
         self.digests: dict[str, int] = {}
 
-    def outbox_for(self, channel: str, payload: dict[str, object], now: float) -> int:
+    def takes_single(self, channel: str) -> bool:
         used = self.singles.get(channel, 0)
         if used < self.limit:
             self.singles[channel] = used + 1
-            return self.store.add_outbox(channel, ALERT, payload, now)
+            return True
+        return False
+
+    def digest_for(self, channel: str, now: float) -> int:
         if channel not in self.digests:
             # Written now (inside this feed's transaction) so the items are
             # never lost; it becomes sendable when the cycle finishes.
@@ -361,29 +365,52 @@ class Poller:
         first_poll = row.first_polled_at is None
         max_age = self.config.settings.max_age
         with self.store.transaction():
-            # One lookup for the whole feed: most items of a feed are known.
+            # A few batched statements per feed: one lookup of all story keys
+            # (most items of a feed are known), then one insert per table.
             known_keys = self.store.find_stories([k for a in analyzed.items for k in a.keys])
             seen_again: list[tuple[int, Sequence[str]]] = []
+            new_entries: list[AnalyzedItem] = []
             for entry in analyzed.items:
-                item, keys = entry.item, entry.keys
-                known = next((known_keys[k] for k in keys if k in known_keys), None)
-                if known is not None:
-                    seen_again.append((known, keys))
+                known = next((known_keys[k] for k in entry.keys if k in known_keys), None)
+                if known is None:
+                    # Mark its keys so a repeated entry in this feed is not new again.
+                    known_keys.update(dict.fromkeys(entry.keys, -1 - len(new_entries)))
+                    new_entries.append(entry)
+                elif known < 0:
+                    continue  # a repeat of an entry that is new in this very document
+                else:
+                    seen_again.append((known, entry.keys))
                     if cycle_items.get(known, row.id) != row.id:
                         outcome.duplicates += 1
-                    continue
-                item_id = self.store.insert_item(row.id, item, keys, now)
-                # A later item of this same feed may share a key (a repeated entry).
-                known_keys.update(dict.fromkeys(keys, item_id))
+            item_ids = self.store.insert_items(row.id, [(e.item, e.keys) for e in new_entries], now)
+            outcome.new_items = len(new_entries)
+            singles: list[tuple[str, str, dict[str, Any]]] = []
+            pending: list[tuple[str, int, Sequence[str], bool]] = []
+            for entry, item_id in zip(new_entries, item_ids, strict=True):
                 cycle_items[item_id] = row.id
-                outcome.new_items += 1
-                if not is_eligible(item, first_poll=first_poll, max_age=max_age, now=now):
+                if not is_eligible(entry.item, first_poll=first_poll, max_age=max_age, now=now):
                     continue
                 for draft in entry.alerts:
                     # The story is new, so no channel can have an alert for it yet.
-                    outbox_id = budget.outbox_for(draft.channel, draft.payload, now)
-                    self.store.add_alert(draft.channel, item_id, draft.terms, outbox_id, now)
-                    outcome.alerts += 1
+                    single = budget.takes_single(draft.channel)
+                    if single:
+                        singles.append((draft.channel, ALERT, draft.payload))
+                    pending.append((draft.channel, item_id, draft.terms, single))
+            # Singles first, so a digest opened now is queued behind them.
+            single_ids = iter(self.store.add_outbox_many(singles, now))
+            self.store.add_alerts(
+                [
+                    (
+                        channel,
+                        item_id,
+                        terms,
+                        next(single_ids) if single else budget.digest_for(channel, now),
+                    )
+                    for channel, item_id, terms, single in pending
+                ],
+                now,
+            )
+            outcome.alerts = len(pending)
             self.store.touch_stories(seen_again, now)
             self.record_recovery(feed, row, name, watchlist, now)
             self.store.record_feed_success(

@@ -307,6 +307,81 @@ class Store:
             )
         self._execute("UPDATE items SET last_seen_at = ? WHERE id = ?", (now, item_id))
 
+    def insert_items(
+        self, feed_id: int, entries: Sequence[tuple[Item, Sequence[str]]], now: float
+    ) -> list[int]:
+        """Insert new stories in a few statements; returns their ids in order.
+
+        Ids are assigned here (max + 1 ...) so one executemany can write them:
+        safe because the caller's transaction holds SQLite's write lock."""
+        if not entries:
+            return []
+        with self.transaction():
+            first = int(self._execute("SELECT COALESCE(MAX(id), 0) + 1 FROM items").fetchone()[0])
+            ids = list(range(first, first + len(entries)))
+            self.db.conn.executemany(
+                """INSERT INTO items(id, story_key, feed_id, guid, link, title, summary, tags,
+                                     author, published_at, first_seen_at, last_seen_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [
+                    (
+                        item_id,
+                        keys[0],
+                        feed_id,
+                        item.guid,
+                        item.link,
+                        item.title,
+                        item.summary,
+                        json.dumps(list(item.tags)),
+                        item.author,
+                        item.published,
+                        now,
+                        now,
+                    )
+                    for item_id, (item, keys) in zip(ids, entries, strict=True)
+                ],
+            )
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO story_keys(key, item_id) VALUES (?, ?)",
+                [
+                    (key, item_id)
+                    for item_id, (_item, keys) in zip(ids, entries, strict=True)
+                    for key in keys
+                ],
+            )
+        return ids
+
+    def add_outbox_many(
+        self, messages: Sequence[tuple[str, str, dict[str, Any]]], now: float
+    ) -> list[int]:
+        """Pending (channel, kind, payload) messages in one statement; their ids."""
+        if not messages:
+            return []
+        with self.transaction():
+            first = int(self._execute("SELECT COALESCE(MAX(id), 0) + 1 FROM outbox").fetchone()[0])
+            ids = list(range(first, first + len(messages)))
+            self.db.conn.executemany(
+                "INSERT INTO outbox(id, channel, kind, state, payload, created_at, "
+                "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (outbox_id, channel, kind, PENDING, json.dumps(payload), now, now)
+                    for outbox_id, (channel, kind, payload) in zip(ids, messages, strict=True)
+                ],
+            )
+        return ids
+
+    def add_alerts(self, alerts: Sequence[tuple[str, int, Sequence[str], int]], now: float) -> None:
+        """(channel, item id, terms, outbox id) rows; existing pairs are kept."""
+        with self._lock:
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO alerts(channel, item_id, terms, outbox_id, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (channel, item_id, json.dumps(list(terms)), outbox_id, now)
+                    for channel, item_id, terms, outbox_id in alerts
+                ],
+            )
+
     def insert_item(self, feed_id: int, item: Item, keys: Sequence[str], now: float) -> int:
         cursor = self._execute(
             """INSERT INTO items(story_key, feed_id, guid, link, title, summary, tags,
