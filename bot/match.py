@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Generic, TypeVar
 
 from bot.models import Item
-from bot.query import Phrase, Query, Token, tokenize
+from bot.query import ASCII_WORD_RE, Phrase, Query, Token, tokenize
 
 __all__ = ["FIELDS", "TAG_SEPARATOR", "Matcher", "Span", "document_fields", "highlight"]
 
@@ -76,6 +76,19 @@ def _labels(word: str) -> tuple[_Label, ...]:
     return tuple(labels)
 
 
+def _surface_forms(label: _Label) -> set[str]:
+    """The text words whose `_labels` include `label` (its inverse)."""
+    base, rule = label
+    if rule == _EXACT:
+        return {base}
+    forms = {base, base + "'s"}
+    if rule == _PLURAL:
+        forms |= {base + "s", base + "es"}
+        if base.endswith("y"):
+            forms.add(base[:-1] + "ies")
+    return forms
+
+
 def _phrase_labels(phrase: Phrase) -> list[_Label]:
     if phrase.exact:
         return [(word, _EXACT) for word in phrase.words]
@@ -100,6 +113,9 @@ class Matcher(Generic[K]):
 
     def __init__(self, terms: Iterable[tuple[K, Query]]) -> None:
         self._root = _Node()
+        # Every text word that can start some phrase: one set lookup rejects
+        # the vast majority of words before any trie walking.
+        self._first_forms: set[str] = set()
         self._keys: list[K] = []
         self._phrase_ids: dict[Phrase, int] = {}
         self._includers: list[list[int]] = []  # phrase id -> terms that include it
@@ -119,7 +135,9 @@ class Matcher(Generic[K]):
         self._phrase_ids[phrase] = pid
         self._includers.append([])
         node = self._root
-        for label in _phrase_labels(phrase):
+        labels = _phrase_labels(phrase)
+        self._first_forms.update(_surface_forms(labels[0]))
+        for label in labels:
             node = node.children.setdefault(label, _Node())
         node.phrases.append(pid)
         return pid
@@ -158,19 +176,24 @@ class Matcher(Generic[K]):
 
     def _scan(self, name: str, text: str, found: dict[int, list[Span]]) -> None:
         """Record every phrase occurrence in one field's text into `found`."""
-        tokens = tokenize(text)
-        if not tokens:
+        tokens: list[Token] | None = None
+        if text.isascii() and name != "tags":
+            # Words only (C speed); offsets are computed just for texts that match.
+            words = ASCII_WORD_RE.findall(text.lower())
+        else:
+            tokens = tokenize(text)
+            words = [t.word for t in tokens]
+        first_forms = self._first_forms
+        starts = [i for i, word in enumerate(words) if word in first_forms]
+        if not starts:
             return
+        if tokens is None:
+            tokens = tokenize(text)
         breaks = _tag_breaks(text, tokens) if name == "tags" else frozenset()
-        labels = [_labels(t.word) for t in tokens]
         root_children = self._root.children
-        count = len(tokens)
-        for first in range(count):
-            # Fast reject: most words start no phrase at all.
-            starts = [c for c in map(root_children.get, labels[first]) if c is not None]
-            if not starts:
-                continue
-            nodes = starts
+        count = len(words)
+        for first in starts:
+            nodes = [c for c in map(root_children.get, _labels(words[first])) if c is not None]
             last = first
             while nodes:
                 for node in nodes:
@@ -181,10 +204,11 @@ class Matcher(Generic[K]):
                 last += 1
                 if last >= count or last in breaks:
                     break
+                labels = _labels(words[last])
                 following: list[_Node] = []
                 for node in nodes:
                     if node.children:
-                        for label in labels[last]:
+                        for label in labels:
                             child = node.children.get(label)
                             if child is not None:
                                 following.append(child)

@@ -134,7 +134,8 @@ _W = r"[^\W_]"  # a letter or digit: \w without the underscore
 # part of the word (tariffs' -> tariffs).
 _WORD_RE = re.compile(f"{_W}(?:{_W}|{_M})*(?:{_A}{_W}(?:{_W}|{_M})*)*")
 _CJK_RE = re.compile(f"[{_CJK}]")
-_ASCII_WORD_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
+# Words of pure-ASCII text (the common case): same rules, no folding beyond lower().
+ASCII_WORD_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 # The same, for the rare run that contains ideographs or kana: those split off.
 _WL = f"(?![{_CJK}]){_W}"
 _SPLIT_RE = re.compile(f"[{_CJK}]{_M}*|{_WL}(?:{_WL}|{_M})*(?:{_A}{_WL}(?:{_WL}|{_M})*)*")
@@ -147,7 +148,7 @@ def tokenize(text: str) -> list[Token]:
     """
     if text.isascii():
         # Fast path for the common case: same words, no folding beyond lower().
-        return [Token(m.start(), m.end(), m.group().lower()) for m in _ASCII_WORD_RE.finditer(text)]
+        return [Token(m.start(), m.end(), m.group().lower()) for m in ASCII_WORD_RE.finditer(text)]
     tokens: list[Token] = []
     for m in _WORD_RE.finditer(text):
         if _CJK_RE.search(m.group()) is None:
