@@ -123,6 +123,7 @@ def run_cycles(urls: list[str], terms: list[str], workdir: Path) -> dict[str, fl
             Fetcher(fetch_policy(config.settings)) as fetcher,
             ParsePool(timeout=config.settings.parse_timeout) as pool,
         ):
+            pool.start()  # as in the service, whose workers outlive cycles
             poller = Poller(config, store, fetcher, pool=pool)
             with PeakRss() as rss:
                 started = time.perf_counter()

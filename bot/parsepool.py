@@ -201,6 +201,13 @@ class ParsePool:
 
     __call__ = parse
 
+    def start(self) -> None:
+        """Start every worker now rather than on first use, so a long-running
+        service does not pay the start-up (imports) inside its first cycle."""
+        workers = [self._acquire() for _ in range(self.size)]
+        for worker in workers:
+            self._release(worker, True)
+
     def set_watch(self, version: str, entries: Any) -> None:
         """The watch entries `analyze` matches against; each worker receives
         them with its next job after `version` changes."""

@@ -28,8 +28,8 @@ from bot.messages import ALERT, DIGEST, NOTICE, digest_payload, notice_payload
 from bot.models import FeedError, FetchResult, Item
 from bot.parse import FeedParser, parse_feed
 from bot.parsepool import ParsePool
-from bot.store import ASSEMBLING, FeedRow, Store
-from bot.watchlist import WatchList
+from bot.store import ASSEMBLING, FeedRow, FeedSuccess, Store
+from bot.watchlist import WatchList, watch_entries
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,7 @@ class Poller:
         self.parser = parser
         self.pool = pool
         self._watch = WatchList(())
+        self._unchanged: list[FeedSuccess] = []
 
     # -- the cycle -------------------------------------------------------
 
@@ -248,10 +249,14 @@ class Poller:
         budget = _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll)
         report = CycleReport()
         cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle
-        for fetched in self.fetch_all(feeds):
-            if should_stop():
-                break
-            report.feeds.append(self.process(fetched, watchlist, budget, cycle_items))
+        try:
+            for fetched in self.fetch_all(feeds):
+                if should_stop():
+                    break
+                report.feeds.append(self.process(fetched, watchlist, budget, cycle_items))
+        finally:
+            self.store.record_feed_successes(self._unchanged)
+            self._unchanged = []
         report.digests = self.finish_digests()
         # Stories no feed has carried for `retention` are forgotten; anything
         # still in a feed keeps being touched, so its dedup never lapses.
@@ -262,7 +267,7 @@ class Poller:
 
     def watchlist(self) -> WatchList:
         titles = {row.url: row.title for row in self.store.feeds() if row.title}
-        return WatchList.build(self.config, self.store.terms(), titles)
+        return WatchList.cached(watch_entries(self.config, self.store.terms(), titles))
 
     def due_feeds(self, now: float, *, all_feeds: bool) -> list[tuple[FeedConfig, FeedRow]]:
         rows = {row.url: row for row in self.store.feeds([f.url for f in self.config.feeds])}
@@ -348,15 +353,15 @@ class Poller:
         ttl = analyzed.ttl_seconds if analyzed is not None else None
         next_check = next_check_after_success(feed, self.config, ttl, now, jitter, result.headers)
         if analyzed is None:
-            with self.store.transaction():
-                self.record_recovery(feed, row, name, watchlist, now)
-                self.store.record_feed_success(
-                    row.id,
-                    now=now,
-                    next_check_at=next_check,
-                    etag=result.etag,
-                    last_modified=result.last_modified,
-                )
+            success = FeedSuccess(row.id, now, next_check, result.etag, result.last_modified)
+            if row.suspended_at is None:
+                # Nothing new and nothing to announce: batch the bookkeeping
+                # (a warm cycle is mostly this; one commit per feed would dominate it).
+                self._unchanged.append(success)
+            else:
+                with self.store.transaction():
+                    self.record_recovery(feed, row, name, watchlist, now)
+                    self.store.record_feed_successes([success])
             status = "not_modified" if result.not_modified else "unchanged"
             return FeedOutcome(feed.url, name, status)
 
@@ -469,8 +474,7 @@ class Poller:
         self, feed: FeedConfig, row: FeedRow, name: str, watchlist: WatchList, now: float
     ) -> None:
         """Inside the success transaction: one notice when a suspended feed works again."""
-        current = self.store.feed(feed.url)
-        if current is not None and current.suspended_at is not None:
+        if row.suspended_at is not None:
             log.warning("feed %s recovered", feed.url)
             self.notify(watchlist, feed.url, recovery_notice(name), now)
 

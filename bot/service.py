@@ -307,6 +307,7 @@ class Service:
             if pool is not None:
                 pool.close()
             pool = self._parse_pool = ParsePool(timeout=config.settings.parse_timeout)
+            pool.start()
         return pool
 
     def _delivery_loop(self) -> None:

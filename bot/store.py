@@ -52,6 +52,17 @@ class FeedRow:
 
 
 @dataclass(frozen=True)
+class FeedSuccess:
+    """A poll that found nothing new (304 or an unchanged body)."""
+
+    feed_id: int
+    now: float
+    next_check_at: float
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass(frozen=True)
 class OutboxRow:
     id: int
     channel: str
@@ -236,6 +247,24 @@ class Store:
                WHERE id = ?""",
             (title, etag, last_modified, body_hash, now, now, now, next_check_at, feed_id),
         )
+
+    def record_feed_successes(self, successes: Sequence[FeedSuccess]) -> None:
+        """`record_feed_success` for many unchanged feeds in one transaction."""
+        if not successes:
+            return
+        with self.transaction():
+            self.db.conn.executemany(
+                """UPDATE feeds SET
+                     etag = ?, last_modified = ?,
+                     first_polled_at = COALESCE(first_polled_at, ?),
+                     last_polled_at = ?, last_success_at = ?,
+                     consecutive_failures = 0, next_check_at = ?, suspended_at = NULL
+                   WHERE id = ?""",
+                [
+                    (s.etag, s.last_modified, s.now, s.now, s.now, s.next_check_at, s.feed_id)
+                    for s in successes
+                ],
+            )
 
     def record_feed_failure(
         self,

@@ -11,6 +11,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.config import Config
 from bot.match import Matcher, Span
@@ -78,6 +79,11 @@ class WatchList:
             queries.append(((channel, term), query))
         self.matcher: Matcher[WatchKey] = Matcher(queries)
 
+    @staticmethod
+    def cached(entries: tuple[WatchEntry, ...]) -> WatchList:
+        """The same entries compile to the same matcher: reuse it across cycles."""
+        return _cached_watchlist(entries)
+
     @classmethod
     def build(
         cls,
@@ -105,3 +111,8 @@ def _union(current: set[str] | None, more: set[str] | None) -> set[str] | None:
     if current is None or more is None:
         return None
     return current | more
+
+
+@lru_cache(maxsize=4)
+def _cached_watchlist(entries: tuple[WatchEntry, ...]) -> WatchList:
+    return WatchList(entries)

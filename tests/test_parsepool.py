@@ -218,3 +218,18 @@ def test_close_kills_a_busy_worker_after_the_grace_period() -> None:
 def test_fork_is_refused() -> None:
     with pytest.raises(ValueError):
         ParsePool(1, context="fork")
+
+
+def test_start_brings_every_worker_up_front() -> None:
+    from bot.parsepool import ParsePool
+
+    with ParsePool(size=2) as pool:
+        pool.start()
+        assert pool.started == 2 and len(pool.pids()) == 2
+        parsed = pool.parse(
+            b'<rss version="2.0"><channel><title>t</title><item><title>a</title></item>'
+            b"</channel></rss>",
+            url="http://example.org/",
+        )
+        assert [item.title for item in parsed.items] == ["a"]
+        assert pool.started == 2  # no new worker was needed
