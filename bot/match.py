@@ -187,9 +187,7 @@ class Matcher(Generic[K]):
         starts = [i for i, word in enumerate(words) if word in first_forms]
         if not starts:
             return
-        if tokens is None:
-            tokens = tokenize(text)
-        breaks = _tag_breaks(text, tokens) if name == "tags" else frozenset()
+        breaks = _tag_breaks(text, tokens) if tokens is not None and name == "tags" else frozenset()
         root_children = self._root.children
         count = len(words)
         for first in starts:
@@ -198,6 +196,8 @@ class Matcher(Generic[K]):
             while nodes:
                 for node in nodes:
                     if node.phrases:
+                        if tokens is None:  # first real match in this text: now offsets
+                            tokens = tokenize(text)
                         span = Span(name, tokens[first].start, tokens[last].end)
                         for pid in node.phrases:
                             found.setdefault(pid, []).append(span)

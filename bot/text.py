@@ -40,6 +40,8 @@ def html_to_text(html_text: str) -> str:
     collapsed to single spaces."""
     if not html_text:
         return ""
+    if "<" not in html_text and "&" not in html_text:
+        return _collapse(html_text)  # plain text already (most titles)
     s = _DROP_BLOCKS.sub(" ", html_text)
     s = _CDATA.sub(r"\1", s)
     s = _BLOCK_TAG.sub(" ", s)
