@@ -337,6 +337,9 @@ class Fetcher:
                 new_etag = response.headers.get("etag")
                 new_modified = response.headers.get("last-modified")
                 if status == 304:
+                    # A 304 has no body; reading the (empty) rest lets the
+                    # connection go back to the keep-alive pool instead of closing.
+                    response.read()
                     return FetchResult(
                         url=str(current),
                         status=304,
