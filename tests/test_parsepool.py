@@ -96,7 +96,7 @@ def test_quadratic_author_regex_is_cut_at_the_time_limit() -> None:
 
 def test_timeout_costs_only_that_job() -> None:
     with ParsePool(2, timeout=2.0, parse_function=sleepy_parse) as pool:
-        pool.parse(b"warm", url="u")
+        pool.start()  # both workers up: the quick job must not wait for a spawn
         errors: list[FeedError] = []
 
         def slow() -> None:
