@@ -328,14 +328,6 @@ class Store:
                 [(now, item_id) for item_id in dict.fromkeys(i for i, _ in seen)],
             )
 
-    def touch_story(self, item_id: int, keys: Sequence[str], now: float) -> None:
-        """A known story seen again: remember new aliases, keep it from pruning."""
-        for key in keys:
-            self._execute(
-                "INSERT OR IGNORE INTO story_keys(key, item_id) VALUES (?, ?)", (key, item_id)
-            )
-        self._execute("UPDATE items SET last_seen_at = ? WHERE id = ?", (now, item_id))
-
     def insert_items(
         self, feed_id: int, entries: Sequence[tuple[Item, Sequence[str]]], now: float
     ) -> list[int]:
@@ -411,32 +403,6 @@ class Store:
                 ],
             )
 
-    def insert_item(self, feed_id: int, item: Item, keys: Sequence[str], now: float) -> int:
-        cursor = self._execute(
-            """INSERT INTO items(story_key, feed_id, guid, link, title, summary, tags,
-                                 author, published_at, first_seen_at, last_seen_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                keys[0],
-                feed_id,
-                item.guid,
-                item.link,
-                item.title,
-                item.summary,
-                json.dumps(list(item.tags)),
-                item.author,
-                item.published,
-                now,
-                now,
-            ),
-        )
-        item_id = int(cursor.lastrowid or 0)
-        for key in keys:
-            self._execute(
-                "INSERT OR IGNORE INTO story_keys(key, item_id) VALUES (?, ?)", (key, item_id)
-            )
-        return item_id
-
     def recent_items(self, limit: int = 200) -> list[StoredItem]:
         rows = self._rows(
             "SELECT * FROM items ORDER BY COALESCE(published_at, first_seen_at) DESC, id DESC "
@@ -468,12 +434,6 @@ class Store:
 
     # -- alerts and outbox ----------------------------------------------
 
-    def has_alert(self, channel: str, item_id: int) -> bool:
-        row = self._execute(
-            "SELECT 1 FROM alerts WHERE channel = ? AND item_id = ?", (channel, item_id)
-        ).fetchone()
-        return row is not None
-
     def add_outbox(
         self, channel: str, kind: str, payload: dict[str, Any], now: float, state: str = PENDING
     ) -> int:
@@ -483,17 +443,6 @@ class Store:
             (channel, kind, state, json.dumps(payload), now, now),
         )
         return int(cursor.lastrowid or 0)
-
-    def add_alert(
-        self, channel: str, item_id: int, terms: Sequence[str], outbox_id: int, now: float
-    ) -> bool:
-        """False when this channel already has an alert for this story."""
-        cursor = self._execute(
-            "INSERT OR IGNORE INTO alerts(channel, item_id, terms, outbox_id, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (channel, item_id, json.dumps(list(terms)), outbox_id, now),
-        )
-        return cursor.rowcount == 1
 
     def digest_entries(self, outbox_id: int) -> list[dict[str, Any]]:
         return self._rows(
