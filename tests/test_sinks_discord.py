@@ -158,3 +158,11 @@ def test_errors_are_classified():
     assert not refused.value.permanent and not refused.value.maybe_delivered
     assert sink.rate_key("discord:http://h/api/webhooks/1/tok").startswith("discord:")
     assert "tok" not in sink.rate_key("discord:http://h/api/webhooks/1/tok")
+
+
+def test_webhook_query_is_kept_and_wait_added(discord: FakeDiscord, store: Store):
+    url = discord.webhook() + "?thread_id=123"
+    queue(store, f"discord:{url}", 1)
+    assert deliverer(store, DiscordSink({})).deliver().sent == 1
+    (request,) = discord.received(url)
+    assert request.query == {"thread_id": "123", "wait": "true"}

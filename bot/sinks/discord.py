@@ -96,6 +96,15 @@ def _defuse(text: str) -> str:
     return text.replace("@", "@\u200b")
 
 
+def webhook_post_url(url: str) -> httpx.URL:
+    """The webhook URL with `wait=true` added to its own query.
+
+    `client.post(url, params=...)` would replace the URL's query, dropping
+    e.g. `?thread_id=123` (a webhook that posts into a forum thread).
+    """
+    return httpx.URL(url).copy_merge_params({"wait": "true"})
+
+
 class DiscordSink:
     def __init__(self, env: Mapping[str, str], timeout: float = 15.0) -> None:
         self.env = env
@@ -119,7 +128,7 @@ class DiscordSink:
             raise DeliveryError(str(exc), permanent=True) from None
         body = format_message(kind, payload)
         try:
-            response = self.client.post(url, params={"wait": "true"}, json=body)
+            response = self.client.post(webhook_post_url(url), json=body)
         except httpx.ConnectError:
             raise DeliveryError("connection error: ConnectError") from None
         except httpx.HTTPError as exc:
