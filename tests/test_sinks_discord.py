@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from fakediscord import FakeDiscord, Fault
 
 from bot.deliver import Deliverer
-from bot.messages import ALERT, DIGEST
+from bot.messages import ALERT, DIGEST, NOTICE
 from bot.sinks.base import Delivered, DeliveryError
 from bot.sinks.discord import DiscordSink, format_message
 from bot.store import DEAD, SENT, Store
@@ -166,3 +167,30 @@ def test_webhook_query_is_kept_and_wait_added(discord: FakeDiscord, store: Store
     assert deliverer(store, DiscordSink({})).deliver().sent == 1
     (request,) = discord.received(url)
     assert request.query == {"thread_id": "123", "wait": "true"}
+
+
+ANGLE_MARKUP = ["<#123>", "<t:1700000000:R>", "</cmd:1>", "<:emoji:42>", "<a:dance:7>", "<@!9>"]
+
+
+def test_angle_bracket_markup_never_renders():
+    markup = " ".join(ANGLE_MARKUP)
+    payload = dict(
+        HOSTILE,
+        title=f"title {markup}",
+        source=f"feed {markup}",
+        terms=[f"term {markup}"],
+        snippet=[[f"snippet {markup} ", False], [f"bold {markup}", True]],
+    )
+    bodies = [
+        format_message(ALERT, payload),
+        format_message(DIGEST, {"items": [dict(payload, link="https://n.example/<#1>")]}),
+        format_message(NOTICE, {"text": f"notice {markup}"}),
+    ]
+    for body in bodies:
+        everything = json.dumps(body, ensure_ascii=False)
+        # Every "<" is followed by a zero-width space: no <…> syntax can start.
+        assert re.findall(r"<(?!\u200b)", everything) == []
+        for syntax in ANGLE_MARKUP:
+            assert syntax not in everything
+    (embed,) = bodies[0]["embeds"]
+    assert "<\u200b\\#123\\>" in embed["description"]  # still readable
