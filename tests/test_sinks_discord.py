@@ -14,7 +14,7 @@ from bot.deliver import Deliverer
 from bot.messages import ALERT, DIGEST, NOTICE
 from bot.sinks.base import Delivered, DeliveryError
 from bot.sinks.discord import DiscordSink, format_message
-from bot.store import DEAD, SENT, Store
+from bot.store import DEAD, PENDING, SENT, Store
 
 HOSTILE = {
     "title": "@everyone tariff <@123> news",
@@ -93,9 +93,25 @@ def test_webhook_from_environment_variable(discord: FakeDiscord, store: Store):
     url = discord.webhook()
     queue(store, "discord:$TRADE_HOOK", 1)
     assert deliverer(store, DiscordSink({"TRADE_HOOK": url})).deliver().sent == 1
-    queue(store, "discord:$MISSING_HOOK", 1)
+
+
+def test_unset_webhook_variable_waits_and_is_retried(discord: FakeDiscord, store: Store):
+    url = discord.webhook()
+    (waiting,) = queue(store, "discord:$MISSING_HOOK", 1)
     report = deliverer(store, DiscordSink({})).deliver()
-    assert report.dead == 1 and "MISSING_HOOK is not set" in report.errors[0]
+    # Not dead (SPEC §4: no alert is lost): pending, with backoff and the reason.
+    assert report.dead == 0 and report.failed == 1
+    assert "environment variable MISSING_HOOK is not set" in report.errors[0]
+    row = store.outbox_message(waiting)
+    assert row is not None and row.state == PENDING and row.next_attempt_at > time.time()
+    assert row.last_error == "environment variable MISSING_HOOK is not set"
+    # Still unset: retried, still pending.
+    assert deliverer(store, DiscordSink({})).deliver(retry_now=True).failed == 1
+    # Once the operator sets it, the alert goes out.
+    report = deliverer(store, DiscordSink({"MISSING_HOOK": url})).deliver(retry_now=True)
+    assert report.sent == 1 and len(discord.posts(url)) == 1
+    row = store.outbox_message(waiting)
+    assert row is not None and row.state == SENT
 
 
 def test_429_retry_after_from_json_body(discord: FakeDiscord, store: Store):

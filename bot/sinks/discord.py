@@ -131,7 +131,10 @@ class DiscordSink:
         try:
             url = resolve_discord_webhook(channel, self.env)
         except ValueError as exc:
-            raise DeliveryError(str(exc), permanent=True) from None
+            # `discord:$VAR` whose variable is unset (or not a webhook URL):
+            # the operator can fix that, so the alert waits and is retried
+            # with backoff instead of dying (SPEC §4: no alert is lost).
+            raise DeliveryError(str(exc)) from None
         body = format_message(kind, payload)
         try:
             response = self.client.post(webhook_post_url(url), json=body)
