@@ -152,7 +152,7 @@ def format_digest(payload: dict[str, Any]) -> dict[str, Any]:
     # as fit. Past MAX_BLOCKS the last section says how many were left out.
     chunks: list[list[str]] = []
     size = 0
-    for line in (cap(line) for line in lines):
+    for line in map(cap, lines):
         if chunks and size + 1 + len(line) <= SECTION_CHARS:
             chunks[-1].append(line)
             size += 1 + len(line)
