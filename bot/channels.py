@@ -16,7 +16,7 @@ gives a form that is safe for logs and status output.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -28,6 +28,8 @@ __all__ = [
     "resolve_discord_webhook",
     "validate_channel",
     "validate_webhook_url",
+    "webhook_env_warning",
+    "webhook_env_warnings",
 ]
 
 DISCORD_PREFIX = "discord:"
@@ -153,6 +155,38 @@ def resolve_discord_webhook(channel: str, env: Mapping[str, str]) -> str:
     if problem is not None:
         raise ValueError(problem)
     return url
+
+
+def webhook_env_warning(channel: str, env: Mapping[str, str]) -> str | None:
+    """Why a ``discord:$VAR`` channel cannot be sent to right now (its
+    variable is unset or not a webhook URL), else None.
+
+    Used by `check` and logged when `poll`/`run` start; its alerts are not
+    lost meanwhile, they stay pending and are retried. Never contains the URL.
+    """
+    name = env_var_name(channel)
+    if name is None or not _ENV_NAME.fullmatch(name):
+        return None  # not an env channel, or a bad name (a config error)
+    value = env.get(name, "").strip()
+    if not value:
+        return (
+            f"environment variable {name} is not set, so alerts for "
+            f"{display_channel(channel)} cannot be sent until it is"
+        )
+    problem = validate_webhook_url(value)
+    if problem is not None:
+        return f"environment variable {name}: {problem}"
+    return None
+
+
+def webhook_env_warnings(channels: Iterable[str], env: Mapping[str, str]) -> list[str]:
+    """`webhook_env_warning` for each distinct channel that has one."""
+    warnings: list[str] = []
+    for channel in dict.fromkeys(channels):
+        warning = webhook_env_warning(channel, env)
+        if warning is not None and warning not in warnings:
+            warnings.append(warning)
+    return warnings
 
 
 def display_channel(channel: str) -> str:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 
 from bot import redact
-from bot.channels import display_channel
+from bot.channels import display_channel, webhook_env_warnings
 from bot.commands import CommandContext, feed_health, watch_add, watch_list, watch_remove
 from bot.config import Config, ConfigError, config_warnings, load_config
 from bot.deliver import Deliverer, DeliveryReport
@@ -150,6 +150,7 @@ def run_poll_cycle(
     prepare(config, store)
     channels = [*config.channels(), *(row.channel for row in store.terms())]
     redact.add_secrets(redact.webhook_secrets(channels, os.environ))
+    warn_unresolved_webhooks(channels)
     with (
         Fetcher(fetch_policy(config.settings)) as fetcher,
         ParsePool(timeout=config.settings.parse_timeout) as parse_pool,
@@ -159,6 +160,12 @@ def run_poll_cycle(
     deliverer = Deliverer(store, sinks, send_interval=config.settings.send_interval)
     delivery = deliverer.deliver(retry_now=True)
     return report, delivery
+
+
+def warn_unresolved_webhooks(channels: Sequence[str]) -> None:
+    """`discord:$VAR` channels whose variable is unset: their alerts wait."""
+    for warning in webhook_env_warnings(channels, os.environ):
+        logging.getLogger("bot").warning("%s", warning)
 
 
 def print_cycle(report: CycleReport, delivery: DeliveryReport, store: Store) -> None:

@@ -31,7 +31,7 @@ from bot.channels import (
     display_channel,
     env_var_name,
     validate_channel,
-    validate_webhook_url,
+    webhook_env_warning,
 )
 from bot.durations import format_duration, parse_duration
 
@@ -200,22 +200,9 @@ def config_warnings(config: Config, env: Mapping[str, str]) -> list[Problem]:
         if name is None or name in reported:
             continue
         reported.add(name)
-        value = env.get(name, "").strip()
-        if not value:
-            warnings.append(
-                Problem(
-                    config.path,
-                    watch.line,
-                    f"environment variable {name} is not set, so alerts for "
-                    f"{display_channel(watch.channel)} cannot be sent until it is",
-                )
-            )
-            continue
-        problem = validate_webhook_url(value)
-        if problem is not None:
-            warnings.append(
-                Problem(config.path, watch.line, f"environment variable {name}: {problem}")
-            )
+        warning = webhook_env_warning(watch.channel, env)
+        if warning is not None:
+            warnings.append(Problem(config.path, watch.line, warning))
     return warnings
 
 

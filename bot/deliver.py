@@ -233,9 +233,10 @@ class Deliverer:
             self.store.push_gate(channel_gate(message.channel), self.clock() + self.send_interval)
         remote_id, wait = remote_id_of(result)
         done = self.clock()
-        self.store.mark_sent(message.id, remote_id, done)
         if wait:
             self.store.push_gate(keys[-1], done + wait)
+        if not self.store.mark_sent(message.id, remote_id, done, owner=self.owner):
+            return self._taken_over(message, "sent")
         report.sent += 1
         self._count(kind, "sent")
         return Outcome.SENT
@@ -259,7 +260,8 @@ class Deliverer:
             return None
         if remote_id is None:
             return None
-        self.store.mark_sent(message.id, remote_id, self.clock())
+        if not self.store.mark_sent(message.id, remote_id, self.clock(), owner=self.owner):
+            return self._taken_over(message, "found already sent")
         report.sent += 1
         report.recovered += 1
         self._count(channel_kind(message.channel), "recovered")
@@ -281,7 +283,8 @@ class Deliverer:
             reason = exc.message
             if exhausted:
                 reason += f" (after {message.attempts} attempts)"
-            self.store.mark_dead(message.id, reason, now)
+            if not self.store.mark_dead(message.id, reason, now, owner=self.owner):
+                return self._taken_over(message, f"dead: {reason}")
             report.dead += 1
             report.errors.append(f"{where}: {reason} (gave up)")
             log.warning("message %s to %s is dead: %s", message.id, where, reason)
@@ -291,22 +294,35 @@ class Deliverer:
             # Not the message's fault: the destination paces us. Close the
             # gate for everyone; the message keeps its place and goes first.
             self.store.push_gate(exc.gate_key or rate_key, now + exc.retry_after)
-            self._back_to_pending(message, exc, now)
+            if not self._back_to_pending(message, exc, now):
+                return self._taken_over(message, exc.message)
             log.info("%s asked us to wait %.1fs", where, exc.retry_after)
             self._count(kind, "rate_limited")
             return Outcome.RATE_LIMITED
-        self._back_to_pending(message, exc, now + retry_delay(message.attempts, self.rng))
+        if not self._back_to_pending(message, exc, now + retry_delay(message.attempts, self.rng)):
+            return self._taken_over(message, exc.message)
         report.failed += 1
         report.errors.append(f"{where}: {exc.message} (will retry)")
         log.info("message %s to %s failed, will retry: %s", message.id, where, exc.message)
         self._count(kind, "retry")
         return Outcome.RETRY
 
-    def _back_to_pending(self, message: OutboxRow, exc: DeliveryError, next_at: float) -> None:
+    def _back_to_pending(self, message: OutboxRow, exc: DeliveryError, next_at: float) -> bool:
         if exc.maybe_delivered:
-            self.store.mark_uncertain(message.id, exc.message, next_at)
-        else:
-            self.store.mark_retry(message.id, exc.message, next_at)
+            return self.store.mark_uncertain(message.id, exc.message, next_at, owner=self.owner)
+        return self.store.mark_retry(message.id, exc.message, next_at, owner=self.owner)
+
+    def _taken_over(self, message: OutboxRow, result: str) -> Outcome:
+        """Our lease ran out and another sender took the message over while
+        we were sending: its state is theirs now, our late result is dropped."""
+        log.warning(
+            "message %s to %s was taken over by another sender while we sent it "
+            "(lease expired); not recording our result (%s)",
+            message.id,
+            display_channel(message.channel),
+            result,
+        )
+        return Outcome.SKIPPED
 
     # -- crash recovery ------------------------------------------------------
 

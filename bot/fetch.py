@@ -182,9 +182,25 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
                 todo.append(nxt)
 
 
+def _failing_host(chain: list[BaseException], host: str) -> str:
+    """The host being fetched when the error happened (after a redirect that
+    is the redirect target's, not the feed URL's), else `host`."""
+    for e in chain:
+        if isinstance(e, ResolutionError) and e.host:
+            return e.host
+    for e in chain:
+        if isinstance(e, httpx.RequestError):
+            try:
+                return e.request.url.host or host
+            except RuntimeError:  # raised outside a request
+                continue
+    return host
+
+
 def _classify(exc: BaseException, host: str, timeout: float) -> FeedError:
     """Map whatever httpx/httpcore/socket raised to a FeedError."""
     chain = list(_causes(exc))
+    host = _failing_host(chain, host)
     for e in chain:
         if isinstance(e, BlockedAddressError):
             return FeedError("blocked_address", e.message)

@@ -33,6 +33,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import redact
+from bot.channels import webhook_env_warnings
 from bot.commands import CommandContext, Reply, dispatch
 from bot.config import Config, ConfigError, load_config
 from bot.deliver import Deliverer
@@ -135,6 +136,7 @@ class Service:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config_path = config_path
+        self.env = env
         self.options = options
         self.clock = clock
         if not Path(config_path).exists():
@@ -249,7 +251,10 @@ class Service:
     def _register_secrets(self, config: Config) -> None:
         """Webhook URLs hold tokens: the log filter must know them."""
         channels = [*config.channels(), *(row.channel for row in self.web_store.terms())]
-        redact.add_secrets(redact.webhook_secrets(channels, os.environ))
+        redact.add_secrets(redact.webhook_secrets(channels, self.env))
+        # `discord:$VAR` with the variable unset: its alerts wait (pending).
+        for warning in webhook_env_warnings(channels, self.env):
+            log.warning("%s", warning)
 
     def _sync(self, config: Config, store: Store) -> None:
         store.sync_feeds([f.url for f in config.feeds])

@@ -495,24 +495,36 @@ class Store:
             (SENDING, outbox_id),
         )
 
-    def mark_sent(self, outbox_id: int, remote_id: str | None, now: float) -> None:
-        self._execute(
+    # The outcome of an attempt is recorded only by the sender that holds the
+    # message (`owner`, from `claim_message`): if its lease ran out and another
+    # sender took the message over, a late result must not overwrite the new
+    # owner's state. Each returns False when the update was refused.
+
+    def mark_sent(self, outbox_id: int, remote_id: str | None, now: float, *, owner: str) -> bool:
+        """Delivered. Also accepted after the message was released as an
+        orphan but before anyone else claimed it (it did arrive)."""
+        cursor = self._execute(
             "UPDATE outbox SET state = ?, remote_id = ?, sent_at = ?, last_error = NULL "
-            "WHERE id = ?",
-            (SENT, remote_id, now, outbox_id),
+            "WHERE id = ? AND state IN (?, ?) AND sending_owner = ?",
+            (SENT, remote_id, now, outbox_id, SENDING, PENDING, owner),
         )
+        return cursor.rowcount == 1
 
-    def mark_retry(self, outbox_id: int, error: str, next_attempt_at: float) -> None:
-        self._execute(
-            "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ? WHERE id = ?",
-            (PENDING, error, next_attempt_at, outbox_id),
+    def mark_retry(self, outbox_id: int, error: str, next_attempt_at: float, *, owner: str) -> bool:
+        cursor = self._execute(
+            "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ? "
+            "WHERE id = ? AND state = ? AND sending_owner = ?",
+            (PENDING, error, next_attempt_at, outbox_id, SENDING, owner),
         )
+        return cursor.rowcount == 1
 
-    def mark_dead(self, outbox_id: int, error: str, now: float) -> None:
-        self._execute(
-            "UPDATE outbox SET state = ?, last_error = ?, sent_at = NULL WHERE id = ?",
-            (DEAD, error, outbox_id),
+    def mark_dead(self, outbox_id: int, error: str, now: float, *, owner: str) -> bool:
+        cursor = self._execute(
+            "UPDATE outbox SET state = ?, last_error = ?, sent_at = NULL "
+            "WHERE id = ? AND state = ? AND sending_owner = ?",
+            (DEAD, error, outbox_id, SENDING, owner),
         )
+        return cursor.rowcount == 1
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self._execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
@@ -597,14 +609,18 @@ class Store:
             claimed = self.outbox_message(outbox_id)
         return Claim(claimed)
 
-    def mark_uncertain(self, outbox_id: int, error: str, next_attempt_at: float) -> None:
+    def mark_uncertain(
+        self, outbox_id: int, error: str, next_attempt_at: float, *, owner: str
+    ) -> bool:
         """Back to pending after an attempt that may have arrived: remember
         since when to look for it at the destination before resending."""
-        self._execute(
+        cursor = self._execute(
             "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
-            "verify_since = COALESCE(verify_since, sending_at, created_at) WHERE id = ?",
-            (PENDING, error, next_attempt_at, outbox_id),
+            "verify_since = COALESCE(verify_since, sending_at, created_at) "
+            "WHERE id = ? AND state = ? AND sending_owner = ?",
+            (PENDING, error, next_attempt_at, outbox_id, SENDING, owner),
         )
+        return cursor.rowcount == 1
 
     def release_orphan(self, outbox_id: int, owner: str | None, now: float) -> bool:
         """A `sending` message whose sender died: pending again, to be looked

@@ -3,6 +3,8 @@
 Records every call, answers like Slack, and can inject failures: queue
 `fail_next(...)` responses (HTTP status, Slack error, Retry-After, delay,
 dropped connection) for a method. Point `SLACK_API_URL` at `api_url`.
+chat.postMessage answers `invalid_blocks` like Slack when a message has more
+than 50 blocks or a section/context text longer than 3000 characters.
 
 Slash-command replies: hand out `response_url()` addresses; what the app
 posts there is recorded as calls with method "response_url". Socket Mode:
@@ -254,8 +256,25 @@ def _history(state: _State, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _invalid_blocks(blocks: Any) -> bool:
+    """Like Slack: more than 50 blocks, or a section/context text over 3000 chars."""
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    if not blocks:
+        return False
+    if len(blocks) > 50:
+        return True
+    for block in blocks:
+        texts = [block.get("text") or {}, *(block.get("elements") or [])]
+        if any(len(str(t.get("text", ""))) > 3000 for t in texts if isinstance(t, dict)):
+            return True
+    return False
+
+
 def _respond(state: _State, method: str, args: dict[str, Any]) -> dict[str, Any]:
     if method == "chat.postMessage":
+        if _invalid_blocks(args.get("blocks")):
+            return {"ok": False, "error": "invalid_blocks"}
         ts = _next_ts(state)
         message = dict(args)
         message["ts"] = ts

@@ -360,6 +360,32 @@ def test_dns_failure(fetcher: Fetcher, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "feeds.nowhere.invalid" in err.message
 
 
+def test_errors_after_a_redirect_name_the_redirect_target(
+    feed_server: FeedServer, fetcher: Fetcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = socket.getaddrinfo
+
+    def fail_invalid(host: object, *args: object, **kwargs: object) -> list:
+        if str(host).endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        if host == "closed.test":
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail_invalid)
+    feed_server.redirect("/moved", "http://feeds.nowhere.invalid/rss")
+    err = fetch_error(fetcher, feed_server.url("/moved"))
+    assert err.kind == "dns"
+    assert err.message == "could not resolve host feeds.nowhere.invalid"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    feed_server.redirect("/closed", f"http://closed.test:{port}/feed.xml")
+    err = fetch_error(fetcher, feed_server.url("/closed"))
+    assert err.kind == "connect" and err.message.startswith("closed.test:"), err.message
+
+
 def test_tls_error(feed_server: FeedServer, fetcher: Fetcher) -> None:
     # A plain-HTTP server answering a TLS handshake.
     err = fetch_error(fetcher, f"https://127.0.0.1:{feed_server.port}/feed.xml")

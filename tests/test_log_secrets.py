@@ -163,3 +163,102 @@ def test_pipeline_at_debug_logs_no_secrets(
     assert "***" in combined
     for secret in SECRETS:
         assert secret not in combined, secret
+
+
+SPELLING_TOKENS = [
+    "UPPERSCHEME-SECRET-1111aaaa",
+    "DOTSEGMENT-SECRET-2222bbbb",
+    "GENERICPATH-SECRET-3333cccc",
+    "DOTPATH-SECRET-4444dddd",
+]
+
+
+def test_url_spellings_of_a_webhook_are_masked() -> None:
+    token = "SPELLING-SECRET-0000"
+    configured = f"https://Discord.com/api/webhooks/42/{token}?thread_id=7"
+    generic = f"http://hooks.example:8080/in/{token}x"
+    flt = RedactingFilter()
+    flt.add([configured, generic])
+    spellings = [
+        configured,
+        f"HTTPS://DISCORD.COM/api/webhooks/42/{token}?thread_id=7",  # case
+        f"https://discord.com:443/api/webhooks/42/{token}",  # default port, no query
+        f"https://discord.com/api/webhooks/42/{token}?wait=true",  # query replaced
+        f"https://discord.com/api/webhooks/42/{token}?thread_id=7&wait=true",  # merged
+        f"https://discord.com/api/x/../webhooks/42/./{token}",  # dot segments
+        f"https://discord.com./api/webhooks/42/{token}",  # trailing dot
+        f"https://discord.com/api/webhooks/42/{token.lower()}/",  # the path pattern
+        f"/api/webhooks/42/{token}?thread_id=7",  # the path alone
+        f"HTTP://HOOKS.example:8080/in/{token}x?wait=true",
+        "http://hooks.example:8080/in/%53PELLING-SECRET-0000x",  # percent-encoded
+        f"http://hooks.example:8080//in/{token}x",
+    ]
+    for spelling in spellings:
+        record = logging.LogRecord("httpx", logging.INFO, __file__, 1, "POST %s", (spelling,), None)
+        flt.filter(record)
+        message = record.getMessage()
+        assert "SPELLING" not in message.upper(), message
+        assert "***" in message
+    # Other URLs stay readable, and the webhook ID is kept for debugging.
+    record = logging.LogRecord(
+        "httpx",
+        logging.INFO,
+        __file__,
+        1,
+        "GET %s then POST %s",
+        ("https://news.example/rss?page=2", f"https://discord.com/api/webhooks/42/{token}"),
+        None,
+    )
+    flt.filter(record)
+    assert record.getMessage() == (
+        "GET https://news.example/rss?page=2 then POST https://discord.com/api/webhooks/42/***"
+    )
+
+
+@pytest.mark.slow
+def test_cli_at_debug_masks_every_spelling_of_webhook_urls(
+    feed_server: FeedServer, destination: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    base, posted = destination
+    port = base.rsplit(":", 1)[1]
+    upper, dotted, generic, dotpath = SPELLING_TOKENS
+    entry = FeedEntry(
+        title="Trade deal signed",
+        link="https://news.example/deal",
+        summary="A trade deal.",
+        published=datetime.now(UTC) - timedelta(hours=1),
+    )
+    feed_server.set("/feed.xml", rss([entry]))
+    channels = [
+        f"discord:HTTP://127.0.0.1:{port}/api/webhooks/1001/{upper}",
+        f"discord:http://127.0.0.1:{port}/api/hooks/../webhooks/1002/{dotted}?thread_id=5",
+        "discord:$TEAM_HOOK_URL",  # a name the env scan does not take for a secret
+        f"discord:http://127.0.0.1:{port}/x/./in/{dotpath}",
+    ]
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        [feed_server.url("/feed.xml")],
+        [{"channel": channel, "terms": ["trade deal"]} for channel in channels],
+    )
+    env = {"TEAM_HOOK_URL": f"http://127.0.0.1:{port}/custom/{generic}"}
+    db = tmp_path / "n.db"
+    outputs = []
+    for args in (
+        ("-v", "poll", "--once", "--all"),
+        ("-v", "poll", "--once", "--all"),
+        ("-v", "status"),
+        ("-v", "check"),
+    ):
+        result = run_subprocess("--config", str(config), "--db", str(db), *args, env=env)
+        assert result.code == 0, result.err
+        outputs.append(result.out + result.err)
+    combined = "\n".join(outputs)
+    # Every webhook really was called (in httpx's normalised spelling) and logged.
+    assert f"/api/webhooks/1001/{upper}" in posted
+    assert f"/api/webhooks/1002/{dotted}" in posted
+    assert f"/custom/{generic}" in posted
+    assert f"/x/in/{dotpath}" in posted
+    assert combined.count("HTTP Request: POST") >= 8
+    for token in SPELLING_TOKENS:
+        assert token not in combined, token
+        assert token.split("-")[0] not in combined, token

@@ -341,3 +341,40 @@ def test_stories_still_in_feeds_survive_pruning(feed_server: FeedServer, slack: 
     with Store(db) as store:
         assert store.find_story(["link:news.example/2026/11/us-india"]) is None
         assert store.find_story(["link:news.example/rates"]) is not None
+
+
+def test_unset_discord_variable_keeps_alerts_pending_until_it_is_set(
+    feed_server: FeedServer, paths, monkeypatch: pytest.MonkeyPatch, caplog
+):
+    from fakediscord import FakeDiscord
+
+    config, db = paths
+    feed_server.set("/world.xml", rss([TRADE]))
+    write_config(
+        config,
+        [feed_server.url("/world.xml")],
+        [{"channel": "discord:$TRADE_HOOK", "terms": TRADE_TERMS}],
+    )
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("TRADE_HOOK", raising=False)
+    warning = (
+        "environment variable TRADE_HOOK is not set, so alerts for "
+        "discord:$TRADE_HOOK cannot be sent until it is"
+    )
+    with caplog.at_level("WARNING"):
+        first = poll(config, db)
+    # Warned at start-up (same words as `check`), and the alert waits.
+    assert warning in caplog.text
+    assert warning in run_cli("--config", str(config), "check").err
+    assert "1 pending" in first.out and "0 dead" in first.out
+    status = run_cli("--config", str(config), "--db", str(db), "status")
+    assert "1 pending" in status.out and "0 dead" in status.out
+    assert "environment variable TRADE_HOOK is not set" in status.out
+
+    with FakeDiscord() as discord:
+        url = discord.webhook()
+        monkeypatch.setenv("TRADE_HOOK", url)
+        poll(config, db)
+        poll(config, db)
+        (posted,) = discord.posts(url)  # sent once, then never again
+        assert posted["embeds"][0]["url"].startswith("https://news.example/2026/11/us-india")

@@ -134,3 +134,37 @@ def _polled(db: Path) -> bool:
 
     with Store(db) as store:
         return any(f.last_success_at is not None for f in store.feeds())
+
+
+def test_unset_discord_variable_is_warned_at_start_and_its_alerts_wait(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    from bot.store import DEAD, PENDING, Store
+
+    feed_server.set("/fast.xml", TARIFF_FEED)
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        [feed_server.url("/fast.xml")],
+        [{"channel": "discord:$TRADE_HOOK", "terms": ["tariff"]}],
+    )
+    db = tmp_path / "db.sqlite"
+    with FakeSlack() as slack:
+        service = Service(config, db, slack, TRADE_HOOK="").start()
+        try:
+            wait_for(lambda: "environment variable TRADE_HOOK is not set" in service.log())
+            assert (
+                "environment variable TRADE_HOOK is not set, so alerts for "
+                "discord:$TRADE_HOOK cannot be sent until it is"
+            ) in service.log()
+
+            def waiting() -> list[str]:
+                with Store(db) as store:
+                    assert store.outbox_counts().get(DEAD, 0) == 0
+                    return [m.last_error or "" for m in store.messages(PENDING, limit=10)]
+
+            # Tried, failed, kept pending with the reason (and not dead).
+            reasons = wait_for(lambda: [r for r in waiting() if r], timeout=20)
+            assert reasons == ["environment variable TRADE_HOOK is not set"]
+        finally:
+            code, _ = service.stop()
+    assert code == 0, service.log()

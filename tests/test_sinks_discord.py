@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -10,10 +11,10 @@ import pytest
 from fakediscord import FakeDiscord, Fault
 
 from bot.deliver import Deliverer
-from bot.messages import ALERT, DIGEST
+from bot.messages import ALERT, DIGEST, NOTICE
 from bot.sinks.base import Delivered, DeliveryError
 from bot.sinks.discord import DiscordSink, format_message
-from bot.store import DEAD, SENT, Store
+from bot.store import DEAD, PENDING, SENT, Store
 
 HOSTILE = {
     "title": "@everyone tariff <@123> news",
@@ -92,9 +93,25 @@ def test_webhook_from_environment_variable(discord: FakeDiscord, store: Store):
     url = discord.webhook()
     queue(store, "discord:$TRADE_HOOK", 1)
     assert deliverer(store, DiscordSink({"TRADE_HOOK": url})).deliver().sent == 1
-    queue(store, "discord:$MISSING_HOOK", 1)
+
+
+def test_unset_webhook_variable_waits_and_is_retried(discord: FakeDiscord, store: Store):
+    url = discord.webhook()
+    (waiting,) = queue(store, "discord:$MISSING_HOOK", 1)
     report = deliverer(store, DiscordSink({})).deliver()
-    assert report.dead == 1 and "MISSING_HOOK is not set" in report.errors[0]
+    # Not dead (SPEC §4: no alert is lost): pending, with backoff and the reason.
+    assert report.dead == 0 and report.failed == 1
+    assert "environment variable MISSING_HOOK is not set" in report.errors[0]
+    row = store.outbox_message(waiting)
+    assert row is not None and row.state == PENDING and row.next_attempt_at > time.time()
+    assert row.last_error == "environment variable MISSING_HOOK is not set"
+    # Still unset: retried, still pending.
+    assert deliverer(store, DiscordSink({})).deliver(retry_now=True).failed == 1
+    # Once the operator sets it, the alert goes out.
+    report = deliverer(store, DiscordSink({"MISSING_HOOK": url})).deliver(retry_now=True)
+    assert report.sent == 1 and len(discord.posts(url)) == 1
+    row = store.outbox_message(waiting)
+    assert row is not None and row.state == SENT
 
 
 def test_429_retry_after_from_json_body(discord: FakeDiscord, store: Store):
@@ -158,3 +175,38 @@ def test_errors_are_classified():
     assert not refused.value.permanent and not refused.value.maybe_delivered
     assert sink.rate_key("discord:http://h/api/webhooks/1/tok").startswith("discord:")
     assert "tok" not in sink.rate_key("discord:http://h/api/webhooks/1/tok")
+
+
+def test_webhook_query_is_kept_and_wait_added(discord: FakeDiscord, store: Store):
+    url = discord.webhook() + "?thread_id=123"
+    queue(store, f"discord:{url}", 1)
+    assert deliverer(store, DiscordSink({})).deliver().sent == 1
+    (request,) = discord.received(url)
+    assert request.query == {"thread_id": "123", "wait": "true"}
+
+
+ANGLE_MARKUP = ["<#123>", "<t:1700000000:R>", "</cmd:1>", "<:emoji:42>", "<a:dance:7>", "<@!9>"]
+
+
+def test_angle_bracket_markup_never_renders():
+    markup = " ".join(ANGLE_MARKUP)
+    payload = dict(
+        HOSTILE,
+        title=f"title {markup}",
+        source=f"feed {markup}",
+        terms=[f"term {markup}"],
+        snippet=[[f"snippet {markup} ", False], [f"bold {markup}", True]],
+    )
+    bodies = [
+        format_message(ALERT, payload),
+        format_message(DIGEST, {"items": [dict(payload, link="https://n.example/<#1>")]}),
+        format_message(NOTICE, {"text": f"notice {markup}"}),
+    ]
+    for body in bodies:
+        everything = json.dumps(body, ensure_ascii=False)
+        # Every "<" is followed by a zero-width space: no <…> syntax can start.
+        assert re.findall(r"<(?!\u200b)", everything) == []
+        for syntax in ANGLE_MARKUP:
+            assert syntax not in everything
+    (embed,) = bodies[0]["embeds"]
+    assert "<\u200b\\#123\\>" in embed["description"]  # still readable

@@ -25,9 +25,10 @@ _MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#-])")
 
 def escape(text: str) -> str:
     text = inline_text(text)
-    # A zero-width space after @ defuses mention syntax even in clients that
-    # ignore allowed_mentions (e.g. when the message is quoted).
-    return _MARKDOWN.sub(r"\\\1", text).replace("@", "@\u200b")
+    # Backslashes keep markdown literal; a zero-width space after @ and <
+    # defuses mention and <…> syntax even in clients that ignore
+    # allowed_mentions (e.g. when the message is quoted).
+    return _defuse(_MARKDOWN.sub(r"\\\1", text))
 
 
 _URL_UNSAFE = str.maketrans({c: f"%{ord(c):02X}" for c in " ()<>[]"})
@@ -92,8 +93,22 @@ def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _defuse(text: str) -> str:
-    """Plain-text fields (title, footer): only mention syntax needs defusing."""
-    return text.replace("@", "@\u200b")
+    """Plain-text fields (title, footer): only mention syntax needs defusing.
+
+    A zero-width space after every `@` and `<` keeps `@everyone`, `<@123>`,
+    `<#channel>`, `<t:1700000000:R>`, `</command:1>` and `<:emoji:1>` as
+    plain text: none of Discord's angle-bracket syntax can start.
+    """
+    return text.replace("@", "@\u200b").replace("<", "<\u200b")
+
+
+def webhook_post_url(url: str) -> httpx.URL:
+    """The webhook URL with `wait=true` added to its own query.
+
+    `client.post(url, params=...)` would replace the URL's query, dropping
+    e.g. `?thread_id=123` (a webhook that posts into a forum thread).
+    """
+    return httpx.URL(url).copy_merge_params({"wait": "true"})
 
 
 class DiscordSink:
@@ -116,10 +131,13 @@ class DiscordSink:
         try:
             url = resolve_discord_webhook(channel, self.env)
         except ValueError as exc:
-            raise DeliveryError(str(exc), permanent=True) from None
+            # `discord:$VAR` whose variable is unset (or not a webhook URL):
+            # the operator can fix that, so the alert waits and is retried
+            # with backoff instead of dying (SPEC §4: no alert is lost).
+            raise DeliveryError(str(exc)) from None
         body = format_message(kind, payload)
         try:
-            response = self.client.post(url, params={"wait": "true"}, json=body)
+            response = self.client.post(webhook_post_url(url), json=body)
         except httpx.ConnectError:
             raise DeliveryError("connection error: ConnectError") from None
         except httpx.HTTPError as exc:

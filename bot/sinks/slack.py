@@ -64,6 +64,15 @@ PERMANENT_ERRORS = frozenset(
 
 _MRKDWN_LOOKALIKES = str.maketrans({"*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"})
 
+# Block Kit limits: a longer section (or context) text, or more blocks, and
+# Slack refuses the whole message with `invalid_blocks` (a dead alert).
+SECTION_CHARS = 3000
+MAX_BLOCKS = 50
+# Feed links may be up to 4096 characters and `&` grows to `&amp;`: a link
+# longer than this (escaped) is dropped and the title shown as plain text.
+MAX_LINK_CHARS = 1500
+ELLIPSIS = "…"
+
 
 def escape(text: str) -> str:
     """Make untrusted text inert inside a Slack mrkdwn field."""
@@ -84,7 +93,28 @@ def _link(url: str | None, label: str) -> str:
         .replace(">", "%3E")
         .replace("&", "&amp;")
     )
+    if len(safe_url) > MAX_LINK_CHARS:
+        return label
     return f"<{safe_url}|{label}>"
+
+
+def cap(text: str, limit: int = SECTION_CHARS) -> str:
+    """`text` cut to at most `limit` characters (ending in "…" when cut),
+    never inside an `&amp;`-style entity or a `<url|label>` link."""
+    if len(text) <= limit:
+        return text
+    cut = limit - len(ELLIPSIS)
+    opened = text.rfind("<", 0, cut)
+    if opened != -1 and text.find(">", opened, cut) == -1:
+        cut = opened  # inside a link: drop the whole link
+    amp = text.rfind("&", max(0, cut - 5), cut)
+    if amp != -1 and ";" not in text[amp:cut]:
+        cut = amp  # inside an entity
+    return text[:cut] + ELLIPSIS
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": cap(text)}}
 
 
 def format_alert(payload: dict[str, Any]) -> dict[str, Any]:
@@ -94,22 +124,21 @@ def format_alert(payload: dict[str, Any]) -> dict[str, Any]:
     when = format_time(payload.get("published"))
     snippet = "".join(f"*{escape(t)}*" if bold else escape(t) for t, bold in payload["snippet"])
     blocks: list[dict[str, Any]] = [
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": f"*{_link(payload.get('link'), title)}*"},
-        },
+        _section(f"*{_link(payload.get('link'), title)}*"),
         {
             "type": "context",
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": f"{source} · {when} · matched: " + ", ".join(f"*{t}*" for t in terms),
+                    "text": cap(
+                        f"{source} · {when} · matched: " + ", ".join(f"*{t}*" for t in terms)
+                    ),
                 }
             ],
         },
     ]
     if snippet.strip():
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": snippet}})
+        blocks.append(_section(snippet))
     text = f"{title} ({source}) matched: {', '.join(terms)}"
     return {"text": text, "blocks": blocks}
 
@@ -118,24 +147,30 @@ def format_digest(payload: dict[str, Any]) -> dict[str, Any]:
     items = payload["items"]
     header = f"{len(items)} more matching stories this round:"
     lines = [f"• {_link(e.get('link'), escape(e['title']))} ({escape(e['source'])})" for e in items]
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
-    # A section holds at most 3000 characters: split the list over sections.
-    chunk: list[str] = []
+    blocks: list[dict[str, Any]] = [_section(header)]
+    # A section holds at most SECTION_CHARS: as many whole lines per section
+    # as fit. Past MAX_BLOCKS the last section says how many were left out.
+    chunks: list[list[str]] = []
     size = 0
-    for line in lines:
-        if chunk and size + len(line) + 1 > 2900:
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(chunk)}})
-            chunk, size = [], 0
-        chunk.append(line)
-        size += len(line) + 1
-    if chunk:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(chunk)}})
-    return {"text": header, "blocks": blocks[:50]}
+    for line in map(cap, lines):
+        if chunks and size + 1 + len(line) <= SECTION_CHARS:
+            chunks[-1].append(line)
+            size += 1 + len(line)
+        else:
+            chunks.append([line])
+            size = len(line)
+    room = MAX_BLOCKS - len(blocks)
+    if len(chunks) > room:
+        kept = chunks[: room - 1]
+        left_out = len(lines) - sum(len(chunk) for chunk in kept)
+        chunks = [*kept, [f"…and {left_out} more"]]
+    blocks.extend(_section("\n".join(chunk)) for chunk in chunks)
+    return {"text": header, "blocks": blocks}
 
 
 def format_notice(payload: dict[str, Any]) -> dict[str, Any]:
     text = escape(payload["text"])
-    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+    return {"text": text, "blocks": [_section(text)]}
 
 
 def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
