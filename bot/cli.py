@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
 
 from bot import redact
-from bot.channels import display_channel
+from bot.channels import display_channel, validate_channel
 from bot.commands import CommandContext, feed_health, watch_add, watch_list, watch_remove
 from bot.config import Config, ConfigError, config_warnings, load_config
 from bot.deliver import Deliverer, DeliveryReport
@@ -193,7 +194,20 @@ def cmd_poll(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Slack mrkdwn bold: `*word*` or `*a few words*`, never a `***` mask or a lone `*`.
+_MRKDWN_BOLD = re.compile(r"(?<![*\w])\*(?=[^\s*])([^*\n]*?[^\s*])\*(?![*\w])")
+
+
+def plain_text(mrkdwn: str) -> str:
+    """A `/watch` reply for the terminal: Slack bold markers removed, the rest
+    (masked webhooks like `discord:…/ID/***`, asterisks in terms) kept."""
+    return _MRKDWN_BOLD.sub(r"\1", mrkdwn)
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
+    problem = validate_channel(args.channel)
+    if problem is not None:
+        raise UsageError(f"invalid --channel: {problem}")
     paths = resolve_paths(args.config, args.db)
     config = load_or_empty(paths.config)
     query = " ".join(args.query).strip()
@@ -207,7 +221,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         else:
             reply = watch_remove(ctx, args.channel, query)
     stream = sys.stdout if reply.ok else sys.stderr
-    print(reply.text.replace("*", ""), file=stream)
+    print(plain_text(reply.text), file=stream)
     return EXIT_OK if reply.ok else EXIT_BAD_INPUT
 
 
