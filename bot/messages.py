@@ -59,7 +59,10 @@ def notice_payload(text: str) -> dict[str, Any]:
 def format_time(epoch: float | None) -> str:
     if epoch is None:
         return "undated"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, OSError, ValueError):  # beyond what datetime can show
+        return "far in the future" if epoch > 0 else "long ago"
 
 
 def snippet_text(payload: dict[str, Any]) -> str:
