@@ -185,11 +185,25 @@ def print_cycle(report: CycleReport, delivery: DeliveryReport, store: Store) -> 
         print(f"  delivery problem: {error}")
 
 
+def nothing_polled(config: Config, store: Store) -> str:
+    """Why a `poll --once` cycle polled no feed, and when one is due."""
+    if not config.feeds:
+        return f"no feeds are configured in {config.path}; nothing to poll"
+    rows = store.feeds([f.url for f in config.feeds])
+    upcoming = [row.next_check_at for row in rows if not row.gone]
+    hint = "(use --all to poll every feed now)"
+    if not upcoming:
+        return f"no feed is due: every feed is gone (HTTP 410) {hint}"
+    return f"no feed is due; next check at {format_time(min(upcoming))} {hint}"
+
+
 def cmd_poll(args: argparse.Namespace) -> int:
     paths = resolve_paths(args.config, args.db)
     config = load_config(paths.config)
     with open_store(paths.db) as store:
         report, delivery = run_poll_cycle(config, store, SinkRouter(), all_feeds=args.all)
+        if not report.feeds:
+            print(nothing_polled(config, store))
         print_cycle(report, delivery, store)
     return EXIT_OK
 

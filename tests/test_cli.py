@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli, write_config
+from feedgen import rss
+from feedserver import FeedServer
 
 from bot.cli import plain_text
 from bot.messages import ALERT, DIGEST, NOTICE
@@ -167,3 +170,41 @@ def test_status_with_a_broken_config_exits_2_with_file_and_line(tmp_path: Path) 
     lines = result.err.splitlines()
     assert lines[0].startswith(f"{config}:2: ") and "http" in lines[0]
     assert lines[1].startswith(f"{config}:3: ") and "colour" in lines[1]
+
+
+# -- poll ---------------------------------------------------------------------
+
+
+def test_poll_once_says_when_no_feed_is_due(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    feed_server.set("/feed.xml", rss([], title="Quiet"))
+    config = write_config(
+        tmp_path / "feeds.yaml", [feed_server.url("/feed.xml")], [], interval="1h"
+    )
+    common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
+    first = run_cli(*common, "poll", "--once")
+    assert first.code == 0, first.err
+    assert "no feed is due" not in first.out and "Quiet" in first.out
+
+    again = run_cli(*common, "poll", "--once")
+    assert again.code == 0, again.err
+    lines = again.out.splitlines()
+    assert re.fullmatch(
+        r"no feed is due; next check at \d{4}-\d\d-\d\d \d\d:\d\d UTC "
+        r"\(use --all to poll every feed now\)",
+        lines[0],
+    )
+    assert not any(line.startswith("feed ") for line in lines)  # no empty table
+    assert lines[1].startswith("cycle: 0 feeds polled")
+
+    forced = run_cli(*common, "poll", "--once", "--all")
+    assert "no feed is due" not in forced.out and "Quiet" in forced.out
+
+
+def test_poll_once_without_feeds_says_so(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "feeds.yaml", [], [])
+    result = run_cli("--config", str(config), "--db", str(tmp_path / "db.sqlite"), "poll", "--once")
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"no feeds are configured in {config}; nothing to poll\n")
