@@ -116,7 +116,7 @@ def format_alert(payload: dict[str, Any]) -> dict[str, Any]:
 
 def format_digest(payload: dict[str, Any]) -> dict[str, Any]:
     items = payload["items"]
-    header = f"{len(items)} more matching stories this round:"
+    header = f"{len(items)} more matching {'story' if len(items) == 1 else 'stories'} this round:"
     lines = [f"• {_link(e.get('link'), escape(e['title']))} ({escape(e['source'])})" for e in items]
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
     # A section holds at most 3000 characters: split the list over sections.
