@@ -9,20 +9,21 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
 
 from bot import redact
-from bot.channels import display_channel, webhook_env_warnings
+from bot.channels import display_channel, validate_channel, webhook_env_warnings
 from bot.commands import CommandContext, feed_health, watch_add, watch_list, watch_remove
 from bot.config import Config, ConfigError, config_warnings, load_config
 from bot.deliver import Deliverer, DeliveryReport
 from bot.fetch import Fetcher
-from bot.messages import format_time
+from bot.messages import DIGEST, NOTICE, format_time
 from bot.parsepool import ParsePool
 from bot.poll import CycleReport, Poller
-from bot.store import DEAD, PENDING, SENDING, Store
+from bot.store import DEAD, PENDING, SENDING, FeedRow, OutboxRow, Store
 from bot.wiring import (
     SinkRouter,
     config_terms,
@@ -191,16 +192,43 @@ def print_cycle(report: CycleReport, delivery: DeliveryReport, store: Store) -> 
         print(f"  delivery problem: {error}")
 
 
+def nothing_polled(config: Config, store: Store) -> str:
+    """Why a `poll --once` cycle polled no feed, and when one is due."""
+    if not config.feeds:
+        return f"no feeds are configured in {config.path}; nothing to poll"
+    rows = store.feeds([f.url for f in config.feeds])
+    upcoming = [row.next_check_at for row in rows if not row.gone]
+    hint = "(use --all to poll every feed now)"
+    if not upcoming:
+        return f"no feed is due: every feed is gone (HTTP 410) {hint}"
+    return f"no feed is due; next check at {format_time(min(upcoming))} {hint}"
+
+
 def cmd_poll(args: argparse.Namespace) -> int:
     paths = resolve_paths(args.config, args.db)
     config = load_config(paths.config)
     with open_store(paths.db) as store:
         report, delivery = run_poll_cycle(config, store, SinkRouter(), all_feeds=args.all)
+        if not report.feeds:
+            print(nothing_polled(config, store))
         print_cycle(report, delivery, store)
     return EXIT_OK
 
 
+# Slack mrkdwn bold: `*word*` or `*a few words*`, never a `***` mask or a lone `*`.
+_MRKDWN_BOLD = re.compile(r"(?<![*\w])\*(?=[^\s*])([^*\n]*?[^\s*])\*(?![*\w])")
+
+
+def plain_text(mrkdwn: str) -> str:
+    """A `/watch` reply for the terminal: Slack bold markers removed, the rest
+    (masked webhooks like `discord:…/ID/***`, asterisks in terms) kept."""
+    return _MRKDWN_BOLD.sub(r"\1", mrkdwn)
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
+    problem = validate_channel(args.channel)
+    if problem is not None:
+        raise UsageError(f"invalid --channel: {problem}")
     paths = resolve_paths(args.config, args.db)
     config = load_or_empty(paths.config)
     query = " ".join(args.query).strip()
@@ -214,13 +242,42 @@ def cmd_watch(args: argparse.Namespace) -> int:
         else:
             reply = watch_remove(ctx, args.channel, query)
     stream = sys.stdout if reply.ok else sys.stderr
-    print(reply.text.replace("*", ""), file=stream)
+    print(plain_text(reply.text), file=stream)
     return EXIT_OK if reply.ok else EXIT_BAD_INPUT
+
+
+STATUS_LIST_LIMIT = 20  # undelivered messages listed per state; the rest are counted
+
+
+def next_check_text(row: FeedRow, now: float) -> str:
+    if row.gone:
+        return "not scheduled (gone)"
+    if row.next_check_at <= now:
+        return "due now"
+    return format_time(row.next_check_at)
+
+
+def message_label(message: OutboxRow) -> str:
+    """What an undelivered message is: the alert's title, the digest's size or
+    the notice's text (shortened to one line)."""
+    payload = message.payload
+    if message.kind == DIGEST:
+        count = len(payload.get("items", []))
+        return f"digest of {count} {'story' if count == 1 else 'stories'}"
+    if message.kind == NOTICE:
+        text = " ".join(str(payload.get("text", "")).split())
+        return f"notice {_shorten(text, 80)!r}"
+    return repr(_shorten(" ".join(str(payload.get("title", "")).split()), 120))
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     paths = resolve_paths(args.config, args.db)
     config = load_or_empty(paths.config)
+    now = time.time()
     with open_store(paths.db) as store:
         store.sync_feeds([f.url for f in config.feeds])
         rows = {row.url: row for row in store.feeds()}
@@ -237,27 +294,38 @@ def cmd_status(args: argparse.Namespace) -> int:
                 if row.last_error and row.consecutive_failures
                 else "none"
             )
-            next_check = "not scheduled (gone)" if row.gone else format_time(row.next_check_at)
             print(f"    health: {feed_health(row)}")
             print(
-                f"    last success: {last_ok}; last error: {last_error}; next check: {next_check}"
+                f"    last success: {last_ok}; last error: {last_error}; "
+                f"next check: {next_check_text(row, now)}"
             )
         counts = store.outbox_counts()
+        undelivered = {
+            "Pending": counts.get(PENDING, 0) + counts.get(SENDING, 0),
+            "Dead": counts.get(DEAD, 0),
+        }
         print(
-            f"Alerts: {counts.get('sent', 0)} sent, "
-            f"{counts.get(PENDING, 0) + counts.get(SENDING, 0)} pending, "
-            f"{counts.get(DEAD, 0)} dead"
+            f"Alerts: {counts.get('sent', 0)} sent, {undelivered['Pending']} pending, "
+            f"{undelivered['Dead']} dead"
         )
-        for state, label in ((PENDING, "Pending"), (DEAD, "Dead")):
-            messages = store.messages(state, limit=20)
-            if messages:
-                print(f"{label}:")
+        for label, states in (("Pending", (PENDING, SENDING)), ("Dead", (DEAD,))):
+            # Oldest first; a message being sent right now is still pending.
+            messages = sorted(
+                (m for state in states for m in store.messages(state, limit=STATUS_LIST_LIMIT)),
+                key=lambda m: m.id,
+            )[:STATUS_LIST_LIMIT]
+            if not messages:
+                continue
+            print(f"{label}:")
             for m in messages:
-                title = m.payload.get("title") or f"digest of {len(m.payload.get('items', []))}"
+                state = " (sending now)" if m.state == SENDING else ""
                 print(
-                    f"  #{m.id} {display_channel(m.channel)} {title!r}: "
+                    f"  #{m.id} {display_channel(m.channel)} {message_label(m)}{state}: "
                     f"{m.last_error or 'not sent yet'} ({m.attempts} attempts)"
                 )
+            more = undelivered[label] - len(messages)
+            if more > 0:
+                print(f"  … and {more} more")
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ which the Slack caller sets to its mrkdwn escaper.
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,6 +85,19 @@ def _preview(ctx: CommandContext, query: Query, limit: int = PREVIEW_ITEMS) -> l
     return lines
 
 
+def _symbols_note(ctx: CommandContext, text: str) -> list[str]:
+    """A one-line note when the query holds symbols or emoji, which matching
+    skips (only letters and digits count): `🚀 launch` matches "launch"."""
+    symbols: list[str] = []
+    for ch in text:
+        if unicodedata.category(ch).startswith("S") and ch not in symbols:
+            symbols.append(ch)
+    if not symbols:
+        return []
+    shown = " ".join(ctx.escape(ch) for ch in symbols[:5]) + (" …" if len(symbols) > 5 else "")
+    return [f"Note: symbols and emoji ({shown}) are ignored when matching."]
+
+
 def watch_add(ctx: CommandContext, channel: str, text: str, user: str | None = None) -> Reply:
     refused = _check_manager(ctx, user)
     if refused:
@@ -106,7 +120,7 @@ def watch_add(ctx: CommandContext, channel: str, text: str, user: str | None = N
             ok=False,
         )
     ctx.store.add_term(channel, parsed.text, "slack" if user else "cli", user, ctx.clock())
-    lines = [f"Now watching {parsed.describe()} in this channel."]
+    lines = [f"Now watching {parsed.describe()} in this channel.", *_symbols_note(ctx, text)]
     preview = _preview(ctx, parsed)
     if preview:
         lines.append("Recent stories it would have matched:")
@@ -163,7 +177,7 @@ def watch_test(ctx: CommandContext, channel: str, text: str) -> Reply:
     if isinstance(parsed, Reply):
         return parsed
     preview = _preview(ctx, parsed)
-    lines = [f"{parsed.describe()} (nothing was added)"]
+    lines = [f"{parsed.describe()} (nothing was added)", *_symbols_note(ctx, text)]
     if preview:
         lines.append("It matches these recent stories:")
         lines.extend(preview)

@@ -6,9 +6,10 @@ at the last moment, in one place, because every string came from a feed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.match import Span, document_fields, highlight
 from bot.models import Item
@@ -37,19 +38,31 @@ def alert_payload(
     }
 
 
-def digest_payload(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """`entries` come from `Store.digest_entries`."""
+def digest_payload(
+    entries: Sequence[dict[str, Any]], feed_names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """`entries` come from `Store.digest_entries`; `feed_names` maps feed URLs
+    to their configured `name:`. Each item's source is the same display name
+    single alerts use: the configured name, else the feed's title, else its host."""
+    names = feed_names or {}
     return {
         "items": [
             {
                 "title": _cap(e["title"], TITLE_CHARS),
                 "link": e["link"],
-                "source": e["feed_title"] or e["feed_url"],
+                "source": feed_display_name(
+                    names.get(e["feed_url"]), e["feed_title"], e["feed_url"]
+                ),
                 "terms": e["terms"] if isinstance(e["terms"], list) else _json_list(e["terms"]),
             }
             for e in entries
         ]
     }
+
+
+def feed_display_name(name: str | None, title: str | None, url: str) -> str:
+    """How alerts name a feed: its configured name, else its own title, else its host."""
+    return name or title or urlsplit(url).hostname or url
 
 
 def notice_payload(text: str) -> dict[str, Any]:
@@ -59,7 +72,10 @@ def notice_payload(text: str) -> dict[str, Any]:
 def format_time(epoch: float | None) -> str:
     if epoch is None:
         return "undated"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, OSError, ValueError):  # beyond what datetime can show
+        return "far in the future" if epoch > 0 else "long ago"
 
 
 def snippet_text(payload: dict[str, Any]) -> str:

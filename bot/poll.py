@@ -481,8 +481,9 @@ class Poller:
     def finish_digests(self) -> int:
         """Turn this cycle's assembling digests into sendable messages."""
         finished = 0
+        names = {feed.url: feed.name for feed in self.config.feeds if feed.name}
         for digest in self.store.assembling_digests():
-            payload = digest_payload(self.store.digest_entries(digest.id))
+            payload = digest_payload(self.store.digest_entries(digest.id), names)
             self.store.finish_digest(digest.id, payload)
             finished += 1
         return finished

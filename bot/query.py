@@ -186,10 +186,10 @@ class Phrase:
         if not show_forms:
             return f"*{shown}*"
         head = f"phrase *{shown}*" if len(self.words) > 1 else f"*{shown}*"
-        last = self.words[-1]
-        if not ("a" <= last[-1] <= "z"):  # the plural note only makes sense for Latin words
+        plural = _example_plural(self.words[-1])
+        if plural is None:
             return head
-        also = _join_words((*self.words[:-1], _example_plural(last)))
+        also = _join_words((*self.words[:-1], plural))
         return f"{head} (also: {also})"
 
 
@@ -212,14 +212,18 @@ class Query:
         return text
 
 
-def _example_plural(word: str) -> str:
-    """One plural/possessive form to show users (matching accepts more)."""
-    if word.endswith("y") and len(word) > 1 and word[-2] not in "aeiouy":
+def _example_plural(word: str) -> str | None:
+    """One plural form to show users (matching accepts more), or None when a
+    hint would only look odd: non-Latin words, single letters (`x` -> "xes")
+    and words that already end in s (`chips` -> "chips's")."""
+    if len(word) < 2 or not ("a" <= word[-1] <= "z"):
+        return None
+    if word.endswith("y") and word[-2] not in "aeiouy":
         return word[:-1] + "ies"
     if word.endswith(("ss", "x", "z", "ch", "sh")):
         return word + "es"
     if word.endswith("s"):
-        return word + "'s"
+        return None
     return word + "s"
 
 

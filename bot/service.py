@@ -62,6 +62,9 @@ EXIT_FAILED = 1
 DEFAULT_TICK = 5.0  # seconds between checks for due feeds / pending alerts
 DEFAULT_GRACE = 6.0  # how long shutdown waits for the current cycle
 JITTER = 0.1  # up to 10 % of a feed's interval added to spread polls
+# Meta key: when the service last polled at least one feed (survives restarts
+# for /healthz; the poller's own last_cycle_at also moves on idle ticks).
+LAST_POLL_META = "last_poll_at"
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,8 @@ class Service:
         self._wake_delivery = threading.Event()
         self._cycle_lock = threading.Lock()
         self._parse_pool: ParsePool | None = None
-        self.last_cycle: dict[str, Any] = {}
+        self.last_cycle: dict[str, Any] = {}  # the last tick that polled at least one feed
+        self.last_tick_at: float | None = None  # the last scheduler tick, idle or not
 
         self.poll_store = Store(db_path)
         self.deliver_store = Store(db_path)
@@ -292,12 +296,15 @@ class Service:
                 )
                 report = poller.run_cycle(should_stop=self.stopping.is_set)
             self.metrics.observe_cycle(report)
-            self.last_cycle = {
-                "at": self.clock(),
-                "duration": round(report.duration, 3),
-                "feeds": len(report.feeds),
-                "failed": report.failed,
-            }
+            now = self.last_tick_at = self.clock()
+            if report.feeds:  # an idle tick (no feed due) is not a poll cycle
+                self.last_cycle = {
+                    "at": now,
+                    "duration": round(report.duration, 3),
+                    "feeds": len(report.feeds),
+                    "failed": report.failed,
+                }
+                self.poll_store.set_meta(LAST_POLL_META, repr(now))
             if report.alerts or report.digests:
                 self._wake_delivery.set()
         except Exception:
@@ -357,7 +364,7 @@ class Service:
         data: dict[str, Any] = {"slack": self.mode}
         try:
             values = self._snapshot()
-            last_cycle_meta = self.web_store.get_meta("last_cycle_at")
+            last_cycle_meta = self.web_store.get_meta(LAST_POLL_META)
             data["db_ok"] = True
         except Exception as exc:
             log.warning("health check: database error: %s", type(exc).__name__)
@@ -373,6 +380,7 @@ class Service:
                 last_at = None
         data["last_cycle_at"] = _iso(last_at) if last_at else None
         data["last_cycle_duration"] = self.last_cycle.get("duration")
+        data["last_tick_at"] = _iso(self.last_tick_at) if self.last_tick_at else None
         data["feeds"] = values.get("feeds", 0)
         data["feeds_failing"] = values.get("feeds_failing", 0)
         data["alerts_pending"] = values.get("pending", 0)

@@ -176,6 +176,9 @@ class SlackHttpEndpoint:
         )
 
 
+CONNECTED_POLL = 0.5  # seconds between checks for a Socket Mode connection
+
+
 class SocketModeRunner:
     """Keeps a Socket Mode connection up (builtin client, no extra deps).
 
@@ -198,15 +201,24 @@ class SocketModeRunner:
         while not self._stop.is_set():
             try:
                 self.handler.connect()
-                log.info("Socket Mode connected")
-                return
-            except Exception as exc:
+            except Exception as exc:  # e.g. apps.connections.open failed
                 log.warning(
                     "Socket Mode connection failed (%s); retrying in %.0fs",
                     type(exc).__name__,
                     self.retry_every,
                 )
-            self._stop.wait(self.retry_every)
+                self._stop.wait(self.retry_every)
+                continue
+            # connect() also returns when the websocket could not be opened (the
+            # SDK logs that and its monitor keeps reconnecting): report the
+            # connection only once it is really up.
+            if not self.connected:
+                log.warning("Socket Mode is not connected yet; the Slack client keeps retrying")
+            while not self.connected:
+                if self._stop.wait(CONNECTED_POLL):
+                    return
+            log.info("Socket Mode connected")
+            return
 
     @property
     def connected(self) -> bool:

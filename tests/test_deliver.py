@@ -263,7 +263,7 @@ def test_digest_follows_the_same_outbox_rules(store: Store, slack: FakeSlack):
     ids = queue(store, A, 1, kind=DIGEST)
     slack.fail_next(POST, Fault(status=429, error="ratelimited", retry_after=0.2))
     assert deliverer(store, sink_for(slack)).deliver(max_wait=5).sent == 1
-    assert "1 more matching stories" in slack.posts(A)[0]["text"]
+    assert "1 more matching story this round" in slack.posts(A)[0]["text"]
     assert_each_posted_once(slack, ids)
 
 

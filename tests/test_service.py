@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 from prometheus_client.parser import text_string_to_metric_families
 from service_helpers import SECRET, Service, sign, wait_for
+
+from bot.service import Service as RealService
+from bot.service import ServiceOptions
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +89,76 @@ def test_healthz_reports_db_scheduler_last_cycle_and_failing_feeds(env: Env) -> 
     assert data["db_ok"] is True and data["scheduler_running"] is True
     assert data["feeds"] == 2 and data["slack"] == "http"
     datetime.fromisoformat(data["last_cycle_at"])
+    datetime.fromisoformat(data["last_tick_at"])
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextmanager
+def in_process_service(config: Path, db: Path, clock: FakeClock) -> Iterator[RealService]:
+    """A Service that is built but not started: the test drives `poll_job`."""
+    service = RealService(
+        str(config),
+        str(db),
+        0,
+        env={},
+        options=ServiceOptions(host="127.0.0.1"),
+        clock=clock,
+    )
+    try:
+        yield service
+    finally:
+        service.web.server.server_close()
+        if service._parse_pool is not None:
+            service._parse_pool.close()
+        for store in (service.poll_store, service.deliver_store, service.web_store):
+            store.close()
+
+
+def test_last_cycle_at_only_moves_when_a_tick_polls_a_feed(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.set("/world.xml", rss([entry(1, "Central bank holds rates")], title="World"))
+    config = write_config(tmp_path / "feeds.yaml", [feed_server.url("/world.xml")], [])
+    db = tmp_path / "newshound.db"
+    clock = FakeClock()
+    started = clock.now
+
+    def iso(epoch: float) -> str:
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+    with in_process_service(config, db, clock) as service:
+        assert service.health()[1]["last_cycle_at"] is None
+        service.poll_job()  # the feed is due: polled
+        assert feed_server.hits("/world.xml") == 1
+        health = service.health()[1]
+        assert health["last_cycle_at"] == health["last_tick_at"] == iso(started)
+
+        clock.now += 120  # idle ticks: nothing is due for 10 minutes
+        service.poll_job()
+        assert feed_server.hits("/world.xml") == 1
+        health = service.health()[1]
+        assert health["last_cycle_at"] == iso(started)
+        assert health["last_tick_at"] == iso(started + 120)
+
+        clock.now += 3600  # due again
+        service.poll_job()
+        assert feed_server.hits("/world.xml") == 2
+        assert service.health()[1]["last_cycle_at"] == iso(started + 3720)
+
+        clock.now += 60
+        service.poll_job()  # idle again, just before a restart
+
+    with in_process_service(config, db, clock) as restarted:
+        health = restarted.health()[1]
+        assert health["last_cycle_at"] == iso(started + 3720)  # the last real poll
+        assert health["last_tick_at"] is None
 
 
 def test_metrics_are_prometheus_text(env: Env) -> None:

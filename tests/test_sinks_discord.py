@@ -76,6 +76,17 @@ def test_digest_is_cut_at_whole_lines():
     assert "200 more matching stories" in embed["title"]
 
 
+@pytest.mark.parametrize(
+    ("count", "title"), [(1, "1 more matching story"), (2, "2 more matching stories")]
+)
+def test_digest_title_counts_stories(count: int, title: str):
+    items = [
+        {"title": f"S{n}", "link": f"https://n.example/{n}", "source": "S"} for n in range(count)
+    ]
+    (embed,) = format_message(DIGEST, {"items": items})["embeds"]
+    assert embed["title"] == f"{title} this round"
+
+
 def test_posts_with_wait_and_records_message_id(discord: FakeDiscord, store: Store):
     url = discord.webhook()
     ids = queue(store, f"discord:{url}", 2)

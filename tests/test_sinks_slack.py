@@ -56,6 +56,19 @@ def test_post_carries_metadata_and_returns_ts(slack: FakeSlack):
 
 
 @pytest.mark.parametrize(
+    ("count", "header"), [(1, "1 more matching story"), (3, "3 more matching stories")]
+)
+def test_digest_header_counts_stories(count: int, header: str):
+    from bot.sinks.slack import format_digest
+
+    items = [
+        {"title": f"S{n}", "link": f"https://n.example/{n}", "source": "S"} for n in range(count)
+    ]
+    blocks = format_digest({"items": items})["blocks"]
+    assert blocks[0]["text"]["text"] == f"{header} this round:"
+
+
+@pytest.mark.parametrize(
     "error", ["channel_not_found", "not_in_channel", "is_archived", "invalid_auth"]
 )
 def test_permanent_errors(slack: FakeSlack, error: str):

@@ -4,6 +4,7 @@ local fake (a websocket server handed out by the fake `apps.connections.open`)."
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
@@ -15,7 +16,7 @@ import pytest
 from cli_helpers import run_cli, write_config
 from fakeslack import FakeSlack
 from feedserver import FeedServer
-from service_helpers import Service, sign, wait_for
+from service_helpers import Service, free_port, sign, wait_for
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
@@ -132,6 +133,33 @@ def slash_envelope(envelope_id: str, text: str, channel: str, response_url: str)
             "trigger_id": "1.2.3",
         },
     }
+
+
+@pytest.mark.slow
+def test_socket_mode_logs_connected_only_once_really_connected(
+    socket_server: FakeSocketModeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.commands import Reply
+    from bot.slack_app import SlackSettings, SocketModeRunner, build_app
+
+    caplog.set_level(logging.INFO, logger="bot.slack_app")
+    with FakeSlack() as slack:
+        slack.state.socket_url = f"ws://127.0.0.1:{free_port()}/link/?ticket=refused"
+        settings = SlackSettings("xoxb-test", slack.api_url, app_token="xapp-1-test")
+        app = build_app(settings, lambda channel, user, text: Reply("ok"))
+        runner = SocketModeRunner(app, "xapp-1-test", retry_every=0.2)
+        runner.start()
+        try:
+            wait_for(lambda: "not connected yet" in caplog.text)
+            assert runner.connected is False
+            assert "Socket Mode connected" not in caplog.text
+            # The websocket server comes up: the SDK reconnects on its own
+            # (its monitor runs every few seconds), then it is reported.
+            slack.state.socket_url = socket_server.url
+            wait_for(lambda: "Socket Mode connected" in caplog.text, timeout=20)
+            assert runner.connected is True and socket_server.connections >= 1
+        finally:
+            runner.close()
 
 
 @pytest.mark.slow

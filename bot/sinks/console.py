@@ -27,7 +27,8 @@ def format_console(channel: str, kind: str, payload: dict[str, Any]) -> str:
             lines.append(f"  {snippet}")
     elif kind == DIGEST:
         items = payload["items"]
-        lines = [f"== digest -> {channel}: {len(items)} more matching stories " + "=" * 6]
+        stories = "story" if len(items) == 1 else "stories"
+        lines = [f"== digest -> {channel}: {len(items)} more matching {stories} " + "=" * 6]
         for entry in items:
             lines.append(
                 f"  - {clean_text(entry['title'])} ({clean_text(entry['source'])})"

@@ -84,7 +84,7 @@ def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
             title = escape(clean_text(entry["title"], 200))
             lines.append(f"• [{title}]({url})" if url else f"• {title}")
         embed = {
-            "title": f"{len(payload['items'])} more matching stories this round",
+            "title": f"{len(lines)} more matching {'story' if len(lines) == 1 else 'stories'} this round",  # noqa: E501
             "description": _lines_within(lines, 4000),
         }
     else:

@@ -145,7 +145,7 @@ def format_alert(payload: dict[str, Any]) -> dict[str, Any]:
 
 def format_digest(payload: dict[str, Any]) -> dict[str, Any]:
     items = payload["items"]
-    header = f"{len(items)} more matching stories this round:"
+    header = f"{len(items)} more matching {'story' if len(items) == 1 else 'stories'} this round:"
     lines = [f"• {_link(e.get('link'), escape(e['title']))} ({escape(e['source'])})" for e in items]
     blocks: list[dict[str, Any]] = [_section(header)]
     # A section holds at most SECTION_CHARS: as many whole lines per section

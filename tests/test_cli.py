@@ -1,0 +1,215 @@
+"""bot/cli.py: the `watch`, `status` and `poll` commands through the real command line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_cli, write_config
+from feedgen import rss
+from feedserver import FeedServer
+
+from bot.cli import plain_text
+from bot.messages import ALERT, DIGEST, NOTICE
+from bot.store import FeedSuccess, Store
+
+CHANNEL = "C0CLITEST01"
+WEBHOOK = "discord:https://discord.com/api/webhooks/123456/s3cretT0ken"
+
+
+@pytest.fixture
+def common(tmp_path: Path) -> tuple[str, ...]:
+    config = write_config(tmp_path / "feeds.yaml", [], [])
+    return ("--config", str(config), "--db", str(tmp_path / "newshound.db"))
+
+
+# -- watch --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("channel", "why"),
+    [
+        ("bad chan", "not a Slack channel ID"),
+        ("#news", "channel name"),
+        ("discord:ftp://discord.com/api/webhooks/1/x", "https://"),
+        ("discord:", "webhook URL"),
+        ("discord:$1BAD", "environment variable"),
+        ("https://discord.com/api/webhooks/1/x", "discord:<webhook URL>"),
+    ],
+)
+@pytest.mark.parametrize("action", ["add", "remove", "list"])
+def test_watch_refuses_an_invalid_channel(
+    common: tuple[str, ...], channel: str, why: str, action: str
+) -> None:
+    query = [] if action == "list" else ["tariff"]
+    result = run_cli(*common, "watch", action, "--channel", channel, *query)
+    assert result.code == 2
+    assert result.err.startswith("newshound: invalid --channel: ")
+    assert why in result.err
+    assert result.out == ""
+    assert "s3cret" not in result.err
+    # Nothing was stored for the bad channel.
+    assert run_cli(*common, "watch", "list", "--channel", CHANNEL).code == 0
+
+
+def test_watch_accepts_slack_ids_and_discord_channels(common: tuple[str, ...]) -> None:
+    for channel in (CHANNEL, "G0PRIVATE01", WEBHOOK, "discord:$TRADE_WEBHOOK"):
+        result = run_cli(*common, "watch", "add", "--channel", channel, "tariff")
+        assert result.code == 0, result.err
+
+
+def test_watch_output_keeps_webhook_masks_and_asterisks_in_terms(common: tuple[str, ...]) -> None:
+    added = run_cli(*common, "watch", "add", "--channel", WEBHOOK, "5*star", "rating")
+    assert added.code == 0, added.err
+    assert "Now watching phrase 5 star rating (also: 5 star ratings)" in added.out
+    listed = run_cli(*common, "watch", "list", "--channel", WEBHOOK)
+    assert "Terms watched in discord:…/123456/***:" in listed.out
+    assert "• 5*star rating (added by the command line" in listed.out
+    assert "s3cret" not in listed.out
+
+
+@pytest.mark.parametrize(
+    ("mrkdwn", "plain"),
+    [
+        ("*newshound* watches", "newshound watches"),
+        ("phrase *trade deal* (also: trade deals)", "phrase trade deal (also: trade deals)"),
+        (
+            'exact phrase *"pax silica"*, excluding *rumor*',
+            'exact phrase "pax silica", excluding rumor',
+        ),
+        ("*x* and *tariff* or *tax*", "x and tariff or tax"),
+        ("Terms watched in discord:…/123/***:", "Terms watched in discord:…/123/***:"),
+        ("• 5*star (added by <@U0ALICE01>)", "• 5*star (added by <@U0ALICE01>)"),
+        ("a * b * c and 2*3*4", "a * b * c and 2*3*4"),
+        ("**", "**"),
+    ],
+)
+def test_plain_text_removes_only_bold_markers(mrkdwn: str, plain: str) -> None:
+    assert plain_text(mrkdwn) == plain
+
+
+# -- status -------------------------------------------------------------------
+
+
+def status(common: tuple[str, ...]) -> str:
+    result = run_cli(*common, "status")
+    assert result.code == 0, result.err
+    return result.out
+
+
+def test_status_shows_a_never_polled_feed_as_due_now(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "feeds.yaml", ["http://127.0.0.1:9/feed.xml"], [])
+    out = status(("--config", str(config), "--db", str(tmp_path / "db.sqlite")))
+    assert "health: not polled yet" in out
+    assert "next check: due now" in out
+    assert "1970" not in out
+
+
+def test_status_survives_a_next_check_beyond_the_calendar(tmp_path: Path) -> None:
+    common = ("--config", str(tmp_path / "feeds.yaml"), "--db", str(tmp_path / "db.sqlite"))
+    write_config(tmp_path / "feeds.yaml", ["http://127.0.0.1:9/feed.xml"], [])
+    status(common)
+    with Store(str(tmp_path / "db.sqlite")) as store:
+        (row,) = store.feeds()
+        store.record_feed_successes([FeedSuccess(row.id, 1.0, 1e300, None, None)])
+    out = status(common)
+    assert "next check: far in the future" in out and "last success: 1970-01-01 00:00" in out
+
+
+def test_status_labels_undelivered_messages_by_kind(tmp_path: Path) -> None:
+    common = ("--config", str(tmp_path / "feeds.yaml"), "--db", str(tmp_path / "db.sqlite"))
+    write_config(tmp_path / "feeds.yaml", [], [])
+    with Store(str(tmp_path / "db.sqlite")) as store:
+        store.add_outbox(CHANNEL, ALERT, {"title": "Tariffs rise", "items": []}, 1.0)
+        store.add_outbox(CHANNEL, DIGEST, {"items": [{"title": "a"}, {"title": "b"}]}, 2.0)
+        store.add_outbox(CHANNEL, DIGEST, {"items": [{"title": "c"}]}, 2.0)
+        notice = store.add_outbox(
+            WEBHOOK, NOTICE, {"text": "Feed World is suspended:\nHTTP 500 (3 failures)"}, 3.0
+        )
+        store.claim_message(notice, owner="test", now=4.0, gate_keys=[], hold={})
+        assert store.mark_dead(notice, "webhook_gone", 4.0, owner="test")
+    out = status(common)
+    assert "3 pending, 1 dead" in out
+    assert f"#1 {CHANNEL} 'Tariffs rise': not sent yet" in out
+    assert "#2 C0CLITEST01 digest of 2 stories: not sent yet" in out
+    assert "#3 C0CLITEST01 digest of 1 story: not sent yet" in out
+    assert (
+        "#4 discord:…/123456/*** notice 'Feed World is suspended: HTTP 500 (3 failures)': "
+        "webhook_gone" in out
+    )
+    assert "digest of 0" not in out and "s3cret" not in out
+
+
+def test_status_lists_messages_being_sent_and_counts_the_rest(tmp_path: Path) -> None:
+    common = ("--config", str(tmp_path / "feeds.yaml"), "--db", str(tmp_path / "db.sqlite"))
+    write_config(tmp_path / "feeds.yaml", [], [])
+    with Store(str(tmp_path / "db.sqlite")) as store:
+        first = store.add_outbox(CHANNEL, ALERT, {"title": "Being sent"}, 1.0)
+        store.mark_sending(first, 1.0)
+        for n in range(24):
+            store.add_outbox(CHANNEL, ALERT, {"title": f"Waiting {n}"}, 2.0)
+        for n in range(23):
+            dead = store.add_outbox(CHANNEL, ALERT, {"title": f"Dead {n}"}, 3.0)
+            # Straight to dead (a sender would have to claim each one first).
+            store._execute(
+                "UPDATE outbox SET state = 'dead', last_error = ? WHERE id = ?",
+                ("channel_not_found", dead),
+            )
+    out = status(common)
+    assert "25 pending, 23 dead" in out
+    pending, dead = out.split("Pending:\n")[1].split("Dead:\n")
+    assert pending.splitlines()[0].startswith("  #1 C0CLITEST01 'Being sent' (sending now): ")
+    assert pending.count("\n  #") + 1 == 20  # the first line has no leading newline
+    assert pending.rstrip().endswith("… and 5 more")
+    assert dead.count("'Dead ") == 20
+    assert dead.rstrip().endswith("… and 3 more")
+
+
+def test_status_with_a_broken_config_exits_2_with_file_and_line(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.yaml"
+    config.write_text("feeds:\n  - url: ftp://example.org/rss\n    colour: red\n", "utf-8")
+    result = run_cli("--config", str(config), "--db", str(tmp_path / "db.sqlite"), "status")
+    assert result.code == 2
+    assert result.out == ""
+    lines = result.err.splitlines()
+    assert lines[0].startswith(f"{config}:2: ") and "http" in lines[0]
+    assert lines[1].startswith(f"{config}:3: ") and "colour" in lines[1]
+
+
+# -- poll ---------------------------------------------------------------------
+
+
+def test_poll_once_says_when_no_feed_is_due(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    feed_server.set("/feed.xml", rss([], title="Quiet"))
+    config = write_config(
+        tmp_path / "feeds.yaml", [feed_server.url("/feed.xml")], [], interval="1h"
+    )
+    common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
+    first = run_cli(*common, "poll", "--once")
+    assert first.code == 0, first.err
+    assert "no feed is due" not in first.out and "Quiet" in first.out
+
+    again = run_cli(*common, "poll", "--once")
+    assert again.code == 0, again.err
+    lines = again.out.splitlines()
+    assert re.fullmatch(
+        r"no feed is due; next check at \d{4}-\d\d-\d\d \d\d:\d\d UTC "
+        r"\(use --all to poll every feed now\)",
+        lines[0],
+    )
+    assert not any(line.startswith("feed ") for line in lines)  # no empty table
+    assert lines[1].startswith("cycle: 0 feeds polled")
+
+    forced = run_cli(*common, "poll", "--once", "--all")
+    assert "no feed is due" not in forced.out and "Quiet" in forced.out
+
+
+def test_poll_once_without_feeds_says_so(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "feeds.yaml", [], [])
+    result = run_cli("--config", str(config), "--db", str(tmp_path / "db.sqlite"), "poll", "--once")
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"no feeds are configured in {config}; nothing to poll\n")

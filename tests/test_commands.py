@@ -1,0 +1,52 @@
+"""bot/commands.py: `/watch` replies as plain functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.commands import CommandContext, watch_add, watch_test
+from bot.config import empty_config
+from bot.sinks.slack import escape as slack_escape
+from bot.store import Store
+
+CHANNEL = "C0COMMANDS1"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Iterator[CommandContext]:
+    config = empty_config("feeds.yaml")
+    with Store(str(tmp_path / "db.sqlite")) as store:
+        yield CommandContext(store=store, config=lambda: config, escape=slack_escape)
+
+
+def test_add_notes_that_emoji_are_ignored(ctx: CommandContext) -> None:
+    reply = watch_add(ctx, CHANNEL, "🚀 launch", "U0ALICE0001")
+    assert reply.ok
+    lines = reply.text.splitlines()
+    assert lines[0] == "Now watching *launch* (also: launches) in this channel."
+    assert lines[1] == "Note: symbols and emoji (🚀) are ignored when matching."
+    assert ctx.store.find_term(CHANNEL, "🚀 launch") is not None
+
+
+def test_symbols_in_the_note_are_escaped_and_listed_once(ctx: CommandContext) -> None:
+    text = watch_add(ctx, CHANNEL, "<C++> $5 ++ deal", "U0ALICE0001").text
+    assert "Note: symbols and emoji (&lt; + &gt; $) are ignored when matching." in text
+
+
+def test_long_symbol_lists_are_cut(ctx: CommandContext) -> None:
+    text = watch_add(ctx, CHANNEL, "a+b=c<d>e^f~g", "U0ALICE0001").text
+    assert "(+ = &lt; &gt; ^ …) are ignored" in text
+
+
+@pytest.mark.parametrize("query", ["launch", "Café au lait", "trade-deal", "tariff's", "東京"])
+def test_no_note_for_letters_digits_and_punctuation(ctx: CommandContext, query: str) -> None:
+    assert "Note:" not in watch_add(ctx, CHANNEL, query, "U0ALICE0001").text
+
+
+def test_test_subcommand_notes_ignored_symbols_too(ctx: CommandContext) -> None:
+    reply = watch_test(ctx, CHANNEL, "❤️ love")
+    assert "Note: symbols and emoji (❤) are ignored when matching." in reply.text
+    assert ctx.store.count_terms(CHANNEL) == 0
