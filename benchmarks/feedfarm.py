@@ -162,6 +162,10 @@ class FeedFarm(_Bodies):
         self.port = 0
         self._process: Any = None
 
+    @property
+    def pid(self) -> int:
+        return int(self._process.pid) if self._process is not None else 0
+
     def url(self, index: int) -> str:
         return f"http://127.0.0.1:{self.port}/feed/{index}.xml"
 

@@ -336,7 +336,15 @@ class Fetcher:
             request = self._client.build_request(
                 "GET", current, headers=headers, timeout=httpx.Timeout(remaining)
             )
-            response = self._client.send(request, stream=True)
+            # Straight to the transport: no cookies, auth, hooks or redirect
+            # machinery (redirects are followed and re-checked above), which
+            # is most of the client's per-request cost on a 304.
+            try:
+                response = self._transport.handle_request(request)
+            except httpx.RequestError as exc:
+                exc.request = request  # the client would do this; errors name the host
+                raise
+            response.request = request
             try:
                 status = response.status_code
                 if status in REDIRECT_STATUSES:

@@ -15,8 +15,8 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -284,11 +284,17 @@ class Poller:
             return
         pool = ThreadPoolExecutor(max_workers=min(self.workers, len(feeds)))
         try:
-            futures: list[Future[_Fetched]] = [
+            pending: set[Future[_Fetched]] = {
                 pool.submit(self._fetch_within_host_limit, feed, row) for feed, row in feeds
-            ]
-            for future in as_completed(futures):
-                yield future.result()
+            }
+            while pending:
+                # `wait` rather than as_completed over a list: a finished
+                # result is referenced nowhere once processed, so a cycle's
+                # memory stays at the results in flight, not all of them.
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+                del done
         finally:
             # Left early (should_stop): don't start queued fetches, don't wait.
             pool.shutdown(wait=False, cancel_futures=True)
@@ -308,6 +314,7 @@ class Poller:
             if fetched.body_hash == row.body_hash and row.first_polled_at is not None:
                 return fetched  # server ignores conditional GET but nothing changed
             fetched.analyzed = self.parse_and_analyze(feed, result)
+            fetched.result = replace(result, body=b"")  # parsed: the bytes are no longer needed
         except FeedError as exc:
             fetched.error = exc
         except Exception as exc:  # a bug must cost one feed, never the cycle
