@@ -141,10 +141,22 @@ async def _serve_async(farm: _Bodies, port_queue: Any) -> None:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
-    port_queue.put(server.sockets[0].getsockname()[1])
-    async with server:
-        await server.serve_forever()
+    # Real feeds live on many hosts; the poller limits connections per host,
+    # so the farm answers on HOSTS loopback addresses (feed i on host i % HOSTS).
+    first = await asyncio.start_server(handle, _host(0), 0, backlog=1024)
+    port = first.sockets[0].getsockname()[1]
+    servers = [first] + [
+        await asyncio.start_server(handle, _host(n), port, backlog=1024) for n in range(1, HOSTS)
+    ]
+    port_queue.put(port)
+    await asyncio.gather(*(server.serve_forever() for server in servers))
+
+
+HOSTS = 16
+
+
+def _host(index: int) -> str:
+    return f"127.0.0.{1 + index % HOSTS}"
 
 
 class _Bodies:
@@ -167,7 +179,7 @@ class FeedFarm(_Bodies):
         return int(self._process.pid) if self._process is not None else 0
 
     def url(self, index: int) -> str:
-        return f"http://127.0.0.1:{self.port}/feed/{index}.xml"
+        return f"http://{_host(index)}:{self.port}/feed/{index}.xml"
 
     def urls(self) -> list[str]:
         return [self.url(i) for i in range(len(self.bodies))]
