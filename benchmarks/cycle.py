@@ -189,10 +189,13 @@ def match_cost(bodies: list[bytes], counts: list[int]) -> dict[int, float]:
         matcher: Matcher[int] = Matcher(
             (i, parse_query(t)) for i, t in enumerate(make_terms(count))
         )
-        started = time.perf_counter()
-        for item in items:
-            matcher.match(item)
-        costs[count] = time.perf_counter() - started
+        runs = []
+        for _ in range(3):  # best of three: the machine's noise, not the matcher
+            started = time.perf_counter()
+            for item in items:
+                matcher.match(item)
+            runs.append(time.perf_counter() - started)
+        costs[count] = min(runs)
     return costs
 
 
@@ -234,7 +237,7 @@ def main() -> None:
             f"(b) warm cycle (nothing changed): {warm:.2f}s = {100 * warm / cold:.1f}% of cold "
             f"(target <= 5%)"
         )
-        costs = match_cost(farm.bodies[: max(1, args.feeds // 10)], [10, 1000, 10000])
+        costs = match_cost(farm.bodies[: max(1, args.feeds // 5)], [10, 1000, 10000])
         print(
             "(c) matching "
             + ", ".join(f"{n} terms {t:.2f}s" for n, t in costs.items())

@@ -298,7 +298,7 @@ class GuardedTransport(httpx.HTTPTransport):
         limits: httpx.Limits | None = None,
     ) -> None:
         limits = limits or httpx.Limits(
-            max_connections=100, max_keepalive_connections=100, keepalive_expiry=30.0
+            max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0
         )
         ssl_context = (
             verify
