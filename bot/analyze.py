@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from bot.identity import keys_for_feed
 from bot.messages import alert_payload
+from bot.messages import feed_display_name as display_name
 from bot.models import Item, ParsedFeed
 from bot.watchlist import WatchList
 
@@ -40,10 +40,6 @@ class AnalyzedFeed:
     ttl_seconds: int | None
     source: str  # the feed's display name used in alerts
     items: tuple[AnalyzedItem, ...]  # newest first
-
-
-def display_name(feed_name: str | None, parsed_title: str | None, feed_url: str) -> str:
-    return feed_name or parsed_title or urlsplit(feed_url).hostname or feed_url
 
 
 def newest_first(items: tuple[Item, ...]) -> list[int]:

@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from bot.analyze import AnalyzedFeed, AnalyzedItem, analyze
 from bot.config import Config, FeedConfig
 from bot.fetch import Fetcher
 from bot.hostlimit import DEFAULT_PER_HOST, HostLimiter
 from bot.messages import ALERT, DIGEST, NOTICE, digest_payload, notice_payload
+from bot.messages import feed_display_name as display_name
 from bot.models import FeedError, FetchResult, Item
 from bot.parse import FeedParser, parse_feed
 from bot.parsepool import ParsePool
@@ -122,11 +122,7 @@ class _ChannelBudget:
 
 
 def feed_display_name(feed: FeedConfig, row: FeedRow | None) -> str:
-    if feed.name:
-        return feed.name
-    if row is not None and row.title:
-        return row.title
-    return urlsplit(feed.url).hostname or feed.url
+    return display_name(feed.name, row.title if row is not None else None, feed.url)
 
 
 def is_eligible(item: Item, *, first_poll: bool, max_age: float, now: float) -> bool:
