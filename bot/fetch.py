@@ -12,6 +12,7 @@ import email.utils
 import math
 import socket
 import ssl
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -257,11 +258,22 @@ def _status_error(response: httpx.Response, host: str) -> FeedError:
 
 
 class Fetcher:
-    """Thread-safe feed fetcher; one keep-alive connection pool for all feeds."""
+    """Thread-safe feed fetcher with a small keep-alive pool per host.
+
+    One pool per host rather than one for everything: httpcore checks every
+    idle connection of a pool on each request, so a shared pool's cost grows
+    with the number of hosts; per host it stays at a few connections."""
+
+    PER_HOST_CONNECTIONS = 4
 
     def __init__(self, policy: FetchPolicy) -> None:
         self.policy = policy
-        self._transport = GuardedTransport(allow_networks=policy.allow_networks)
+        self._ssl_context = httpx.create_ssl_context(trust_env=False)  # loaded once
+        self._transports: dict[tuple[str, str, int | None], GuardedTransport] = {}
+        self._transports_lock = threading.Lock()
+        self._transport = GuardedTransport(
+            allow_networks=policy.allow_networks, verify=self._ssl_context
+        )
         self._client = httpx.Client(
             transport=self._transport,
             follow_redirects=False,
@@ -287,6 +299,26 @@ class Fetcher:
 
     def close(self) -> None:
         self._client.close()
+        with self._transports_lock:
+            transports, self._transports = list(self._transports.values()), {}
+        for transport in transports:
+            transport.close()
+
+    def _transport_for(self, url: httpx.URL) -> GuardedTransport:
+        key = (url.scheme, url.host, url.port)
+        with self._transports_lock:
+            transport = self._transports.get(key)
+            if transport is None:
+                transport = self._transports[key] = GuardedTransport(
+                    allow_networks=self.policy.allow_networks,
+                    verify=self._ssl_context,
+                    limits=httpx.Limits(
+                        max_connections=self.PER_HOST_CONNECTIONS,
+                        max_keepalive_connections=self.PER_HOST_CONNECTIONS,
+                        keepalive_expiry=30.0,
+                    ),
+                )
+            return transport
 
     def fetch(
         self,
@@ -340,7 +372,7 @@ class Fetcher:
             # machinery (redirects are followed and re-checked above), which
             # is most of the client's per-request cost on a 304.
             try:
-                response = self._transport.handle_request(request)
+                response = self._transport_for(request.url).handle_request(request)
             except httpx.RequestError as exc:
                 exc.request = request  # the client would do this; errors name the host
                 raise
