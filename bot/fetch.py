@@ -264,7 +264,10 @@ class Fetcher:
     idle connection of a pool on each request, so a shared pool's cost grows
     with the number of hosts; per host it stays at a few connections."""
 
-    PER_HOST_CONNECTIONS = 4
+    # The poller opens at most 4 at once per host (HostLimiter); the pool
+    # allows more so direct concurrent callers never queue inside httpcore.
+    PER_HOST_CONNECTIONS = 16
+    PER_HOST_KEEPALIVE = 4
 
     def __init__(self, policy: FetchPolicy) -> None:
         self.policy = policy
@@ -314,7 +317,7 @@ class Fetcher:
                     verify=self._ssl_context,
                     limits=httpx.Limits(
                         max_connections=self.PER_HOST_CONNECTIONS,
-                        max_keepalive_connections=self.PER_HOST_CONNECTIONS,
+                        max_keepalive_connections=self.PER_HOST_KEEPALIVE,
                         keepalive_expiry=30.0,
                     ),
                 )
