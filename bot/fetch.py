@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC
+from functools import lru_cache
 from types import TracebackType
 
 import httpcore
@@ -70,6 +71,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
+@lru_cache(maxsize=4096)
 def _host_of(url: str) -> str:
     try:
         return httpx.URL(url).host or "feed"
@@ -78,6 +80,17 @@ def _host_of(url: str) -> str:
 
 
 def _check_url(url: str | httpx.URL, *, what: str = "URL") -> httpx.URL:
+    if isinstance(url, str) and what == "URL":
+        return _check_feed_url(url)  # the same feed URLs come back every cycle
+    return _check_url_uncached(url, what=what)
+
+
+@lru_cache(maxsize=4096)
+def _check_feed_url(url: str) -> httpx.URL:
+    return _check_url_uncached(url, what="URL")
+
+
+def _check_url_uncached(url: str | httpx.URL, *, what: str) -> httpx.URL:
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url.strip())
     except Exception:
