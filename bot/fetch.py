@@ -79,18 +79,8 @@ def _host_of(url: str) -> str:
         return "feed"
 
 
+@lru_cache(maxsize=4096)  # the same feed URLs come back every cycle
 def _check_url(url: str | httpx.URL, *, what: str = "URL") -> httpx.URL:
-    if isinstance(url, str) and what == "URL":
-        return _check_feed_url(url)  # the same feed URLs come back every cycle
-    return _check_url_uncached(url, what=what)
-
-
-@lru_cache(maxsize=4096)
-def _check_feed_url(url: str) -> httpx.URL:
-    return _check_url_uncached(url, what="URL")
-
-
-def _check_url_uncached(url: str | httpx.URL, *, what: str) -> httpx.URL:
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url.strip())
     except Exception:

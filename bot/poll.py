@@ -239,8 +239,9 @@ class Poller:
         started = self.clock()
         self.finish_digests()  # a previous cycle that crashed may have left some open
         self.store.sync_feeds([f.url for f in self.config.feeds])
-        feeds = self.due_feeds(started, all_feeds=all_feeds)
-        watchlist = self._watch = self.watchlist()
+        rows = self.store.feeds()  # read once: for due feeds and for feed titles
+        feeds = self.due_feeds(started, all_feeds=all_feeds, rows=rows)
+        watchlist = self._watch = self.watchlist(rows)
         if self.pool is not None:
             self.pool.set_watch(str(hash(watchlist.entries)), watchlist.entries)
         budget = _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll)
@@ -262,15 +263,18 @@ class Poller:
         self.store.set_meta("last_cycle_at", repr(self.clock()))
         return report
 
-    def watchlist(self) -> WatchList:
-        titles = {row.url: row.title for row in self.store.feeds() if row.title}
+    def watchlist(self, rows: Sequence[FeedRow] | None = None) -> WatchList:
+        rows = self.store.feeds() if rows is None else rows
+        titles = {row.url: row.title for row in rows if row.title}
         return WatchList.cached(watch_entries(self.config, self.store.terms(), titles))
 
-    def due_feeds(self, now: float, *, all_feeds: bool) -> list[tuple[FeedConfig, FeedRow]]:
-        rows = {row.url: row for row in self.store.feeds([f.url for f in self.config.feeds])}
+    def due_feeds(
+        self, now: float, *, all_feeds: bool, rows: Sequence[FeedRow] | None = None
+    ) -> list[tuple[FeedConfig, FeedRow]]:
+        by_url = {row.url: row for row in (self.store.feeds() if rows is None else rows)}
         due = []
         for feed in self.config.feeds:
-            row = rows[feed.url]
+            row = by_url[feed.url]
             if all_feeds or (not row.gone and row.next_check_at <= now):
                 due.append((feed, row))
         return due
@@ -425,14 +429,18 @@ class Poller:
             outcome.alerts = len(pending)
             self.store.touch_stories(seen_again, now)
             self.record_recovery(feed, row, name, watchlist, now)
-            self.store.record_feed_success(
-                row.id,
-                now=now,
-                next_check_at=next_check,
-                title=analyzed.title,
-                etag=result.etag,
-                last_modified=result.last_modified,
-                body_hash=fetched.body_hash,
+            self.store.record_feed_successes(
+                [
+                    FeedSuccess(
+                        row.id,
+                        now,
+                        next_check,
+                        result.etag,
+                        result.last_modified,
+                        title=analyzed.title,
+                        body_hash=fetched.body_hash,
+                    )
+                ]
             )
         return outcome
 
@@ -442,7 +450,7 @@ class Poller:
         row: FeedRow,
         error: FeedError,
         now: float,
-        watchlist: WatchList | None = None,
+        watchlist: WatchList,
     ) -> FeedOutcome:
         failures = row.consecutive_failures + 1
         suspend = not error.gone and failures >= self.config.settings.failure_threshold
@@ -450,8 +458,7 @@ class Poller:
         if suspend:
             next_check = max(next_check, suspended_next_check(now))
         with self.store.transaction():
-            current = self.store.feed(feed.url)
-            newly_suspended = suspend and current is not None and current.suspended_at is None
+            newly_suspended = suspend and row.suspended_at is None
             self.store.record_feed_failure(
                 row.id,
                 now=now,
@@ -464,7 +471,7 @@ class Poller:
             if newly_suspended:
                 log.warning("feed %s suspended after %d failures", feed.url, failures)
                 text = suspension_notice(feed_display_name(feed, row), failures, error)
-                self.notify(watchlist or self.watchlist(), feed.url, text, now)
+                self.notify(watchlist, feed.url, text, now)
         return FeedOutcome(
             feed.url,
             feed_display_name(feed, row),

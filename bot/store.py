@@ -53,13 +53,16 @@ class FeedRow:
 
 @dataclass(frozen=True)
 class FeedSuccess:
-    """A poll that found nothing new (304 or an unchanged body)."""
+    """A successful poll. title/body_hash are None when nothing was parsed
+    (304 or an unchanged body): the stored ones are kept."""
 
     feed_id: int
     now: float
     next_check_at: float
     etag: str | None
     last_modified: str | None
+    title: str | None = None
+    body_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,9 +190,6 @@ class Store:
                         self.db.conn.execute(statement)
                     self.db.conn.execute(f"PRAGMA user_version = {int(number)}")
 
-    def schema_version(self) -> int:
-        return int(self._execute("PRAGMA user_version").fetchone()[0])
-
     def integrity_ok(self) -> bool:
         return self._execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
@@ -226,42 +226,31 @@ class Store:
         wanted = set(urls)
         return [f for f in found if f.url in wanted]
 
-    def record_feed_success(
-        self,
-        feed_id: int,
-        *,
-        now: float,
-        next_check_at: float,
-        title: str | None = None,
-        etag: str | None = None,
-        last_modified: str | None = None,
-        body_hash: str | None = None,
-    ) -> None:
-        self._execute(
-            """UPDATE feeds SET
-                 title = COALESCE(?, title), etag = ?, last_modified = ?,
-                 body_hash = COALESCE(?, body_hash),
-                 first_polled_at = COALESCE(first_polled_at, ?),
-                 last_polled_at = ?, last_success_at = ?,
-                 consecutive_failures = 0, next_check_at = ?, suspended_at = NULL
-               WHERE id = ?""",
-            (title, etag, last_modified, body_hash, now, now, now, next_check_at, feed_id),
-        )
-
     def record_feed_successes(self, successes: Sequence[FeedSuccess]) -> None:
-        """`record_feed_success` for many unchanged feeds in one transaction."""
+        """Record successful polls (many at once: a warm cycle is mostly these)."""
         if not successes:
             return
         with self.transaction():
             self.db.conn.executemany(
                 """UPDATE feeds SET
-                     etag = ?, last_modified = ?,
+                     title = COALESCE(?, title), etag = ?, last_modified = ?,
+                     body_hash = COALESCE(?, body_hash),
                      first_polled_at = COALESCE(first_polled_at, ?),
                      last_polled_at = ?, last_success_at = ?,
                      consecutive_failures = 0, next_check_at = ?, suspended_at = NULL
                    WHERE id = ?""",
                 [
-                    (s.etag, s.last_modified, s.now, s.now, s.now, s.next_check_at, s.feed_id)
+                    (
+                        s.title,
+                        s.etag,
+                        s.last_modified,
+                        s.body_hash,
+                        s.now,
+                        s.now,
+                        s.now,
+                        s.next_check_at,
+                        s.feed_id,
+                    )
                     for s in successes
                 ],
             )
@@ -297,11 +286,8 @@ class Store:
 
     def find_story(self, keys: Sequence[str]) -> int | None:
         """The item id of a story already seen under any of these keys."""
-        for key in keys:
-            row = self._execute("SELECT item_id FROM story_keys WHERE key = ?", (key,)).fetchone()
-            if row is not None:
-                return int(row[0])
-        return None
+        found = self.find_stories(keys)
+        return next((found[key] for key in keys if key in found), None)
 
     def find_stories(self, keys: Sequence[str]) -> dict[str, int]:
         """key -> item id for every one of `keys` already known (one query per 500)."""
@@ -411,9 +397,6 @@ class Store:
         )
         return [_stored_item(r) for r in rows]
 
-    def item_count(self) -> int:
-        return int(self._execute("SELECT COUNT(*) FROM items").fetchone()[0])
-
     def prune_items(self, older_than: float) -> int:
         """Forget stories not seen in any feed since `older_than` (and their alerts)."""
         with self.transaction():
@@ -482,12 +465,6 @@ class Store:
             (PENDING, SENDING, now),
         )
         return [_outbox_row(r) for r in rows]
-
-    def next_attempt_time(self) -> float | None:
-        row = self._execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE state IN (?, ?)", (PENDING, SENDING)
-        ).fetchone()
-        return None if row is None or row[0] is None else float(row[0])
 
     def mark_sending(self, outbox_id: int, now: float) -> None:
         self._execute(
