@@ -43,18 +43,6 @@ def alert(n: int) -> dict[str, object]:
     }
 
 
-@pytest.fixture
-def slack():
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store(tmp_path / "newshound.db") as s:
-        yield s
-
-
 def sink_for(slack: FakeSlack, timeout: float = 5.0) -> SlackSink:
     return SlackSink("xoxb-test", slack.api_url, timeout=timeout)
 

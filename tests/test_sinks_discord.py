@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 from fakediscord import FakeDiscord, Fault
@@ -30,12 +29,6 @@ HOSTILE = {
 def discord():
     with FakeDiscord() as fake:
         yield fake
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store(tmp_path / "newshound.db") as s:
-        yield s
 
 
 def deliverer(store: Store, sink: DiscordSink, **kwargs) -> Deliverer:

@@ -33,12 +33,6 @@ PAYLOAD = {
 CHANNEL = "C0AAAAAAAA1"
 
 
-@pytest.fixture
-def slack():
-    with FakeSlack() as fake:
-        yield fake
-
-
 def send_error(slack: FakeSlack, fault: Fault, timeout: float = 5.0) -> DeliveryError:
     slack.fail_next("chat.postMessage", fault)
     with pytest.raises(DeliveryError) as caught:
