@@ -1,13 +1,22 @@
-"""Fetching feeds over HTTP safely (SPEC §6).
+"""Fetching feeds over HTTP safely and concurrently (SPEC §6).
 
-`Fetcher.fetch` performs one conditional GET with manual redirect handling, an
-overall deadline, a body cap counted after decompression, and the network
-guard of `bot.netguard` on every connection. All failures are `FeedError`s with
-a short stable `kind` and a message that names at most the host.
+`Fetcher` owns an asyncio event loop in a thread of its own with one aiohttp
+session: keep-alive connections, at most `max_connections` open at once and at
+most `per_host` fetches at a time per host. The poller runs whole feeds
+(fetch, then parse in worker processes) as coroutines on that loop with
+`submit`; other callers use the blocking `fetch`.
+
+Each fetch is one conditional GET with manual redirect handling, an overall
+deadline (redirects, DNS, connect, TLS and body included), a body cap counted
+after decompression, and the address guard of `bot.netguard` on every hop.
+All failures are `FeedError`s with a short stable `kind` and a message that
+names at most the host.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import email.utils
 import math
 import socket
@@ -15,23 +24,23 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from functools import lru_cache
+from http import HTTPStatus
 from types import TracebackType
+from typing import Any, TypeVar
 
-import httpcore
-import httpx
+import aiohttp
+import certifi
+from yarl import URL
 
+from bot.hostlimit import DEFAULT_PER_HOST, HostLimiter
 from bot.models import FeedError, FetchResult
-from bot.netguard import (
-    BlockedAddressError,
-    GuardedTransport,
-    IPNetwork,
-    ResolutionError,
-    deadline_scope,
-)
+from bot.netguard import BlockedAddressError, GuardedResolver, IPNetwork, ResolutionError
+
+T = TypeVar("T")
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ACCEPT = (
@@ -74,24 +83,25 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 @lru_cache(maxsize=4096)
 def _host_of(url: str) -> str:
     try:
-        return httpx.URL(url).host or "feed"
-    except Exception:
+        return URL(url.strip()).host or "feed"
+    except (ValueError, TypeError):
         return "feed"
 
 
 @lru_cache(maxsize=4096)  # the same feed URLs come back every cycle
-def _check_url(url: str | httpx.URL, *, what: str = "URL") -> httpx.URL:
+def _check_url(url: str | URL, *, what: str = "URL") -> URL:
     try:
-        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url.strip())
-    except Exception:
+        parsed = url if isinstance(url, URL) else URL(url.strip())
+        host = parsed.host
+    except (ValueError, TypeError, UnicodeError):
         raise FeedError("bad_url", f"invalid {what}") from None
     if parsed.scheme not in ("http", "https"):
         scheme = parsed.scheme or "none"
         raise FeedError("bad_url", f"unsupported {what} scheme {scheme!r} (only http/https)")
-    if not parsed.host:
+    if not host:
         raise FeedError("bad_url", f"{what} has no host")
-    if parsed.userinfo:
-        raise FeedError("bad_url", f"{what} with user name/password refused ({parsed.host})")
+    if parsed.user is not None or parsed.password is not None:
+        raise FeedError("bad_url", f"{what} with user name/password refused ({host})")
     return parsed
 
 
@@ -186,69 +196,65 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
                 todo.append(nxt)
 
 
-def _failing_host(chain: list[BaseException], host: str) -> str:
-    """The host being fetched when the error happened (after a redirect that
-    is the redirect target's, not the feed URL's), else `host`."""
-    for e in chain:
-        if isinstance(e, ResolutionError) and e.host:
-            return e.host
-    for e in chain:
-        if isinstance(e, httpx.RequestError):
-            try:
-                return e.request.url.host or host
-            except RuntimeError:  # raised outside a request
-                continue
-    return host
-
-
 def _classify(exc: BaseException, host: str, timeout: float) -> FeedError:
-    """Map whatever httpx/httpcore/socket raised to a FeedError."""
+    """Map whatever aiohttp/asyncio/socket raised to a FeedError about `host`
+    (the host of the hop that failed)."""
     chain = list(_causes(exc))
-    host = _failing_host(chain, host)
     for e in chain:
         if isinstance(e, BlockedAddressError):
             return FeedError("blocked_address", e.message)
     for e in chain:
-        if isinstance(e, (ResolutionError, socket.gaierror)):
+        if isinstance(e, ResolutionError):
+            return FeedError("dns", f"could not resolve host {e.host}")
+        if isinstance(e, (aiohttp.ClientConnectorDNSError, socket.gaierror)):
             return FeedError("dns", f"could not resolve host {host}")
     for e in chain:
-        if isinstance(e, (httpx.TimeoutException, httpcore.TimeoutException, TimeoutError)):
+        if isinstance(e, TimeoutError):
             return FeedError("timeout", f"{host}: no complete response within {timeout:g} s")
-    for e in chain:
+    # aiohttp's TLS errors are ssl.SSLErrors too, without the details: the
+    # ssl module's own error further down the chain has them.
+    ssl_errors = [e for e in chain if isinstance(e, ssl.SSLError)]
+    for e in sorted(ssl_errors, key=lambda e: isinstance(e, aiohttp.ClientError)):
         if isinstance(e, ssl.SSLCertVerificationError):
-            reason = e.verify_message or "certificate verification failed"
+            reason = getattr(e, "verify_message", None) or "certificate verification failed"
             return FeedError("tls", f"{host}: TLS certificate error ({reason})")
-        if isinstance(e, ssl.SSLError):
-            return FeedError("tls", f"{host}: TLS handshake failed ({e.reason or 'SSL error'})")
+        reason = getattr(e, "reason", None) or "SSL error"
+        return FeedError("tls", f"{host}: TLS handshake failed ({reason})")
     for e in chain:
         if isinstance(e, ConnectionRefusedError):
             return FeedError("connect", f"{host}: connection refused")
         if isinstance(e, ConnectionResetError):
             return FeedError("connect", f"{host}: connection reset")
     for e in chain:
-        if isinstance(e, httpx.RemoteProtocolError) and "location header" in str(e).lower():
-            # httpx validates Location itself (e.g. `http://0177.0.0.2/`) before we see it.
-            return FeedError("bad_url", f"{host}: invalid redirect target")
+        if isinstance(e, aiohttp.InvalidURL):
+            return FeedError("bad_url", f"{host}: invalid URL")
     for e in chain:
-        if isinstance(e, (httpx.RemoteProtocolError, httpcore.RemoteProtocolError)):
+        if isinstance(
+            e,
+            (
+                aiohttp.ServerDisconnectedError,
+                aiohttp.ClientPayloadError,
+                aiohttp.ClientResponseError,
+            ),
+        ):
             return FeedError("protocol", f"{host}: server closed the connection or sent bad HTTP")
-        if isinstance(e, (httpx.LocalProtocolError, httpcore.LocalProtocolError)):
-            return FeedError("protocol", f"{host}: request could not be sent")
     for e in chain:
-        if isinstance(e, httpx.InvalidURL):
-            return FeedError("bad_url", "invalid URL")
-    for e in chain:
-        if isinstance(e, (httpx.TransportError, httpcore.NetworkError, OSError)):
+        if isinstance(e, (aiohttp.ClientError, OSError)):
             return FeedError("connect", f"{host}: connection failed")
     return FeedError("connect", f"{host}: request failed ({type(exc).__name__})")
 
 
-def _status_error(response: httpx.Response, host: str) -> FeedError:
-    status = response.status_code
-    reason = httpx.codes.get_reason_phrase(status) or "error"
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+
+
+def _status_error(status: int, headers: dict[str, str], host: str) -> FeedError:
     retry_after = None
     if status in (429, 503):
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        retry_after = parse_retry_after(headers.get("retry-after"))
     if status == 410:
         return FeedError("gone", f"{host}: feed is gone (HTTP 410)", gone=True)
     if status >= 500:
@@ -257,40 +263,91 @@ def _status_error(response: httpx.Response, host: str) -> FeedError:
         kind = f"http_{status}"
     else:
         kind = "http_status"
-    return FeedError(kind, f"{host}: HTTP {status} {reason}", retry_after=retry_after)
+    return FeedError(kind, f"{host}: HTTP {status} {_reason(status)}", retry_after=retry_after)
+
+
+def _ssl_context() -> ssl.SSLContext:
+    # certifi's bundle, as browsers and most HTTP clients use: the same trust
+    # store in a slim container as on a developer machine.
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class FetcherClosed(RuntimeError):
+    pass
+
+
+class _Hop:
+    """The host currently being talked to, so an error names the hop that failed."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
 
 
 class Fetcher:
-    """Thread-safe feed fetcher with a small keep-alive pool per host.
+    """Concurrent feed fetcher on an event loop of its own (see module doc).
 
-    One pool per host rather than one for everything: httpcore checks every
-    idle connection of a pool on each request, so a shared pool's cost grows
-    with the number of hosts; per host it stays at a few connections."""
+    Safe to use from any number of threads; `close` (or the `with` block)
+    stops the loop and closes every connection."""
 
-    # The poller opens at most 4 at once per host (HostLimiter); the pool
-    # allows more so direct concurrent callers never queue inside httpcore.
-    PER_HOST_CONNECTIONS = 16
-    PER_HOST_KEEPALIVE = 4
+    MAX_CONNECTIONS = 64  # open at once, all hosts together
 
-    def __init__(self, policy: FetchPolicy) -> None:
+    def __init__(self, policy: FetchPolicy, *, per_host: int = DEFAULT_PER_HOST) -> None:
         self.policy = policy
-        self._ssl_context = httpx.create_ssl_context(trust_env=False)  # loaded once
-        self._transports: dict[tuple[str, str, int | None], GuardedTransport] = {}
-        self._transports_lock = threading.Lock()
-        self._transport = GuardedTransport(
-            allow_networks=policy.allow_networks, verify=self._ssl_context
+        self.hosts = HostLimiter(per_host)
+        self._closed = False
+        self._closing = threading.Lock()  # `submit` never races `close`
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="newshound-fetch", daemon=True
         )
-        self._client = httpx.Client(
-            transport=self._transport,
-            follow_redirects=False,
-            trust_env=False,
-            timeout=policy.timeout,
+        self._thread.start()
+        self._resolver = GuardedResolver(policy.allow_networks)
+        self._session: aiohttp.ClientSession = self.call(self._open_session())
+
+    async def _open_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self.MAX_CONNECTIONS,
+            resolver=self._resolver,
+            ssl=_ssl_context(),
+            ttl_dns_cache=60,  # cached answers were checked when they were resolved
+            keepalive_timeout=30,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # a feed must not set state for the next one
+            auto_decompress=False,  # we decompress ourselves, under the body cap
+            trust_env=False,  # never proxies or certificates from the environment
+            timeout=aiohttp.ClientTimeout(total=None),  # the overall deadline is ours
             headers={
-                "User-Agent": policy.user_agent,
+                "User-Agent": self.policy.user_agent,
                 "Accept": ACCEPT,
                 "Accept-Encoding": "gzip, deflate",
             },
         )
+
+    # -- running coroutines on the fetcher's loop ------------------------------
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule `coroutine` on the fetcher's loop; cancel the future to cancel it.
+        Every submitted coroutine finishes or is cancelled, even if `close`
+        comes next; after `close`, raises FetcherClosed."""
+        with self._closing:
+            if self._closed:
+                coroutine.close()
+                raise FetcherClosed("the fetcher is closed")
+            return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run `coroutine` on the fetcher's loop and wait for its result."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("Fetcher.call from the fetcher's own loop would deadlock")
+        return self.submit(coroutine).result()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- lifecycle --------------------------------------------------------------
 
     def __enter__(self) -> Fetcher:
         return self
@@ -304,27 +361,29 @@ class Fetcher:
         self.close()
 
     def close(self) -> None:
-        self._client.close()
-        with self._transports_lock:
-            transports, self._transports = list(self._transports.values()), {}
-        for transport in transports:
-            transport.close()
+        """Cancel fetches still running, close every connection, stop the loop."""
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            # Queued behind every coroutine submitted before the flag was set,
+            # so `_close` sees (and cancels) all of them.
+            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result()
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            if not self._thread.is_alive():
+                self._loop.close()
 
-    def _transport_for(self, url: httpx.URL) -> GuardedTransport:
-        key = (url.scheme, url.host, url.port)
-        with self._transports_lock:
-            transport = self._transports.get(key)
-            if transport is None:
-                transport = self._transports[key] = GuardedTransport(
-                    allow_networks=self.policy.allow_networks,
-                    verify=self._ssl_context,
-                    limits=httpx.Limits(
-                        max_connections=self.PER_HOST_CONNECTIONS,
-                        max_keepalive_connections=self.PER_HOST_KEEPALIVE,
-                        keepalive_expiry=30.0,
-                    ),
-                )
-            return transport
+    async def _close(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:  # fetches still running (an abandoned cycle)
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._session.close()
+
+    # -- fetching --------------------------------------------------------------
 
     def fetch(
         self,
@@ -333,32 +392,39 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
     ) -> FetchResult:
-        """GET `url`; raises FeedError. A 304 gives `not_modified=True`."""
-        host = _host_of(url)
+        """GET `url` (blocking); raises FeedError. A 304 gives `not_modified=True`."""
+        return self.call(self.fetch_async(url, etag=etag, last_modified=last_modified))
+
+    async def fetch_async(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> FetchResult:
+        """`fetch` as a coroutine on the fetcher's loop."""
+        hop = _Hop(_host_of(url))
         timeout = self.policy.timeout
-        deadline = time.monotonic() + timeout
-        try:
-            with deadline_scope(deadline):
-                return self._fetch(url, etag, last_modified, deadline)
-        except FeedError:
-            raise
-        except _BodyTooLarge:
-            raise self._too_large(host) from None
-        except Exception as exc:
-            raise _classify(exc, host, timeout) from None
+        async with self.hosts.slot(hop.host):
+            # The deadline starts once a slot is ours: waiting behind other
+            # feeds of the same host is not this feed's server being slow.
+            try:
+                async with asyncio.timeout(timeout):
+                    return await self._fetch(url, etag, last_modified, hop)
+            except FeedError:
+                raise
+            except _BodyTooLarge:
+                raise self._too_large(hop.host) from None
+            except Exception as exc:
+                raise _classify(exc, hop.host, timeout) from None
 
     def _too_large(self, host: str) -> FeedError:
         limit = self.policy.max_body_bytes
         size = f"{limit / 1048576:g} MiB" if limit >= 1048576 else f"{limit} bytes"
         return FeedError("too_large", f"{host}: response body exceeds {size}")
 
-    def _timed_out(self, host: str) -> FeedError:
-        return FeedError(
-            "timeout", f"{host}: no complete response within {self.policy.timeout:g} s"
-        )
-
-    def _fetch(
-        self, url: str, etag: str | None, last_modified: str | None, deadline: float
+    async def _fetch(
+        self, url: str, etag: str | None, last_modified: str | None, hop: _Hop
     ) -> FetchResult:
         current = _check_url(url)
         headers: dict[str, str] = {}
@@ -367,41 +433,22 @@ class Fetcher:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         for _hop in range(self.policy.max_redirects + 1):
-            host = current.host
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._timed_out(host)
-            request = self._client.build_request(
-                "GET", current, headers=headers, timeout=httpx.Timeout(remaining)
-            )
-            # Straight to the transport: no cookies, auth, hooks or redirect
-            # machinery (redirects are followed and re-checked above), which
-            # is most of the client's per-request cost on a 304.
-            try:
-                response = self._transport_for(request.url).handle_request(request)
-            except httpx.RequestError as exc:
-                exc.request = request  # the client would do this; errors name the host
-                raise
-            response.request = request
-            try:
-                status = response.status_code
+            host = hop.host = current.host or "feed"
+            await self._resolver.check_host(host, current.port or 80)
+            async with self._session.get(
+                current, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
                 if status in REDIRECT_STATUSES:
-                    location = response.headers.get("location", "").strip()
-                    if not location:
-                        raise FeedError("bad_redirect", f"{host}: HTTP {status} without Location")
-                    try:
-                        target = current.join(location)
-                    except Exception:
-                        raise FeedError("bad_url", f"{host}: invalid redirect target") from None
-                    current = _check_url(target, what="redirect target")
+                    current = self._redirect_target(current, response, host)
                     continue
                 response_headers = {k.lower(): v for k, v in response.headers.items()}
-                new_etag = response.headers.get("etag")
-                new_modified = response.headers.get("last-modified")
+                new_etag = response_headers.get("etag")
+                new_modified = response_headers.get("last-modified")
                 if status == 304:
-                    # A 304 has no body; reading the (empty) rest lets the
-                    # connection go back to the keep-alive pool instead of closing.
-                    response.read()
+                    # Reading the (empty) rest lets the connection go back to
+                    # the keep-alive pool instead of closing.
+                    await response.read()
                     return FetchResult(
                         url=str(current),
                         status=304,
@@ -412,8 +459,8 @@ class Fetcher:
                         last_modified=new_modified or last_modified,
                     )
                 if not 200 <= status < 300:
-                    raise _status_error(response, host)
-                body = self._read_body(response, deadline, host)
+                    raise _status_error(status, response_headers, host)
+                body = await self._read_body(response, response_headers)
                 return FetchResult(
                     url=str(current),
                     status=status,
@@ -422,24 +469,32 @@ class Fetcher:
                     etag=new_etag,
                     last_modified=new_modified,
                 )
-            finally:
-                response.close()
         raise FeedError(
             "redirect_loop",
             f"{_host_of(url)}: more than {self.policy.max_redirects} redirects",
         )
 
-    def _read_body(self, response: httpx.Response, deadline: float, host: str) -> bytes:
+    @staticmethod
+    def _redirect_target(current: URL, response: aiohttp.ClientResponse, host: str) -> URL:
+        status = response.status
+        location = response.headers.get("location", "").strip()
+        if not location:
+            raise FeedError("bad_redirect", f"{host}: HTTP {status} without Location")
+        try:
+            target = current.join(URL(location))
+        except (ValueError, TypeError, UnicodeError):
+            raise FeedError("bad_url", f"{host}: invalid redirect target") from None
+        return _check_url(target, what="redirect target")
+
+    async def _read_body(self, response: aiohttp.ClientResponse, headers: dict[str, str]) -> bytes:
         limit = self.policy.max_body_bytes
-        encoding = response.headers.get("content-encoding", "")
+        encoding = headers.get("content-encoding", "")
         decoder = _Decoder(encoding, limit)
-        length = response.headers.get("content-length", "")
+        length = headers.get("content-length", "")
         if not encoding and length.isdigit() and len(length) < 20 and int(length) > limit:
             raise _BodyTooLarge
         out = bytearray()
-        for raw in response.iter_raw():
+        async for raw in response.content.iter_any():
             decoder.feed(raw, out)
-            if time.monotonic() > deadline:
-                raise self._timed_out(host)
         decoder.finish(out)
         return bytes(out)

@@ -1,32 +1,26 @@
 """Network guard for the feed fetcher (SPEC §6).
 
-Every TCP connection the fetcher opens goes through `GuardedBackend.connect_tcp`,
-which resolves the host itself, refuses the connection if *any* resolved address
-is loopback/private/link-local/CGNAT/multicast/reserved/... (unless it lies in an
-explicitly allowed network), and then connects to the checked IP literal so a
-second DNS lookup can never hand back a different answer (DNS rebinding).
-Because the check sits in the connection layer it applies to every redirect hop
-and to odd host spellings (`2130706433`, `0x7f.1`, `127.1`) alike: whatever
-getaddrinfo turns them into is what gets checked.
-
-The backend also enforces a per-thread overall deadline (`deadline_scope`): every
-DNS lookup, connect, TLS handshake, read and write gets at most the time that is
-left, so a server dripping one byte a second cannot stretch a fetch.
+Every connection the fetcher opens is to an address that `GuardedResolver`
+produced and checked: it resolves the host itself, refuses the connection if
+*any* resolved address is loopback/private/link-local/CGNAT/multicast/reserved/...
+(unless it lies in an explicitly allowed network), and hands the connector the
+checked IP literals, so a second DNS lookup can never give a different answer
+(DNS rebinding). Hosts that are already IP literals never reach a resolver in
+aiohttp, so the fetcher checks them with `check_host` before each request;
+odd spellings (`2130706433`, `0x7f.1`, `127.1`) are judged by what getaddrinfo
+turns them into. Both run for every redirect hop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
-import ssl
-import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
-from typing import Any
 
-import httpcore
-import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -72,10 +66,9 @@ _NAT64 = IPv6Network("64:ff9b::/96")
 
 
 class BlockedAddressError(Exception):
-    """Raised by `GuardedBackend.connect_tcp` when a host resolves to an address
-    outside the allowed set. Deliberately *not* an httpcore exception: httpx's
-    exception mapping only converts httpcore exceptions, so this one travels up
-    through httpcore's pool and `httpx.Client.send` unchanged."""
+    """A host resolves to an address outside the allowed set. Deliberately not
+    an OSError: aiohttp wraps OSErrors from the resolver as DNS failures, and
+    lets anything else travel up unchanged."""
 
     def __init__(self, host: str, ip: str) -> None:
         self.host = host
@@ -87,9 +80,9 @@ class BlockedAddressError(Exception):
         super().__init__(self.message)
 
 
-class ResolutionError(httpcore.ConnectError):
-    """DNS lookup failed (httpx maps it to `httpx.ConnectError`, keeping this
-    exception as `__cause__`)."""
+class ResolutionError(OSError):
+    """DNS lookup failed (aiohttp wraps it in `ClientConnectorDNSError`, keeping
+    this exception as `__cause__`)."""
 
     def __init__(self, host: str, reason: str) -> None:
         self.host = host
@@ -152,170 +145,76 @@ def is_address_allowed(ip: IPAddress | str, allow_networks: Sequence[IPNetwork] 
     )
 
 
-# --- overall deadline, per thread -------------------------------------------
+# --- the resolver ---------------------------------------------------------------
 
-_local = threading.local()
+# Lookups run in threads of their own: a resolver that hangs must not take the
+# event loop's default executor (or the loop) with it.
+DNS_THREADS = 8
 
 
-@contextmanager
-def deadline_scope(deadline: float) -> Iterator[None]:
-    """Within the block, every network operation of a `GuardedBackend` on this
-    thread is cut off at `deadline` (a `time.monotonic()` value)."""
-    previous = getattr(_local, "deadline", None)
-    _local.deadline = deadline
+def _literal(host: str) -> str | None:
+    """`host` as a canonical IP address string if it is an IP literal."""
     try:
-        yield
-    finally:
-        _local.deadline = previous
+        return str(ip_address(host.strip("[]")))
+    except ValueError:
+        return None
 
 
-def _clamp(timeout: float | None, exc_type: type[Exception]) -> float | None:
-    deadline: float | None = getattr(_local, "deadline", None)
-    if deadline is None:
-        return timeout
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise exc_type("overall deadline exceeded")
-    return remaining if timeout is None else min(timeout, remaining)
+def looks_numeric(host: str) -> bool:
+    """True for hosts that aiohttp treats as IP literals and never resolves."""
+    return ":" in host or host.replace(".", "").isdigit()
 
 
-class DeadlineStream(httpcore.NetworkStream):
-    """Wraps a stream so each read/write waits no longer than the deadline."""
+class GuardedResolver(AbstractResolver):
+    """aiohttp resolver that returns only checked addresses (or raises)."""
 
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _clamp(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        inner = self._inner.start_tls(
-            ssl_context, server_hostname, _clamp(timeout, httpcore.ConnectTimeout)
-        )
-        return DeadlineStream(inner)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-# --- the backend --------------------------------------------------------------
-
-
-def _getaddrinfo(host: str, port: int, timeout: float | None) -> list[str]:
-    """Resolve in a daemon thread so a hung resolver cannot outlive `timeout`."""
-    outcome: list[list[str] | BaseException] = []
-
-    def run() -> None:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            outcome.append([str(info[4][0]) for info in infos])
-        except BaseException as exc:  # handed to the caller below
-            outcome.append(exc)
-
-    worker = threading.Thread(target=run, name="newshound-dns", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if not outcome:
-        raise httpcore.ConnectTimeout(f"DNS lookup for {host} timed out")
-    result = outcome[0]
-    if isinstance(result, socket.gaierror):
-        raise ResolutionError(host, result.strerror or str(result)) from result
-    if isinstance(result, (UnicodeError, OSError)):
-        raise ResolutionError(host, str(result)) from result
-    if isinstance(result, BaseException):
-        raise result
-    return result
-
-
-class GuardedBackend(httpcore.SyncBackend):
     def __init__(self, allow_networks: Sequence[IPNetwork] = ()) -> None:
         self.allow_networks = tuple(allow_networks)
+        self._executor = ThreadPoolExecutor(DNS_THREADS, thread_name_prefix="newshound-dns")
 
-    def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
-        """All addresses `host` resolves to, in resolver order, de-duplicated."""
-        try:
-            return [str(ip_address(host))]  # already a literal: no lookup
-        except ValueError:
-            pass
-        addresses = list(dict.fromkeys(_getaddrinfo(host, port, timeout)))
-        if not addresses:
+    async def addresses(
+        self, host: str, port: int, family: int = socket.AF_UNSPEC
+    ) -> list[tuple[int, str]]:
+        """(family, address) pairs for `host`, in resolver order, all allowed."""
+        literal = _literal(host)
+        found: list[tuple[int, str]]
+        if literal is not None:
+            found = [(socket.AF_INET6 if ":" in literal else socket.AF_INET, literal)]
+        else:
+            lookup = partial(socket.getaddrinfo, host, port, family, socket.SOCK_STREAM)
+            try:
+                infos = await asyncio.get_running_loop().run_in_executor(self._executor, lookup)
+            except (socket.gaierror, UnicodeError) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                raise ResolutionError(host, reason) from exc
+            found = list(dict.fromkeys((int(info[0]), str(info[4][0])) for info in infos))
+        if not found:
             raise ResolutionError(host, "no addresses")
-        return addresses
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        addresses = self.resolve(host, port, _clamp(timeout, httpcore.ConnectTimeout))
-        for ip in addresses:
+        for _family, ip in found:
             if not is_address_allowed(ip, self.allow_networks):
                 raise BlockedAddressError(host, ip)
-        options = list(socket_options) if socket_options is not None else []
-        last_error: httpcore.ConnectError | None = None
-        for ip in addresses:
-            try:
-                stream = super().connect_tcp(
-                    ip,
-                    port,
-                    timeout=_clamp(timeout, httpcore.ConnectTimeout),
-                    local_address=local_address,
-                    socket_options=options,
-                )
-            except httpcore.ConnectError as exc:
-                last_error = exc
-                continue
-            return DeadlineStream(stream)
-        assert last_error is not None
-        raise last_error
+        return found
 
+    async def check_host(self, host: str, port: int) -> None:
+        """Refuse an IP-literal host that is not allowed. aiohttp connects to
+        literals without asking a resolver, so this runs before each request."""
+        if looks_numeric(host) or _literal(host) is not None:
+            await self.addresses(host, port)
 
-class GuardedTransport(httpx.HTTPTransport):
-    """`httpx.HTTPTransport` whose connection pool uses `GuardedBackend`.
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            {
+                "hostname": host,
+                "host": ip,
+                "port": port,
+                "family": found_family,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for found_family, ip in await self.addresses(host, port, family)
+        ]
 
-    Never uses proxies or proxy/certificate settings from the environment.
-    """
-
-    def __init__(
-        self,
-        *,
-        allow_networks: Sequence[IPNetwork] = (),
-        verify: ssl.SSLContext | bool = True,
-        limits: httpx.Limits | None = None,
-    ) -> None:
-        limits = limits or httpx.Limits(
-            max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0
-        )
-        ssl_context = (
-            verify
-            if isinstance(verify, ssl.SSLContext)
-            else httpx.create_ssl_context(verify=verify, trust_env=False)
-        )
-        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
-        # Replace the pool httpx just built (it holds no connections yet) with
-        # one that connects through the guarded backend.
-        self.backend = GuardedBackend(allow_networks)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=self.backend,
-        )
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -2,13 +2,15 @@
 
 `Poller.run_cycle` is the table of contents; each stage is a plain function
 or an injected object (fetcher, store, clock), so every step is testable on
-its own. Fetching and parsing run concurrently in worker threads; everything
-that touches the database happens on the calling thread, one transaction per
-feed, so a feed's items, its alerts and its bookkeeping commit together.
+its own. Fetching runs concurrently as coroutines on the fetcher's event loop
+and parsing in worker processes; everything that touches the database happens
+on the calling thread, one transaction per feed, so a feed's items, its alerts
+and its bookkeeping commit together.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import queue
@@ -16,14 +18,13 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.analyze import AnalyzedFeed, AnalyzedItem, analyze
 from bot.config import Config, FeedConfig
-from bot.fetch import Fetcher
-from bot.hostlimit import DEFAULT_PER_HOST, HostLimiter
+from bot.fetch import Fetcher, FetcherClosed
 from bot.messages import ALERT, DIGEST, NOTICE, digest_payload, notice_payload
 from bot.messages import feed_display_name as display_name
 from bot.models import FeedError, FetchResult, Item
@@ -40,6 +41,8 @@ BACKOFF_START = 300.0  # first retry of a failing feed: 5 minutes, doubling
 BACKOFF_CAP = 86400.0  # never wait more than a day
 GONE_RECHECK = 30 * 86400.0  # a 410 feed is not polled again for a month
 MAX_PUBLISHER_INTERVAL = 86400.0  # <ttl>/max-age never push a check beyond a day
+# A fetch abandoned because the fetcher shut down: says nothing about the feed.
+CANCELLED = FeedError("cancelled", "fetch abandoned: shutting down")
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -47,7 +50,7 @@ _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
 class FeedOutcome:
     url: str
     name: str
-    status: str  # ok | not_modified | unchanged | error
+    status: str  # ok | not_modified | unchanged | error | cancelled
     items: int = 0
     new_items: int = 0
     alerts: int = 0
@@ -92,6 +95,23 @@ class _Fetched:
     analyzed: AnalyzedFeed | None = None
     body_hash: str | None = None
     error: FeedError | None = None
+
+
+@dataclass
+class _Job:
+    """One feed's place in `fetch_all`: it puts exactly one `_Fetched` into
+    `results`, even when cancelled before its coroutine ever ran."""
+
+    feed: FeedConfig
+    row: FeedRow
+    results: queue.SimpleQueue[_Fetched]
+    started: bool = False
+
+    def cancelled_before_start(self, future: Future[None]) -> None:
+        if future.cancelled() and not self.started:
+            self.results.put(
+                _Fetched(self.feed, self.row, error=FeedError("cancelled", "cancelled"))
+            )
 
 
 class _ChannelBudget:
@@ -210,7 +230,6 @@ class Poller:
         rng: random.Random | None = None,
         jitter: float = 0.0,
         workers: int = 16,
-        per_host: int = DEFAULT_PER_HOST,
         parser: FeedParser = parse_feed,
         pool: ParsePool | None = None,
     ) -> None:
@@ -221,7 +240,6 @@ class Poller:
         self.rng = rng or random.Random()
         self.jitter = jitter  # fraction of the interval added at random to spread polls
         self.workers = workers
-        self.hosts = HostLimiter(per_host)
         # With a pool (CLI and service), parsing *and* matching run in worker
         # processes; without one (unit tests) `parser` runs in this process.
         self.parser = parser
@@ -280,51 +298,81 @@ class Poller:
         return due
 
     def fetch_all(self, feeds: Sequence[tuple[FeedConfig, FeedRow]]) -> Iterable[_Fetched]:
-        """Yield each feed's fetch+parse result as soon as it is ready."""
+        """Yield each feed's fetch+parse result as soon as it is ready.
+
+        Every feed is a coroutine on the fetcher's event loop; at most
+        `workers` of them are fetching or parsing at once. Parsing (and
+        hashing the body) runs in threads that hand the work to the parser
+        processes, so the loop only ever waits on sockets."""
         if not feeds:
             return
-        pool = ThreadPoolExecutor(max_workers=min(self.workers, len(feeds)))
+        # Results come through a queue rather than futures: a processed
+        # result is then referenced nowhere, so a cycle's memory stays at
+        # the results in flight, and waiting costs O(1) per feed.
+        results: queue.SimpleQueue[_Fetched] = queue.SimpleQueue()
+        in_flight = asyncio.Semaphore(self.workers)
+        parsers = ThreadPoolExecutor(
+            max_workers=min(self.workers, len(feeds)), thread_name_prefix="newshound-parse"
+        )
+        futures = []
+        for feed, row in feeds:
+            job = _Job(feed, row, results)
+            try:
+                future = self.fetcher.submit(self._fetch_into(job, in_flight, parsers))
+            except FetcherClosed:  # shutting down: the feed waits for the next run
+                results.put(_Fetched(feed, row, error=CANCELLED))
+                continue
+            future.add_done_callback(job.cancelled_before_start)
+            futures.append(future)
         try:
-            # Results come through a queue rather than futures: a processed
-            # result is then referenced nowhere, so a cycle's memory stays at
-            # the results in flight, and waiting costs O(1) per feed.
-            results: queue.SimpleQueue[_Fetched] = queue.SimpleQueue()
-            for feed, row in feeds:
-                pool.submit(self._fetch_into, results, feed, row)
             for _ in range(len(feeds)):
                 yield results.get()
         finally:
-            # Left early (should_stop): don't start queued fetches, don't wait.
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Left early (should_stop): cancel what has not finished, don't wait.
+            for future in futures:
+                future.cancel()
+            parsers.shutdown(wait=False, cancel_futures=True)
 
-    def _fetch_into(
-        self, results: queue.SimpleQueue[_Fetched], feed: FeedConfig, row: FeedRow
+    async def _fetch_into(
+        self, job: _Job, in_flight: asyncio.Semaphore, parsers: ThreadPoolExecutor
     ) -> None:
-        fetched = _Fetched(feed, row, error=FeedError("internal", "internal error"))
+        job.started = True
+        # Replaced by fetch_one's result unless the coroutine is cancelled.
+        fetched = _Fetched(job.feed, job.row, error=CANCELLED)
         try:
-            with self.hosts.slot(feed.url):
-                fetched = self.fetch_one(feed, row)
+            async with in_flight:
+                fetched = await self.fetch_one(job.feed, job.row, parsers)
         finally:
-            results.put(fetched)  # always exactly one result per feed
+            job.results.put(fetched)  # always exactly one result per feed
 
-    def fetch_one(self, feed: FeedConfig, row: FeedRow) -> _Fetched:
+    async def fetch_one(
+        self, feed: FeedConfig, row: FeedRow, parsers: ThreadPoolExecutor
+    ) -> _Fetched:
         fetched = _Fetched(feed, row)
         try:
-            result = self.fetcher.fetch(feed.url, etag=row.etag, last_modified=row.last_modified)
+            result = await self.fetcher.fetch_async(
+                feed.url, etag=row.etag, last_modified=row.last_modified
+            )
             fetched.result = result
             if result.not_modified:
                 return fetched
-            fetched.body_hash = hashlib.sha256(result.body).hexdigest()
-            if fetched.body_hash == row.body_hash and row.first_polled_at is not None:
-                return fetched  # server ignores conditional GET but nothing changed
-            fetched.analyzed = self.parse_and_analyze(feed, result)
-            fetched.result = replace(result, body=b"")  # parsed: the bytes are no longer needed
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(parsers, self._hash_and_parse, fetched, result)
         except FeedError as exc:
             fetched.error = exc
         except Exception as exc:  # a bug must cost one feed, never the cycle
             log.exception("unexpected error polling %s", feed.url)
             fetched.error = FeedError("internal", f"internal error: {type(exc).__name__}")
         return fetched
+
+    def _hash_and_parse(self, fetched: _Fetched, result: FetchResult) -> None:
+        """In a parser thread: skip bodies seen last time, else parse and match."""
+        row = fetched.row
+        fetched.body_hash = hashlib.sha256(result.body).hexdigest()
+        if fetched.body_hash == row.body_hash and row.first_polled_at is not None:
+            return  # server ignores conditional GET but nothing changed
+        fetched.analyzed = self.parse_and_analyze(fetched.feed, result)
+        fetched.result = replace(result, body=b"")  # parsed: the bytes are no longer needed
 
     def parse_and_analyze(self, feed: FeedConfig, result: FetchResult) -> AnalyzedFeed:
         content_type = result.headers.get("content-type")
@@ -355,6 +403,8 @@ class Poller:
         feed, row = fetched.feed, fetched.row
         now = self.clock()
         name = feed_display_name(feed, row)
+        if fetched.error is CANCELLED:
+            return FeedOutcome(feed.url, name, "cancelled", error=CANCELLED.message)
         if fetched.error is not None:
             return self.record_failure(feed, row, fetched.error, now, watchlist)
         result = fetched.result

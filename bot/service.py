@@ -149,6 +149,7 @@ class Service:
         self._wake_delivery = threading.Event()
         self._cycle_lock = threading.Lock()
         self._parse_pool: ParsePool | None = None
+        self._fetcher: Fetcher | None = None
         self.last_cycle: dict[str, Any] = {}  # the last tick that polled at least one feed
         self.last_tick_at: float | None = None  # the last scheduler tick, idle or not
 
@@ -217,6 +218,9 @@ class Service:
         if self.socket is not None:
             self.socket.close()
         self.scheduler.shutdown(wait=False)
+        fetcher = self._fetcher
+        if fetcher is not None:
+            fetcher.close()  # fetches in flight are abandoned; their feeds stay due
         cycle_done = self._cycle_lock.acquire(timeout=self.options.grace)
         self._delivery_thread.join(timeout=max(0.1, deadline - time.monotonic()))
         if not cycle_done or self._delivery_thread.is_alive():
@@ -224,6 +228,8 @@ class Service:
             return False
         if self._parse_pool is not None:
             self._parse_pool.close()
+        if self._fetcher is not None:
+            self._fetcher.close()  # one a cycle may have opened meanwhile
         for store in (self.poll_store, self.deliver_store, self.web_store):
             store.close()
         return True
@@ -285,16 +291,15 @@ class Service:
             if self.stopping.is_set():
                 return
             config = self.holder.get()
-            with Fetcher(fetch_policy(config.settings)) as fetcher:
-                poller = Poller(
-                    config,
-                    self.poll_store,
-                    fetcher,
-                    clock=self.clock,
-                    jitter=JITTER,
-                    pool=self._parser(config),
-                )
-                report = poller.run_cycle(should_stop=self.stopping.is_set)
+            poller = Poller(
+                config,
+                self.poll_store,
+                self._fetcher_for(config),
+                clock=self.clock,
+                jitter=JITTER,
+                pool=self._parser(config),
+            )
+            report = poller.run_cycle(should_stop=self.stopping.is_set)
             self.metrics.observe_cycle(report)
             now = self.last_tick_at = self.clock()
             if report.feeds:  # an idle tick (no feed due) is not a poll cycle
@@ -311,6 +316,17 @@ class Service:
             log.exception("poll cycle failed")
         finally:
             self._cycle_lock.release()
+
+    def _fetcher_for(self, config: Config) -> Fetcher:
+        """One long-lived fetcher, so keep-alive connections outlive a cycle;
+        rebuilt when a reload changes the fetch settings."""
+        policy = fetch_policy(config.settings)
+        fetcher = self._fetcher
+        if fetcher is None or fetcher.policy != policy:
+            if fetcher is not None:
+                fetcher.close()
+            fetcher = self._fetcher = Fetcher(policy)
+        return fetcher
 
     def _parser(self, config: Config) -> ParsePool:
         """One long-lived pool of parser processes; rebuilt if parse_timeout changes."""

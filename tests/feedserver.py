@@ -36,6 +36,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        with self.server.owner._lock:
+            self.server.owner.connections += 1
+
     def do_GET(self) -> None:
         self._serve(send_body=True)
 
@@ -44,6 +49,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, *, send_body: bool) -> None:
         owner = self.server.owner
+        owner._enter()
+        try:
+            self._respond(owner, send_body=send_body)
+        finally:
+            owner._leave()
+
+    def _respond(self, owner: FeedServer, *, send_body: bool) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
         owner._record(RecordedRequest(self.command, self.path, headers))
         route = owner._route(self.path)
@@ -117,6 +129,9 @@ class FeedServer:
         self._routes: dict[str, _Route] = {}
         self._stopping = threading.Event()
         self.requests: list[RecordedRequest] = []
+        self._active = 0
+        self.peak_active = 0  # most requests in progress at once
+        self.connections = 0  # TCP connections accepted
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -208,6 +223,15 @@ class FeedServer:
         """Forget recorded requests (routes stay)."""
         with self._lock:
             self.requests.clear()
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._active += 1
+            self.peak_active = max(self.peak_active, self._active)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._active -= 1
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:

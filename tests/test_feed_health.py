@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 
@@ -15,7 +18,13 @@ from bot.config import Config, parse_config
 from bot.fetch import Fetcher, FetchPolicy
 from bot.messages import NOTICE
 from bot.models import FeedError
-from bot.poll import BACKOFF_CAP, BACKOFF_START, Poller, next_check_after_failure
+from bot.poll import (
+    BACKOFF_CAP,
+    BACKOFF_START,
+    CycleReport,
+    Poller,
+    next_check_after_failure,
+)
 from bot.store import Store
 from bot.wiring import config_terms
 
@@ -170,3 +179,28 @@ def test_retry_after_header_sets_next_check(feed_server: FeedServer, fetcher: Fe
         assert row.next_check_at == pytest.approx(T0 + 5000, abs=1)
 
     assert timedelta(seconds=BACKOFF_CAP).days == 1
+
+
+def test_fetcher_shutdown_mid_cycle_ends_the_cycle_without_blaming_feeds(
+    feed_server: FeedServer,
+) -> None:
+    urls = [feed_server.url(f"/slow{i}.xml") for i in range(6)]
+    for i in range(6):
+        feed_server.set(f"/slow{i}.xml", rss([]), delay=3.0)
+    config = make_config(urls[0], urls[1])
+    config = replace(config, feeds=[replace(config.feeds[0], url=u) for u in urls])
+    policy = FetchPolicy(timeout=10.0, allow_networks=(ip_network("127.0.0.0/8"),))
+    with Store(":memory:") as store, Fetcher(policy, per_host=2) as fetcher:
+        poller = Poller(config, store, fetcher, clock=Clock())
+        reports: list[CycleReport] = []
+        cycle = threading.Thread(target=lambda: reports.append(poller.run_cycle(all_feeds=True)))
+        cycle.start()
+        time.sleep(0.5)  # two fetches in flight, four waiting for a slot
+        fetcher.close()
+        cycle.join(5)
+        assert not cycle.is_alive()
+        assert [f.status for f in reports[0].feeds] == ["cancelled"] * 6
+        assert reports[0].failed == 0
+        for url in urls:
+            row = store.feed(url)
+            assert row is not None and row.consecutive_failures == 0 and row.last_error is None

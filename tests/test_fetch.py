@@ -14,7 +14,7 @@ from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 
 from bot.fetch import Fetcher, FetchPolicy, parse_retry_after
-from bot.models import FeedError
+from bot.models import FeedError, FetchResult
 
 LOOPBACK = (ip_network("127.0.0.0/8"),)
 FEED = rss([FeedEntry(title="Hello", link="https://example.org/1", guid="1")])
@@ -399,15 +399,22 @@ def test_server_closes_without_response(fetcher: Fetcher) -> None:
     port = listener.getsockname()[1]
 
     def serve() -> None:
-        conn, _ = listener.accept()
-        conn.recv(1024)
-        conn.close()
+        # Every connection: read the request, close without a word. (A client
+        # may retry a GET once on a fresh connection, as aiohttp does.)
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # listener closed: test over
+            conn.recv(1024)
+            conn.close()
 
     worker = threading.Thread(target=serve, daemon=True)
     worker.start()
     try:
         err = fetch_error(fetcher, f"http://127.0.0.1:{port}/feed.xml")
     finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
         worker.join(2)
         listener.close()
     assert err.kind in ("protocol", "connect")
@@ -430,6 +437,45 @@ def test_thread_safe_shared_fetcher(feed_server: FeedServer, fetcher: Fetcher) -
         assert slow.result().body == FEED
     for n, body in enumerate(bodies):
         assert f"feed {n % 5}".encode() in body
+
+
+def fetch_concurrently(fetcher: Fetcher, urls: list[str]) -> list[FetchResult]:
+    futures = [fetcher.submit(fetcher.fetch_async(url)) for url in urls]
+    return [future.result() for future in futures]
+
+
+def test_at_most_per_host_fetches_at_once(feed_server: FeedServer) -> None:
+    for i in range(8):
+        feed_server.set(f"/slow{i}.xml", FEED, delay=0.15)
+    with Fetcher(FetchPolicy(timeout=5.0, allow_networks=LOOPBACK), per_host=2) as fetcher:
+        urls = [feed_server.url(f"/slow{i}.xml") for i in range(8)]
+        assert all(r.body == FEED for r in fetch_concurrently(fetcher, urls))
+        assert feed_server.peak_active == 2
+        # Another host name for the same server has slots of its own.
+        feed_server.peak_active = 0
+        other = [u.replace("127.0.0.1", "localhost") for u in urls]
+        assert all(r.body == FEED for r in fetch_concurrently(fetcher, urls[:4] + other[:4]))
+        assert feed_server.peak_active == 4
+
+
+def test_waiting_for_a_host_slot_does_not_count_against_the_deadline(
+    feed_server: FeedServer,
+) -> None:
+    for i in range(4):
+        feed_server.set(f"/slow{i}.xml", FEED, delay=0.3)
+    with Fetcher(FetchPolicy(timeout=0.8, allow_networks=LOOPBACK), per_host=1) as fetcher:
+        urls = [feed_server.url(f"/slow{i}.xml") for i in range(4)]
+        started = time.monotonic()
+        results = fetch_concurrently(fetcher, urls)
+        assert time.monotonic() - started >= 1.2  # one after the other
+    assert [r.body for r in results] == [FEED] * 4
+
+
+def test_keep_alive_reuses_connections(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.set("/feed.xml", FEED, etag='"v1"')
+    for _ in range(5):
+        assert fetcher.fetch(feed_server.url("/feed.xml"), etag='"v1"').not_modified
+    assert feed_server.connections == 1
 
 
 def test_multi_member_gzip_and_trailing_junk(feed_server: FeedServer, fetcher: Fetcher) -> None:

@@ -1,17 +1,17 @@
 from __future__ import annotations
 
+import asyncio
 import socket
-import time
+from collections.abc import Coroutine
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from typing import Any, TypeVar
 
-import httpcore
 import pytest
 
 from bot.netguard import (
     BlockedAddressError,
-    GuardedBackend,
+    GuardedResolver,
     ResolutionError,
-    deadline_scope,
     embedded_ipv4,
     is_address_allowed,
     parse_networks,
@@ -101,16 +101,51 @@ def test_embedded_ipv4() -> None:
     assert embedded_ipv4(IPv6Address("2606:4700::1")) is None
 
 
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+async def resolve(resolver: GuardedResolver, host: str, port: int) -> list:
+    try:
+        return await resolver.resolve(host, port, family=socket.AF_UNSPEC)
+    finally:
+        await resolver.close()
+
+
+async def check(resolver: GuardedResolver, host: str) -> None:
+    try:
+        await resolver.check_host(host, 9)
+    finally:
+        await resolver.close()
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.1", "2130706433", "0x7f.1", "localhost", "::1"])
-def test_backend_refuses_before_connecting(host: str) -> None:
-    backend = GuardedBackend()
+def test_resolver_refuses_any_spelling_of_loopback(host: str) -> None:
     with pytest.raises(BlockedAddressError) as info:
-        backend.connect_tcp(host, 9, timeout=2)
+        run(resolve(GuardedResolver(), host, 9))
     assert "private/loopback address" in str(info.value)
     assert "settings.allow_networks" in str(info.value)
 
 
-def test_backend_refuses_if_any_resolved_address_is_blocked(
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1", "2130706433", "::1", "::ffff:127.0.0.1"])
+def test_literal_hosts_are_checked_before_connecting(host: str) -> None:
+    # aiohttp connects to IP literals without asking the resolver.
+    with pytest.raises(BlockedAddressError):
+        run(check(GuardedResolver(), host))
+
+
+def test_names_are_left_to_the_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_lookup(*args: object, **kwargs: object) -> list:
+        raise AssertionError("check_host must not resolve names")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+    run(check(GuardedResolver(), "feeds.example.org"))
+
+
+def test_resolver_refuses_if_any_resolved_address_is_blocked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def fake_getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list:
@@ -121,37 +156,38 @@ def test_backend_refuses_if_any_resolved_address_is_blocked(
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
     with pytest.raises(BlockedAddressError) as info:
-        GuardedBackend().connect_tcp("rebind.example", 80, timeout=2)
+        run(resolve(GuardedResolver(), "rebind.example", 80))
     assert info.value.ip == "10.0.0.5"
 
 
-def test_backend_dns_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resolver_returns_checked_literals(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list:
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2606:2800:220:1::1", port, 0, 0)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    results = run(resolve(GuardedResolver(), "news.example", 443))
+    assert [(r["hostname"], r["host"], r["port"]) for r in results] == [
+        ("news.example", "93.184.216.34", 443),
+        ("news.example", "2606:2800:220:1::1", 443),
+    ]
+    assert [r["family"] for r in results] == [socket.AF_INET, socket.AF_INET6]
+
+
+def test_resolver_dns_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object, **kwargs: object) -> list:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", fail)
-    with pytest.raises(ResolutionError):
-        GuardedBackend().connect_tcp("nowhere.invalid", 80, timeout=2)
+    with pytest.raises(ResolutionError) as info:
+        run(resolve(GuardedResolver(), "nowhere.invalid", 80))
+    assert info.value.host == "nowhere.invalid"
 
 
-def test_backend_connects_to_allowed_loopback(feed_server) -> None:
-    backend = GuardedBackend(allow_networks=(ip_network("127.0.0.0/8"),))
-    stream = backend.connect_tcp("localhost", feed_server.port, timeout=2)
-    try:
-        assert stream.get_extra_info("server_addr")[0] in ("127.0.0.1", "::1")
-    finally:
-        stream.close()
-
-
-def test_deadline_scope_clamps_reads(feed_server) -> None:
-    backend = GuardedBackend(allow_networks=(ip_network("127.0.0.0/8"),))
-    stream = backend.connect_tcp("127.0.0.1", feed_server.port, timeout=2)
-    try:
-        started = time.monotonic()
-        with deadline_scope(time.monotonic() + 0.3), pytest.raises(httpcore.ReadTimeout):
-            stream.read(100, timeout=30)  # server waits for a request: would block
-        assert time.monotonic() - started < 2
-        with deadline_scope(time.monotonic() - 1), pytest.raises(httpcore.ReadTimeout):
-            stream.read(100, timeout=30)
-    finally:
-        stream.close()
+def test_resolver_allows_allowed_networks() -> None:
+    resolver = GuardedResolver(allow_networks=(ip_network("127.0.0.0/8"),))
+    results = run(resolve(resolver, "127.0.0.1", 80))
+    assert [r["host"] for r in results] == ["127.0.0.1"]

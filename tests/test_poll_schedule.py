@@ -1,14 +1,10 @@
-"""When a feed is checked next: interval, publisher hints, per-host limits."""
+"""When a feed is checked next: interval and publisher hints."""
 
 from __future__ import annotations
-
-import threading
-import time
 
 import pytest
 
 from bot.config import parse_config
-from bot.hostlimit import HostLimiter
 from bot.poll import cache_max_age, next_check_after_success
 
 CONFIG = parse_config(
@@ -45,26 +41,3 @@ def test_next_check_honours_publisher_hints(
 ) -> None:
     ttl_seconds = ttl * 60 if ttl else None
     assert next_check_after_success(FEED, CONFIG, ttl_seconds, 1000.0, 0.0, headers) == 1000 + delay
-
-
-def test_host_limiter_caps_concurrency_per_host() -> None:
-    limiter = HostLimiter(per_host=2)
-    active: dict[str, int] = {"a": 0, "b": 0}
-    peak: dict[str, int] = {"a": 0, "b": 0}
-    lock = threading.Lock()
-
-    def fetch(host: str) -> None:
-        with limiter.slot(f"https://{host}.example/feed"):
-            with lock:
-                active[host] += 1
-                peak[host] = max(peak[host], active[host])
-            time.sleep(0.05)
-            with lock:
-                active[host] -= 1
-
-    threads = [threading.Thread(target=fetch, args=(h,)) for h in "ab" * 5]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert peak == {"a": 2, "b": 2}

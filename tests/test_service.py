@@ -117,6 +117,8 @@ def in_process_service(config: Path, db: Path, clock: FakeClock) -> Iterator[Rea
         service.web.server.server_close()
         if service._parse_pool is not None:
             service._parse_pool.close()
+        if service._fetcher is not None:
+            service._fetcher.close()
         for store in (service.poll_store, service.deliver_store, service.web_store):
             store.close()
 
