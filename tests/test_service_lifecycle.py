@@ -15,6 +15,8 @@ from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 from service_helpers import Service, wait_for
 
+from bot.store import Store
+
 pytestmark = pytest.mark.slow
 
 CHANNEL = "C0LIFE00001"
@@ -60,6 +62,12 @@ def test_acks_stay_fast_while_a_slow_feed_is_polled_and_sigterm_exits_promptly(
     assert code == 0, service.log()
     assert elapsed < 10.0
     assert "Traceback" not in service.log()
+    # The stuck fetch was abandoned, not waited for, and is not the feed's fault.
+    assert "abandoned" not in service.log()
+    with Store(tmp_path / "db.sqlite") as store:
+        slow = store.feed(feed_server.url("/slow.xml"))
+        assert slow is not None and slow.consecutive_failures == 0 and slow.last_error is None
+        assert slow.first_polled_at is None  # still due: polled again on the next start
 
 
 def test_sigint_exits_zero(tmp_path: Path, feed_server: FeedServer) -> None:
