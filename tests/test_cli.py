@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_cli, write_config
+from cli_helpers import run_cli, run_subprocess, write_config
 from feedgen import rss
 from feedserver import FeedServer
 
@@ -175,6 +175,45 @@ def test_status_with_a_broken_config_exits_2_with_file_and_line(tmp_path: Path) 
     lines = result.err.splitlines()
     assert lines[0].startswith(f"{config}:2: ") and "http" in lines[0]
     assert lines[1].startswith(f"{config}:3: ") and "colour" in lines[1]
+
+
+ABSURD_CONFIG = f"""\
+settings:
+  interval: 99999999999999999999d
+  max_age: {"9" * 400}d
+  retention: 1e400d
+  fetch_timeout: 10d
+  max_body_mb: 1e308
+  failure_threshold: {"9" * 5000}
+feeds:
+  - url: http://127.0.0.1:9/feed.xml
+    interval: 1000w
+watches:
+  - channel: C0CLITEST01
+    terms: [tariff]
+"""
+
+
+@pytest.mark.parametrize("command", [["check"], ["poll", "--once", "--all"], ["status"]])
+def test_absurd_numbers_are_config_errors_not_tracebacks(
+    tmp_path: Path, command: list[str]
+) -> None:
+    config = tmp_path / "feeds.yaml"
+    config.write_text(ABSURD_CONFIG, "utf-8")
+    db = tmp_path / "db.sqlite"
+    result = run_subprocess("--config", str(config), "--db", str(db), *command)
+    assert result.code == 2, result.err
+    assert result.out == ""
+    assert result.err.splitlines() == [
+        f"{config}:2: interval must be at most 7d (got 99999999999999999999d)",
+        f'{config}:3: max_age: "{"9" * 37}..." is too long',
+        f'{config}:4: retention: "1e400d" is not a valid duration; use a number with a unit, '
+        "e.g. 30s, 5m, 2h, 1d or 1h30m",
+        f"{config}:5: fetch_timeout must be at most 5m (got 10d)",
+        f"{config}:6: max_body_mb must be at most 1024 (got 1e308)",
+        f"{config}:7: failure_threshold must be at most 1000 (got {'9' * 37}...)",
+        f"{config}:10: feed interval must be at most 7d (got 1000w)",
+    ]
 
 
 # -- poll ---------------------------------------------------------------------
