@@ -247,6 +247,28 @@ def test_poll_once_says_when_no_feed_is_due(
     assert "no feed is due" not in forced.out and "Quiet" in forced.out
 
 
+def test_poll_once_keeps_working_for_a_feed_that_failed_very_often(tmp_path: Path) -> None:
+    # Over 1024 failures in a row (years of daily retries while suspended, or
+    # a cron job running `poll --once --all` every minute) the backoff used to
+    # overflow a float: every poll then ended in "internal error".
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        ["http://127.0.0.1:9/feed.xml"],
+        [{"channel": CHANNEL, "terms": ["x"]}],
+    )
+    common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
+    assert run_cli(*common, "status").code == 0
+    with Store(str(tmp_path / "db.sqlite")) as store:
+        store._execute("UPDATE feeds SET consecutive_failures = 1024")
+    result = run_cli(*common, "poll", "--once", "--all")
+    assert result.code == 0, result.err
+    assert "internal error" not in result.err
+    assert "failed 1025 times in a row" in result.out
+    status = run_cli(*common, "status")
+    assert status.code == 0, status.err
+    assert "1025 failures in a row" in status.out
+
+
 def test_poll_once_without_feeds_says_so(tmp_path: Path) -> None:
     config = write_config(tmp_path / "feeds.yaml", [], [])
     result = run_cli("--config", str(config), "--db", str(tmp_path / "db.sqlite"), "poll", "--once")
