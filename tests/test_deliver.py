@@ -93,6 +93,17 @@ def test_slack_429_waits_retry_after_before_any_further_post(store: Store, slack
     assert_each_posted_once(slack, ids)
 
 
+def test_slack_429_with_retry_after_nan_waits_a_second(store: Store, slack: FakeSlack):
+    # NaN used to reach the database as the gate time: NOT NULL constraint
+    # failed, and delivery (so `poll` and `run`) stopped with an internal error.
+    ids = queue(store, A, 1)
+    slack.fail_next(POST, Fault(status=429, error="ratelimited", retry_after=float("nan")))
+    assert deliverer(store, sink_for(slack)).deliver(max_wait=5).sent == 1
+    limited, resent = post_times(slack)
+    assert resent - limited >= 1.0
+    assert_each_posted_once(slack, ids)
+
+
 def test_429_is_persisted_for_another_sender(tmp_path: Path, store: Store, slack: FakeSlack):
     ids = queue(store, A, 1)
     slack.fail_next(POST, Fault(status=429, error="ratelimited", retry_after=0.6))
