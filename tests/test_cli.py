@@ -53,6 +53,23 @@ def test_watch_refuses_an_invalid_channel(
     assert run_cli(*common, "watch", "list", "--channel", CHANNEL).code == 0
 
 
+def test_watch_error_shows_the_typed_channel_but_not_a_secret(common: tuple[str, ...]) -> None:
+    typed = run_cli(*common, "watch", "add", "--channel", "bad chan", "tariff")
+    assert typed.code == 2
+    assert typed.err.startswith(
+        "newshound: invalid --channel: 'bad chan' is not a Slack channel ID"
+    )
+    escaped = run_cli(*common, "watch", "list", "--channel", "evil\x1b[2J\nchan")
+    assert escaped.code == 2
+    assert "'evil\\x1b[2J\\nchan' is not a Slack channel ID" in escaped.err
+    assert "\x1b" not in escaped.err and escaped.err.count("\n") == 1
+    token = "xoxb-1234-5678-s3cretT0kenValue"
+    pasted = run_cli(*common, "watch", "add", "--channel", token, "tariff")
+    assert pasted.code == 2
+    assert pasted.err.startswith('newshound: invalid --channel: "***" is not a Slack channel ID')
+    assert "s3cret" not in pasted.err
+
+
 def test_watch_accepts_slack_ids_and_discord_channels(common: tuple[str, ...]) -> None:
     for channel in (CHANNEL, "G0PRIVATE01", WEBHOOK, "discord:$TRADE_WEBHOOK"):
         result = run_cli(*common, "watch", "add", "--channel", channel, "tariff")

@@ -690,6 +690,24 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
         ['2: invalid channel: "general" is not a Slack channel ID'],
     ),
     (
+        "channel with a space is shown as typed",
+        """\
+        watches:
+          - channel: bad chan
+            terms: [tariff]
+        """,
+        ["2: invalid channel: 'bad chan' is not a Slack channel ID"],
+    ),
+    (
+        "channel that looks like a token is masked",
+        """\
+        watches:
+          - channel: xoxb-1234-5678-abcdefABCDEF
+            terms: [tariff]
+        """,
+        ['2: invalid channel: "***" is not a Slack channel ID'],
+    ),
+    (
         "channel name instead of id",
         """\
         watches:
