@@ -10,7 +10,8 @@ A channel string in feeds.yaml (and in the database) is one of:
 
 A webhook URL is a secret (its last path segment is the token), so nothing
 in this module ever puts it into an error message, and `display_channel`
-gives a form that is safe for logs and status output.
+gives a form that is safe for logs and status output: what the user wrote,
+quoted, unless it looks like a secret.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "DISCORD_PREFIX",
+    "MASK",
+    "SHOWN_LENGTH",
     "channel_kind",
     "display_channel",
     "env_var_name",
     "is_slack_channel_id",
+    "looks_secret",
     "resolve_discord_webhook",
     "validate_channel",
     "validate_webhook_url",
@@ -38,6 +42,21 @@ _SLACK_ID = re.compile(r"[CGD][A-Z0-9]{8,}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WEBHOOK_ID = re.compile(r"[0-9]{1,30}")
 _SAFE_PLAIN = re.compile(r"[A-Za-z0-9_#.-]{1,80}")
+
+MASK = "***"
+SHOWN_LENGTH = 40  # characters of a channel value shown in messages
+
+# What a secret pasted where a channel belongs looks like.
+_SLACK_TOKEN = re.compile(r"(?i)(?<![a-z0-9])x(?:ox[a-z]|app)-")
+_SECRET_WORD = re.compile(
+    r"(?i)token|secret|passw(?:or)?d|api[\s_-]?key|private[\s_-]?key|credential|bearer"
+)
+_QUERY_SECRET = re.compile(
+    r"(?i)[?&](?:access_token|token|api_key|apikey|key|secret|password|sig|signature)="
+)
+_USERINFO = re.compile(r"[^\s/@:]+:[^\s/@]+@")  # user:password@host
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
+_HEX = re.compile(r"[0-9a-fA-F]{32,}")
 
 
 def is_slack_channel_id(channel: str) -> bool:
@@ -119,12 +138,12 @@ def validate_channel(channel: str) -> str | None:
         )
     if channel.startswith("#"):
         return (
-            f"{_quote(display_channel(channel))} is a channel name; use the Slack channel ID "
+            f"{_shown(channel)} is a channel name; use the Slack channel ID "
             "instead (like C0123456789, shown under the channel's details in Slack)"
         )
     if not is_slack_channel_id(channel):
         return (
-            f"{_quote(display_channel(channel))} is not a Slack channel ID "
+            f"{_shown(channel)} is not a Slack channel ID "
             "(upper-case letters and digits starting with C, G or D, like C0123456789) "
             "or discord:<webhook URL>"
         )
@@ -190,23 +209,54 @@ def webhook_env_warnings(channels: Iterable[str], env: Mapping[str, str]) -> lis
 
 
 def display_channel(channel: str) -> str:
-    """A form of *channel* that is safe to log or show: never a webhook token.
+    """A form of *channel* that is safe to log or show: never a secret.
 
     Slack IDs are returned unchanged, ``discord:$VAR`` as written and
-    webhook URLs as ``discord:…/ID/***`` (only the numeric webhook ID kept).
+    webhook URLs as ``discord:…/ID/***`` (only the numeric webhook ID kept);
+    any other URL as ``…/***``. Other text is shown as the user wrote it:
+    plain names like ``general`` or ``#news`` as they are, anything else
+    quoted with `repr` (control characters escaped) and cut to
+    `SHOWN_LENGTH` characters, unless it looks like a secret (see
+    `looks_secret`), which is shown as ``***``.
     """
     if channel.startswith(DISCORD_PREFIX):
         name = env_var_name(channel)
         if name is not None:
             if _ENV_NAME.fullmatch(name):
                 return f"{DISCORD_PREFIX}${name}"
-            return f"{DISCORD_PREFIX}$***"
+            return f"{DISCORD_PREFIX}${MASK}"
         return DISCORD_PREFIX + _redact_url(channel[len(DISCORD_PREFIX) :].strip())
+    if is_slack_channel_id(channel):
+        return channel
+    if "://" in channel or "/webhooks/" in channel:
+        return _redact_url(channel)
+    if looks_secret(channel):
+        return MASK
     if _SAFE_PLAIN.fullmatch(channel):
         return channel
-    if "://" in channel:
-        return _redact_url(channel)
-    return "***"
+    if len(channel) > SHOWN_LENGTH:
+        return repr(channel[:SHOWN_LENGTH]) + "…"
+    return repr(channel)
+
+
+def looks_secret(text: str) -> bool:
+    """Whether *text* (typed where a channel belongs) may hold a secret: a
+    Slack token (``xoxb-…``, ``xapp-…``), credentials (``user:pass@``,
+    ``?token=``), a word such as token, secret, password or API key, or a
+    long random-looking string (mixed-case letters and digits, or hex)."""
+    if (
+        _SLACK_TOKEN.search(text)
+        or _SECRET_WORD.search(text)
+        or _QUERY_SECRET.search(text)
+        or _USERINFO.search(text)
+    ):
+        return True
+    for run in _TOKEN_RUN.findall(text):
+        has_digit = any(ch.isdigit() for ch in run)
+        mixed_case = any(ch.isupper() for ch in run) and any(ch.islower() for ch in run)
+        if has_digit and (mixed_case or _HEX.search(run)):
+            return True
+    return False
 
 
 def _redact_url(url: str) -> str:
@@ -225,6 +275,12 @@ def _redact_url(url: str) -> str:
     if webhook_id is not None and _WEBHOOK_ID.fullmatch(webhook_id):
         return f"…/{webhook_id}/***"
     return "…/***"
+
+
+def _shown(channel: str) -> str:
+    """`display_channel` in quotes, for messages (repr-quoted text already is)."""
+    shown = display_channel(channel)
+    return shown if shown[:1] in ("'", '"') else _quote(shown)
 
 
 def _quote(text: str) -> str:

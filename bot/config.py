@@ -51,9 +51,44 @@ __all__ = [
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-MIN_INTERVAL = 60.0
 MAX_TERM_LENGTH = 200
 MAX_TERMS_PER_CHANNEL = 500
+
+_MINUTE = 60.0
+_HOUR = 3600.0
+_DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The allowed range of one numeric setting (README: "Allowed values").
+
+    ``above_minimum``: the value must be more than *minimum*, not equal to it.
+    """
+
+    minimum: float
+    maximum: float
+    above_minimum: bool = False
+
+
+# Durations, in seconds. The maxima keep every value far from float and
+# datetime overflow and catch typos (``interval: 10d`` meant as 10m) early.
+DURATION_LIMITS: dict[str, Limit] = {
+    "interval": Limit(_MINUTE, 7 * _DAY),  # settings and per feed
+    "max_age": Limit(0.0, 3650 * _DAY),  # 0 = no limit
+    "retention": Limit(0.0, 3650 * _DAY, above_minimum=True),
+    "fetch_timeout": Limit(0.0, 5 * _MINUTE, above_minimum=True),
+    "parse_timeout": Limit(0.0, 5 * _MINUTE, above_minimum=True),
+    "send_interval": Limit(0.0, _HOUR),
+}
+# Counts (whole numbers) and the body cap in MiB.
+NUMBER_LIMITS: dict[str, Limit] = {
+    "max_alerts_per_poll": Limit(1, 1000),
+    "max_items_per_feed": Limit(1, 100_000),
+    "failure_threshold": Limit(1, 1000),
+    "max_body_mb": Limit(0.0, 1024.0, above_minimum=True),
+}
+MIN_INTERVAL = DURATION_LIMITS["interval"].minimum
 
 _TAG_STR = "tag:yaml.org,2002:str"
 _TAG_INT = "tag:yaml.org,2002:int"
@@ -247,6 +282,12 @@ def _quote(text: str) -> str:
     return f'"{cleaned}"'
 
 
+def _short(text: str, limit: int = 40) -> str:
+    """*text* cut to *limit* characters, for echoing a value the user wrote."""
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
+
+
 def _describe(node: Node) -> str:
     """What a node is, in words, for "must be X, not Y" messages."""
     if isinstance(node, MappingNode):
@@ -260,7 +301,7 @@ def _describe(node: Node) -> str:
         if node.tag == _TAG_BOOL:
             return f"{value} (read as true/false)"
         if node.tag in (_TAG_INT, _TAG_FLOAT):
-            return f"the number {value}"
+            return f"the number {_short(value)}"
         if node.tag == _TAG_STR:
             return f"the text {_quote(value)}"
     return "a value of an unsupported type"
@@ -476,8 +517,8 @@ class _Parser:
             values.append((value, child))
         return values
 
-    def duration(self, node: Node, name: str, minimum: float, strict: bool = False) -> float | None:
-        """A duration value >= *minimum* (> *minimum* when *strict*)."""
+    def duration(self, node: Node, name: str, limit: Limit) -> float | None:
+        """A duration value within *limit*."""
         if _is_null(node):
             self.problem(node, f"{name} has no value; give {_DURATION_EXAMPLE}")
             return None
@@ -489,45 +530,68 @@ class _Parser:
         except ValueError as exc:
             self.problem(node, f"{name}: {exc}")
             return None
-        if strict and seconds <= minimum:
-            self.problem(node, f"{name} must be more than {format_duration(minimum)}")
+        if limit.above_minimum and seconds <= limit.minimum:
+            self.problem(node, f"{name} must be more than {format_duration(limit.minimum)}")
             return None
-        if seconds < minimum:
+        if seconds < limit.minimum:
             self.problem(
                 node,
-                f"{name} must be at least {format_duration(minimum)} "
+                f"{name} must be at least {format_duration(limit.minimum)} "
                 f"(got {format_duration(seconds)})",
+            )
+            return None
+        if seconds > limit.maximum:
+            self.problem(
+                node,
+                f"{name} must be at most {format_duration(limit.maximum)} "
+                f"(got {_short(str(node.value).strip())})",
             )
             return None
         return seconds
 
-    def whole_number(self, node: Node, name: str, minimum: int) -> int | None:
+    def whole_number(self, node: Node, name: str, limit: Limit) -> int | None:
+        minimum, maximum = int(limit.minimum), int(limit.maximum)
         value: int | None = None
-        if isinstance(node, ScalarNode) and node.tag == _TAG_INT:
+        if isinstance(node, ScalarNode) and node.tag in (_TAG_INT, _TAG_STR):
+            text = str(node.value).strip()
             try:
-                value = int(yaml.constructor.SafeConstructor().construct_yaml_int(node))
+                if node.tag == _TAG_INT:
+                    value = int(yaml.constructor.SafeConstructor().construct_yaml_int(node))
+                elif re.fullmatch(r"\d+", text):
+                    value = int(text)
             except ValueError:
-                value = None
-        elif _is_text(node) and re.fullmatch(r"\s*\d+\s*", str(node.value)):
-            value = int(str(node.value))
+                # More digits than Python turns into a number: far too many.
+                if re.fullmatch(r"\+?[\d_]+", text):
+                    value = maximum + 1
         if value is None or value < minimum:
-            got = f"got {_describe(node)}" if value is None else f"got {value}"
+            got = f"got {_describe(node)}" if value is None else f"got {_short(str(value))}"
             self.problem(node, f"{name} must be a whole number of at least {minimum} ({got})")
+            return None
+        if value > maximum:
+            got = _short(str(node.value).strip())
+            self.problem(node, f"{name} must be at most {maximum} (got {got})")
             return None
         return value
 
-    def positive_number(self, node: Node, name: str) -> float | None:
+    def positive_number(self, node: Node, name: str, limit: Limit) -> float | None:
+        """A number within *limit*, whose minimum is 0 and excluded."""
         value: float | None = None
         if isinstance(node, ScalarNode) and node.tag in (_TAG_INT, _TAG_FLOAT, _TAG_STR):
             try:
                 value = float(str(node.value).replace("_", ""))
             except ValueError:
                 value = None
-        if value is None or not math.isfinite(value):
+        if value is None or math.isnan(value):
             self.problem(node, f"{name} must be a number, not {_describe(node)}")
             return None
-        if value <= 0:
-            self.problem(node, f"{name} must be more than 0 (got {node.value})")
+        if value <= limit.minimum:
+            self.problem(node, f"{name} must be more than 0 (got {_short(str(node.value))})")
+            return None
+        if value > limit.maximum:
+            self.problem(
+                node,
+                f"{name} must be at most {limit.maximum:g} (got {_short(str(node.value))})",
+            )
             return None
         return value
 
@@ -550,16 +614,12 @@ class _Parser:
 
         for key, value in items.items():
             parsed: object | None
-            if key == "interval":
-                parsed = self.duration(value, "interval", MIN_INTERVAL)
-            elif key in ("max_age", "send_interval"):
-                parsed = self.duration(value, key, 0.0)
-            elif key in ("fetch_timeout", "retention", "parse_timeout"):
-                parsed = self.duration(value, key, 0.0, strict=True)
-            elif key in ("max_alerts_per_poll", "max_items_per_feed", "failure_threshold"):
-                parsed = self.whole_number(value, key, 1)
+            if key in DURATION_LIMITS:
+                parsed = self.duration(value, key, DURATION_LIMITS[key])
             elif key == "max_body_mb":
-                parsed = self.positive_number(value, key)
+                parsed = self.positive_number(value, key, NUMBER_LIMITS[key])
+            elif key in NUMBER_LIMITS:
+                parsed = self.whole_number(value, key, NUMBER_LIMITS[key])
             elif key == "allow_networks":
                 parsed = self.networks(value)
             else:  # managers
@@ -737,7 +797,7 @@ class _Parser:
         interval: float | None = None
         interval_node = items.get("interval")
         if interval_node is not None and not _is_null(interval_node):
-            interval = self.duration(interval_node, "feed interval", MIN_INTERVAL)
+            interval = self.duration(interval_node, "feed interval", DURATION_LIMITS["interval"])
             ok = ok and interval is not None
 
         tags: tuple[str, ...] = ()

@@ -64,7 +64,8 @@ class Outcome(enum.Enum):
 
 def retry_delay(attempts: int, rng: random.Random) -> float:
     """Exponential backoff with jitter (half to full of the nominal delay)."""
-    nominal = min(RETRY_CAP, RETRY_START * 2 ** max(0, attempts - 1))
+    doublings = min(max(0, attempts - 1), 30)  # 2 ** 1024 would not fit in a float
+    nominal = min(RETRY_CAP, RETRY_START * 2**doublings)
     return nominal * (0.5 + rng.random() / 2)
 
 

@@ -185,7 +185,10 @@ def next_check_after_failure(
     if error.gone:
         return now + GONE_RECHECK
     interval = feed.interval or config.settings.interval
-    delay = min(BACKOFF_CAP, max(interval, BACKOFF_START * 2 ** max(0, failures - 1)))
+    # The exponent is capped: 2 ** 1024 no longer fits in a float, and a feed
+    # that has been down for years (or polled by cron every minute) gets there.
+    doublings = min(max(0, failures - 1), 30)
+    delay = min(BACKOFF_CAP, max(interval, BACKOFF_START * 2**doublings))
     if error.retry_after:
         delay = max(delay, min(BACKOFF_CAP, error.retry_after))
     return now + delay

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bot.channels import (
+    SHOWN_LENGTH,
     channel_kind,
     display_channel,
     env_var_name,
+    looks_secret,
     resolve_discord_webhook,
     validate_channel,
 )
@@ -100,6 +102,65 @@ def test_invalid_channels(channel: str, message: str) -> None:
 def test_display_channel_never_shows_the_token(channel: str, shown: str) -> None:
     assert display_channel(channel) == shown
     assert "TOKEN" not in display_channel(channel)
+
+
+@pytest.mark.parametrize(
+    ("channel", "shown"),
+    [
+        ("general", "general"),
+        ("#news", "#news"),
+        ("#private-news", "#private-news"),
+        ("this-is-a-very-long-channel-name-2024", "this-is-a-very-long-channel-name-2024"),
+        ("bad chan", "'bad chan'"),
+        ("#trade news", "'#trade news'"),
+        ("café chan", "'café chan'"),
+        ("it's", '"it\'s"'),
+        ("evil\x1b[2J\nchan\ttab", "'evil\\x1b[2J\\nchan\\ttab'"),
+        ("\u202eright-to-left", "'\\u202eright-to-left'"),
+        ("a b " * 30, repr(("a b " * 30)[:SHOWN_LENGTH]) + "…"),
+    ],
+)
+def test_display_channel_shows_harmless_text_quoted(channel: str, shown: str) -> None:
+    assert display_channel(channel) == shown
+    assert not looks_secret(channel)
+    assert all(ch.isprintable() for ch in display_channel(channel))
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        "xoxb-1234-5678-abcdefABCDEF",  # used to pass as a plain name and be shown
+        "xapp-1-A0123-456-abcdef",
+        "my token is xoxp-12-34",
+        "Bearer abc",
+        "my SECRET value",
+        "password hunter2",
+        "api key 12345",
+        "bob:hunter2@example.org",
+        "example.org/hook?key=abc",
+        "discord.com/api/webhooks/123/TOKEN",
+        "ghp_AbCdEf0123456789AbCdEf0123456789",
+        "0123456789abcdef0123456789abcdef",
+        "dGhpcyBpcyBhIHNlY3JldCB2YWx1ZQ3==",
+    ],
+)
+def test_display_channel_masks_what_looks_like_a_secret(channel: str) -> None:
+    shown = display_channel(channel)
+    assert shown in ("***", "…/123/***")
+    error = validate_channel(channel)
+    assert error is not None and shown in error
+    for part in channel.replace("/", " ").replace("@", " ").replace(":", " ").split():
+        if len(part) >= 6 and part not in ("discord.com", "example.org", "webhooks"):
+            assert part not in shown and part not in error, part
+
+
+def test_invalid_channel_message_quotes_what_was_typed() -> None:
+    assert validate_channel("bad chan") == (
+        "'bad chan' is not a Slack channel ID (upper-case letters and digits starting "
+        "with C, G or D, like C0123456789) or discord:<webhook URL>"
+    )
+    error = validate_channel("#trade news\n")
+    assert error is not None and error.startswith("'#trade news\\n' is a channel name;")
 
 
 def test_env_var_name() -> None:

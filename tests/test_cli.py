@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_cli, write_config
+from cli_helpers import run_cli, run_subprocess, write_config
 from feedgen import rss
 from feedserver import FeedServer
 
@@ -51,6 +51,23 @@ def test_watch_refuses_an_invalid_channel(
     assert "s3cret" not in result.err
     # Nothing was stored for the bad channel.
     assert run_cli(*common, "watch", "list", "--channel", CHANNEL).code == 0
+
+
+def test_watch_error_shows_the_typed_channel_but_not_a_secret(common: tuple[str, ...]) -> None:
+    typed = run_cli(*common, "watch", "add", "--channel", "bad chan", "tariff")
+    assert typed.code == 2
+    assert typed.err.startswith(
+        "newshound: invalid --channel: 'bad chan' is not a Slack channel ID"
+    )
+    escaped = run_cli(*common, "watch", "list", "--channel", "evil\x1b[2J\nchan")
+    assert escaped.code == 2
+    assert "'evil\\x1b[2J\\nchan' is not a Slack channel ID" in escaped.err
+    assert "\x1b" not in escaped.err and escaped.err.count("\n") == 1
+    token = "xoxb-1234-5678-s3cretT0kenValue"
+    pasted = run_cli(*common, "watch", "add", "--channel", token, "tariff")
+    assert pasted.code == 2
+    assert pasted.err.startswith('newshound: invalid --channel: "***" is not a Slack channel ID')
+    assert "s3cret" not in pasted.err
 
 
 def test_watch_accepts_slack_ids_and_discord_channels(common: tuple[str, ...]) -> None:
@@ -177,6 +194,45 @@ def test_status_with_a_broken_config_exits_2_with_file_and_line(tmp_path: Path) 
     assert lines[1].startswith(f"{config}:3: ") and "colour" in lines[1]
 
 
+ABSURD_CONFIG = f"""\
+settings:
+  interval: 99999999999999999999d
+  max_age: {"9" * 400}d
+  retention: 1e400d
+  fetch_timeout: 10d
+  max_body_mb: 1e308
+  failure_threshold: {"9" * 5000}
+feeds:
+  - url: http://127.0.0.1:9/feed.xml
+    interval: 1000w
+watches:
+  - channel: C0CLITEST01
+    terms: [tariff]
+"""
+
+
+@pytest.mark.parametrize("command", [["check"], ["poll", "--once", "--all"], ["status"]])
+def test_absurd_numbers_are_config_errors_not_tracebacks(
+    tmp_path: Path, command: list[str]
+) -> None:
+    config = tmp_path / "feeds.yaml"
+    config.write_text(ABSURD_CONFIG, "utf-8")
+    db = tmp_path / "db.sqlite"
+    result = run_subprocess("--config", str(config), "--db", str(db), *command)
+    assert result.code == 2, result.err
+    assert result.out == ""
+    assert result.err.splitlines() == [
+        f"{config}:2: interval must be at most 7d (got 99999999999999999999d)",
+        f'{config}:3: max_age: "{"9" * 37}..." is too long',
+        f'{config}:4: retention: "1e400d" is not a valid duration; use a number with a unit, '
+        "e.g. 30s, 5m, 2h, 1d or 1h30m",
+        f"{config}:5: fetch_timeout must be at most 5m (got 10d)",
+        f"{config}:6: max_body_mb must be at most 1024 (got 1e308)",
+        f"{config}:7: failure_threshold must be at most 1000 (got {'9' * 37}...)",
+        f"{config}:10: feed interval must be at most 7d (got 1000w)",
+    ]
+
+
 # -- poll ---------------------------------------------------------------------
 
 
@@ -206,6 +262,28 @@ def test_poll_once_says_when_no_feed_is_due(
 
     forced = run_cli(*common, "poll", "--once", "--all")
     assert "no feed is due" not in forced.out and "Quiet" in forced.out
+
+
+def test_poll_once_keeps_working_for_a_feed_that_failed_very_often(tmp_path: Path) -> None:
+    # Over 1024 failures in a row (years of daily retries while suspended, or
+    # a cron job running `poll --once --all` every minute) the backoff used to
+    # overflow a float: every poll then ended in "internal error".
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        ["http://127.0.0.1:9/feed.xml"],
+        [{"channel": CHANNEL, "terms": ["x"]}],
+    )
+    common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
+    assert run_cli(*common, "status").code == 0
+    with Store(str(tmp_path / "db.sqlite")) as store:
+        store._execute("UPDATE feeds SET consecutive_failures = 1024")
+    result = run_cli(*common, "poll", "--once", "--all")
+    assert result.code == 0, result.err
+    assert "internal error" not in result.err
+    assert "failed 1025 times in a row" in result.out
+    status = run_cli(*common, "status")
+    assert status.code == 0, status.err
+    assert "1025 failures in a row" in status.out
 
 
 def test_poll_once_without_feeds_says_so(tmp_path: Path) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from bot.config import (
+    DURATION_LIMITS,
+    NUMBER_LIMITS,
     Config,
     ConfigError,
     FeedConfig,
@@ -22,6 +25,8 @@ from bot.config import (
     parse_config,
 )
 from bot.durations import format_duration, parse_duration
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 FILE = "feeds.yaml"
 
@@ -512,6 +517,69 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
         ["2: max_body_mb must be more than 0 (got 0)"],
     ),
     (
+        "durations above their maximum",
+        """\
+        settings:
+          interval: 8d
+          max_age: 3651d
+          retention: 99999999999999999999d
+          fetch_timeout: 301s
+          parse_timeout: 1h
+          send_interval: 61m
+        feeds:
+          - url: https://a.example/rss
+            interval: 99999999999999999999d
+        """,
+        [
+            "2: interval must be at most 7d (got 8d)",
+            "3: max_age must be at most 3650d (got 3651d)",
+            "4: retention must be at most 3650d (got 99999999999999999999d)",
+            "5: fetch_timeout must be at most 5m (got 301s)",
+            "6: parse_timeout must be at most 5m (got 1h)",
+            "7: send_interval must be at most 1h (got 61m)",
+            "10: feed interval must be at most 7d (got 99999999999999999999d)",
+        ],
+    ),
+    (
+        "numbers above their maximum",
+        """\
+        settings:
+          max_alerts_per_poll: 1001
+          max_items_per_feed: "100001"
+          failure_threshold: 0x7fffffffffffffffffff
+          max_body_mb: 1e308
+        """,
+        [
+            "2: max_alerts_per_poll must be at most 1000 (got 1001)",
+            "3: max_items_per_feed must be at most 100000 (got 100001)",
+            "4: failure_threshold must be at most 1000 (got 0x7fffffffffffffffffff)",
+            "5: max_body_mb must be at most 1024 (got 1e308)",
+        ],
+    ),
+    (
+        "overflowing and non-finite values",
+        f"""\
+        settings:
+          interval: {"9" * 400}d
+          max_age: .inf
+          retention: nan
+          max_items_per_feed: {"9" * 5000}
+          failure_threshold: -{"9" * 5000}
+          max_body_mb: .nan
+          max_alerts_per_poll: inf
+        """,
+        [
+            f'2: interval: "{"9" * 37}..." is too long',
+            '3: max_age: ".inf" is not a valid duration',
+            '4: retention: "nan" is not a valid duration',
+            f"5: max_items_per_feed must be at most 100000 (got {'9' * 37}...)",
+            f"6: failure_threshold must be a whole number of at least 1 "
+            f"(got the number -{'9' * 36}...)",
+            "7: max_body_mb must be a number, not the number .nan",
+            '8: max_alerts_per_poll must be a whole number of at least 1 (got the text "inf")',
+        ],
+    ),
+    (
         "bad network",
         """\
         settings:
@@ -620,6 +688,24 @@ PROBLEM_CASES: list[tuple[str, str, list[str]]] = [
             terms: [tariff]
         """,
         ['2: invalid channel: "general" is not a Slack channel ID'],
+    ),
+    (
+        "channel with a space is shown as typed",
+        """\
+        watches:
+          - channel: bad chan
+            terms: [tariff]
+        """,
+        ["2: invalid channel: 'bad chan' is not a Slack channel ID"],
+    ),
+    (
+        "channel that looks like a token is masked",
+        """\
+        watches:
+          - channel: xoxb-1234-5678-abcdefABCDEF
+            terms: [tariff]
+        """,
+        ['2: invalid channel: "***" is not a Slack channel ID'],
     ),
     (
         "channel name instead of id",
@@ -834,6 +920,59 @@ def test_config_error_lists_every_problem_in_str() -> None:
     assert all(isinstance(p, Problem) for p in error.problems)
     assert error.problems[0] == Problem("my.yaml", 2, "interval must be at least 1m (got 1s)")
     assert str(error).splitlines() == [str(p) for p in error.problems]
+
+
+@pytest.mark.parametrize("name", sorted(DURATION_LIMITS))
+def test_each_duration_is_accepted_up_to_its_maximum(name: str) -> None:
+    maximum = DURATION_LIMITS[name].maximum
+    highest = format_duration(maximum)
+    extra = "" if name != "max_age" else f"\n  retention: {highest}"
+    config = parse_config(f"settings:\n  {name}: {highest}{extra}\n", FILE)
+    assert getattr(config.settings, name) == maximum
+    feed = f"feeds:\n  - url: https://a.example/rss\n    interval: {highest}\n"
+    if name == "interval":
+        assert parse_config(feed, FILE).feeds[0].interval == maximum
+
+    above = format_duration(maximum + 1)
+    with pytest.raises(ConfigError) as info:
+        parse_config(f"settings:\n  {name}: {above}\n", FILE)
+    assert [str(p) for p in info.value.problems] == [
+        f"{FILE}:2: {name} must be at most {highest} (got {above})"
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(NUMBER_LIMITS))
+def test_each_number_is_accepted_up_to_its_maximum(name: str) -> None:
+    maximum = NUMBER_LIMITS[name].maximum
+    shown = f"{maximum:g}"
+    config = parse_config(f"settings:\n  {name}: {shown}\n", FILE)
+    assert getattr(config.settings, name) == maximum
+    above = str(int(maximum) + 1)
+    with pytest.raises(ConfigError) as info:
+        parse_config(f"settings:\n  {name}: {above}\n", FILE)
+    assert [str(p) for p in info.value.problems] == [
+        f"{FILE}:2: {name} must be at most {shown} (got {above})"
+    ]
+
+
+def test_defaults_are_within_the_limits() -> None:
+    defaults = Settings()
+    for name, limit in {**DURATION_LIMITS, **NUMBER_LIMITS}.items():
+        value = getattr(defaults, name)
+        assert limit.minimum <= value <= limit.maximum, name
+        assert not (limit.above_minimum and value == limit.minimum), name
+
+
+def test_readme_lists_the_allowed_ranges() -> None:
+    readme = README.read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(\w+)`[^|]* \| (.+?) \|$", readme, re.MULTILINE))
+    for name, limit in {**DURATION_LIMITS, **NUMBER_LIMITS}.items():
+        show = format_duration if name in DURATION_LIMITS else "{:g}".format
+        low = "0" if limit.minimum == 0 else show(limit.minimum)
+        low = f"more than {low}" if limit.above_minimum else low
+        assert name in rows, name
+        assert rows[name].startswith(f"{low} "), (name, rows[name])
+        assert f" to {show(limit.maximum)}" in rows[name], (name, rows[name])
 
 
 def test_missing_file(tmp_path: Path) -> None:

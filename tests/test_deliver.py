@@ -93,6 +93,17 @@ def test_slack_429_waits_retry_after_before_any_further_post(store: Store, slack
     assert_each_posted_once(slack, ids)
 
 
+def test_slack_429_with_retry_after_nan_waits_a_second(store: Store, slack: FakeSlack):
+    # NaN used to reach the database as the gate time: NOT NULL constraint
+    # failed, and delivery (so `poll` and `run`) stopped with an internal error.
+    ids = queue(store, A, 1)
+    slack.fail_next(POST, Fault(status=429, error="ratelimited", retry_after=float("nan")))
+    assert deliverer(store, sink_for(slack)).deliver(max_wait=5).sent == 1
+    limited, resent = post_times(slack)
+    assert resent - limited >= 1.0
+    assert_each_posted_once(slack, ids)
+
+
 def test_429_is_persisted_for_another_sender(tmp_path: Path, store: Store, slack: FakeSlack):
     ids = queue(store, A, 1)
     slack.fail_next(POST, Fault(status=429, error="ratelimited", retry_after=0.6))
@@ -175,6 +186,22 @@ def test_backoff_is_exponential_jittered_and_bounded(store: Store, slack: FakeSl
         now[0] = row.next_attempt_at
     assert len(slack.calls(POST)) == 3
     assert 2.5 <= waits[0] <= 5 and 5 <= waits[1] <= 10 and 10 <= waits[2] <= 20
+
+
+def test_backoff_after_very_many_attempts_stays_at_the_cap(store: Store, slack: FakeSlack):
+    # A message retried hourly for weeks passes 1024 attempts; 2 ** 1024
+    # does not fit in a float, and delivery must go on rather than crash.
+    rng = random.Random(7)
+    for attempts in (1024, 1025, 10**30):
+        assert RETRY_CAP / 2 <= retry_delay(attempts, rng) <= RETRY_CAP
+    (message_id,) = queue(store, A, 1)
+    store._execute("UPDATE outbox SET attempts = 5000 WHERE id = ?", (message_id,))
+    slack.fail_next(POST, Fault(status=503))
+    now = time.time()
+    assert deliverer(store, sink_for(slack), clock=lambda: now, rng=rng).deliver().failed == 1
+    row = store.outbox_message(message_id)
+    assert row is not None and row.state == PENDING and row.attempts == 5001
+    assert now + RETRY_CAP / 2 <= row.next_attempt_at <= now + RETRY_CAP
 
 
 def test_dropped_connections_retry_and_never_duplicate(store: Store, slack: FakeSlack):

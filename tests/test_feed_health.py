@@ -89,6 +89,15 @@ def test_backoff_doubles_from_5_minutes_to_a_day() -> None:
     assert delays == sorted(delays)
 
 
+def test_backoff_stays_capped_after_any_number_of_failures() -> None:
+    # 2 ** 1024 does not fit in a float: a feed failing for years (or polled
+    # by cron every minute) must still get a next check, not an OverflowError.
+    config = make_config("https://a.example/f", "https://b.example/f")
+    feed, err = config.feeds[0], FeedError("connect", "refused")
+    for failures in (1024, 1025, 5000, 10**30):
+        assert next_check_after_failure(feed, config, failures, err, 0.0) == BACKOFF_CAP
+
+
 def test_retry_after_and_gone() -> None:
     config = make_config("https://a.example/f", "https://b.example/f")
     feed = config.feeds[0]

@@ -76,6 +76,16 @@ def test_429_gives_fractional_retry_after_for_the_method(slack: FakeSlack):
 
 
 @pytest.mark.parametrize(
+    ("header", "seconds"), [(float("nan"), 1.0), (float("inf"), 3600.0), (-5.0, 0.0)]
+)
+def test_429_with_an_odd_retry_after_gives_a_finite_wait(
+    slack: FakeSlack, header: float, seconds: float
+):
+    exc = send_error(slack, Fault(status=429, error="ratelimited", retry_after=header))
+    assert exc.retry_after == seconds and exc.gate_key == POST_GATE
+
+
+@pytest.mark.parametrize(
     "fault",
     [Fault(status=500, error="internal_error"), Fault(status=503), Fault(drop=True)],
     ids=["500", "503", "dropped"],

@@ -9,6 +9,7 @@ are replaced by look-alikes so a feed cannot restyle the message.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any, cast
 
@@ -300,6 +301,8 @@ def _seconds(value: str | None) -> float:
     try:
         seconds = float(value) if value else 1.0
     except ValueError:
+        return 1.0
+    if math.isnan(seconds):  # min/max would pass NaN through to the send gate
         return 1.0
     return min(max(seconds, 0.0), 3600.0)
 
