@@ -1,15 +1,21 @@
-"""bot/poll.py: how a cycle names feeds in the digests it finishes."""
+"""bot/poll.py: how a cycle names feeds in digests, and how many feeds it has in flight."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli, write_config
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
+
+from bot.config import parse_config
+from bot.fetch import Fetcher, FetchPolicy
+from bot.poll import Poller
+from bot.store import Store
 
 CHANNEL = "C0DIGEST001"
 NOW = datetime.now(UTC)
@@ -54,3 +60,20 @@ def test_digest_items_name_their_feed_like_single_alerts(
     assert "8 more matching stories" in result.out
     assert digest == {"named": "Configured Name", "titled": "Own Title B", "bare": "127.0.0.1"}
     assert "Own Title A" not in result.out
+
+
+def test_a_cycle_keeps_at_most_workers_feeds_in_flight(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    for i in range(8):
+        feed_server.set(f"/slow{i}.xml", rss(tariff_stories(f"s{i}", 1)), delay=0.2)
+    config = parse_config(
+        "settings: {allow_networks: [127.0.0.0/8]}\nfeeds:\n"
+        + "".join(f"  - url: {feed_server.url(f'/slow{i}.xml')}\n" for i in range(8)),
+        "feeds.yaml",
+    )
+    policy = FetchPolicy(timeout=5.0, allow_networks=(ip_network("127.0.0.0/8"),))
+    with Store(tmp_path / "db") as store, Fetcher(policy, per_host=8) as fetcher:
+        report = Poller(config, store, fetcher, workers=3).run_cycle(all_feeds=True)
+    assert [f.status for f in report.feeds] == ["ok"] * 8
+    assert feed_server.peak_active == 3
