@@ -18,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import email.utils
+import logging
 import math
+import re
 import socket
 import ssl
 import threading
 import time
 import zlib
 from collections.abc import Coroutine, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC
 from functools import lru_cache
@@ -41,7 +44,12 @@ from bot.models import FeedError, FetchResult
 from bot.netguard import BlockedAddressError, GuardedResolver, IPNetwork, ResolutionError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT = 10.0  # seconds `close` waits for connections to close
+MAX_SHOWN_HOST = 80
+MAX_VALIDATOR = 1024
+_VALIDATOR_RE = re.compile(r"[\x20-\x7e\t]*")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, "
@@ -88,6 +96,21 @@ def _host_of(url: str) -> str:
         return "feed"
 
 
+def _shown(host: str) -> str:
+    """A host as error messages show it: a hostile redirect can name a host
+    thousands of characters long."""
+    return host if len(host) <= MAX_SHOWN_HOST else host[: MAX_SHOWN_HOST - 1] + "…"
+
+
+def _validator(value: str | None) -> str | None:
+    """An ETag / Last-Modified value fit to be stored and sent back, else None.
+    A control character in one would make every later request fail before it
+    is sent, and nothing would ever replace the stored value."""
+    if value is None or len(value) > MAX_VALIDATOR or not _VALIDATOR_RE.fullmatch(value):
+        return None
+    return value
+
+
 @lru_cache(maxsize=4096)  # the same feed URLs come back every cycle
 def _check_url(url: str | URL, *, what: str = "URL") -> URL:
     try:
@@ -109,6 +132,11 @@ class _BodyTooLarge(Exception):
     pass
 
 
+# Real feeds are one gzip member; concatenated files make a few. Thousands of
+# empty members cost CPU while producing nothing the body cap would count.
+MAX_GZIP_MEMBERS = 64
+
+
 class _Decoder:
     """Content-Encoding decoder whose output never exceeds the body cap, so a
     gzip bomb is stopped after at most `limit + 1` decompressed bytes."""
@@ -122,6 +150,7 @@ class _Decoder:
         self._first = True  # no output yet from the current compressed stream
         self._later_member = False  # decoding a second or later gzip member
         self._done = False  # ignoring trailing garbage
+        self._members = 1  # gzip members started
         if not codings:
             return
         if len(codings) > 1 or codings[0] not in ("gzip", "x-gzip", "deflate"):
@@ -148,6 +177,19 @@ class _Decoder:
     def _inflate(self, data: bytes, out: bytearray) -> None:
         assert self._zlib is not None
         while data and not self._done:
+            if self._zlib.eof:
+                # The previous stream is complete; `data` is what follows it.
+                if self._mode != "gzip":
+                    self._done = True  # bytes after a deflate stream: ignore
+                    return
+                if not data.strip(b"\0"):
+                    return  # NUL padding: ignored, not kept (the raw byte cap ends it)
+                self._members += 1
+                if self._members > MAX_GZIP_MEMBERS:
+                    raise FeedError("bad_encoding", "compressed body has too many gzip members")
+                self._zlib = self._new()
+                self._first = True
+                self._later_member = True
             try:
                 chunk = self._zlib.decompress(data, self._room(out))
             except zlib.error:
@@ -164,16 +206,10 @@ class _Decoder:
             out += chunk
             if len(out) > self._limit:
                 raise _BodyTooLarge
-            if self._zlib.unconsumed_tail:
-                data = self._zlib.unconsumed_tail
-                continue
-            if self._zlib.eof and self._mode == "gzip" and self._zlib.unused_data.strip(b"\0"):
-                data = self._zlib.unused_data  # another gzip member follows
-                self._zlib = self._new()
-                self._first = True
-                self._later_member = True
-                continue
-            break
+            # Input zlib held back for lack of room, else what follows the
+            # stream's end (another member or padding), else nothing left.
+            tail = self._zlib.unused_data if self._zlib.eof else b""
+            data = self._zlib.unconsumed_tail or tail
 
     def finish(self, out: bytearray) -> None:
         if self._zlib is not None and not self._done:
@@ -205,7 +241,7 @@ def _classify(exc: BaseException, host: str, timeout: float) -> FeedError:
             return FeedError("blocked_address", e.message)
     for e in chain:
         if isinstance(e, ResolutionError):
-            return FeedError("dns", f"could not resolve host {e.host}")
+            return FeedError("dns", f"could not resolve host {_shown(e.host)}")
         if isinstance(e, (aiohttp.ClientConnectorDNSError, socket.gaierror)):
             return FeedError("dns", f"could not resolve host {host}")
     for e in chain:
@@ -228,6 +264,11 @@ def _classify(exc: BaseException, host: str, timeout: float) -> FeedError:
     for e in chain:
         if isinstance(e, aiohttp.InvalidURL):
             return FeedError("bad_url", f"{host}: invalid URL")
+    for e in chain:
+        if isinstance(e, (ValueError, UnicodeError)) and not isinstance(e, aiohttp.ClientError):
+            # aiohttp refuses to put the value on the wire (e.g. a header
+            # with a control character): nothing was sent.
+            return FeedError("protocol", f"{host}: request could not be sent")
     for e in chain:
         if isinstance(
             e,
@@ -369,10 +410,12 @@ class Fetcher:
         try:
             # Queued behind every coroutine submitted before the flag was set,
             # so `_close` sees (and cancels) all of them.
-            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result()
+            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(CLOSE_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            log.warning("fetcher: connections still closing after %g s; left behind", CLOSE_TIMEOUT)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+            self._thread.join(CLOSE_TIMEOUT)
             if not self._thread.is_alive():
                 self._loop.close()
 
@@ -382,6 +425,7 @@ class Fetcher:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._session.close()
+        await self._resolver.close()
 
     # -- fetching --------------------------------------------------------------
 
@@ -393,7 +437,14 @@ class Fetcher:
         last_modified: str | None = None,
     ) -> FetchResult:
         """GET `url` (blocking); raises FeedError. A 304 gives `not_modified=True`."""
-        return self.call(self.fetch_async(url, etag=etag, last_modified=last_modified))
+        try:
+            return self.call(self.fetch_async(url, etag=etag, last_modified=last_modified))
+        except (FetcherClosed, concurrent.futures.CancelledError):
+            raise FeedError("cancelled", "fetch abandoned: shutting down") from None
+
+    def host_slot(self, url: str) -> AbstractAsyncContextManager[None]:
+        """One of the `per_host` slots of the URL's host (see `fetch_now`)."""
+        return self.hosts.slot(_host_of(url))
 
     async def fetch_async(
         self,
@@ -402,21 +453,31 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
     ) -> FetchResult:
-        """`fetch` as a coroutine on the fetcher's loop."""
-        hop = _Hop(_host_of(url))
+        """`fetch` as a coroutine on the fetcher's loop: waits for a host slot."""
+        async with self.host_slot(url):
+            return await self.fetch_now(url, etag=etag, last_modified=last_modified)
+
+    async def fetch_now(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> FetchResult:
+        """Fetch without waiting for a host slot: the caller holds one. The
+        deadline starts here, so time spent queueing for a busy host is not
+        counted against this feed's server."""
+        hop = _Hop(_shown(_host_of(url)))
         timeout = self.policy.timeout
-        async with self.hosts.slot(hop.host):
-            # The deadline starts once a slot is ours: waiting behind other
-            # feeds of the same host is not this feed's server being slow.
-            try:
-                async with asyncio.timeout(timeout):
-                    return await self._fetch(url, etag, last_modified, hop)
-            except FeedError:
-                raise
-            except _BodyTooLarge:
-                raise self._too_large(hop.host) from None
-            except Exception as exc:
-                raise _classify(exc, hop.host, timeout) from None
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._fetch(url, etag, last_modified, hop)
+        except FeedError:
+            raise
+        except _BodyTooLarge:
+            raise self._too_large(hop.host) from None
+        except Exception as exc:
+            raise _classify(exc, hop.host, timeout) from None
 
     def _too_large(self, host: str) -> FeedError:
         limit = self.policy.max_body_bytes
@@ -427,14 +488,15 @@ class Fetcher:
         self, url: str, etag: str | None, last_modified: str | None, hop: _Hop
     ) -> FetchResult:
         current = _check_url(url)
+        etag, last_modified = _validator(etag), _validator(last_modified)
         headers: dict[str, str] = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         for _hop in range(self.policy.max_redirects + 1):
-            host = hop.host = current.host or "feed"
-            await self._resolver.check_host(host, current.port or 80)
+            await self._resolver.check_host(current.host or "", current.port or 80)
+            host = hop.host = _shown(current.host or "feed")
             async with self._session.get(
                 current, headers=headers, allow_redirects=False
             ) as response:
@@ -443,8 +505,8 @@ class Fetcher:
                     current = self._redirect_target(current, response, host)
                     continue
                 response_headers = {k.lower(): v for k, v in response.headers.items()}
-                new_etag = response_headers.get("etag")
-                new_modified = response_headers.get("last-modified")
+                new_etag = _validator(response_headers.get("etag"))
+                new_modified = _validator(response_headers.get("last-modified"))
                 if status == 304:
                     # Reading the (empty) rest lets the connection go back to
                     # the keep-alive pool instead of closing.
@@ -471,7 +533,7 @@ class Fetcher:
                 )
         raise FeedError(
             "redirect_loop",
-            f"{_host_of(url)}: more than {self.policy.max_redirects} redirects",
+            f"{_shown(_host_of(url))}: more than {self.policy.max_redirects} redirects",
         )
 
     @staticmethod
@@ -494,7 +556,13 @@ class Fetcher:
         if not encoding and length.isdigit() and len(length) < 20 and int(length) > limit:
             raise _BodyTooLarge
         out = bytearray()
+        received = 0
         async for raw in response.content.iter_any():
+            # The cap counts the bytes received too: a stream that decompresses
+            # to nothing (padding, empty members) must not run until the deadline.
+            received += len(raw)
+            if received > limit:
+                raise _BodyTooLarge
             decoder.feed(raw, out)
         decoder.finish(out)
         return bytes(out)

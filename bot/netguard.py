@@ -14,10 +14,10 @@ turns them into. Both run for every redirect hop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -147,9 +147,36 @@ def is_address_allowed(ip: IPAddress | str, allow_networks: Sequence[IPNetwork] 
 
 # --- the resolver ---------------------------------------------------------------
 
-# Lookups run in threads of their own: a resolver that hangs must not take the
-# event loop's default executor (or the loop) with it.
-DNS_THREADS = 8
+
+async def _getaddrinfo(host: str, port: int, family: int) -> list[tuple[int, str]]:
+    """getaddrinfo in a daemon thread of its own. Not a thread pool: a lookup
+    whose nameservers never answer blocks its thread for half a minute, and a
+    few of those must neither starve the other feeds' lookups nor hold up the
+    process at exit (pool threads are joined at exit; daemon threads are not)."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[list[tuple[int, str]]] = loop.create_future()
+
+    def deliver(result: list[tuple[int, str]] | BaseException) -> None:
+        if answer.done():  # the fetch gave up (deadline) before DNS answered
+            return
+        if isinstance(result, BaseException):
+            answer.set_exception(result)
+        else:
+            answer.set_result(result)
+
+    def lookup() -> None:
+        result: list[tuple[int, str]] | BaseException
+        try:
+            infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+            result = [(int(info[0]), str(info[4][0])) for info in infos]
+        except (OSError, UnicodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            result = ResolutionError(host, reason)
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
+            loop.call_soon_threadsafe(deliver, result)
+
+    threading.Thread(target=lookup, name="newshound-dns", daemon=True).start()
+    return await answer
 
 
 def _literal(host: str) -> str | None:
@@ -170,7 +197,6 @@ class GuardedResolver(AbstractResolver):
 
     def __init__(self, allow_networks: Sequence[IPNetwork] = ()) -> None:
         self.allow_networks = tuple(allow_networks)
-        self._executor = ThreadPoolExecutor(DNS_THREADS, thread_name_prefix="newshound-dns")
 
     async def addresses(
         self, host: str, port: int, family: int = socket.AF_UNSPEC
@@ -181,13 +207,7 @@ class GuardedResolver(AbstractResolver):
         if literal is not None:
             found = [(socket.AF_INET6 if ":" in literal else socket.AF_INET, literal)]
         else:
-            lookup = partial(socket.getaddrinfo, host, port, family, socket.SOCK_STREAM)
-            try:
-                infos = await asyncio.get_running_loop().run_in_executor(self._executor, lookup)
-            except (socket.gaierror, UnicodeError) as exc:
-                reason = getattr(exc, "strerror", None) or str(exc)
-                raise ResolutionError(host, reason) from exc
-            found = list(dict.fromkeys((int(info[0]), str(info[4][0])) for info in infos))
+            found = list(dict.fromkeys(await _getaddrinfo(host, port, family)))
         if not found:
             raise ResolutionError(host, "no addresses")
         for _family, ip in found:
@@ -217,4 +237,4 @@ class GuardedResolver(AbstractResolver):
         ]
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        pass  # lookups still running finish in their own daemon threads

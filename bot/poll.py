@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -109,9 +110,7 @@ class _Job:
 
     def cancelled_before_start(self, future: Future[None]) -> None:
         if future.cancelled() and not self.started:
-            self.results.put(
-                _Fetched(self.feed, self.row, error=FeedError("cancelled", "cancelled"))
-            )
+            self.results.put(_Fetched(self.feed, self.row, error=CANCELLED))
 
 
 class _ChannelBudget:
@@ -343,30 +342,50 @@ class Poller:
         # Replaced by fetch_one's result unless the coroutine is cancelled.
         fetched = _Fetched(job.feed, job.row, error=CANCELLED)
         try:
-            async with in_flight:
-                fetched = await self.fetch_one(job.feed, job.row, parsers)
+            fetched = await self.fetch_one(job.feed, job.row, in_flight, parsers)
         finally:
             job.results.put(fetched)  # always exactly one result per feed
 
     async def fetch_one(
-        self, feed: FeedConfig, row: FeedRow, parsers: ThreadPoolExecutor
+        self,
+        feed: FeedConfig,
+        row: FeedRow,
+        in_flight: asyncio.Semaphore,
+        parsers: ThreadPoolExecutor,
     ) -> _Fetched:
         fetched = _Fetched(feed, row)
         try:
-            result = await self.fetcher.fetch_async(
-                feed.url, etag=row.etag, last_modified=row.last_modified
-            )
-            fetched.result = result
-            if result.not_modified:
-                return fetched
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(parsers, self._hash_and_parse, fetched, result)
+            async with AsyncExitStack() as cycle_slot:
+                async with self.fetcher.host_slot(feed.url):
+                    # The cycle slot only once the host has room: a feed that
+                    # waits for a busy (or stuck) host holds nothing that feeds
+                    # on other hosts need.
+                    await cycle_slot.enter_async_context(in_flight)
+                    result = await self.fetcher.fetch_now(
+                        feed.url, etag=row.etag, last_modified=row.last_modified
+                    )
+                # The host slot is free again; the cycle slot is kept while
+                # parsing, so bodies waiting to be parsed stay few.
+                fetched.result = result
+                if not result.not_modified:
+                    await self._parse_in_thread(fetched, result, parsers)
         except FeedError as exc:
             fetched.error = exc
         except Exception as exc:  # a bug must cost one feed, never the cycle
             log.exception("unexpected error polling %s", feed.url)
             fetched.error = FeedError("internal", f"internal error: {type(exc).__name__}")
         return fetched
+
+    async def _parse_in_thread(
+        self, fetched: _Fetched, result: FetchResult, parsers: ThreadPoolExecutor
+    ) -> None:
+        try:
+            handoff = asyncio.get_running_loop().run_in_executor(
+                parsers, self._hash_and_parse, fetched, result
+            )
+        except RuntimeError:  # the cycle was abandoned and its parser threads shut down
+            raise asyncio.CancelledError from None
+        await handoff
 
     def _hash_and_parse(self, fetched: _Fetched, result: FetchResult) -> None:
         """In a parser thread: skip bodies seen last time, else parse and match."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -14,6 +15,7 @@ class RecordedRequest:
     method: str
     path: str
     headers: dict[str, str]  # lower-case names
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass

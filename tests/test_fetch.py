@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -8,8 +10,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 from ipaddress import ip_network
+from pathlib import Path
 
 import pytest
+from cli_helpers import REPO
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 
@@ -478,11 +482,117 @@ def test_keep_alive_reuses_connections(feed_server: FeedServer, fetcher: Fetcher
     assert feed_server.connections == 1
 
 
-def test_multi_member_gzip_and_trailing_junk(feed_server: FeedServer, fetcher: Fetcher) -> None:
-    def gz(data: bytes) -> bytes:
-        packer = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-        return packer.compress(data) + packer.flush()
+def gz(data: bytes) -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
 
+
+def test_endless_empty_gzip_members_are_refused_quickly(feed_server: FeedServer) -> None:
+    # Thousands of 20-byte members decompress to nothing: the body cap never
+    # sees a byte, so the member count is what stops them.
+    feed_server.set("/members.xml", gz(b"") * 50_000, headers={"Content-Encoding": "gzip"})
+    with Fetcher(FetchPolicy(timeout=10.0, allow_networks=LOOPBACK)) as fetcher:
+        started = time.monotonic()
+        err = fetch_error(fetcher, feed_server.url("/members.xml"))
+    assert err.kind == "bad_encoding" and "gzip members" in err.message
+    assert time.monotonic() - started < 2.0
+
+
+def test_padding_after_gzip_counts_against_the_cap(feed_server: FeedServer) -> None:
+    feed_server.set("/pad.xml", gz(FEED) + b"\0" * 300_000, headers={"Content-Encoding": "gzip"})
+    small = FetchPolicy(timeout=10.0, max_body_bytes=100_000, allow_networks=LOOPBACK)
+    with Fetcher(small) as fetcher:
+        assert fetch_error(fetcher, feed_server.url("/pad.xml")).kind == "too_large"
+    feed_server.set("/okpad.xml", gz(FEED) + b"\0" * 1000, headers={"Content-Encoding": "gzip"})
+    with Fetcher(small) as fetcher:
+        assert fetcher.fetch(feed_server.url("/okpad.xml")).body == FEED
+
+
+@pytest.mark.parametrize("bad", ['"v1\x7f"', '"v1\x01"', "x" * 2000])
+def test_unsendable_validators_are_dropped_not_stored(
+    feed_server: FeedServer, fetcher: Fetcher, bad: str
+) -> None:
+    # Stored, such a value would make every later request fail before it is
+    # sent, and no response could ever replace it.
+    feed_server.set("/v.xml", FEED, etag=bad)
+    result = fetcher.fetch(feed_server.url("/v.xml"))
+    assert result.body == FEED and result.etag is None
+    # One stored by an older version is not sent: the feed keeps working.
+    again = fetcher.fetch(feed_server.url("/v.xml"), etag=bad, last_modified=bad)
+    assert again.body == FEED
+    assert "if-none-match" not in feed_server.requests[-1].headers
+    assert "if-modified-since" not in feed_server.requests[-1].headers
+
+
+def test_hung_dns_lookups_do_not_starve_other_fetches(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = socket.getaddrinfo
+
+    def hang_for_dead_domain(host: object, *args: object, **kwargs: object) -> list:
+        if str(host).endswith(".dead-dns.test"):
+            time.sleep(3)  # as a resolver whose nameservers never answer
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang_for_dead_domain)
+    feed_server.set("/ok.xml", FEED)
+    with Fetcher(FetchPolicy(timeout=1.0, allow_networks=LOOPBACK)) as fetcher:
+        dead = [f"http://site{i}.dead-dns.test/feed.xml" for i in range(20)]
+        healthy = [feed_server.url("/ok.xml").replace("127.0.0.1", "localhost")] * 4
+        futures = [fetcher.submit(fetcher.fetch_async(url)) for url in dead + healthy]
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(future.result().status)
+            except FeedError as exc:
+                outcomes.append(exc.kind)
+    assert outcomes == ["timeout"] * 20 + [200] * 4
+
+
+def test_hung_dns_lookup_does_not_hold_up_process_exit(tmp_path: Path) -> None:
+    script = tmp_path / "hang.py"
+    script.write_text(
+        "import socket, time\n"
+        "from bot.fetch import Fetcher, FetchPolicy\n"
+        "from bot.models import FeedError\n"
+        "def hang(*a, **k):\n"
+        "    time.sleep(30)\n"
+        "socket.getaddrinfo = hang\n"
+        "with Fetcher(FetchPolicy(timeout=0.5)) as f:\n"
+        "    try:\n"
+        "        f.fetch('http://feeds.dead-dns.test/rss')\n"
+        "    except FeedError as e:\n"
+        "        print(e.kind)\n",
+        encoding="utf-8",
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert done.stdout.strip() == "timeout", done.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_long_host_names_are_shortened_in_errors(
+    feed_server: FeedServer, fetcher: Fetcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_host = "a" * 60 + "." + "b" * 60 + "." + "c" * 60 + ".invalid"
+    real = socket.getaddrinfo
+
+    def fail_invalid(host: object, *args: object, **kwargs: object) -> list:
+        if str(host).endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail_invalid)
+    feed_server.redirect("/far", f"http://{long_host}/rss")
+    err = fetch_error(fetcher, feed_server.url("/far"))
+    assert err.kind == "dns" and err.message.startswith("could not resolve host aaaa")
+    assert long_host not in err.message
+
+
+def test_multi_member_gzip_and_trailing_junk(feed_server: FeedServer, fetcher: Fetcher) -> None:
     half = len(FEED) // 2
     feed_server.set(
         "/m.xml", gz(FEED[:half]) + gz(FEED[half:]), headers={"Content-Encoding": "gzip"}
