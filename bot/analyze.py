@@ -55,7 +55,7 @@ def analyze(
     parsed: ParsedFeed, watch: WatchList, *, feed_url: str, feed_name: str | None
 ) -> AnalyzedFeed:
     source = display_name(feed_name, parsed.title, feed_url)
-    keys = keys_for_feed(parsed.items)
+    keys = keys_for_feed(parsed.items, feed_url)
     analyzed = []
     for index in newest_first(parsed.items):
         item = parsed.items[index]

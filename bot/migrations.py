@@ -127,4 +127,26 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX items_last_seen ON items(last_seen_at);
         """,
     ),
+    (
+        4,
+        """
+        -- Which feeds carry which stories. A story new to a feed is offered to
+        -- the channels watching that feed even if another feed brought it
+        -- first, and a story a feed still carries is never pruned, however
+        -- long the feed answers 304.
+        CREATE TABLE feed_items (
+            feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            last_seen_at REAL NOT NULL,
+            PRIMARY KEY (feed_id, item_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX feed_items_item ON feed_items(item_id);
+        INSERT OR IGNORE INTO feed_items(feed_id, item_id, last_seen_at)
+            SELECT feed_id, id, last_seen_at FROM items;
+        -- When the feed's content was last read (its items are the rows of
+        -- feed_items seen then). NULL for feeds read before this migration,
+        -- whose next read only records what they carry.
+        ALTER TABLE feeds ADD COLUMN items_seen_at REAL;
+        """,
+    ),
 ]

@@ -278,7 +278,11 @@ class Poller:
         report.digests = self.finish_digests()
         # Stories no feed has carried for `retention` are forgotten; anything
         # still in a feed keeps being touched, so its dedup never lapses.
-        report.pruned = self.store.prune_items(self.clock() - self.config.settings.retention)
+        live = {feed.url for feed in self.config.feeds}
+        report.pruned = self.store.prune_items(
+            self.clock() - self.config.settings.retention,
+            live_feeds=[row.id for row in rows if row.url in live],
+        )
         report.duration = self.clock() - started
         self.store.set_meta("last_cycle_at", repr(self.clock()))
         return report
@@ -457,6 +461,7 @@ class Poller:
             # (most items of a feed are known), then one insert per table.
             known_keys = self.store.find_stories([k for a in analyzed.items for k in a.keys])
             seen_again: list[tuple[int, Sequence[str]]] = []
+            known_entries: list[tuple[AnalyzedItem, int]] = []
             new_entries: list[AnalyzedItem] = []
             for entry in analyzed.items:
                 known = next((known_keys[k] for k in entry.keys if k in known_keys), None)
@@ -468,18 +473,26 @@ class Poller:
                     continue  # a repeat of an entry that is new in this very document
                 else:
                     seen_again.append((known, entry.keys))
+                    known_entries.append((entry, known))
                     if cycle_items.get(known, row.id) != row.id:
                         outcome.duplicates += 1
             item_ids = self.store.insert_items(row.id, [(e.item, e.keys) for e in new_entries], now)
             outcome.new_items = len(new_entries)
-            singles: list[tuple[str, str, dict[str, Any]]] = []
+            # (entry, story id, channels that already have the story)
+            offers: list[tuple[AnalyzedItem, int, frozenset[str]]] = [
+                (entry, item_id, frozenset())
+                for entry, item_id in zip(new_entries, item_ids, strict=True)
+            ]
+            offers += self.known_but_new_here(row, known_entries)
             pending: list[tuple[str, int, Sequence[str], bool]] = []
-            for entry, item_id in zip(new_entries, item_ids, strict=True):
-                cycle_items[item_id] = row.id
+            singles: list[tuple[str, str, dict[str, Any]]] = []
+            for entry, item_id, alerted in offers:
+                cycle_items.setdefault(item_id, row.id)
                 if not is_eligible(entry.item, first_poll=first_poll, max_age=max_age, now=now):
                     continue
                 for draft in entry.alerts:
-                    # The story is new, so no channel can have an alert for it yet.
+                    if draft.channel in alerted:
+                        continue  # one alert per (channel, story), whichever feed
                     single = budget.takes_single(draft.channel)
                     if single:
                         singles.append((draft.channel, ALERT, draft.payload))
@@ -500,6 +513,7 @@ class Poller:
             )
             outcome.alerts = len(pending)
             self.store.touch_stories(seen_again, now)
+            self.store.record_carried(row.id, [*item_ids, *(i for i, _ in seen_again)], now)
             self.record_recovery(feed, row, name, watchlist, now)
             self.store.record_feed_successes(
                 [
@@ -515,6 +529,32 @@ class Poller:
                 ]
             )
         return outcome
+
+    def known_but_new_here(
+        self, row: FeedRow, known: Sequence[tuple[AnalyzedItem, int]]
+    ) -> list[tuple[AnalyzedItem, int, frozenset[str]]]:
+        """Stories another feed brought first that this feed carries for the
+        first time: channels that watch this feed (and not that one) still
+        get them once. A feed read before newshound tracked what feeds carry
+        only records what it carries, so an upgrade alerts nothing old."""
+        if not known or (row.first_polled_at is not None and row.items_seen_at is None):
+            return []
+        carried = self.store.carried_by(row.id, [item_id for _, item_id in known])
+        fresh: dict[int, AnalyzedItem] = {}
+        for entry, item_id in known:
+            if item_id not in carried and entry.alerts:
+                fresh.setdefault(item_id, entry)  # a story repeated in the feed: once
+        if not fresh:
+            return []
+        alerted = self.store.alerted(list(fresh))
+        return [
+            (
+                entry,
+                item_id,
+                frozenset(channel for channel, alerted_id in alerted if alerted_id == item_id),
+            )
+            for item_id, entry in fresh.items()
+        ]
 
     def record_failure(
         self,

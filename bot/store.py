@@ -49,6 +49,7 @@ class FeedRow:
     next_check_at: float
     gone: bool
     suspended_at: float | None
+    items_seen_at: float | None = None  # when the feed's content was last read
 
 
 @dataclass(frozen=True)
@@ -314,6 +315,43 @@ class Store:
                 [(now, item_id) for item_id in dict.fromkeys(i for i, _ in seen)],
             )
 
+    def carried_by(self, feed_id: int, item_ids: Sequence[int]) -> set[int]:
+        """Which of `item_ids` the feed has carried before."""
+        found: set[int] = set()
+        unique = list(dict.fromkeys(item_ids))
+        for offset in range(0, len(unique), 500):
+            chunk = unique[offset : offset + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._execute(
+                f"SELECT item_id FROM feed_items WHERE feed_id = ? AND item_id IN ({marks})",
+                [feed_id, *chunk],
+            ).fetchall()
+            found.update(int(r[0]) for r in rows)
+        return found
+
+    def alerted(self, item_ids: Sequence[int]) -> set[tuple[str, int]]:
+        """(channel, item id) pairs among `item_ids` that already have their alert."""
+        found: set[tuple[str, int]] = set()
+        unique = list(dict.fromkeys(item_ids))
+        for offset in range(0, len(unique), 500):
+            chunk = unique[offset : offset + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._execute(
+                f"SELECT channel, item_id FROM alerts WHERE item_id IN ({marks})", chunk
+            ).fetchall()
+            found.update((str(channel), int(item_id)) for channel, item_id in rows)
+        return found
+
+    def record_carried(self, feed_id: int, item_ids: Sequence[int], now: float) -> None:
+        """The feed's content was read at `now` and carries exactly `item_ids`."""
+        with self._lock:
+            self.db.conn.executemany(
+                "INSERT INTO feed_items(feed_id, item_id, last_seen_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(feed_id, item_id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+                [(feed_id, item_id, now) for item_id in dict.fromkeys(item_ids)],
+            )
+            self._execute("UPDATE feeds SET items_seen_at = ? WHERE id = ?", (now, feed_id))
+
     def insert_items(
         self, feed_id: int, entries: Sequence[tuple[Item, Sequence[str]]], now: float
     ) -> list[int]:
@@ -397,21 +435,28 @@ class Store:
         )
         return [_stored_item(r) for r in rows]
 
-    def prune_items(self, older_than: float) -> int:
-        """Forget stories not seen in any feed since `older_than` (and their alerts)."""
+    def prune_items(self, older_than: float, live_feeds: Sequence[int] = ()) -> int:
+        """Forget stories not seen in any feed since `older_than` (and their
+        alerts), unless one of `live_feeds` still carries them: a feed that
+        answers 304 for months still has its stories, and forgetting them
+        would make them new (and alert) when the feed next changes."""
         with self.transaction():
             ids = [
                 r[0]
                 for r in self._execute(
                     "SELECT id FROM items WHERE last_seen_at < ? AND id NOT IN "
                     "(SELECT a.item_id FROM alerts a JOIN outbox o ON o.id = a.outbox_id "
-                    " WHERE o.state IN (?, ?, ?))",
-                    (older_than, ASSEMBLING, PENDING, SENDING),
+                    " WHERE o.state IN (?, ?, ?)) AND NOT EXISTS "
+                    "(SELECT 1 FROM feed_items fi JOIN feeds f ON f.id = fi.feed_id "
+                    " WHERE fi.item_id = items.id AND fi.last_seen_at >= f.items_seen_at "
+                    " AND f.id IN (SELECT value FROM json_each(?)))",
+                    (older_than, ASSEMBLING, PENDING, SENDING, json.dumps(list(live_feeds))),
                 ).fetchall()
             ]
             for item_id in ids:
                 self._execute("DELETE FROM alerts WHERE item_id = ?", (item_id,))
                 self._execute("DELETE FROM story_keys WHERE item_id = ?", (item_id,))
+                self._execute("DELETE FROM feed_items WHERE item_id = ?", (item_id,))
                 self._execute("DELETE FROM items WHERE id = ?", (item_id,))
         return len(ids)
 
@@ -700,6 +745,7 @@ def _feed_row(r: dict[str, Any]) -> FeedRow:
         next_check_at=r["next_check_at"],
         gone=bool(r["gone"]),
         suspended_at=r["suspended_at"],
+        items_seen_at=r.get("items_seen_at"),
     )
 
 
