@@ -217,9 +217,11 @@ def feed_health(row: FeedRow | None) -> str:
 
 def dispatch(ctx: CommandContext, channel: str, user: str | None, text: str) -> Reply:
     """`/watch SUBCOMMAND ARGS` -> the right function; unknown -> help."""
-    sub, _, rest = text.strip().partition(" ")
-    sub = sub.lower()
-    rest = rest.strip()
+    # Any whitespace ends the subcommand: a tab, a newline or a no-break space
+    # after `add` is what a pasted or mobile-typed command often has.
+    parts = text.strip().split(None, 1)
+    sub = parts[0].lower() if parts else ""
+    rest = parts[1].strip() if len(parts) > 1 else ""
     if sub == "add":
         return watch_add(ctx, channel, rest, user)
     if sub in ("remove", "rm", "delete"):

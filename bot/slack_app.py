@@ -130,6 +130,14 @@ def build_app(settings: SlackSettings, handle: CommandHandler) -> App:
     @app.command("/watch")
     def on_watch(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         ack()  # first: Slack wants an answer within 3 s
+        # The work (database, Slack API, response_url) runs in a thread of its
+        # own: it can block for seconds, and while it holds one of Bolt's few
+        # listener threads, later commands could not even be acknowledged.
+        threading.Thread(
+            target=run_watch, args=(command, respond), name="watch-command", daemon=True
+        ).start()
+
+    def run_watch(command: dict[str, Any], respond: Respond) -> None:
         channel = str(command.get("channel_id") or "")
         user = command.get("user_id")
         text = str(command.get("text") or "")

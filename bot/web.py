@@ -91,12 +91,19 @@ class WebApp:
         return 404, {"content-type": "text/plain"}, b"not found\n"
 
 
+READ_TIMEOUT = 10.0
+
+
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # A client that connects and then sends nothing (or half a request) is
+    # dropped after this many seconds instead of holding a thread forever.
+    timeout = READ_TIMEOUT
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 

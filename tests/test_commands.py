@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.commands import CommandContext, watch_add, watch_test
+from bot.commands import CommandContext, dispatch, watch_add, watch_test
 from bot.config import empty_config
 from bot.sinks.slack import escape as slack_escape
 from bot.store import Store
@@ -50,3 +50,10 @@ def test_test_subcommand_notes_ignored_symbols_too(ctx: CommandContext) -> None:
     reply = watch_test(ctx, CHANNEL, "❤️ love")
     assert "Note: symbols and emoji (❤) are ignored when matching." in reply.text
     assert ctx.store.count_terms(CHANNEL) == 0
+
+
+@pytest.mark.parametrize("gap", ["\t", "\n", "\u00a0", "  "])
+def test_any_whitespace_ends_the_subcommand(ctx: CommandContext, gap: str) -> None:
+    reply = dispatch(ctx, CHANNEL, "U0ALICE0001", f"add{gap}tariff")
+    assert reply.ok and reply.text.startswith("Now watching *tariff*")
+    assert dispatch(ctx, CHANNEL, "U0ALICE0001", f"list{gap}").ok

@@ -335,3 +335,25 @@ def test_tampered_body_gets_401(env: Env) -> None:
 def test_unknown_paths_are_404(env: Env) -> None:
     assert env.service.get("/nope").status == 404
     assert env.service.get("/slack/events").status == 405
+
+
+def test_idle_connections_are_dropped_after_the_read_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from bot import web
+
+    assert 0 < web._QuietHandler.timeout <= 30  # the real setting: a few seconds
+    monkeypatch.setattr(web._QuietHandler, "timeout", 0.5)  # shortened for the test
+    app = web.WebApp(lambda: (True, {}), lambda: (b"", "text/plain"), None)
+    server = web.WebServer(app, "127.0.0.1", 0)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as idle:
+            idle.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\n")  # never finished
+            started = time.monotonic()
+            assert idle.recv(1024) == b""  # the server hung up, not we
+            assert time.monotonic() - started < 3
+    finally:
+        server.stop()

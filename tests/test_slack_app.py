@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,48 @@ def test_socket_mode_acks_slash_commands_and_replies_ephemerally(
         "--config", str(config), "--db", str(db), "watch", "list", "--channel", channel
     )
     assert "pax silica" in listing.out
+
+
+def test_slow_commands_never_hold_up_the_acknowledgement_of_others() -> None:
+    """Bolt runs listeners in a few threads; a /watch that blocks (slow Slack
+    API, locked database) must not keep later commands from their ack."""
+    from urllib.parse import urlencode
+
+    from bot.commands import Reply
+    from bot.slack_app import SlackHttpEndpoint, SlackSettings, build_app
+
+    release = threading.Event()
+    handled: list[str] = []
+
+    def slow_handle(channel: str, user: str | None, text: str) -> Reply:
+        release.wait(10)
+        handled.append(text)
+        return Reply("done")
+
+    with FakeSlack() as slack:
+        app = build_app(SlackSettings("xoxb-test", slack.api_url, SECRET), slow_handle)
+        endpoint = SlackHttpEndpoint(app, SECRET)
+
+        def command(n: int) -> tuple[int, float]:
+            body = urlencode(
+                {
+                    "command": "/watch",
+                    "text": f"add term{n}",
+                    "channel_id": "C0ACKACK001",
+                    "user_id": "U1",
+                    "response_url": slack.response_url(f"k{n}"),
+                }
+            ).encode()
+            ts = str(int(time.time()))
+            started = time.monotonic()
+            status, _, _ = endpoint.handle(headers(ts, sign(SECRET, ts, body)), body, "")
+            return status, time.monotonic() - started
+
+        try:
+            with ThreadPoolExecutor(12) as pool:
+                acks = list(pool.map(command, range(12)))
+        finally:
+            release.set()
+        assert [status for status, _ in acks] == [200] * 12
+        assert max(elapsed for _, elapsed in acks) < 2.0
+        wait_for(lambda: len(handled) == 12 and len(slack.responses()) == 12)
