@@ -149,4 +149,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE feeds ADD COLUMN items_seen_at REAL;
         """,
     ),
+    (
+        5,
+        """
+        -- A term someone added with /watch that feeds.yaml then also lists is
+        -- owned by the config meanwhile, and this remembers who had it before
+        -- (their source), so it goes back to them when the config drops it.
+        ALTER TABLE terms ADD COLUMN claimed_from TEXT;
+        """,
+    ),
 ]

@@ -664,17 +664,28 @@ class Store:
             existing = self._rows("SELECT channel, term_key FROM terms WHERE source = 'config'")
             for row in existing:
                 if (row["channel"], row["term_key"]) not in wanted:
+                    # Dropped from the config: a term someone had added before
+                    # the config listed it goes back to them; the rest goes.
+                    self._execute(
+                        "UPDATE terms SET source = claimed_from, claimed_from = NULL "
+                        "WHERE channel = ? AND term_key = ? AND source = 'config' "
+                        "AND claimed_from IS NOT NULL",
+                        (row["channel"], row["term_key"]),
+                    )
                     self._execute(
                         "DELETE FROM terms "
                         "WHERE channel = ? AND term_key = ? AND source = 'config'",
                         (row["channel"], row["term_key"]),
                     )
             for (channel, key), term in wanted.items():
-                # A config term takes ownership of an identical term added from Slack.
+                # A config term takes ownership of an identical term added from
+                # Slack, remembering that it was theirs first.
                 self._execute(
                     """INSERT INTO terms(channel, term, term_key, source, added_at)
                        VALUES (?, ?, ?, 'config', ?)
                        ON CONFLICT(channel, term_key) DO UPDATE SET
+                         claimed_from = CASE WHEN terms.source = 'config'
+                                             THEN terms.claimed_from ELSE terms.source END,
                          source = 'config', term = excluded.term""",
                     (channel, term, key, now),
                 )

@@ -1,0 +1,45 @@
+"""Terms added with /watch (or `newshound watch add`) that feeds.yaml later
+lists too: owned by the config meanwhile, given back when the config drops them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_cli, write_config
+
+CHANNEL = "C0OWNERS001"
+
+
+def cli(config: Path, db: Path, *args: str) -> str:
+    result = run_cli("--config", str(config), "--db", str(db), *args)
+    assert result.code == 0, result.err
+    return result.out
+
+
+def test_a_users_term_survives_the_config_listing_it_and_dropping_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    config, db = tmp_path / "feeds.yaml", tmp_path / "db"
+    write_config(config, [], [{"channel": CHANNEL, "terms": ["chips"]}])
+    cli(config, db, "watch", "add", "--channel", CHANNEL, "tariff")
+
+    write_config(config, [], [{"channel": CHANNEL, "terms": ["chips", "Tariff"]}])
+    cli(config, db, "poll", "--once")  # the config now lists it: config-owned
+    refused = run_cli(
+        "--config", str(config), "--db", str(db), "watch", "remove", "--channel", CHANNEL, "tariff"
+    )
+    assert refused.code == 2
+
+    write_config(config, [], [{"channel": CHANNEL, "terms": ["chips"]}])
+    cli(config, db, "poll", "--once")  # dropped from the config: theirs again
+    listing = cli(config, db, "watch", "list", "--channel", CHANNEL)
+    assert "Tariff" in listing or "tariff" in listing
+    cli(config, db, "watch", "remove", "--channel", CHANNEL, "tariff")
+    assert "tariff" not in cli(config, db, "watch", "list", "--channel", CHANNEL).lower()
+
+    # A term only the config ever had still goes when the config drops it.
+    write_config(config, [], [])
+    cli(config, db, "poll", "--once")
+    assert "chips" not in cli(config, db, "watch", "list", "--channel", CHANNEL)
