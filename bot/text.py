@@ -6,9 +6,11 @@ import html
 import re
 
 # Script/style bodies, comments and CDATA wrappers go first. An unterminated one
-# swallows the rest of the input (matching `\Z`), which keeps this linear.
+# (or an unterminated tag) swallows the rest of the input (matching `\Z`), which
+# keeps this linear: a pattern that can fail after scanning to the end of the
+# input would rescan it from every "<".
 _DROP_BLOCKS = re.compile(
-    r"<(script|style|template|noscript)\b[^>]*>.*?(?:</\1\s*>|\Z)"
+    r"<(script|style|template|noscript)\b[^>]*(?:>|\Z).*?(?:</\1\s*>|\Z)"
     r"|<!--.*?(?:-->|\Z)",
     re.IGNORECASE | re.DOTALL,
 )
@@ -18,7 +20,7 @@ _CDATA = re.compile(r"<!\[CDATA\[(.*?)(?:\]\]>|\Z)", re.DOTALL)
 _BLOCK_TAG = re.compile(
     r"</?(?:address|article|aside|blockquote|br|dd|div|dl|dt|figcaption|figure|footer|"
     r"h[1-6]|header|hr|img|li|main|nav|ol|p|pre|section|table|tbody|td|tfoot|th|thead|"
-    r"tr|ul)\b[^>]*>",
+    r"tr|ul)\b[^>]*(?:>|\Z)",
     re.IGNORECASE,
 )
 # A tag starts with "<" followed by a letter, "/", "!" or "?"; "a < b" is text.
