@@ -168,14 +168,15 @@ def _declares_entities(body: bytes, headers: Mapping[str, str]) -> bool:
     return bool(_DOCTYPE.search(data) and _ENTITY.search(data))
 
 
+def _is_html(detail: Any) -> bool:
+    return isinstance(detail, Mapping) and "html" in str(detail.get("type") or "")
+
+
 def _text(value: Any, detail: Any = None, max_len: int | None = None) -> str:
     """Plain text of a feedparser string field; HTML only when typed as such."""
     if not isinstance(value, str) or not value:
         return ""
-    kind = ""
-    if isinstance(detail, Mapping):
-        kind = str(detail.get("type") or "")
-    if "html" in kind:
+    if _is_html(detail):
         return clean_text(html_to_text(value), max_len)
     return clean_text(value, max_len)
 
@@ -198,13 +199,22 @@ def _field(entry: Mapping[str, Any], key: str) -> Any:
 
 
 def _entry_summary(entry: Mapping[str, Any]) -> str:
+    """The longer of summary/description and content, as plain text."""
     candidates: list[str] = []
     content = entry.get("content")
+    first = None
     if isinstance(content, list) and content and isinstance(content[0], Mapping):
-        candidates.append(_text(content[0].get("value"), content[0]))
-    candidates.append(_text(entry.get("summary"), entry.get("summary_detail")))
-    best = max(candidates, key=len)
-    return clean_text(best, SUMMARY_MAX)
+        first = content[0]
+        candidates.append(_text(first.get("value"), first))
+    summary = entry.get("summary")
+    detail = entry.get("summary_detail")
+    if isinstance(detail, Mapping):
+        candidates.append(_text(summary, detail))
+    elif first is None or summary != first.get("value"):
+        # Without a summary element feedparser copies the content into
+        # `summary` and gives it no type: never take that raw markup as text.
+        candidates.append(_text(summary, {"type": "text/html"}))
+    return clean_text(max(candidates, key=len, default=""), SUMMARY_MAX)
 
 
 def _entry_tags(entry: Mapping[str, Any]) -> tuple[str, ...]:

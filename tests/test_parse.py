@@ -417,3 +417,46 @@ def test_json_feed_dates() -> None:
         T0.timestamp(),
         T0.timestamp() + 0.123456,
     ]
+
+
+# --- searched fields: plain text, never URLs or markup (SPEC §3) ----------------------------
+
+CONTENT_ONLY_ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>urn:a</id>
+<updated>2025-06-10T10:00:00Z</updated>
+<entry><title>html</title><id>urn:a:1</id><link href="https://ex.org/1"/>
+<content type="html">&lt;p&gt;Stocks rose &amp;nbsp;today. &lt;a href="https://ex.org/tags/tariff"&gt;More&lt;/a&gt;&lt;/p&gt;</content>
+</entry>
+<entry><title>xhtml</title><id>urn:a:2</id><link href="https://ex.org/2"/>
+<content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml"><p>Body <strong>x</strong>
+<a href="https://ex.org/tariff">y</a>&#160;z</p></div></content>
+</entry>
+<entry><title>text</title><id>urn:a:3</id><link href="https://ex.org/3"/>
+<content type="text">Plain &lt;b&gt;mislabelled&lt;/b&gt; text, a &lt; b</content>
+</entry>
+<entry><title>both</title><id>urn:a:4</id><link href="https://ex.org/4"/>
+<summary>Teaser</summary>
+<content type="html">&lt;p&gt;The &lt;i&gt;longer&lt;/i&gt; body&lt;/p&gt;</content>
+</entry>
+</feed>"""
+
+
+def test_content_only_entries_give_plain_text_summaries() -> None:
+    # Without <summary>, feedparser copies the raw content markup into `summary`.
+    summaries = [i.summary for i in parse(CONTENT_ONLY_ATOM).items]
+    assert summaries == [
+        "Stocks rose today. More",
+        "Body x y z",
+        "Plain <b>mislabelled</b> text, a < b",
+        "The longer body",
+    ]
+
+
+@pytest.mark.parametrize("description", ["", "<description>Short</description>"])
+def test_rss_content_encoded_gives_plain_text(description: str) -> None:
+    body = f"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>W</title>
+<item><title>c</title><link>https://ex.org/u3</link>{description}
+<content:encoded><![CDATA[<p>Body <strong>x</strong> <a href="https://ex.org/tariff">y</a>&nbsp;z</p>]]></content:encoded>
+</item></channel></rss>""".encode()
+    assert parse(body).items[0].summary == "Body x y z"
