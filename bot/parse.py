@@ -55,7 +55,8 @@ class FeedParser(Protocol):
 
 
 def web_link(link: Any, base: str) -> str | None:
-    """`link` resolved against `base` when it is a usable http(s) URL, else None."""
+    """`link` resolved against `base` when it is a usable http(s) URL, else None.
+    With an empty `base` only an absolute http(s) URL is usable."""
     if not isinstance(link, str):
         return None
     link = link.strip()
@@ -231,6 +232,19 @@ def _entry_tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
     return unique(out)
 
 
+def _entry_link(entry: Mapping[str, Any], base: str) -> str | None:
+    """The entry's web link. feedparser also copies a permalink <guid> (RSS
+    guid without isPermaLink="false") or an Atom <id> into `link` when there
+    is no link element; such a value is a link only when it is an absolute
+    http(s) URL already, never "story-123" resolved against the feed URL."""
+    link = entry.get("link")
+    links = entry.get("links")
+    hrefs: list[Any] = []
+    if isinstance(links, list):
+        hrefs = [one.get("href") for one in links if isinstance(one, Mapping)]
+    return web_link(link, base if link in hrefs else "")
+
+
 def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
     title = _text(entry.get("title"), entry.get("title_detail"), TITLE_MAX) or UNTITLED
     guid = entry.get("id")
@@ -241,7 +255,7 @@ def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
     author = _text(entry.get("author"), entry.get("author_detail"), 200)
     return Item(
         title=title,
-        link=web_link(entry.get("link"), base),
+        link=_entry_link(entry, base),
         guid=guid or None,
         summary=_entry_summary(entry),
         tags=_entry_tags(entry),

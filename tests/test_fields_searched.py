@@ -126,3 +126,27 @@ def test_content_only_entries_are_searched_as_plain_text(feed_server: FeedServer
     assert snippets["Markets wrap"] == "**Stocks** rose today. More"
     assert snippets["Bonds wrap"] == "**Stocks** fell sharply again"
     assert snippets["Content only"] == "**Stocks** x y z"
+
+
+def test_non_url_guid_is_no_link_and_a_changed_guid_does_not_alert_again(
+    feed_server: FeedServer, poll
+) -> None:
+    def feed(guid: str) -> str:
+        return rss_doc(
+            f"<title>Tariff talks resume</title><guid>{guid}</guid>"
+            "<description>Same body text.</description>",
+            "<title>Tariff permalink</title><guid>https://ex.org/perma/1</guid>",
+            title="No-link feed",
+        )
+
+    # Before the fix the first item's link was made up from the feed URL
+    # (http://127.0.0.1:PORT/feeds/story-000123), and a new GUID alerted again.
+    feed_server.set("/feeds/rss.xml", feed("story-000123"))
+    found = poll(["/feeds/rss.xml"], ["tariff"])
+    assert {a.title: a.link for a in found} == {
+        "Tariff talks resume": "(no link)",
+        "Tariff permalink": "https://ex.org/perma/1",
+    }
+
+    feed_server.set("/feeds/rss.xml", feed("story-000123-v2"))
+    assert poll(["/feeds/rss.xml"], ["tariff"]) == []

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from feedgen import FeedEntry, atom, json_feed, rss
 
+from bot.identity import content_key, story_keys
 from bot.models import FeedError, ParsedFeed
 from bot.parse import parse_feed
 from bot.text import clean_text, html_to_text
@@ -460,3 +461,51 @@ def test_rss_content_encoded_gives_plain_text(description: str) -> None:
 <content:encoded><![CDATA[<p>Body <strong>x</strong> <a href="https://ex.org/tariff">y</a>&nbsp;z</p>]]></content:encoded>
 </item></channel></rss>""".encode()
     assert parse(body).items[0].summary == "Body x y z"
+
+
+GUID_FEED = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>No links</title><link>https://ex.org/</link>
+<item><title>1</title><guid>story-000123</guid></item>
+<item><title>2</title><guid>https://ex.org/perma/2</guid></item>
+<item><title>3</title><guid isPermaLink="false">https://ex.org/not-a-link</guid></item>
+<item><title>4</title><guid>/relative/perma</guid></item>
+<item><title>5</title><guid>www.ex.org/5</guid></item>
+<item><title>6</title><guid>story-6</guid><link>/real/6</link></item>
+<item><title>7</title><link>/real/7</link><guid>story-7</guid></item>
+</channel></rss>"""
+
+ID_FEED = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Ids</title><id>urn:ids</id>
+<entry><title>a</title><id>1</id></entry>
+<entry><title>b</title><id>https://ex.org/b</id><link rel="enclosure" href="https://ex.org/b.mp3"/></entry>
+<entry><title>c</title><id>urn:c</id><link href="c.html"/></entry>
+</feed>"""
+
+
+def test_only_link_elements_and_absolute_urls_become_links() -> None:
+    # feedparser copies a permalink <guid> (or an Atom <id>) into `link`: a
+    # value that is not an absolute URL must not become one against the feed URL.
+    items = parse(GUID_FEED).items
+    assert [(i.link, i.guid) for i in items] == [
+        (None, "story-000123"),
+        ("https://ex.org/perma/2", "https://ex.org/perma/2"),
+        (None, "https://ex.org/not-a-link"),
+        (None, "/relative/perma"),
+        (None, "www.ex.org/5"),
+        ("https://feeds.example/real/6", "story-6"),
+        ("https://feeds.example/real/7", "story-7"),
+    ]
+    assert [(i.link, i.guid) for i in parse(ID_FEED).items] == [
+        (None, "1"),
+        ("https://ex.org/b", "https://ex.org/b"),
+        ("https://feeds.example/news/c.html", "urn:c"),
+    ]
+
+
+def test_item_without_link_is_keyed_by_guid_with_a_content_alias() -> None:
+    # What bot.identity makes of it: no made-up link, so a changed GUID still
+    # finds the story through the content hash.
+    item = parse(GUID_FEED).items[0]
+    keys = story_keys(item)
+    assert keys[0] == "guid:story-000123"
+    assert content_key(item) in keys
