@@ -54,12 +54,18 @@ class FeedParser(Protocol):
 # --- helpers shared with bot.jsonfeed -----------------------------------------
 
 
+# "&amp;" left in a link by a feed that escaped it twice ("?a=1&amp;amp;b=2" in
+# an Atom href). Only the ampersand: html.unescape would also turn "&para=" or
+# "&copy=" query parameters into symbols.
+_ESCAPED_AMPERSAND = re.compile(r"&(?:amp|#0*38|#x0*26);", re.IGNORECASE)
+
+
 def web_link(link: Any, base: str) -> str | None:
     """`link` resolved against `base` when it is a usable http(s) URL, else None.
     With an empty `base` only an absolute http(s) URL is usable."""
     if not isinstance(link, str):
         return None
-    link = link.strip()
+    link = _ESCAPED_AMPERSAND.sub("&", link.strip())
     if not link or len(link) > 4096:
         return None
     try:

@@ -150,3 +150,19 @@ def test_non_url_guid_is_no_link_and_a_changed_guid_does_not_alert_again(
 
     feed_server.set("/feeds/rss.xml", feed("story-000123-v2"))
     assert poll(["/feeds/rss.xml"], ["tariff"]) == []
+
+
+def test_double_escaped_ampersand_in_an_atom_href_is_the_same_story(
+    feed_server: FeedServer, poll
+) -> None:
+    atom_entry = (
+        "<title>Tariff story</title><id>urn:a:1</id>"
+        '<link href="https://ex.org/s?id=1&amp;amp;utm_source=atom"/>'
+    )
+    rss_item = "<title>Tariff story</title><link>https://ex.org/s?id=1</link>"
+    feed_server.set("/a.xml", atom_doc(atom_entry, title="Atom A"), content_type=ATOM)
+    feed_server.set("/b.xml", rss_doc(rss_item, title="RSS B"))
+
+    found = poll(["/a.xml"], ["tariff"])
+    assert [a.link for a in found] == ["https://ex.org/s?id=1&utm_source=atom"]
+    assert poll(["/a.xml", "/b.xml"], ["tariff"]) == []  # same story: no second alert

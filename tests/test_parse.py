@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from feedgen import FeedEntry, atom, json_feed, rss
 
+from bot.canonical import canonical_link
 from bot.identity import content_key, story_keys
 from bot.models import FeedError, ParsedFeed
 from bot.parse import parse_feed
@@ -509,3 +510,21 @@ def test_item_without_link_is_keyed_by_guid_with_a_content_alias() -> None:
     keys = story_keys(item)
     assert keys[0] == "guid:story-000123"
     assert content_key(item) in keys
+
+
+def test_double_escaped_ampersand_in_links_decoded_once() -> None:
+    body = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>urn:a</id>
+<entry><title>a</title><id>urn:a:1</id><link href="https://ex.org/s?id=1&amp;amp;utm_source=atom"/></entry>
+<entry><title>b</title><id>urn:a:2</id><link href="https://ex.org/s?a=1&amp;#38;b=2&amp;amp;amp;c=3"/></entry>
+<entry><title>c</title><id>urn:a:3</id><link href="https://ex.org/s?x=1&amp;para=2&amp;copy=3"/></entry>
+</feed>"""
+    links = [i.link for i in parse(body).items]
+    assert links == [
+        "https://ex.org/s?id=1&utm_source=atom",
+        "https://ex.org/s?a=1&b=2&amp;c=3",
+        "https://ex.org/s?x=1&para=2&copy=3",
+    ]
+    assert canonical_link(links[0]) == "ex.org/s?id=1"
+    doc = {"version": "https://jsonfeed.org/version/1.1", "items": [{"url": links[0] + "&amp;x=1"}]}
+    assert parse(json.dumps(doc).encode()).items[0].link == links[0] + "&x=1"
