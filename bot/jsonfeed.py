@@ -21,7 +21,7 @@ from bot.parse import (
     unique,
     web_link,
 )
-from bot.text import clean_text, html_to_text
+from bot.text import clean_text, plain_text
 
 _VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
 
@@ -81,11 +81,11 @@ def _item(raw: Mapping[str, Any], feed: Mapping[str, Any], base: str) -> Item:
     elif isinstance(raw_id, int) and not isinstance(raw_id, bool):
         guid = str(raw_id)
     link = web_link(raw.get("url"), base) or web_link(raw.get("external_url"), base)
-    title = clean_text(_str(raw, "title") or "", TITLE_MAX) or UNTITLED
+    title = plain_text(_str(raw, "title") or "", is_html=False, max_len=TITLE_MAX) or UNTITLED
     candidates = [
-        html_to_text(_str(raw, "content_html") or ""),
-        clean_text(_str(raw, "content_text") or ""),
-        clean_text(_str(raw, "summary") or ""),
+        plain_text(_str(raw, "content_html") or "", is_html=True),
+        plain_text(_str(raw, "content_text") or "", is_html=False),
+        plain_text(_str(raw, "summary") or "", is_html=False),
     ]
     summary = clean_text(max(candidates, key=len), SUMMARY_MAX)
     tags: tuple[str, ...] = ()

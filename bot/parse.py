@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from bot.models import FeedError, Item, ParsedFeed
-from bot.text import clean_text, html_to_text
+from bot.text import clean_text, plain_text
 
 SUMMARY_MAX = 4000
 TITLE_MAX = 500
@@ -183,9 +183,7 @@ def _text(value: Any, detail: Any = None, max_len: int | None = None) -> str:
     """Plain text of a feedparser string field; HTML only when typed as such."""
     if not isinstance(value, str) or not value:
         return ""
-    if _is_html(detail):
-        return clean_text(html_to_text(value), max_len)
-    return clean_text(value, max_len)
+    return plain_text(value, is_html=_is_html(detail), max_len=max_len)
 
 
 def _timestamp(value: Any) -> float | None:
@@ -234,7 +232,7 @@ def _entry_tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
             continue
         value = tag.get("term") or tag.get("label")
         if isinstance(value, str):
-            out.append(clean_text(html_to_text(value), 200))
+            out.append(plain_text(value, is_html=True, max_len=200))
     return unique(out)
 
 

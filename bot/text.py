@@ -31,6 +31,20 @@ _CONTROL = re.compile(
 )
 _SPACE = re.compile(r"\s+")
 
+# Double-escaped HTML ("&amp;lt;b&amp;gt;") still holds tags after one round of
+# decoding. Only complete tags with a real HTML element name count, so plain
+# text such as "a <b and c" or "Vector<int>" is left alone.
+_HTML_TAG = re.compile(
+    r"</?(?:a|abbr|article|aside|audio|b|big|blockquote|body|br|button|caption|center|cite|"
+    r"code|dd|del|details|div|dl|dt|em|embed|figcaption|figure|font|footer|form|h[1-6]|"
+    r"head|header|hr|html|i|iframe|img|input|ins|kbd|li|link|main|mark|meta|nav|noscript|"
+    r"object|ol|p|picture|pre|q|s|script|section|small|source|span|strike|strong|style|"
+    r"sub|summary|sup|table|tbody|td|template|tfoot|th|thead|time|tr|tt|u|ul|video|wbr)"
+    r"(?=[\s/>])(?:\s[^<>]*)?/?>",
+    re.IGNORECASE,
+)
+_MARKUP_ROUNDS = 2  # extra rounds for double- and triple-escaped HTML
+
 
 def _collapse(s: str) -> str:
     return _SPACE.sub(" ", _CONTROL.sub("", s)).strip()
@@ -49,7 +63,31 @@ def html_to_text(html_text: str) -> str:
     s = _BLOCK_TAG.sub(" ", s)
     s = _TAG.sub("", s)
     s = html.unescape(s)
-    return _collapse(s)
+    return _collapse(strip_leftover_markup(s))
+
+
+def strip_leftover_markup(text: str) -> str:
+    """`text` without the HTML tags it still holds after entity decoding (a
+    double-escaped description decodes to "<a href=...>Story</a>"); when there
+    were some, their entities are decoded once more too. Text without complete
+    tags of real HTML elements is returned unchanged."""
+    for _ in range(_MARKUP_ROUNDS):
+        if "<" not in text or not _HTML_TAG.search(text):
+            break
+        text = _DROP_BLOCKS.sub(" ", text)
+        text = _BLOCK_TAG.sub(" ", text)
+        text = html.unescape(_HTML_TAG.sub("", text))
+    return text
+
+
+def plain_text(value: str, *, is_html: bool, max_len: int | None = None) -> str:
+    """Plain text of a feed string: HTML (when `is_html`) and leftover markup
+    removed, entities decoded, control characters dropped, whitespace
+    collapsed, optionally truncated."""
+    if not value:
+        return ""
+    text = html_to_text(value) if is_html else _collapse(strip_leftover_markup(value))
+    return clean_text(text, max_len)
 
 
 def truncate(s: str, max_len: int) -> str:
