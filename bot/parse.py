@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from bot.models import FeedError, Item, ParsedFeed
-from bot.text import clean_text, plain_text
+from bot.text import clean_text, plain_text, searchable_text
 
 SUMMARY_MAX = 4000
 TITLE_MAX = 500
@@ -180,7 +180,15 @@ def _is_html(detail: Any) -> bool:
 
 
 def _text(value: Any, detail: Any = None, max_len: int | None = None) -> str:
-    """Plain text of a feedparser string field; HTML only when typed as such."""
+    """Searchable plain text of a feedparser string field (HTML only when typed
+    as such; URLs written in it removed)."""
+    if not isinstance(value, str) or not value:
+        return ""
+    return searchable_text(value, is_html=_is_html(detail), max_len=max_len)
+
+
+def _label(value: Any, detail: Any = None, max_len: int | None = None) -> str:
+    """Like `_text` but keeps URLs: for names that are shown, never searched."""
     if not isinstance(value, str) or not value:
         return ""
     return plain_text(value, is_html=_is_html(detail), max_len=max_len)
@@ -231,8 +239,9 @@ def _entry_tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
         if not isinstance(tag, Mapping):
             continue
         value = tag.get("term") or tag.get("label")
-        if isinstance(value, str):
-            out.append(plain_text(value, is_html=True, max_len=200))
+        name = searchable_text(value, is_html=True, max_len=200) if isinstance(value, str) else ""
+        if name:  # a category that is only a URL is no category name
+            out.append(name)
     return unique(out)
 
 
@@ -256,7 +265,7 @@ def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
     published = _timestamp(_field(entry, "published_parsed"))
     if published is None:
         published = _timestamp(_field(entry, "updated_parsed"))
-    author = _text(entry.get("author"), entry.get("author_detail"), 200)
+    author = _label(entry.get("author"), entry.get("author_detail"), 200)
     return Item(
         title=title,
         link=_entry_link(entry, base),
@@ -308,7 +317,7 @@ def _parse_xml(body: bytes, *, url: str, content_type: str | None, max_items: in
                 reason = "malformed XML"
         raise FeedError("parse", f"not a feed: {reason}")
     items = [_entry_to_item(e, url) for e in entries if isinstance(e, Mapping)]
-    title = _text(feed.get("title"), feed.get("title_detail"), TITLE_MAX) or None
+    title = _label(feed.get("title"), feed.get("title_detail"), TITLE_MAX) or None
     return ParsedFeed(
         title=title,
         items=keep_newest(items, max_items),

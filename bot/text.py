@@ -45,6 +45,21 @@ _HTML_TAG = re.compile(
 )
 _MARKUP_ROUNDS = 2  # extra rounds for double- and triple-escaped HTML
 
+# URLs written out as text: a scheme followed by "//", or a "www." host, up to
+# whitespace, a quote or an angle bracket; punctuation after it ("see
+# https://x.org/a.") is not part of it. Schemes are at most 16 characters, so
+# a long run of letters costs linear time. A URL alone in brackets takes the
+# brackets with it: "(https://x.org)".
+_URL_BODY = (
+    r"(?:(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,15}://|(?<![\w@/.\-])www\d{0,3}\.(?=\w))"
+    r"(?:[^\s<>\"]*[^\s<>\".,;:!?'’”»)\]}])?"
+)
+_URL = re.compile(
+    rf"\s?(?:\(\s*{_URL_BODY}\s*\)|\[\s*{_URL_BODY}\s*\]|<\s*{_URL_BODY}\s*>|{_URL_BODY})",
+    re.IGNORECASE,
+)
+_CLOSING_PUNCTUATION = frozenset(".,;:!?")
+
 
 def _collapse(s: str) -> str:
     return _SPACE.sub(" ", _CONTROL.sub("", s)).strip()
@@ -80,6 +95,22 @@ def strip_leftover_markup(text: str) -> str:
     return text
 
 
+def remove_urls(text: str) -> str:
+    """`text` without the URLs written in it ("read more at https://x.org/a
+    today" -> "read more at today"), whitespace collapsed. Links are never
+    searched, neither as link fields nor as visible text."""
+    if not text or ("://" not in text and "www" not in text.lower()):
+        return text
+
+    def gap(match: re.Match[str]) -> str:
+        # "see https://x.org/a." -> "see.": no space left before punctuation.
+        after = text[match.end() : match.end() + 1]
+        return "" if after in _CLOSING_PUNCTUATION else " "
+
+    out = _URL.sub(gap, text)
+    return text if out == text else _collapse(out)
+
+
 def plain_text(value: str, *, is_html: bool, max_len: int | None = None) -> str:
     """Plain text of a feed string: HTML (when `is_html`) and leftover markup
     removed, entities decoded, control characters dropped, whitespace
@@ -88,6 +119,12 @@ def plain_text(value: str, *, is_html: bool, max_len: int | None = None) -> str:
         return ""
     text = html_to_text(value) if is_html else _collapse(strip_leftover_markup(value))
     return clean_text(text, max_len)
+
+
+def searchable_text(value: str, *, is_html: bool, max_len: int | None = None) -> str:
+    """`plain_text` without the URLs written in it: the text that is searched
+    and shown as a snippet (SPEC §3: never URLs or markup)."""
+    return clean_text(remove_urls(plain_text(value, is_html=is_html)), max_len)
 
 
 def truncate(s: str, max_len: int) -> str:

@@ -128,6 +128,30 @@ def test_content_only_entries_are_searched_as_plain_text(feed_server: FeedServer
     assert snippets["Content only"] == "**Stocks** x y z"
 
 
+def test_urls_and_double_escaped_markup_in_text_are_not_searched(
+    feed_server: FeedServer, poll
+) -> None:
+    url_in_text = (
+        "<title>Markets at www.tariff-watch.example/today</title><link>https://ex.org/u1</link>"
+        "<description>Read more at https://example.org/tariff-news today</description>"
+    )
+    double_escaped = (
+        "<title>Markets double-escaped</title><link>https://ex.org/u2</link><description>"
+        "&amp;lt;a href=&amp;quot;https://ex.org/x&amp;quot;&amp;gt;Story "
+        "&amp;lt;strong&amp;gt;here&amp;lt;/strong&amp;gt;&amp;lt;/a&amp;gt;</description>"
+    )
+    feed_server.set("/text.xml", rss_doc(url_in_text, double_escaped))
+
+    found = poll(["/text.xml"], ["tariff", "href", "strong", "quot", "markets"])
+    by_title = {a.title: a for a in found}
+    assert sorted(by_title) == ["Markets at", "Markets double-escaped"]
+    for alert in found:
+        assert alert.matched == ("markets",), alert
+        assert_plain(alert)
+    assert by_title["Markets at"].snippet == "Read more at today"
+    assert by_title["Markets double-escaped"].snippet == "Story here"
+
+
 def test_non_url_guid_is_no_link_and_a_changed_guid_does_not_alert_again(
     feed_server: FeedServer, poll
 ) -> None:

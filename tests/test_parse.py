@@ -13,7 +13,7 @@ from bot.canonical import canonical_link
 from bot.identity import content_key, story_keys
 from bot.models import FeedError, ParsedFeed
 from bot.parse import parse_feed
-from bot.text import clean_text, html_to_text, plain_text
+from bot.text import clean_text, html_to_text, remove_urls, searchable_text
 
 URL = "https://feeds.example/news/rss.xml"
 T0 = datetime(2025, 6, 10, 10, 0, tzinfo=UTC)
@@ -101,14 +101,36 @@ def test_html_to_text(html: str, text: str) -> None:
         "&lt;!--" * 30000 + "&lt;b&gt;",
         "&lt;p a" * 30000 + "&lt;b&gt;",
         "&lt;script " * 30000 + "&lt;b&gt;",
+        "x" * 100000 + "://" + " " * 100000 + "https://" + "y" * 100000,
+        "(" * 50000 + "[https://" * 30000 + "www." * 30000,
     ],
 )
-def test_html_to_text_is_fast_on_hostile_input(nasty: str) -> None:
-    # Unterminated tags: each used to be rescanned to the end of the input.
+def test_text_helpers_are_fast_on_hostile_input(nasty: str) -> None:
     start = time.perf_counter()
     html_to_text(nasty)
-    plain_text(nasty, is_html=False)
+    searchable_text(nasty, is_html=False)
+    remove_urls(nasty)
     assert time.perf_counter() - start < 2
+
+
+@pytest.mark.parametrize(
+    ("text", "without"),
+    [
+        ("Read more at https://example.org/tariff-news today", "Read more at today"),
+        ("see https://x.org/a. Next: www.x.org/b", "see. Next:"),
+        ("HTTP://EX.ORG/TARIFF and WWW.EX.ORG too", "and too"),
+        ("(https://x.org/a) [www.x.org] <http://a.b/c?d=e&f=g> end", "end"),
+        ("ftp://files.example/x.zip or feed://x.example/rss", "or"),
+        ("https://x.org/only", ""),
+        ("bare https:// scheme", "bare scheme"),
+        # Not URLs.
+        ("AT&T, 3:30 p.m., a/b, e-mail me@www.x.org", "AT&T, 3:30 p.m., a/b, e-mail me@www.x.org"),
+        ("www. and wwwhat", "www. and wwwhat"),
+        ("", ""),
+    ],
+)
+def test_remove_urls(text: str, without: str) -> None:
+    assert remove_urls(text) == without
 
 
 def test_clean_text() -> None:
@@ -484,6 +506,30 @@ def test_double_escaped_html_description_gives_plain_text() -> None:
     body = rss([FeedEntry(title="d", summary='&lt;a href="https://ex.org/x"&gt;Story&lt;/a&gt;')])
     assert b"&amp;lt;a href=" in body
     assert parse(body).items[0].summary == "Story"
+
+
+def test_urls_written_in_text_are_not_searched() -> None:
+    entry = FeedEntry(
+        title="Tariffs www.ex.org/tariff-watch",
+        summary="<p>Read more at https://example.org/tariff-news today.</p>",
+        tags=("https://ex.org/topics/tariff", "Trade"),
+    )
+    for body in (rss([entry]), atom([entry]), json_feed([entry])):
+        item = parse(body).items[0]
+        assert item.title == "Tariffs"
+        assert item.summary == "Read more at today."
+        assert item.tags == ("Trade",)
+    url_only = FeedEntry(title="https://ex.org/2025/06/story", link="https://ex.org/2025/06/story")
+    for body in (rss([url_only]), atom([url_only]), json_feed([url_only])):
+        item = parse(body).items[0]
+        assert item.title == "(untitled)"
+        assert item.link == "https://ex.org/2025/06/story"
+
+
+def test_feed_title_and_author_keep_urls() -> None:
+    # Shown, never searched: a feed called "example.org/news" keeps its name.
+    body = rss([FeedEntry(title="t")], title="https://example.org/news")
+    assert parse(body).title == "https://example.org/news"
 
 
 GUID_FEED = b"""<?xml version="1.0" encoding="utf-8"?>
