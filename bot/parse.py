@@ -230,19 +230,24 @@ def _entry_summary(entry: Mapping[str, Any]) -> str:
     return clean_text(max(candidates, key=len, default=""), SUMMARY_MAX)
 
 
+def _category(tag: Mapping[str, Any]) -> str:
+    """A category's name: its human `label` (Atom), else its `term`. A term
+    is often a URI ("https://ex.org/topics/x"): URLs are never searched, so a
+    category that is only a URL has no name."""
+    for key in ("label", "term"):
+        value = tag.get(key)
+        if isinstance(value, str):
+            name = searchable_text(value, is_html=True, max_len=200)
+            if name:
+                return name
+    return ""
+
+
 def _entry_tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
     tags = entry.get("tags")
     if not isinstance(tags, list):
         return ()
-    out = []
-    for tag in tags:
-        if not isinstance(tag, Mapping):
-            continue
-        value = tag.get("term") or tag.get("label")
-        name = searchable_text(value, is_html=True, max_len=200) if isinstance(value, str) else ""
-        if name:  # a category that is only a URL is no category name
-            out.append(name)
-    return unique(out)
+    return unique(_category(tag) for tag in tags if isinstance(tag, Mapping))
 
 
 def _entry_link(entry: Mapping[str, Any], base: str) -> str | None:

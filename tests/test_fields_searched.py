@@ -152,6 +152,25 @@ def test_urls_and_double_escaped_markup_in_text_are_not_searched(
     assert by_title["Markets double-escaped"].snippet == "Story here"
 
 
+def test_atom_categories_search_the_label_never_a_url_term(feed_server: FeedServer, poll) -> None:
+    entries = [
+        '<title>Category one</title><id>urn:q:1</id><link href="https://ex.org/q1"/>'
+        '<category term="https://ex.org/topics/tariff" label="Economy"/>',
+        '<title>Category two</title><id>urn:q:2</id><link href="https://ex.org/q2"/>'
+        '<category term="https://ex.org/topics/x" label="Trade"/>',
+        '<title>Category three</title><id>urn:q:3</id><link href="https://ex.org/q3"/>'
+        '<category term="https://ex.org/topics/chips"/><category term="Semis"/>',
+    ]
+    feed_server.set("/cats.xml", atom_doc(*entries), content_type=ATOM)
+
+    found = poll(["/cats.xml"], ["tariff", "trade", "economy", "chips", "semis"])
+    assert {a.title: a.matched for a in found} == {
+        "Category one": ("economy",),
+        "Category two": ("trade",),
+        "Category three": ("semis",),
+    }
+
+
 def test_non_url_guid_is_no_link_and_a_changed_guid_does_not_alert_again(
     feed_server: FeedServer, poll
 ) -> None:

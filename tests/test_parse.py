@@ -532,6 +532,20 @@ def test_feed_title_and_author_keep_urls() -> None:
     assert parse(body).title == "https://example.org/news"
 
 
+def test_atom_category_label_wins_and_url_terms_are_dropped() -> None:
+    body = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Q</title><id>urn:q</id>
+<entry><title>c</title><id>urn:q:1</id>
+<category term="https://ex.org/topics/tariff" label="Economy"/>
+<category term="https://ex.org/topics/x" label="Trade"/>
+<category term="chips" label="Semiconductors"/>
+<category term="https://ex.org/topics/unlabelled"/>
+<category term="India"/>
+<category term="india" label="  "/>
+</entry></feed>"""
+    assert parse(body).items[0].tags == ("Economy", "Trade", "Semiconductors", "India", "india")
+
+
 GUID_FEED = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>No links</title><link>https://ex.org/</link>
 <item><title>1</title><guid>story-000123</guid></item>
