@@ -21,7 +21,7 @@ from bot.parse import (
     unique,
     web_link,
 )
-from bot.text import clean_text, html_to_text
+from bot.text import clean_text, searchable_text
 
 _VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
 
@@ -81,17 +81,20 @@ def _item(raw: Mapping[str, Any], feed: Mapping[str, Any], base: str) -> Item:
     elif isinstance(raw_id, int) and not isinstance(raw_id, bool):
         guid = str(raw_id)
     link = web_link(raw.get("url"), base) or web_link(raw.get("external_url"), base)
-    title = clean_text(_str(raw, "title") or "", TITLE_MAX) or UNTITLED
+    # Searched fields are plain text without markup or URLs, as for RSS/Atom.
+    title = searchable_text(_str(raw, "title") or "", is_html=False, max_len=TITLE_MAX) or UNTITLED
     candidates = [
-        html_to_text(_str(raw, "content_html") or ""),
-        clean_text(_str(raw, "content_text") or ""),
-        clean_text(_str(raw, "summary") or ""),
+        searchable_text(_str(raw, "content_html") or "", is_html=True),
+        searchable_text(_str(raw, "content_text") or "", is_html=False),
+        searchable_text(_str(raw, "summary") or "", is_html=False),
     ]
     summary = clean_text(max(candidates, key=len), SUMMARY_MAX)
     tags: tuple[str, ...] = ()
     raw_tags = raw.get("tags")
     if isinstance(raw_tags, list):
-        tags = unique(clean_text(t, 200) for t in raw_tags if isinstance(t, str))
+        tags = unique(
+            searchable_text(t, is_html=False, max_len=200) for t in raw_tags if isinstance(t, str)
+        )
     published = parse_date(raw.get("date_published"))
     if published is None:
         published = parse_date(raw.get("date_modified"))

@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from bot.models import FeedError, Item, ParsedFeed
-from bot.text import clean_text, html_to_text
+from bot.text import clean_text, plain_text, searchable_text
 
 SUMMARY_MAX = 4000
 TITLE_MAX = 500
@@ -54,11 +54,18 @@ class FeedParser(Protocol):
 # --- helpers shared with bot.jsonfeed -----------------------------------------
 
 
+# "&amp;" left in a link by a feed that escaped it twice ("?a=1&amp;amp;b=2" in
+# an Atom href). Only the ampersand: html.unescape would also turn "&para=" or
+# "&copy=" query parameters into symbols.
+_ESCAPED_AMPERSAND = re.compile(r"&(?:amp|#0*38|#x0*26);", re.IGNORECASE)
+
+
 def web_link(link: Any, base: str) -> str | None:
-    """`link` resolved against `base` when it is a usable http(s) URL, else None."""
+    """`link` resolved against `base` when it is a usable http(s) URL, else None.
+    With an empty `base` only an absolute http(s) URL is usable."""
     if not isinstance(link, str):
         return None
-    link = link.strip()
+    link = _ESCAPED_AMPERSAND.sub("&", link.strip())
     if not link or len(link) > 4096:
         return None
     try:
@@ -168,16 +175,23 @@ def _declares_entities(body: bytes, headers: Mapping[str, str]) -> bool:
     return bool(_DOCTYPE.search(data) and _ENTITY.search(data))
 
 
+def _is_html(detail: Any) -> bool:
+    return isinstance(detail, Mapping) and "html" in str(detail.get("type") or "")
+
+
 def _text(value: Any, detail: Any = None, max_len: int | None = None) -> str:
-    """Plain text of a feedparser string field; HTML only when typed as such."""
+    """Searchable plain text of a feedparser string field (HTML only when typed
+    as such; URLs written in it removed)."""
     if not isinstance(value, str) or not value:
         return ""
-    kind = ""
-    if isinstance(detail, Mapping):
-        kind = str(detail.get("type") or "")
-    if "html" in kind:
-        return clean_text(html_to_text(value), max_len)
-    return clean_text(value, max_len)
+    return searchable_text(value, is_html=_is_html(detail), max_len=max_len)
+
+
+def _label(value: Any, detail: Any = None, max_len: int | None = None) -> str:
+    """Like `_text` but keeps URLs: for names that are shown, never searched."""
+    if not isinstance(value, str) or not value:
+        return ""
+    return plain_text(value, is_html=_is_html(detail), max_len=max_len)
 
 
 def _timestamp(value: Any) -> float | None:
@@ -198,27 +212,55 @@ def _field(entry: Mapping[str, Any], key: str) -> Any:
 
 
 def _entry_summary(entry: Mapping[str, Any]) -> str:
+    """The longer of summary/description and content, as plain text."""
     candidates: list[str] = []
     content = entry.get("content")
+    first = None
     if isinstance(content, list) and content and isinstance(content[0], Mapping):
-        candidates.append(_text(content[0].get("value"), content[0]))
-    candidates.append(_text(entry.get("summary"), entry.get("summary_detail")))
-    best = max(candidates, key=len)
-    return clean_text(best, SUMMARY_MAX)
+        first = content[0]
+        candidates.append(_text(first.get("value"), first))
+    summary = entry.get("summary")
+    detail = entry.get("summary_detail")
+    if isinstance(detail, Mapping):
+        candidates.append(_text(summary, detail))
+    elif first is None or summary != first.get("value"):
+        # Without a summary element feedparser copies the content into
+        # `summary` and gives it no type: never take that raw markup as text.
+        candidates.append(_text(summary, {"type": "text/html"}))
+    return clean_text(max(candidates, key=len, default=""), SUMMARY_MAX)
+
+
+def _category(tag: Mapping[str, Any]) -> str:
+    """A category's name: its human `label` (Atom), else its `term`. A term
+    is often a URI ("https://ex.org/topics/x"): URLs are never searched, so a
+    category that is only a URL has no name."""
+    for key in ("label", "term"):
+        value = tag.get(key)
+        if isinstance(value, str):
+            name = searchable_text(value, is_html=True, max_len=200)
+            if name:
+                return name
+    return ""
 
 
 def _entry_tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
     tags = entry.get("tags")
     if not isinstance(tags, list):
         return ()
-    out = []
-    for tag in tags:
-        if not isinstance(tag, Mapping):
-            continue
-        value = tag.get("term") or tag.get("label")
-        if isinstance(value, str):
-            out.append(clean_text(html_to_text(value), 200))
-    return unique(out)
+    return unique(_category(tag) for tag in tags if isinstance(tag, Mapping))
+
+
+def _entry_link(entry: Mapping[str, Any], base: str) -> str | None:
+    """The entry's web link. feedparser also copies a permalink <guid> (RSS
+    guid without isPermaLink="false") or an Atom <id> into `link` when there
+    is no link element; such a value is a link only when it is an absolute
+    http(s) URL already, never "story-123" resolved against the feed URL."""
+    link = entry.get("link")
+    links = entry.get("links")
+    hrefs: list[Any] = []
+    if isinstance(links, list):
+        hrefs = [one.get("href") for one in links if isinstance(one, Mapping)]
+    return web_link(link, base if link in hrefs else "")
 
 
 def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
@@ -228,10 +270,10 @@ def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
     published = _timestamp(_field(entry, "published_parsed"))
     if published is None:
         published = _timestamp(_field(entry, "updated_parsed"))
-    author = _text(entry.get("author"), entry.get("author_detail"), 200)
+    author = _label(entry.get("author"), entry.get("author_detail"), 200)
     return Item(
         title=title,
-        link=web_link(entry.get("link"), base),
+        link=_entry_link(entry, base),
         guid=guid or None,
         summary=_entry_summary(entry),
         tags=_entry_tags(entry),
@@ -280,7 +322,7 @@ def _parse_xml(body: bytes, *, url: str, content_type: str | None, max_items: in
                 reason = "malformed XML"
         raise FeedError("parse", f"not a feed: {reason}")
     items = [_entry_to_item(e, url) for e in entries if isinstance(e, Mapping)]
-    title = _text(feed.get("title"), feed.get("title_detail"), TITLE_MAX) or None
+    title = _label(feed.get("title"), feed.get("title_detail"), TITLE_MAX) or None
     return ParsedFeed(
         title=title,
         items=keep_newest(items, max_items),

@@ -6,9 +6,11 @@ import html
 import re
 
 # Script/style bodies, comments and CDATA wrappers go first. An unterminated one
-# swallows the rest of the input (matching `\Z`), which keeps this linear.
+# (or an unterminated tag) swallows the rest of the input (matching `\Z`), which
+# keeps this linear: a pattern that can fail after scanning to the end of the
+# input would rescan it from every "<".
 _DROP_BLOCKS = re.compile(
-    r"<(script|style|template|noscript)\b[^>]*>.*?(?:</\1\s*>|\Z)"
+    r"<(script|style|template|noscript)\b[^>]*(?:>|\Z).*?(?:</\1\s*>|\Z)"
     r"|<!--.*?(?:-->|\Z)",
     re.IGNORECASE | re.DOTALL,
 )
@@ -18,7 +20,7 @@ _CDATA = re.compile(r"<!\[CDATA\[(.*?)(?:\]\]>|\Z)", re.DOTALL)
 _BLOCK_TAG = re.compile(
     r"</?(?:address|article|aside|blockquote|br|dd|div|dl|dt|figcaption|figure|footer|"
     r"h[1-6]|header|hr|img|li|main|nav|ol|p|pre|section|table|tbody|td|tfoot|th|thead|"
-    r"tr|ul)\b[^>]*>",
+    r"tr|ul)\b[^>]*(?:>|\Z)",
     re.IGNORECASE,
 )
 # A tag starts with "<" followed by a letter, "/", "!" or "?"; "a < b" is text.
@@ -28,6 +30,35 @@ _CONTROL = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 )
 _SPACE = re.compile(r"\s+")
+
+# Double-escaped HTML ("&amp;lt;b&amp;gt;") still holds tags after one round of
+# decoding. Only complete tags with a real HTML element name count, so plain
+# text such as "a <b and c" or "Vector<int>" is left alone.
+_HTML_TAG = re.compile(
+    r"</?(?:a|abbr|article|aside|audio|b|big|blockquote|body|br|button|caption|center|cite|"
+    r"code|dd|del|details|div|dl|dt|em|embed|figcaption|figure|font|footer|form|h[1-6]|"
+    r"head|header|hr|html|i|iframe|img|input|ins|kbd|li|link|main|mark|meta|nav|noscript|"
+    r"object|ol|p|picture|pre|q|s|script|section|small|source|span|strike|strong|style|"
+    r"sub|summary|sup|table|tbody|td|template|tfoot|th|thead|time|tr|tt|u|ul|video|wbr)"
+    r"(?=[\s/>])(?:\s[^<>]*)?/?>",
+    re.IGNORECASE,
+)
+_MARKUP_ROUNDS = 2  # extra rounds for double- and triple-escaped HTML
+
+# URLs written out as text: a scheme followed by "//", or a "www." host, up to
+# whitespace, a quote or an angle bracket; punctuation after it ("see
+# https://x.org/a.") is not part of it. Schemes are at most 16 characters, so
+# a long run of letters costs linear time. A URL alone in brackets takes the
+# brackets with it: "(https://x.org)".
+_URL_BODY = (
+    r"(?:(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,15}://|(?<![\w@/.\-])www\d{0,3}\.(?=\w))"
+    r"(?:[^\s<>\"]*[^\s<>\".,;:!?'’”»)\]}])?"
+)
+_URL = re.compile(
+    rf"\s?(?:\(\s*{_URL_BODY}\s*\)|\[\s*{_URL_BODY}\s*\]|<\s*{_URL_BODY}\s*>|{_URL_BODY})",
+    re.IGNORECASE,
+)
+_CLOSING_PUNCTUATION = frozenset(".,;:!?")
 
 
 def _collapse(s: str) -> str:
@@ -47,7 +78,53 @@ def html_to_text(html_text: str) -> str:
     s = _BLOCK_TAG.sub(" ", s)
     s = _TAG.sub("", s)
     s = html.unescape(s)
-    return _collapse(s)
+    return _collapse(strip_leftover_markup(s))
+
+
+def strip_leftover_markup(text: str) -> str:
+    """`text` without the HTML tags it still holds after entity decoding (a
+    double-escaped description decodes to "<a href=...>Story</a>"); when there
+    were some, their entities are decoded once more too. Text without complete
+    tags of real HTML elements is returned unchanged."""
+    for _ in range(_MARKUP_ROUNDS):
+        if "<" not in text or not _HTML_TAG.search(text):
+            break
+        text = _DROP_BLOCKS.sub(" ", text)
+        text = _BLOCK_TAG.sub(" ", text)
+        text = html.unescape(_HTML_TAG.sub("", text))
+    return text
+
+
+def remove_urls(text: str) -> str:
+    """`text` without the URLs written in it ("read more at https://x.org/a
+    today" -> "read more at today"), whitespace collapsed. Links are never
+    searched, neither as link fields nor as visible text."""
+    if not text or ("://" not in text and "www" not in text.lower()):
+        return text
+
+    def gap(match: re.Match[str]) -> str:
+        # "see https://x.org/a." -> "see.": no space left before punctuation.
+        after = text[match.end() : match.end() + 1]
+        return "" if after in _CLOSING_PUNCTUATION else " "
+
+    out = _URL.sub(gap, text)
+    return text if out == text else _collapse(out)
+
+
+def plain_text(value: str, *, is_html: bool, max_len: int | None = None) -> str:
+    """Plain text of a feed string: HTML (when `is_html`) and leftover markup
+    removed, entities decoded, control characters dropped, whitespace
+    collapsed, optionally truncated."""
+    if not value:
+        return ""
+    text = html_to_text(value) if is_html else _collapse(strip_leftover_markup(value))
+    return clean_text(text, max_len)
+
+
+def searchable_text(value: str, *, is_html: bool, max_len: int | None = None) -> str:
+    """`plain_text` without the URLs written in it: the text that is searched
+    and shown as a snippet (SPEC §3: never URLs or markup)."""
+    return clean_text(remove_urls(plain_text(value, is_html=is_html)), max_len)
 
 
 def truncate(s: str, max_len: int) -> str:

@@ -3,14 +3,17 @@ from __future__ import annotations
 import calendar
 import json
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from feedgen import FeedEntry, atom, json_feed, rss
 
+from bot.canonical import canonical_link
+from bot.identity import content_key, story_keys
 from bot.models import FeedError, ParsedFeed
 from bot.parse import parse_feed
-from bot.text import clean_text, html_to_text
+from bot.text import clean_text, html_to_text, remove_urls, searchable_text
 
 URL = "https://feeds.example/news/rss.xml"
 T0 = datetime(2025, 6, 10, 10, 0, tzinfo=UTC)
@@ -70,15 +73,64 @@ def parse_error(body: bytes, **kwargs: object) -> FeedError:
         ("unclosed <script>alert(1)", "unclosed"),
         ("broken <b", "broken"),
         ("", ""),
+        # Double-escaped HTML: tags left after one round of decoding go too.
+        ("&lt;a href=&quot;https://ex.org/x&quot;&gt;Story&lt;/a&gt;", "Story"),
+        ("&lt;p&gt;Tom &amp;amp; Jerry&lt;/p&gt;&lt;p&gt;next&lt;/p&gt;", "Tom & Jerry next"),
+        ("&lt;strong&gt;bold&lt;/strong&gt;er", "bolder"),
+        ("&lt;script&gt;alert(1)&lt;/script&gt;shown", "shown"),
+        ("&lt;br/&gt;a&lt;BR&gt;b", "a b"),
+        # ... but text that merely looks like a tag stays.
+        ("a &lt;b and c", "a <b and c"),
+        (
+            "Vector&lt;int&gt; &amp;amp; Trade deal &lt;signed&gt;",
+            "Vector<int> &amp; Trade deal <signed>",
+        ),
     ],
 )
 def test_html_to_text(html: str, text: str) -> None:
     assert html_to_text(html) == text
 
 
-def test_html_to_text_is_fast_on_hostile_input() -> None:
-    nasty = "<script>" * 20000 + "<!--" * 20000 + "<a " * 20000
-    assert html_to_text(nasty) == ""
+@pytest.mark.parametrize(
+    "nasty",
+    [
+        "<script>" * 20000 + "<!--" * 20000 + "<a " * 20000,
+        "<script " * 20000,
+        "<p " * 20000,
+        "<div class=x " * 10000,
+        "&lt;!--" * 30000 + "&lt;b&gt;",
+        "&lt;p a" * 30000 + "&lt;b&gt;",
+        "&lt;script " * 30000 + "&lt;b&gt;",
+        "x" * 100000 + "://" + " " * 100000 + "https://" + "y" * 100000,
+        "(" * 50000 + "[https://" * 30000 + "www." * 30000,
+    ],
+)
+def test_text_helpers_are_fast_on_hostile_input(nasty: str) -> None:
+    start = time.perf_counter()
+    html_to_text(nasty)
+    searchable_text(nasty, is_html=False)
+    remove_urls(nasty)
+    assert time.perf_counter() - start < 2
+
+
+@pytest.mark.parametrize(
+    ("text", "without"),
+    [
+        ("Read more at https://example.org/tariff-news today", "Read more at today"),
+        ("see https://x.org/a. Next: www.x.org/b", "see. Next:"),
+        ("HTTP://EX.ORG/TARIFF and WWW.EX.ORG too", "and too"),
+        ("(https://x.org/a) [www.x.org] <http://a.b/c?d=e&f=g> end", "end"),
+        ("ftp://files.example/x.zip or feed://x.example/rss", "or"),
+        ("https://x.org/only", ""),
+        ("bare https:// scheme", "bare scheme"),
+        # Not URLs.
+        ("AT&T, 3:30 p.m., a/b, e-mail me@www.x.org", "AT&T, 3:30 p.m., a/b, e-mail me@www.x.org"),
+        ("www. and wwwhat", "www. and wwwhat"),
+        ("", ""),
+    ],
+)
+def test_remove_urls(text: str, without: str) -> None:
+    assert remove_urls(text) == without
 
 
 def test_clean_text() -> None:
@@ -405,3 +457,156 @@ def test_json_feed_dates() -> None:
         T0.timestamp(),
         T0.timestamp() + 0.123456,
     ]
+
+
+# --- searched fields: plain text, never URLs or markup (SPEC §3) ----------------------------
+
+CONTENT_ONLY_ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>urn:a</id>
+<updated>2025-06-10T10:00:00Z</updated>
+<entry><title>html</title><id>urn:a:1</id><link href="https://ex.org/1"/>
+<content type="html">&lt;p&gt;Stocks rose &amp;nbsp;today. &lt;a href="https://ex.org/tags/tariff"&gt;More&lt;/a&gt;&lt;/p&gt;</content>
+</entry>
+<entry><title>xhtml</title><id>urn:a:2</id><link href="https://ex.org/2"/>
+<content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml"><p>Body <strong>x</strong>
+<a href="https://ex.org/tariff">y</a>&#160;z</p></div></content>
+</entry>
+<entry><title>text</title><id>urn:a:3</id><link href="https://ex.org/3"/>
+<content type="text">Plain &lt;b&gt;mislabelled&lt;/b&gt; text, a &lt; b</content>
+</entry>
+<entry><title>both</title><id>urn:a:4</id><link href="https://ex.org/4"/>
+<summary>Teaser</summary>
+<content type="html">&lt;p&gt;The &lt;i&gt;longer&lt;/i&gt; body&lt;/p&gt;</content>
+</entry>
+</feed>"""
+
+
+def test_content_only_entries_give_plain_text_summaries() -> None:
+    # Without <summary>, feedparser copies the raw content markup into `summary`.
+    summaries = [i.summary for i in parse(CONTENT_ONLY_ATOM).items]
+    assert summaries == [
+        "Stocks rose today. More",
+        "Body x y z",
+        "Plain mislabelled text, a < b",
+        "The longer body",
+    ]
+
+
+@pytest.mark.parametrize("description", ["", "<description>Short</description>"])
+def test_rss_content_encoded_gives_plain_text(description: str) -> None:
+    body = f"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>W</title>
+<item><title>c</title><link>https://ex.org/u3</link>{description}
+<content:encoded><![CDATA[<p>Body <strong>x</strong> <a href="https://ex.org/tariff">y</a>&nbsp;z</p>]]></content:encoded>
+</item></channel></rss>""".encode()
+    assert parse(body).items[0].summary == "Body x y z"
+
+
+def test_double_escaped_html_description_gives_plain_text() -> None:
+    body = rss([FeedEntry(title="d", summary='&lt;a href="https://ex.org/x"&gt;Story&lt;/a&gt;')])
+    assert b"&amp;lt;a href=" in body
+    assert parse(body).items[0].summary == "Story"
+
+
+def test_urls_written_in_text_are_not_searched() -> None:
+    entry = FeedEntry(
+        title="Tariffs www.ex.org/tariff-watch",
+        summary="<p>Read more at https://example.org/tariff-news today.</p>",
+        tags=("https://ex.org/topics/tariff", "Trade"),
+    )
+    for body in (rss([entry]), atom([entry]), json_feed([entry])):
+        item = parse(body).items[0]
+        assert item.title == "Tariffs"
+        assert item.summary == "Read more at today."
+        assert item.tags == ("Trade",)
+    url_only = FeedEntry(title="https://ex.org/2025/06/story", link="https://ex.org/2025/06/story")
+    for body in (rss([url_only]), atom([url_only]), json_feed([url_only])):
+        item = parse(body).items[0]
+        assert item.title == "(untitled)"
+        assert item.link == "https://ex.org/2025/06/story"
+
+
+def test_feed_title_and_author_keep_urls() -> None:
+    # Shown, never searched: a feed called "example.org/news" keeps its name.
+    body = rss([FeedEntry(title="t")], title="https://example.org/news")
+    assert parse(body).title == "https://example.org/news"
+
+
+def test_atom_category_label_wins_and_url_terms_are_dropped() -> None:
+    body = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Q</title><id>urn:q</id>
+<entry><title>c</title><id>urn:q:1</id>
+<category term="https://ex.org/topics/tariff" label="Economy"/>
+<category term="https://ex.org/topics/x" label="Trade"/>
+<category term="chips" label="Semiconductors"/>
+<category term="https://ex.org/topics/unlabelled"/>
+<category term="India"/>
+<category term="india" label="  "/>
+</entry></feed>"""
+    assert parse(body).items[0].tags == ("Economy", "Trade", "Semiconductors", "India", "india")
+
+
+GUID_FEED = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>No links</title><link>https://ex.org/</link>
+<item><title>1</title><guid>story-000123</guid></item>
+<item><title>2</title><guid>https://ex.org/perma/2</guid></item>
+<item><title>3</title><guid isPermaLink="false">https://ex.org/not-a-link</guid></item>
+<item><title>4</title><guid>/relative/perma</guid></item>
+<item><title>5</title><guid>www.ex.org/5</guid></item>
+<item><title>6</title><guid>story-6</guid><link>/real/6</link></item>
+<item><title>7</title><link>/real/7</link><guid>story-7</guid></item>
+</channel></rss>"""
+
+ID_FEED = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Ids</title><id>urn:ids</id>
+<entry><title>a</title><id>1</id></entry>
+<entry><title>b</title><id>https://ex.org/b</id><link rel="enclosure" href="https://ex.org/b.mp3"/></entry>
+<entry><title>c</title><id>urn:c</id><link href="c.html"/></entry>
+</feed>"""
+
+
+def test_only_link_elements_and_absolute_urls_become_links() -> None:
+    # feedparser copies a permalink <guid> (or an Atom <id>) into `link`: a
+    # value that is not an absolute URL must not become one against the feed URL.
+    items = parse(GUID_FEED).items
+    assert [(i.link, i.guid) for i in items] == [
+        (None, "story-000123"),
+        ("https://ex.org/perma/2", "https://ex.org/perma/2"),
+        (None, "https://ex.org/not-a-link"),
+        (None, "/relative/perma"),
+        (None, "www.ex.org/5"),
+        ("https://feeds.example/real/6", "story-6"),
+        ("https://feeds.example/real/7", "story-7"),
+    ]
+    assert [(i.link, i.guid) for i in parse(ID_FEED).items] == [
+        (None, "1"),
+        ("https://ex.org/b", "https://ex.org/b"),
+        ("https://feeds.example/news/c.html", "urn:c"),
+    ]
+
+
+def test_item_without_link_is_keyed_by_guid_with_a_content_alias() -> None:
+    # What bot.identity makes of it: no made-up link, so a changed GUID still
+    # finds the story through the content hash.
+    item = parse(GUID_FEED).items[0]
+    keys = story_keys(item)
+    assert keys[0] == "guid:story-000123"
+    assert content_key(item) in keys
+
+
+def test_double_escaped_ampersand_in_links_decoded_once() -> None:
+    body = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>urn:a</id>
+<entry><title>a</title><id>urn:a:1</id><link href="https://ex.org/s?id=1&amp;amp;utm_source=atom"/></entry>
+<entry><title>b</title><id>urn:a:2</id><link href="https://ex.org/s?a=1&amp;#38;b=2&amp;amp;amp;c=3"/></entry>
+<entry><title>c</title><id>urn:a:3</id><link href="https://ex.org/s?x=1&amp;para=2&amp;copy=3"/></entry>
+</feed>"""
+    links = [i.link for i in parse(body).items]
+    assert links == [
+        "https://ex.org/s?id=1&utm_source=atom",
+        "https://ex.org/s?a=1&b=2&amp;c=3",
+        "https://ex.org/s?x=1&para=2&copy=3",
+    ]
+    assert canonical_link(links[0]) == "ex.org/s?id=1"
+    doc = {"version": "https://jsonfeed.org/version/1.1", "items": [{"url": links[0] + "&amp;x=1"}]}
+    assert parse(json.dumps(doc).encode()).items[0].link == links[0] + "&x=1"
