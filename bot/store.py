@@ -290,18 +290,23 @@ class Store:
         found = self.find_stories(keys)
         return next((found[key] for key in keys if key in found), None)
 
-    def find_stories(self, keys: Sequence[str]) -> dict[str, int]:
-        """key -> item id for every one of `keys` already known (one query per 500)."""
-        found: dict[str, int] = {}
-        unique = list(dict.fromkeys(keys))
+    def _select_in(
+        self, sql: str, values: Sequence[Any], before: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Rows of `sql`, whose `{marks}` is an IN list of `values` (500 per query:
+        SQLite limits the number of parameters); `before` fills the ones ahead."""
+        rows: list[tuple[Any, ...]] = []
+        unique = list(dict.fromkeys(values))
         for offset in range(0, len(unique), 500):
             chunk = unique[offset : offset + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._execute(
-                f"SELECT key, item_id FROM story_keys WHERE key IN ({marks})", chunk
-            ).fetchall()
-            found.update({str(key): int(item_id) for key, item_id in rows})
-        return found
+            rows += self._execute(sql.format(marks=marks), [*before, *chunk]).fetchall()
+        return rows
+
+    def find_stories(self, keys: Sequence[str]) -> dict[str, int]:
+        """key -> item id for every one of `keys` already known."""
+        rows = self._select_in("SELECT key, item_id FROM story_keys WHERE key IN ({marks})", keys)
+        return {str(key): int(item_id) for key, item_id in rows}
 
     def touch_stories(self, seen: Sequence[tuple[int, Sequence[str]]], now: float) -> None:
         """Known stories seen again: remember new aliases, keep them from pruning."""
@@ -317,30 +322,19 @@ class Store:
 
     def carried_by(self, feed_id: int, item_ids: Sequence[int]) -> set[int]:
         """Which of `item_ids` the feed has carried before."""
-        found: set[int] = set()
-        unique = list(dict.fromkeys(item_ids))
-        for offset in range(0, len(unique), 500):
-            chunk = unique[offset : offset + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._execute(
-                f"SELECT item_id FROM feed_items WHERE feed_id = ? AND item_id IN ({marks})",
-                [feed_id, *chunk],
-            ).fetchall()
-            found.update(int(r[0]) for r in rows)
-        return found
+        rows = self._select_in(
+            "SELECT item_id FROM feed_items WHERE feed_id = ? AND item_id IN ({marks})",
+            item_ids,
+            before=[feed_id],
+        )
+        return {int(r[0]) for r in rows}
 
     def alerted(self, item_ids: Sequence[int]) -> set[tuple[str, int]]:
         """(channel, item id) pairs among `item_ids` that already have their alert."""
-        found: set[tuple[str, int]] = set()
-        unique = list(dict.fromkeys(item_ids))
-        for offset in range(0, len(unique), 500):
-            chunk = unique[offset : offset + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._execute(
-                f"SELECT channel, item_id FROM alerts WHERE item_id IN ({marks})", chunk
-            ).fetchall()
-            found.update((str(channel), int(item_id)) for channel, item_id in rows)
-        return found
+        rows = self._select_in(
+            "SELECT channel, item_id FROM alerts WHERE item_id IN ({marks})", item_ids
+        )
+        return {(str(channel), int(item_id)) for channel, item_id in rows}
 
     def record_carried(self, feed_id: int, item_ids: Sequence[int], now: float) -> None:
         """The feed's content was read at `now` and carries exactly `item_ids`."""
