@@ -61,7 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     sub.add_parser(
-        "demo", parents=[common], help="run one cycle over bundled sample feeds (offline)"
+        "demo",
+        parents=[common],
+        help="run one cycle over bundled sample feeds (offline, in a fresh temporary "
+        "database: --db and NEWSHOUND_DB are never used)",
+        description="One full cycle over the bundled sample feeds, served from a loopback "
+        "server, into the console. It always uses a fresh temporary database and its own "
+        "config: --db, --config, NEWSHOUND_DB and NEWSHOUND_CONFIG are never used, so a "
+        "real deployment's database is never touched.",
     )
 
     poll = sub.add_parser("poll", parents=[common], help="poll feeds and deliver alerts")
@@ -332,7 +339,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    return run_demo(db_path=args.db)
+    # Never the real database: its pending alerts would be "delivered" here.
+    return run_demo()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
