@@ -40,6 +40,17 @@ class UsageError(Exception):
     """Bad command-line input: message on stderr, exit 2."""
 
 
+def port_number(text: str) -> int:
+    """`--port`: a TCP port number (0 lets the system pick a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a whole number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: must be 0-65535")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --config/--db may stand before or after the subcommand: the subparsers
     # repeat them with SUPPRESS defaults so they never overwrite a value
@@ -76,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--all", action="store_true", help="poll every feed, due or not")
 
     run = sub.add_parser("run", parents=[common], help="the long-running service")
-    run.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
+    run.add_argument(
+        "--port", type=port_number, default=3000, help="HTTP port, 0-65535 (default 3000)"
+    )
 
     sub.add_parser("check", parents=[common], help="validate the config file")
     sub.add_parser("status", parents=[common], help="feed health and undelivered alerts")
