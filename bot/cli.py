@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import re
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -128,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        if isinstance(exc, sqlite3.DatabaseError) and damaged_database(exc):
+            # Damage past the first page: open_store saw a good header.
+            db = resolve_paths(args.config, args.db).db
+            print(f"newshound: cannot open database {db}: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         # A bug should still end in one clear line; -v shows the traceback.
         logging.getLogger("bot").debug("unexpected error", exc_info=True)
         print(f"newshound: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -152,11 +158,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def open_store(path: str) -> Store:
+def damaged_database(exc: sqlite3.DatabaseError) -> bool:
+    """The database file itself is unusable (damaged, or not a database at
+    all): the user's problem to fix, not a bug of ours."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def open_store(path: str, *, check: bool = False) -> Store:
+    """The database, or a UsageError saying why it cannot be used. check: also
+    read the whole file for damage (the service does, once, before it starts)."""
     try:
-        return Store(path)
-    except Exception as exc:  # unreadable path, not a database, locked, ...
+        store = Store(path)
+    except Exception as exc:  # unreadable path, not a database, not ours, too new, locked, ...
         raise UsageError(f"cannot open database {path}: {exc}") from None
+    if check:
+        try:
+            damage = store.damage()
+        except sqlite3.DatabaseError as exc:
+            damage = str(exc)
+        if damage is not None:
+            store.close()
+            raise UsageError(f"cannot open database {path}: damaged: {damage}")
+    return store
 
 
 def prepare(config: Config, store: Store) -> None:
@@ -360,6 +384,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.service import run_service
 
     paths = resolve_paths(args.config, args.db)
+    # Refuse a database we cannot use (not ours, too new, damaged, not a
+    # database) with the same one-line error as every other command, before
+    # starting: once running, the service would only log each failed cycle.
+    open_store(paths.db, check=True).close()
     return run_service(paths.config, paths.db, port=args.port)
 
 
