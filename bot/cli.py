@@ -35,6 +35,7 @@ from bot.wiring import (
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like `yes | head -1`
 
 
 class UsageError(Exception):
@@ -118,7 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     redact.install()  # also scrubs library logs (httpx prints request URLs)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader gone away shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # Output piped into `head` (or a pager that quit): stop quietly.
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
     except ConfigError as exc:
         for problem in exc.problems:
             print(str(problem), file=sys.stderr)
@@ -140,6 +147,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.verbose:
             print("newshound: run again with -v for details", file=sys.stderr)
         return 1
+
+
+def silence_stdout() -> None:
+    """Send the rest of stdout (and its unflushed buffer) to /dev/null, so
+    Python's final flush at exit does not complain about the closed pipe."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation: not a file
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 # -- commands ---------------------------------------------------------------
