@@ -96,22 +96,113 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check", parents=[common], help="validate the config file")
     sub.add_parser("status", parents=[common], help="feed health and undelivered alerts")
 
-    watch = sub.add_parser("watch", parents=[common], help="manage watch terms")
-    watch.add_argument("action", choices=["add", "remove", "list"])
-    watch.add_argument("--channel", required=True, help="Slack channel ID or discord:...")
-    watch.add_argument("query", nargs="*", help="the watch term (query language, SPEC §3)")
+    watch = sub.add_parser(
+        "watch",
+        parents=[common],
+        help="manage watch terms",
+        description="The /watch commands from the shell. Every word after the action is "
+        "part of the query, also words starting with '-' (exclusions such as -rumor or "
+        "-v), except the options --channel/-c, --config and --db (and -h); after '--' "
+        "every word is. A word holding spaces, such as -'some phrase', keeps them: "
+        "it excludes the phrase. The query may also be one quoted argument.",
+    )
+    watch.add_argument("action", choices=WATCH_ACTIONS)
+    watch.add_argument(
+        "-c", "--channel", required=True, help="Slack channel ID or discord:<webhook URL>"
+    )
+    watch.add_argument(
+        "query",
+        nargs="*",
+        default=[],
+        help='the watch term (query language: words, OR, "phrase", -word)',
+    )
     return parser
+
+
+WATCH_ACTIONS = ("add", "remove", "list")
+# Options that take a value: at the top level and in `watch` after its action.
+_TOP_VALUE_OPTIONS = ("--config", "--db")
+_WATCH_VALUE_OPTIONS = ("--channel", "-c", "--config", "--db")
+
+
+def _takes_value(word: str, options: Sequence[str], *, prefixes: bool) -> bool:
+    """`word` is one of `options` (or, with prefixes, an abbreviation of
+    exactly one long one) written without `=VALUE`: the next word is its value."""
+    if word in options:
+        return True
+    if not prefixes or not word.startswith("--") or "=" in word or len(word) < 3:
+        return False
+    return len([o for o in options if o.startswith(word)]) == 1
+
+
+def _is_option(word: str, options: Sequence[str]) -> bool:
+    name = word.split("=", 1)[0] if word.startswith("--") else word
+    return name in options
+
+
+def split_watch_query(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """Take the query words of a `watch` command out of argv, before argparse
+    sees them: argparse would read `-hype` as -h, `-v` as --verbose and
+    `-vendor` as a bad option. Returns (argv for argparse, query words), the
+    query None when the command is not `watch` (argv then unchanged)."""
+    words = list(argv)
+    i = 0
+    while i < len(words) and words[i].startswith("-"):  # options before the command
+        i += 2 if _takes_value(words[i], _TOP_VALUE_OPTIONS, prefixes=True) else 1
+    if i >= len(words) or words[i] != "watch":
+        return words, None
+    kept = words[: i + 1]
+    i += 1
+    while i < len(words):  # options before the action stay with argparse
+        word = words[i]
+        if not word.startswith("-") or word == "-":
+            break
+        width = 2 if _takes_value(word, _WATCH_VALUE_OPTIONS, prefixes=True) else 1
+        kept += words[i : i + width]
+        i += width
+    if i >= len(words) or words[i] not in WATCH_ACTIONS:
+        return words, None  # argparse explains what is missing
+    kept.append(words[i])
+    query: list[str] = []
+    i += 1
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            query += words[i + 1 :]
+            break
+        if _takes_value(word, _WATCH_VALUE_OPTIONS, prefixes=False):
+            kept += words[i : i + 2]
+            i += 2
+            continue
+        if _is_option(word, _WATCH_VALUE_OPTIONS) or word in ("-h", "--help"):
+            kept.append(word)  # --channel=C, --db=PATH, help
+        else:
+            query.append(word)
+        i += 1
+    return kept, query
+
+
+def join_query(words: Sequence[str]) -> str:
+    """The query typed as shell words. One word is the whole query as typed
+    (`'chips -vendor'`); among several, an exclusion holding spaces keeps them
+    (`-'some phrase'` excludes the phrase, not just "some")."""
+    if len(words) == 1:
+        return words[0].strip()
+    parts = []
+    for word in words:
+        body = word[1:].strip()
+        if word.startswith("-") and len(body.split()) > 1 and '"' not in body:
+            word = f'-"{body}"'
+        parts.append(word)
+    return " ".join(parts).strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    # parse_known_args: a watch query may contain words after options and
-    # exclusions like `-rumor` that argparse would take for unknown options.
-    args, extras = parser.parse_known_args(argv)
-    if extras:
-        if args.command != "watch":
-            parser.error(f"unrecognized arguments: {' '.join(extras)}")
-        args.query = [*args.query, *[word for word in extras if word != "--"]]
+    words, query = split_watch_query(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(words)
+    if query is not None:
+        args.query = query
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -296,7 +387,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid --channel: {problem}")
     paths = resolve_paths(args.config, args.db)
     config = load_or_empty(paths.config)
-    query = " ".join(args.query).strip()
+    if args.action == "list" and args.query:
+        raise UsageError(
+            f"watch list takes no query (got {' '.join(args.query)!r}); "
+            "it lists every term of the --channel"
+        )
+    query = join_query(args.query)
     with open_store(paths.db) as store:
         prepare(config, store)
         ctx = CommandContext(store=store, config=lambda: config)
