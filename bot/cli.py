@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import re
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -34,10 +35,22 @@ from bot.wiring import (
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like `yes | head -1`
 
 
 class UsageError(Exception):
     """Bad command-line input: message on stderr, exit 2."""
+
+
+def port_number(text: str) -> int:
+    """`--port`: a TCP port number (0 lets the system pick a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a whole number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: must be 0-65535")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     sub.add_parser(
-        "demo", parents=[common], help="run one cycle over bundled sample feeds (offline)"
+        "demo",
+        parents=[common],
+        help="run one cycle over bundled sample feeds (offline, in a fresh temporary "
+        "database: --db and NEWSHOUND_DB are never used)",
+        description="One full cycle over the bundled sample feeds, served from a loopback "
+        "server, into the console. It always uses a fresh temporary database and its own "
+        "config: --db, --config, NEWSHOUND_DB and NEWSHOUND_CONFIG are never used, so a "
+        "real deployment's database is never touched.",
     )
 
     poll = sub.add_parser("poll", parents=[common], help="poll feeds and deliver alerts")
@@ -69,27 +89,120 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--all", action="store_true", help="poll every feed, due or not")
 
     run = sub.add_parser("run", parents=[common], help="the long-running service")
-    run.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
+    run.add_argument(
+        "--port", type=port_number, default=3000, help="HTTP port, 0-65535 (default 3000)"
+    )
 
     sub.add_parser("check", parents=[common], help="validate the config file")
     sub.add_parser("status", parents=[common], help="feed health and undelivered alerts")
 
-    watch = sub.add_parser("watch", parents=[common], help="manage watch terms")
-    watch.add_argument("action", choices=["add", "remove", "list"])
-    watch.add_argument("--channel", required=True, help="Slack channel ID or discord:...")
-    watch.add_argument("query", nargs="*", help="the watch term (query language, SPEC §3)")
+    watch = sub.add_parser(
+        "watch",
+        parents=[common],
+        help="manage watch terms",
+        description="The /watch commands from the shell. Every word after the action is "
+        "part of the query, also words starting with '-' (exclusions such as -rumor or "
+        "-v), except the options --channel/-c, --config and --db (and -h); after '--' "
+        "every word is. A word holding spaces, such as -'some phrase', keeps them: "
+        "it excludes the phrase. The query may also be one quoted argument.",
+    )
+    watch.add_argument("action", choices=WATCH_ACTIONS)
+    watch.add_argument(
+        "-c", "--channel", required=True, help="Slack channel ID or discord:<webhook URL>"
+    )
+    watch.add_argument(
+        "query",
+        nargs="*",
+        default=[],
+        help='the watch term (query language: words, OR, "phrase", -word)',
+    )
     return parser
+
+
+WATCH_ACTIONS = ("add", "remove", "list")
+# Options that take a value: at the top level and in `watch` after its action.
+_TOP_VALUE_OPTIONS = ("--config", "--db")
+_WATCH_VALUE_OPTIONS = ("--channel", "-c", "--config", "--db")
+
+
+def _takes_value(word: str, options: Sequence[str], *, prefixes: bool) -> bool:
+    """`word` is one of `options` (or, with prefixes, an abbreviation of
+    exactly one long one) written without `=VALUE`: the next word is its value."""
+    if word in options:
+        return True
+    if not prefixes or not word.startswith("--") or "=" in word or len(word) < 3:
+        return False
+    return len([o for o in options if o.startswith(word)]) == 1
+
+
+def _is_option(word: str, options: Sequence[str]) -> bool:
+    name = word.split("=", 1)[0] if word.startswith("--") else word
+    return name in options
+
+
+def split_watch_query(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """Take the query words of a `watch` command out of argv, before argparse
+    sees them: argparse would read `-hype` as -h, `-v` as --verbose and
+    `-vendor` as a bad option. Returns (argv for argparse, query words), the
+    query None when the command is not `watch` (argv then unchanged)."""
+    words = list(argv)
+    i = 0
+    while i < len(words) and words[i].startswith("-"):  # options before the command
+        i += 2 if _takes_value(words[i], _TOP_VALUE_OPTIONS, prefixes=True) else 1
+    if i >= len(words) or words[i] != "watch":
+        return words, None
+    kept = words[: i + 1]
+    i += 1
+    while i < len(words):  # options before the action stay with argparse
+        word = words[i]
+        if not word.startswith("-") or word == "-":
+            break
+        width = 2 if _takes_value(word, _WATCH_VALUE_OPTIONS, prefixes=True) else 1
+        kept += words[i : i + width]
+        i += width
+    if i >= len(words) or words[i] not in WATCH_ACTIONS:
+        return words, None  # argparse explains what is missing
+    kept.append(words[i])
+    query: list[str] = []
+    i += 1
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            query += words[i + 1 :]
+            break
+        if _takes_value(word, _WATCH_VALUE_OPTIONS, prefixes=False):
+            kept += words[i : i + 2]
+            i += 2
+            continue
+        if _is_option(word, _WATCH_VALUE_OPTIONS) or word in ("-h", "--help"):
+            kept.append(word)  # --channel=C, --db=PATH, help
+        else:
+            query.append(word)
+        i += 1
+    return kept, query
+
+
+def join_query(words: Sequence[str]) -> str:
+    """The query typed as shell words. One word is the whole query as typed
+    (`'chips -vendor'`); among several, an exclusion holding spaces keeps them
+    (`-'some phrase'` excludes the phrase, not just "some")."""
+    if len(words) == 1:
+        return words[0].strip()
+    parts = []
+    for word in words:
+        body = word[1:].strip()
+        if word.startswith("-") and len(body.split()) > 1 and '"' not in body:
+            word = f'-"{body}"'
+        parts.append(word)
+    return " ".join(parts).strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    # parse_known_args: a watch query may contain words after options and
-    # exclusions like `-rumor` that argparse would take for unknown options.
-    args, extras = parser.parse_known_args(argv)
-    if extras:
-        if args.command != "watch":
-            parser.error(f"unrecognized arguments: {' '.join(extras)}")
-        args.query = [*args.query, *[word for word in extras if word != "--"]]
+    words, query = split_watch_query(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(words)
+    if query is not None:
+        args.query = query
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -97,7 +210,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     redact.install()  # also scrubs library logs (httpx prints request URLs)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader gone away shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # Output piped into `head` (or a pager that quit): stop quietly.
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
     except ConfigError as exc:
         for problem in exc.problems:
             print(str(problem), file=sys.stderr)
@@ -108,12 +227,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        if isinstance(exc, sqlite3.DatabaseError) and damaged_database(exc):
+            # Damage past the first page: open_store saw a good header.
+            db = resolve_paths(args.config, args.db).db
+            print(f"newshound: cannot open database {db}: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         # A bug should still end in one clear line; -v shows the traceback.
         logging.getLogger("bot").debug("unexpected error", exc_info=True)
         print(f"newshound: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         if not args.verbose:
             print("newshound: run again with -v for details", file=sys.stderr)
         return 1
+
+
+def silence_stdout() -> None:
+    """Send the rest of stdout (and its unflushed buffer) to /dev/null, so
+    Python's final flush at exit does not complain about the closed pipe."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation: not a file
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 # -- commands ---------------------------------------------------------------
@@ -132,11 +270,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def open_store(path: str) -> Store:
+def damaged_database(exc: sqlite3.DatabaseError) -> bool:
+    """The database file itself is unusable (damaged, or not a database at
+    all): the user's problem to fix, not a bug of ours."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def open_store(path: str, *, check: bool = False) -> Store:
+    """The database, or a UsageError saying why it cannot be used. check: also
+    read the whole file for damage (the service does, once, before it starts)."""
     try:
-        return Store(path)
-    except Exception as exc:  # unreadable path, not a database, locked, ...
+        store = Store(path)
+    except Exception as exc:  # unreadable path, not a database, not ours, too new, locked, ...
         raise UsageError(f"cannot open database {path}: {exc}") from None
+    if check:
+        try:
+            damage = store.damage()
+        except sqlite3.DatabaseError as exc:
+            damage = str(exc)
+        if damage is not None:
+            store.close()
+            raise UsageError(f"cannot open database {path}: damaged: {damage}")
+    return store
 
 
 def prepare(config: Config, store: Store) -> None:
@@ -231,7 +387,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid --channel: {problem}")
     paths = resolve_paths(args.config, args.db)
     config = load_or_empty(paths.config)
-    query = " ".join(args.query).strip()
+    if args.action == "list" and args.query:
+        raise UsageError(
+            f"watch list takes no query (got {' '.join(args.query)!r}); "
+            "it lists every term of the --channel"
+        )
+    query = join_query(args.query)
     with open_store(paths.db) as store:
         prepare(config, store)
         ctx = CommandContext(store=store, config=lambda: config)
@@ -332,13 +493,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    return run_demo(db_path=args.db)
+    # Never the real database: its pending alerts would be "delivered" here.
+    return run_demo()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.service import run_service
 
     paths = resolve_paths(args.config, args.db)
+    # Refuse a database we cannot use (not ours, too new, damaged, not a
+    # database) with the same one-line error as every other command, before
+    # starting: once running, the service would only log each failed cycle.
+    open_store(paths.db, check=True).close()
     return run_service(paths.config, paths.db, port=args.port)
 
 

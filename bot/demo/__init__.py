@@ -3,6 +3,10 @@
 The sample feeds are served from a loopback HTTP server started here, the
 config is a real feeds.yaml written to a temporary folder (with the loopback
 network explicitly allowed), and alerts go to the console sink.
+
+The demo always works in a fresh database in that temporary folder, never in
+the one `--db` / `NEWSHOUND_DB` name: delivering into the console there would
+mark a real deployment's pending alerts as sent (and print its channels).
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ class _DemoHandler(BaseHTTPRequestHandler):
         pass  # keep the demo output to the alerts
 
 
-def run_demo(db_path: str | None = None) -> int:
+def run_demo() -> int:
     from bot.cli import print_cycle, run_poll_cycle
     from bot.store import Store
     from bot.wiring import SinkRouter
@@ -94,9 +98,12 @@ def run_demo(db_path: str | None = None) -> int:
             config_path = Path(tmp) / "feeds.yaml"
             config_path.write_text(DEMO_CONFIG.format(base=base), encoding="utf-8")
             config = load_config(config_path)
-            print(f"newshound demo: {len(config.feeds)} sample feeds served from {base}\n")
+            print(
+                f"newshound demo: {len(config.feeds)} sample feeds served from {base}, "
+                "in a fresh temporary database\n"
+            )
             started = time.monotonic()
-            with Store(db_path or str(Path(tmp) / "demo.db")) as store:
+            with Store(Path(tmp) / "demo.db") as store:
                 report, delivery = run_poll_cycle(
                     config, store, SinkRouter(console_only=True), all_feeds=True
                 )

@@ -7,6 +7,7 @@ import threading
 from typing import Any, TextIO
 
 from bot.messages import ALERT, DIGEST, format_time
+from bot.sinks.base import DeliveryError
 from bot.text import clean_text, inline_text
 
 
@@ -47,8 +48,13 @@ class ConsoleSink:
     def send(self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int) -> str | None:
         out = self._out or sys.stdout
         with self._lock:
-            out.write(format_console(channel, kind, payload) + "\n")
-            out.flush()
+            try:
+                out.write(format_console(channel, kind, payload) + "\n")
+                out.flush()
+            except BrokenPipeError:
+                # e.g. `newshound poll --once | head -1`: nobody reads the
+                # rest, so the message stays pending for a later run.
+                raise DeliveryError("console output closed (broken pipe)") from None
         return None
 
     def find_sent(self, channel: str, outbox_id: int, since: float | None = None) -> str | None:

@@ -1,0 +1,94 @@
+"""bot/demo: `newshound demo` through the real command line.
+
+The demo delivers into the console, so it must never work in a real
+database: that would mark the deployment's pending alerts as sent (they would
+never reach Slack or Discord) and print their channels, webhook tokens included.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_cli, run_subprocess, write_config
+from feedgen import FeedEntry, rss
+from feedserver import FeedServer
+
+TOKEN = "SUPERSECRETtoken42"
+# Nothing listens on port 9: the alert stays pending.
+WEBHOOK = f"discord:http://127.0.0.1:9/api/webhooks/42/{TOKEN}"
+
+
+def dump(db: Path) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def real_db(tmp_path: Path, feed_server: FeedServer) -> Path:
+    """A deployment's database with one alert pending for a Discord webhook."""
+    feed_server.set(
+        "/world.xml",
+        rss(
+            [
+                FeedEntry(
+                    "Zanzibar lumber tariff review",
+                    link="https://news.example/zanzibar-lumber",
+                    published=datetime.now(UTC),
+                )
+            ],
+            title="Global Desk",
+        ),
+    )
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        [feed_server.url("/world.xml")],
+        [{"channel": WEBHOOK, "terms": ["tariff"]}],
+    )
+    db = tmp_path / "real.db"
+    polled = run_cli("--config", str(config), "--db", str(db), "poll", "--once")
+    assert polled.code == 0, polled.err
+    status = run_cli("--config", str(config), "--db", str(db), "status")
+    assert "Alerts: 0 sent, 1 pending, 0 dead" in status.out
+    return db
+
+
+@pytest.mark.parametrize("how", ["--db before", "--db after", "NEWSHOUND_DB"])
+def test_demo_never_touches_the_real_database(real_db: Path, how: str) -> None:
+    before = dump(real_db)
+    if how == "--db before":
+        result = run_subprocess("--db", str(real_db), "demo")
+    elif how == "--db after":
+        result = run_subprocess("demo", "--db", str(real_db))
+    else:
+        result = run_subprocess("demo", env={"NEWSHOUND_DB": str(real_db)})
+    assert result.code == 0, result.err
+    assert "in a fresh temporary database" in result.out
+    assert "demo summary:" in result.out
+    # The real pending alert is neither printed nor marked sent.
+    assert "Zanzibar lumber" not in result.out
+    assert TOKEN not in result.out + result.err
+    assert "webhooks/42" not in result.out
+    assert dump(real_db) == before
+
+
+def test_demo_ignores_a_broken_database_path(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_text("junk\n")
+    result = run_subprocess("demo", "--db", str(junk))
+    assert result.code == 0, result.err
+    assert "demo summary:" in result.out
+    assert junk.read_text() == "junk\n"
+
+
+def test_demo_help_says_it_uses_a_temporary_database() -> None:
+    result = run_cli("demo", "--help")
+    assert result.code == 0
+    text = " ".join(result.out.split())
+    assert "fresh temporary database" in text
+    assert "NEWSHOUND_DB" in text
