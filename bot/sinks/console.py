@@ -6,12 +6,14 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from bot.channels import display_channel
 from bot.messages import ALERT, DIGEST, format_time
 from bot.sinks.base import DeliveryError
 from bot.text import clean_text, inline_text
 
 
 def format_console(channel: str, kind: str, payload: dict[str, Any]) -> str:
+    channel = display_channel(channel)  # a webhook URL carries its token: never printed
     if kind == ALERT:
         snippet = "".join(
             f"**{inline_text(t)}**" if bold else inline_text(t) for t, bold in payload["snippet"]
