@@ -113,13 +113,16 @@ def watch_add(ctx: CommandContext, channel: str, text: str, user: str | None = N
         problem = ctx.channel_problem(channel)
         if problem:
             return Reply(problem, ok=False)
-    if ctx.store.count_terms(channel) >= MAX_TERMS_PER_CHANNEL:
+    source = "slack" if user else "cli"
+    limit = MAX_TERMS_PER_CHANNEL
+    if not ctx.store.add_term(channel, parsed.text, source, user, ctx.clock(), limit=limit):
+        if ctx.store.find_term(channel, parsed.text) is not None:  # added meanwhile
+            return Reply(f"This channel already watches {parsed.describe()}.")
         return Reply(
             f"This channel already has {MAX_TERMS_PER_CHANNEL} terms, the most it can have. "
             "Remove some with `/watch remove` first.",
             ok=False,
         )
-    ctx.store.add_term(channel, parsed.text, "slack" if user else "cli", user, ctx.clock())
     lines = [f"Now watching {parsed.describe()} in this channel.", *_symbols_note(ctx, text)]
     preview = _preview(ctx, parsed)
     if preview:

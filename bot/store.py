@@ -732,13 +732,22 @@ class Store:
                 )
 
     def add_term(
-        self, channel: str, term: str, source: str, added_by: str | None, now: float
+        self,
+        channel: str,
+        term: str,
+        source: str,
+        added_by: str | None,
+        now: float,
+        *,
+        limit: int | None = None,
     ) -> bool:
-        """False when the channel already watches this term."""
+        """False when the channel already watches this term, or already has
+        `limit` terms: one statement, so concurrent adds cannot pass the limit."""
         cursor = self._execute(
             "INSERT OR IGNORE INTO terms(channel, term, term_key, source, added_by, added_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (channel, term, term_key(term), source, added_by, now),
+            "SELECT ?, ?, ?, ?, ?, ? "
+            "WHERE ? IS NULL OR (SELECT COUNT(*) FROM terms WHERE channel = ?) < ?",
+            (channel, term, term_key(term), source, added_by, now, limit, channel, limit),
         )
         return cursor.rowcount == 1
 

@@ -57,3 +57,35 @@ def test_any_whitespace_ends_the_subcommand(ctx: CommandContext, gap: str) -> No
     reply = dispatch(ctx, CHANNEL, "U0ALICE0001", f"add{gap}tariff")
     assert reply.ok and reply.text.startswith("Now watching *tariff*")
     assert dispatch(ctx, CHANNEL, "U0ALICE0001", f"list{gap}").ok
+
+
+def test_concurrent_adds_never_pass_the_term_limit(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from bot.commands import MAX_TERMS_PER_CHANNEL
+
+    class SlowCountStore(Store):
+        """Counting takes a while, as under load: a check-then-insert races."""
+
+        def count_terms(self, channel: str) -> int:
+            counted = super().count_terms(channel)
+            time.sleep(0.1)
+            return counted
+
+    config = empty_config("feeds.yaml")
+    with SlowCountStore(str(tmp_path / "db.sqlite")) as store:
+        ctx = CommandContext(store=store, config=lambda: config, escape=slack_escape)
+        for n in range(MAX_TERMS_PER_CHANNEL - 1):
+            store.add_term(CHANNEL, f"term{n}", "cli", None, 0.0)
+        replies = []
+        threads = [
+            threading.Thread(target=lambda n=n: replies.append(watch_add(ctx, CHANNEL, f"new{n}")))
+            for n in range(6)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert store.count_terms(CHANNEL) == MAX_TERMS_PER_CHANNEL
+        assert sum(reply.ok for reply in replies) == 1
