@@ -13,8 +13,9 @@ that applies to them:
 
 - ``x``: exact form only (quoted phrases);
 - ``p``: the word or its possessive (``deal``, ``deal's``) — inner words;
-- ``s``: the word, its plural or possessive (+s, +es, y->ies, 's, s') — the
-  last word of an unquoted phrase.
+- ``s``: the word, its plural (`bot.query.plural_forms`: +s, and +es or
+  y->ies where English uses them) or possessive ('s, s') — the last word of
+  an unquoted phrase.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from functools import lru_cache
 from typing import Generic, TypeVar
 
 from bot.models import Item
-from bot.query import ASCII_WORD_RE, Phrase, Query, Token, tokenize
+from bot.query import ASCII_WORD_RE, Phrase, Query, Token, plural_forms, tokenize
 
 __all__ = ["FIELDS", "TAG_SEPARATOR", "Matcher", "Span", "document_fields", "highlight"]
 
@@ -68,11 +69,13 @@ def _labels(word: str) -> tuple[_Label, ...]:
     if word.endswith("'s") and len(word) > 2:
         labels += [(word[:-2], _POSSESSIVE), (word[:-2], _PLURAL)]
     elif word.endswith("s") and len(word) > 1:
-        labels.append((word[:-1], _PLURAL))
-        if word.endswith("es") and len(word) > 2:
-            labels.append((word[:-2], _PLURAL))
-            if word.endswith("ies") and len(word) > 3:
-                labels.append((word[:-3] + "y", _PLURAL))
+        # The bases this could be a plural of (tariffs, taxes, quizzes,
+        # companies), each kept only if its plural forms really include it:
+        # "rates" is a plural of "rate", never of "rat".
+        candidates = [word[:-1], word[:-2], word[:-3]]
+        if word.endswith("ies"):
+            candidates.append(word[:-3] + "y")
+        labels += [(base, _PLURAL) for base in candidates if base and word in plural_forms(base)]
     return tuple(labels)
 
 
@@ -83,9 +86,7 @@ def _surface_forms(label: _Label) -> set[str]:
         return {base}
     forms = {base, base + "'s"}
     if rule == _PLURAL:
-        forms |= {base + "s", base + "es"}
-        if base.endswith("y"):
-            forms.add(base[:-1] + "ies")
+        forms.update(plural_forms(base))
     return forms
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "Token",
     "fold",
     "parse_query",
+    "plural_forms",
     "tokenize",
 ]
 
@@ -186,10 +187,10 @@ class Phrase:
         if not show_forms:
             return f"*{shown}*"
         head = f"phrase *{shown}*" if len(self.words) > 1 else f"*{shown}*"
-        plural = _example_plural(self.words[-1])
-        if plural is None:
+        plurals = _example_plurals(self.words[-1])
+        if not plurals:
             return head
-        also = _join_words((*self.words[:-1], plural))
+        also = ", ".join(_join_words((*self.words[:-1], plural)) for plural in plurals)
         return f"{head} (also: {also})"
 
 
@@ -212,19 +213,64 @@ class Query:
         return text
 
 
-def _example_plural(word: str) -> str | None:
-    """One plural form to show users (matching accepts more), or None when a
-    hint would only look odd: non-Latin words, single letters (`x` -> "xes")
-    and words that already end in s (`chips` -> "chips's")."""
-    if len(word) < 2 or not ("a" <= word[-1] <= "z"):
-        return None
-    if word.endswith("y") and word[-2] not in "aeiouy":
-        return word[:-1] + "ies"
-    if word.endswith(("ss", "x", "z", "ch", "sh")):
-        return word + "es"
+_CONSONANTS = frozenset("bcdfghjklmnpqrstvwxz")
+
+
+def plural_forms(word: str) -> tuple[str, ...]:
+    """The plural forms of a folded word that the plural rule accepts.
+
+    English rules, so that a term never matches a different word that merely
+    starts with it (`rat` is not "rates", `US` is not "uses"):
+
+    - +s, always: tariffs, rats, photos, days, 35s;
+    - +es after x, z, ss, ch, sh (taxes, waltzes, bosses, watches, crashes;
+      a z after a vowel may also double: quizzes);
+    - +es after a single s in words of four letters or more (biases, viruses,
+      lenses) and in the three-letter nouns "bus" and "gas" (buses, gases;
+      other short words would meet "uses", "cases", "doses");
+    - +es after a consonant + o in words of three letters or more (heroes,
+      vetoes, embargoes, tomatoes; not "does", "goes", "toes");
+    - y -> ies after a consonant: companies, policies (not "daies").
+    """
+    forms = [word + "s"]
+    if _takes_es(word):
+        forms.append(word + "es")
+        if word[-1] == "z" and word[-2] in "aeiou":
+            forms.append(word + "zes")  # quizzes, fezzes
+    if len(word) >= 2 and word[-1] == "y" and word[-2] in _CONSONANTS:
+        forms.append(word[:-1] + "ies")
+    return tuple(forms)
+
+
+def _takes_es(word: str) -> bool:
+    if len(word) < 2:
+        return False
+    if word.endswith(("x", "z")):
+        return True
+    if len(word) < 3:  # "ss", "ch", "sh" and "us", "do", "go", "to" are no bases
+        return False
+    if word.endswith(("ss", "ch", "sh")):
+        return True
     if word.endswith("s"):
-        return None
-    return word + "s"
+        return len(word) >= 4 or word in ("bus", "gas")
+    return word[-1] == "o" and word[-2] in _CONSONANTS
+
+
+def _example_plurals(word: str) -> tuple[str, ...]:
+    """The plural forms to show users (matching accepts the same), or none
+    when a hint would only look odd: non-Latin words, single letters (`x` ->
+    "xes") and words that already end in a single s (`chips` -> "chipses").
+    A word that ends in a consonant + o shows both forms (vetos, vetoes)."""
+    if len(word) < 2 or not ("a" <= word[-1] <= "z"):
+        return ()
+    forms = plural_forms(word)
+    if word.endswith("s") and not word.endswith("ss"):
+        return ()
+    if forms[-1].endswith("zzes"):
+        return forms[-1:]  # quizzes, not "quizes"
+    if len(forms) > 1 and not word.endswith("o"):
+        return forms[1:]  # taxes, bosses, companies: the +s form would look wrong
+    return forms
 
 
 def _join_words(words: tuple[str, ...]) -> str:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from bot.query import MAX_TERM_LENGTH, Phrase, Query, QueryError, Token, fold, parse_query, tokenize
+from bot.query import (
+    MAX_TERM_LENGTH,
+    Phrase,
+    Query,
+    QueryError,
+    Token,
+    fold,
+    parse_query,
+    plural_forms,
+    tokenize,
+)
 
 
 @pytest.mark.parametrize(
@@ -54,6 +64,45 @@ def test_tokenize(text: str, expected: list[tuple[int, int, str]]) -> None:
     assert tokens == [Token(*t) for t in expected]
     for token in tokens:  # offsets index the original text
         assert fold(text[token.start : token.end]).strip("'") == token.word
+
+
+@pytest.mark.parametrize(
+    ("word", "forms"),
+    [
+        ("tariff", ("tariffs",)),
+        ("rat", ("rats",)),  # not "rates"
+        ("us", ("uss",)),  # not "uses"
+        ("jon", ("jons",)),  # not "jones"
+        ("tim", ("tims",)),  # not "times"
+        ("car", ("cars",)),  # not "cares"
+        ("plan", ("plans",)),  # not "planes"
+        ("war", ("wars",)),  # not "wares"
+        ("cas", ("cass",)),  # not "cases"
+        ("do", ("dos",)),  # not "does"
+        ("to", ("tos",)),  # not "toes"
+        ("tax", ("taxs", "taxes")),
+        ("ox", ("oxs", "oxes")),
+        ("boss", ("bosss", "bosses")),
+        ("church", ("churchs", "churches")),
+        ("crash", ("crashs", "crashes")),
+        ("waltz", ("waltzs", "waltzes")),
+        ("quiz", ("quizs", "quizes", "quizzes")),
+        ("bus", ("buss", "buses")),
+        ("gas", ("gass", "gases")),
+        ("bias", ("biass", "biases")),
+        ("virus", ("viruss", "viruses")),
+        ("hero", ("heros", "heroes")),
+        ("veto", ("vetos", "vetoes")),
+        ("embargo", ("embargos", "embargoes")),
+        ("radio", ("radios",)),
+        ("company", ("companys", "companies")),
+        ("policy", ("policys", "policies")),
+        ("day", ("days",)),
+        ("f35", ("f35s",)),
+    ],
+)
+def test_plural_forms(word: str, forms: tuple[str, ...]) -> None:
+    assert plural_forms(word) == forms
 
 
 def p(*words: str, exact: bool = False) -> Phrase:
@@ -157,6 +206,13 @@ def test_exactly_max_length_is_accepted() -> None:
         ),
         ("F-35", "phrase *f 35*"),
         ("東京", "phrase *東京*"),
+        ("us", "*us*"),  # no hint for a word ending in s; matches "uss", not "uses"
+        ("rat", "*rat* (also: rats)"),
+        ("bus", "*bus*"),
+        ("quiz", "*quiz* (also: quizzes)"),
+        ("veto", "*veto* (also: vetos, vetoes)"),
+        ("trade embargo", "phrase *trade embargo* (also: trade embargos, trade embargoes)"),
+        ("company", "*company* (also: companies)"),
     ],
 )
 def test_describe(text: str, expected: str) -> None:
