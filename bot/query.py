@@ -78,10 +78,33 @@ _DIACRITICS = frozenset(
 )
 
 
+# Invisible format characters that may sit inside a word without splitting it:
+# soft hyphen (a hyphenation hint), zero-width space/non-joiner/joiner (ZWNJ is
+# ordinary spelling in Persian and Indic scripts), direction marks and
+# embeddings, word joiner and invisible operators, BOM. `tokenize` keeps them
+# inside the word around them and `fold` deletes them, for terms and feed text
+# alike, so "ta\u00adriff" is the word "tariff" and "می\u200cخواهد" is one word
+# whether or not the text it came from was cleaned first (bot.text strips
+# these, except the soft hyphen, from feed text; the result is the same word).
+_IGNORABLE_RANGES = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x200B, 0x200F),  # ZWSP, ZWNJ, ZWJ, LRM, RLM
+    (0x202A, 0x202E),  # bidi embeddings and overrides
+    (0x2060, 0x2064),  # word joiner, invisible operators
+    (0x2066, 0x2069),  # bidi isolates
+    (0xFEFF, 0xFEFF),  # BOM / zero-width no-break space
+)
+_IGNORABLE = "".join(chr(cp) for lo, hi in _IGNORABLE_RANGES for cp in range(lo, hi + 1))
+
+_IGNORE_TABLE = str.maketrans(dict.fromkeys(_IGNORABLE))
+
+
 def fold(text: str) -> str:
     """Normalise text for comparison: NFKD (full-width and compatibility forms
-    become plain ones), accents dropped, case folded, typographic apostrophes
-    turned into ``'``. ``fold("Café") == "cafe"``, ``fold("ＴＡＲＩＦＦ") == "tariff"``.
+    become plain ones), accents dropped, case folded, invisible format
+    characters (soft hyphen, ZWSP/ZWNJ/ZWJ, ...) deleted and typographic
+    apostrophes turned into ``'``. ``fold("Café") == "cafe"``,
+    ``fold("ＴＡＲＩＦＦ") == "tariff"``.
     """
     if text.isascii():
         return text.lower()
@@ -90,7 +113,7 @@ def fold(text: str) -> str:
     # (e.g. "İ" -> "i̇", "ℌ" decomposes to "H"), so normalise once more.
     text = unicodedata.normalize("NFKD", text.casefold())
     text = "".join(ch for ch in text if ch not in _DIACRITICS)
-    return unicodedata.normalize("NFC", text)
+    return unicodedata.normalize("NFC", text.translate(_IGNORE_TABLE))
 
 
 class Token(NamedTuple):
@@ -127,7 +150,9 @@ _CJK = (
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
     "\U00020000-\U0002fa1f\U00030000-\U0003134f"
 )
-_M = f"[{_mark_class()}]"
+# Combining marks and ignorable format characters belong to the word they
+# follow: "e" + U+0301 is one letter, "ta" + soft hyphen + "riff" one word.
+_M = f"[{_mark_class()}{_IGNORABLE}]"
 _A = f"[{_APOSTROPHES}]"
 _W = r"[^\W_]"  # a letter or digit: \w without the underscore
 # A word: a letter/digit, then letters/digits/marks, with single apostrophes
@@ -144,8 +169,9 @@ _SPLIT_RE = re.compile(f"[{_CJK}]{_M}*|{_WL}(?:{_WL}|{_M})*(?:{_A}{_WL}(?:{_WL}|
 
 def tokenize(text: str) -> list[Token]:
     """Split text into words: runs of letters and digits (with their combining
-    marks and inner apostrophes). Everything else, including ``_`` and ``-``,
-    separates words: ``"Trade-Deal"`` -> trade, deal; ``"tariff’s"`` -> tariff's.
+    marks, inner apostrophes and invisible format characters). Everything
+    else, including ``_`` and ``-``, separates words: ``"Trade-Deal"`` ->
+    trade, deal; ``"tariff’s"`` -> tariff's.
     """
     if text.isascii():
         # Fast path for the common case: same words, no folding beyond lower().

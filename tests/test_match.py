@@ -90,6 +90,15 @@ MATCH_CASES = [
     ("semiconductor -rat", "Semiconductor demand steady as rates hold", "", True),
     ("semiconductor -rat", "Semiconductor rats", "", False),
     ("chips -US", "chips", "uses", True),
+    # invisible characters inside a word
+    ("tariff", "New ta\u00adriff on steel", "", True),
+    ("tariff", "ta\u00adriff\u00ads", "", True),
+    ("tariff", "the tar\u00adiff’s scope", "", True),
+    ("ta\u00adriff", "tariff", "", True),
+    ("می\u200cخواهد", "دولت می\u200cخواهد", "", True),
+    ("می\u200cخواهد", "دولت میخواهد", "", True),  # as cleaned by bot.text
+    ("میخواهد", "دولت می\u200cخواهد", "", True),
+    ("pax silica", "Pax\u200bSilica", "", False),  # looks like "PaxSilica"
     # quoted exact phrase: no plural/possessive, still case/accent-insensitive
     ('"tariff"', "new tariffs", "", False),
     ('"tariff"', "the tariff’s scope", "", False),
@@ -187,6 +196,12 @@ def test_spans_point_at_the_matched_words() -> None:
 @pytest.mark.parametrize(
     ("term", "text", "bold"),
     [
+        (
+            "tariff",
+            "the tar\u00adiff and ta\u00adriff\u00ads rise",
+            ["tar\u00adiff", "ta\u00adriff\u00ads"],
+        ),
+        ("می\u200cخواهد", "دولت می\u200cخواهد و میخواهد", ["می\u200cخواهد", "میخواهد"]),
         ("tax", "taxes, tax’s and taxis", ["taxes", "tax’s"]),
         ("rat", "rates and rats", ["rats"]),
     ],

@@ -15,6 +15,7 @@ from bot.query import (
     plural_forms,
     tokenize,
 )
+from bot.text import clean_text, html_to_text
 
 
 @pytest.mark.parametrize(
@@ -31,6 +32,12 @@ from bot.query import (
         ("ﬁnance", "finance"),  # ligature
         ("naïve ÉLAN", "naive elan"),
         ("ガ", "ガ"),  # kana voicing is not an accent: ガ stays distinct from カ
+        # invisible format characters vanish
+        ("ta\u00adriff", "tariff"),  # soft hyphen
+        ("می\u200cخواهد", "میخواهد"),  # ZWNJ
+        ("क्\u200dष", "क्ष"),  # ZWJ
+        ("Pax\u200bSilica", "paxsilica"),  # ZWSP
+        ("\ufefftariff\u2060", "tariff"),  # BOM, word joiner
     ],
 )
 def test_fold(text: str, expected: str) -> None:
@@ -57,6 +64,14 @@ def test_fold(text: str, expected: str) -> None:
         ("AI said", [(0, 2, "ai"), (3, 7, "said")]),
         ("東京都に", [(0, 1, "東"), (1, 2, "京"), (2, 3, "都"), (3, 4, "に")]),
         ("Tokyo東京", [(0, 5, "tokyo"), (5, 6, "東"), (6, 7, "京")]),
+        # invisible format characters stay inside the word
+        ("new ta\u00adriff", [(0, 3, "new"), (4, 11, "tariff")]),
+        ("tar\u00adiff\u00ad’s", [(0, 10, "tariff's")]),
+        ("دولت می\u200cخواهد", [(0, 4, "دولت"), (5, 13, "میخواهد")]),
+        ("کتاب\u200dها", [(0, 7, "کتابها")]),
+        ("Pax\u200bSilica", [(0, 10, "paxsilica")]),
+        ("\u200btariff\u200b deal", [(1, 8, "tariff"), (9, 13, "deal")]),
+        ("tariff \u00ad deal", [(0, 6, "tariff"), (9, 13, "deal")]),  # alone: no word
     ],
 )
 def test_tokenize(text: str, expected: list[tuple[int, int, str]]) -> None:
@@ -64,6 +79,41 @@ def test_tokenize(text: str, expected: list[tuple[int, int, str]]) -> None:
     assert tokens == [Token(*t) for t in expected]
     for token in tokens:  # offsets index the original text
         assert fold(text[token.start : token.end]).strip("'") == token.word
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The tariff’s cost",
+        "New ta\u00adriff on steel",
+        "دولت می\u200cخواهد",
+        "Pax\u200bSilica",
+        "\u202bשלום\u202c world\u200e",
+    ],
+)
+def test_a_term_copied_from_a_feed_matches_its_words(text: str) -> None:
+    """Terms and feed text share one tokenizer, so a term pasted from the
+    source page or from an alert has exactly the words the matcher sees in
+    the feed text (which `bot.parse` cleans first: some invisible characters
+    are removed there, the soft hyphen is not)."""
+    feed_words = tuple(t.word for t in tokenize(clean_text(text)))
+    assert tuple(t.word for t in tokenize(text)) == feed_words
+    assert parse_query(text).include == (Phrase(feed_words),)
+    assert parse_query(clean_text(text)).include == (Phrase(feed_words),)
+
+
+def test_html_soft_hyphen_entity() -> None:
+    assert [t.word for t in tokenize(html_to_text("<b>ta&shy;riff</b>&#173;s"))] == ["tariffs"]
+
+
+@pytest.mark.parametrize(
+    "char", [chr(cp) for cp in (0xAD, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0xFEFF)]
+)
+def test_invisible_characters_join_words_whether_or_not_cleaned(char: str) -> None:
+    text = f"ta{char}riff’s rise"
+    assert [t.word for t in tokenize(text)] == ["tariff's", "rise"]
+    assert [t.word for t in tokenize(clean_text(text))] == ["tariff's", "rise"]
+    assert parse_query(f"ta{char}riff").include == (Phrase(("tariff",)),)
 
 
 @pytest.mark.parametrize(
@@ -132,6 +182,8 @@ def p(*words: str, exact: bool = False) -> Phrase:
         ("ＴＡＲＩＦＦ Café", [p("tariff", "cafe")], []),
         ("tariff’s", [p("tariff's")], []),
         ("(tariff OR duty)", [p("tariff"), p("duty")], []),
+        ("کتاب\u200cها", [p("کتابها")], []),  # ZWNJ: one word, as in feed text
+        ("ta\u00adriff -ru\u200bmor", [p("tariff")], [p("rumor")]),
     ],
 )
 def test_parse_query(text: str, include: list[Phrase], exclude: list[Phrase]) -> None:
@@ -213,6 +265,7 @@ def test_exactly_max_length_is_accepted() -> None:
         ("veto", "*veto* (also: vetos, vetoes)"),
         ("trade embargo", "phrase *trade embargo* (also: trade embargos, trade embargoes)"),
         ("company", "*company* (also: companies)"),
+        ("کتاب\u200cها", "*کتابها*"),
     ],
 )
 def test_describe(text: str, expected: str) -> None:
