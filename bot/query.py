@@ -31,6 +31,7 @@ __all__ = [
     "fold",
     "parse_query",
     "plural_forms",
+    "spellings",
     "tokenize",
 ]
 
@@ -96,15 +97,36 @@ _IGNORABLE_RANGES = (
 )
 _IGNORABLE = "".join(chr(cp) for lo, hi in _IGNORABLE_RANGES for cp in range(lo, hi + 1))
 
-_IGNORE_TABLE = str.maketrans(dict.fromkeys(_IGNORABLE))
+# Latin letters that are "accented" to readers but have no Unicode
+# decomposition, so NFKD leaves them alone. Lower case only: `fold` applies
+# this after casefold. (ß needs no entry: casefold turns it into "ss".) "đ" is
+# kept: it has two usual plain spellings, see `spellings`. The same table
+# deletes the invisible characters above.
+_FOLD_TABLE = str.maketrans(
+    {
+        "ł": "l",  # Łódź
+        "ø": "o",  # København
+        "ð": "d",  # Icelandic eth: Guðmundsson
+        "ı": "i",  # Turkish dotless i: Diyarbakır
+        "ȷ": "j",  # dotless j
+        "ħ": "h",  # Maltese
+        "ŧ": "t",  # Sámi
+        "œ": "oe",  # Œuvre
+        "æ": "ae",  # Æsir
+        "þ": "th",  # Þingvellir
+        **dict.fromkeys(_IGNORABLE),
+    }
+)
 
 
 def fold(text: str) -> str:
     """Normalise text for comparison: NFKD (full-width and compatibility forms
-    become plain ones), accents dropped, case folded, invisible format
+    become plain ones), accents dropped, case folded, letters without a
+    decomposition mapped to plain Latin (Ł -> l, Ø -> o, ð -> d, ı -> i,
+    Œ -> oe, Æ -> ae, Þ -> th; Đ -> đ, see `spellings`), invisible format
     characters (soft hyphen, ZWSP/ZWNJ/ZWJ, ...) deleted and typographic
     apostrophes turned into ``'``. ``fold("Café") == "cafe"``,
-    ``fold("ＴＡＲＩＦＦ") == "tariff"``.
+    ``fold("ＴＡＲＩＦＦ") == "tariff"``, ``fold("Łódź") == "lodz"``.
     """
     if text.isascii():
         return text.lower()
@@ -113,7 +135,19 @@ def fold(text: str) -> str:
     # (e.g. "İ" -> "i̇", "ℌ" decomposes to "H"), so normalise once more.
     text = unicodedata.normalize("NFKD", text.casefold())
     text = "".join(ch for ch in text if ch not in _DIACRITICS)
-    return unicodedata.normalize("NFC", text.translate(_IGNORE_TABLE))
+    # After the marks are gone, so that "ǿ" (ø + acute) also becomes "o".
+    return unicodedata.normalize("NFC", text.translate(_FOLD_TABLE))
+
+
+def spellings(word: str) -> tuple[str, ...]:
+    """The plain spellings of a folded word: itself, or for a word with "đ"
+    (the one letter `fold` keeps) both usual transliterations, "d" as in
+    Vietnamese (Đà Nẵng -> da nang) and "dj" as in Serbo-Croatian
+    (Đoković -> djokovic). The matcher compares spellings, so `djokovic`,
+    `dokovic` and `Đoković` all match "Đoković" and "Djokovic" matches `Đoković`."""
+    if "đ" not in word:
+        return (word,)
+    return (word.replace("đ", "d"), word.replace("đ", "dj"))
 
 
 class Token(NamedTuple):
