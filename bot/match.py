@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import Generic, TypeVar
 
 from bot.models import Item
-from bot.query import ASCII_WORD_RE, Phrase, Query, Token, plural_forms, spellings, tokenize
+from bot.query import Phrase, Query, Token, ascii_words, plural_forms, spellings, tokenize
 
 __all__ = ["FIELDS", "TAG_SEPARATOR", "Matcher", "Span", "document_fields", "highlight"]
 
@@ -197,7 +197,7 @@ class Matcher(Generic[K]):
         tokens: list[Token] | None = None
         if text.isascii() and name != "tags":
             # Words only (C speed); offsets are computed just for texts that match.
-            words = ASCII_WORD_RE.findall(text.lower())
+            words = ascii_words(text.lower())
         else:
             tokens = tokenize(text)
             words = [t.word for t in tokens]

@@ -28,6 +28,7 @@ __all__ = [
     "Query",
     "QueryError",
     "Token",
+    "ascii_words",
     "fold",
     "parse_query",
     "plural_forms",
@@ -195,22 +196,43 @@ _W = r"[^\W_]"  # a letter or digit: \w without the underscore
 _WORD_RE = re.compile(f"{_W}(?:{_W}|{_M})*(?:{_A}{_W}(?:{_W}|{_M})*)*")
 _CJK_RE = re.compile(f"[{_CJK}]")
 # Words of pure-ASCII text (the common case): same rules, no folding beyond lower().
-ASCII_WORD_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
+_ASCII_WORD_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 # The same, for the rare run that contains ideographs or kana: those split off.
 _WL = f"(?![{_CJK}]){_W}"
 _SPLIT_RE = re.compile(f"[{_CJK}]{_M}*|{_WL}(?:{_WL}|{_M})*(?:{_A}{_WL}(?:{_WL}|{_M})*)*")
+
+# French and Italian elided articles and prepositions: "l’Ukraine" is the two
+# words "l" and "ukraine", so `Ukraine` matches it (and `l'Ukraine` still
+# matches the same text, as the phrase "l ukraine"). Only at the start of a
+# word and never before a lone "s", which is a possessive ("Nell's", "UN's").
+# The single letters are the ones French and Italian elide: no "i", "o" or
+# "y", so "I'm", "O'Brien", "o'clock" and "y'all" stay whole words.
+_ELIDED = frozenset(
+    {
+        *("c", "d", "j", "l", "m", "n", "s", "t"),  # French; Italian l', d', c'
+        *("qu", "jusqu", "lorsqu", "puisqu"),  # French
+        *("dell", "dall", "all", "nell", "sull", "coll", "quell", "quest", "un"),  # Italian
+    }
+)
 
 
 def tokenize(text: str) -> list[Token]:
     """Split text into words: runs of letters and digits (with their combining
     marks, inner apostrophes and invisible format characters). Everything
     else, including ``_`` and ``-``, separates words: ``"Trade-Deal"`` ->
-    trade, deal; ``"tariff’s"`` -> tariff's.
+    trade, deal; ``"tariff’s"`` -> tariff's; an elided article is a word of
+    its own: ``"l’Ukraine"`` -> l, ukraine.
     """
+    tokens: list[Token] = []
     if text.isascii():
         # Fast path for the common case: same words, no folding beyond lower().
-        return [Token(m.start(), m.end(), m.group().lower()) for m in ASCII_WORD_RE.finditer(text)]
-    tokens: list[Token] = []
+        for m in _ASCII_WORD_RE.finditer(text):
+            word = m.group().lower()
+            if "'" in word:
+                tokens.extend(_split_word(m.start(), m.end(), word, word))
+            else:
+                tokens.append(Token(m.start(), m.end(), word))
+        return tokens
     for m in _WORD_RE.finditer(text):
         if _CJK_RE.search(m.group()) is None:
             _add_token(tokens, m.start(), m.end(), m.group())
@@ -220,10 +242,52 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
+def ascii_words(text: str) -> list[str]:
+    """``[t.word for t in tokenize(text)]`` for an ASCII `text` already in
+    lower case, at C speed: the matcher's way to reject most texts before it
+    needs any offsets."""
+    words = _ASCII_WORD_RE.findall(text)
+    if "'" not in text:
+        return words
+    if not any(word.partition("'")[0] in _ELIDED for word in words if "'" in word):
+        return words  # apostrophes, but no elided article (it's, don't, tariff's)
+    out: list[str] = []
+    for word in words:
+        if "'" in word:
+            out.extend(token.word for token in _split_word(0, len(word), word))
+        else:
+            out.append(word)
+    return out
+
+
 def _add_token(tokens: list[Token], start: int, end: int, raw: str) -> None:
-    word = fold(raw).strip("'")
+    """Append the word `raw` (= text[start:end]), split after an elided article."""
+    word = fold(raw)
+    if "'" in word:
+        tokens.extend(_split_word(start, end, raw, word))
+    elif word:
+        tokens.append(Token(start, end, word))
+
+
+def _split_word(start: int, end: int, raw: str, word: str | None = None) -> list[Token]:
+    """The tokens of one word `raw` (= text[start:end]; `word` is its fold):
+    itself, or an elided article ("l’", "qu’") and the rest, recursively."""
+    if word is None:
+        word = fold(raw)
+    tokens: list[Token] = []
+    while True:
+        head, _, rest = word.partition("'")
+        if head not in _ELIDED or not rest or rest.partition("'")[0] == "s":
+            break
+        # `fold` maps apostrophes, and only them, to "'" and never merges
+        # characters across one, so raw's first apostrophe ends `head`.
+        cut = next(i for i, ch in enumerate(raw) if ch in _APOSTROPHES)
+        tokens.append(Token(start, start + cut, head))
+        start, raw, word = start + cut + 1, raw[cut + 1 :], rest
+    word = word.strip("'")
     if word:
         tokens.append(Token(start, end, word))
+    return tokens
 
 
 # --------------------------------------------------------------------------

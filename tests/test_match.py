@@ -115,6 +115,21 @@ MATCH_CASES = [
     ("می\u200cخواهد", "دولت میخواهد", "", True),  # as cleaned by bot.text
     ("میخواهد", "دولت می\u200cخواهد", "", True),
     ("pax silica", "Pax\u200bSilica", "", False),  # looks like "PaxSilica"
+    # elided articles
+    ("Ukraine", "Aide à l’Ukraine", "", True),
+    ("Ukraine", "l'Ukraine", "", True),
+    ("Europe", "d’Europe", "", True),
+    ("OTAN", "L’OTAN", "", True),
+    ("Israel", "d’Israël", "", True),
+    ("Europa", "dell’Europa", "", True),
+    ("Ukraine", "l’Ukraine’s", "", True),
+    ("l’Ukraine", "L'UKRAINE", "", True),
+    ("aide a l'Ukraine", "Aide à l’Ukraine", "", True),
+    ("Ukraine", "Ukraine’s army", "", True),
+    ("clock", "at five o'clock", "", False),
+    ("Brien", "O’Brien said", "", False),
+    ("all", "y'all", "", False),
+    ("hui", "aujourd’hui", "", False),
     # quoted exact phrase: no plural/possessive, still case/accent-insensitive
     ('"tariff"', "new tariffs", "", False),
     ('"tariff"', "the tariff’s scope", "", False),
@@ -212,6 +227,9 @@ def test_spans_point_at_the_matched_words() -> None:
 @pytest.mark.parametrize(
     ("term", "text", "bold"),
     [
+        ("Ukraine", "Aide à l’Ukraine et à l’Europe", ["Ukraine"]),
+        ("l’Ukraine", "Aide à l'Ukraine", ["l'Ukraine"]),
+        ("Israel", "Soutien d’Israël’s", ["Israël’s"]),
         (
             "tariff",
             "the tar\u00adiff and ta\u00adriff\u00ads rise",

@@ -10,6 +10,7 @@ from bot.query import (
     Query,
     QueryError,
     Token,
+    ascii_words,
     fold,
     parse_query,
     plural_forms,
@@ -88,6 +89,33 @@ def test_fold(text: str, expected: str) -> None:
         ("Pax\u200bSilica", [(0, 10, "paxsilica")]),
         ("\u200btariff\u200b deal", [(1, 8, "tariff"), (9, 13, "deal")]),
         ("tariff \u00ad deal", [(0, 6, "tariff"), (9, 13, "deal")]),  # alone: no word
+        # elided French/Italian articles are words of their own
+        ("l’Ukraine", [(0, 1, "l"), (2, 9, "ukraine")]),
+        ("l'Ukraine", [(0, 1, "l"), (2, 9, "ukraine")]),
+        ("lʼUkraine", [(0, 1, "l"), (2, 9, "ukraine")]),
+        ("L’OTAN", [(0, 1, "l"), (2, 6, "otan")]),
+        ("d’Israël", [(0, 1, "d"), (2, 8, "israel")]),
+        ("jusqu’à Kyiv", [(0, 5, "jusqu"), (6, 7, "a"), (8, 12, "kyiv")]),
+        ("qu’il", [(0, 2, "qu"), (3, 5, "il")]),
+        ("dell’Europa", [(0, 4, "dell"), (5, 11, "europa")]),
+        ("all'Italia", [(0, 3, "all"), (4, 10, "italia")]),
+        ("l’Ukraine’s", [(0, 1, "l"), (2, 11, "ukraine's")]),
+        ("qu’l’x", [(0, 2, "qu"), (3, 4, "l"), (5, 6, "x")]),
+        ("東京l’Ukraine", [(0, 1, "東"), (1, 2, "京"), (2, 3, "l"), (4, 11, "ukraine")]),
+        # ... but not possessives, contractions or other apostrophes
+        ("Ukraine’s", [(0, 9, "ukraine's")]),
+        ("l's", [(0, 3, "l's")]),
+        ("Nell's", [(0, 6, "nell's")]),
+        ("UN’s", [(0, 4, "un's")]),
+        ("Dell's", [(0, 6, "dell's")]),
+        ("o'clock", [(0, 7, "o'clock")]),
+        ("O’Brien", [(0, 7, "o'brien")]),
+        ("I'm", [(0, 3, "i'm")]),
+        ("y'all", [(0, 5, "y'all")]),
+        ("don't", [(0, 5, "don't")]),
+        ("rock'n'roll", [(0, 11, "rock'n'roll")]),
+        ("aujourd’hui", [(0, 11, "aujourd'hui")]),
+        ("l’ ", [(0, 1, "l")]),
     ],
 )
 def test_tokenize(text: str, expected: list[tuple[int, int, str]]) -> None:
@@ -101,11 +129,13 @@ def test_tokenize(text: str, expected: list[tuple[int, int, str]]) -> None:
     "text",
     [
         "The tariff’s cost",
+        "Aide à l’Ukraine; l'OTAN et d’Israël",
         "New ta\u00adriff on steel",
         "دولت می\u200cخواهد",
         "Pax\u200bSilica",
         "Đoković’s win",
         "Łódź, København, Diyarbakır, Œuvre",
+        "東京l’Ukraine",
         "\u202bשלום\u202c world\u200e",
     ],
 )
@@ -132,6 +162,22 @@ def test_invisible_characters_join_words_whether_or_not_cleaned(char: str) -> No
     assert [t.word for t in tokenize(text)] == ["tariff's", "rise"]
     assert [t.word for t in tokenize(clean_text(text))] == ["tariff's", "rise"]
     assert parse_query(f"ta{char}riff").include == (Phrase(("tariff",)),)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "plain words only",
+        "it's the tariff's cost, don't panic",
+        "l'ukraine and d'israel, qu'il l's",
+        "rock'n'roll y'all o'clock l' x 'quoted' nell's dell'europa all'italia",
+        "qu'l'x jusqu'a lorsqu'il puisqu'elle",
+        "u.s. f-35s 2024's l'2024",
+    ],
+)
+def test_ascii_words_agrees_with_tokenize(text: str) -> None:
+    assert ascii_words(text) == [t.word for t in tokenize(text)]
 
 
 @pytest.mark.parametrize(
@@ -214,6 +260,7 @@ def p(*words: str, exact: bool = False) -> Phrase:
         ("(tariff OR duty)", [p("tariff"), p("duty")], []),
         ("کتاب\u200cها", [p("کتابها")], []),  # ZWNJ: one word, as in feed text
         ("ta\u00adriff -ru\u200bmor", [p("tariff")], [p("rumor")]),
+        ("l’Ukraine", [p("l", "ukraine")], []),
         ("Łódź OR Œuvre", [p("lodz"), p("oeuvre")], []),
     ],
 )
@@ -297,6 +344,7 @@ def test_exactly_max_length_is_accepted() -> None:
         ("trade embargo", "phrase *trade embargo* (also: trade embargos, trade embargoes)"),
         ("company", "*company* (also: companies)"),
         ("کتاب\u200cها", "*کتابها*"),
+        ("l’Ukraine", "phrase *l ukraine* (also: l ukraines)"),
     ],
 )
 def test_describe(text: str, expected: str) -> None:
