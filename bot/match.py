@@ -13,8 +13,13 @@ that applies to them:
 
 - ``x``: exact form only (quoted phrases);
 - ``p``: the word or its possessive (``deal``, ``deal's``) — inner words;
-- ``s``: the word, its plural or possessive (+s, +es, y->ies, 's, s') — the
-  last word of an unquoted phrase.
+- ``s``: the word, its plural (`bot.query.plural_forms`: +s, and +es or
+  y->ies where English uses them) or possessive ('s, s') — the last word of
+  an unquoted phrase.
+
+A word with two plain spellings (`bot.query.spellings`: "đ" is "d" or "dj")
+is both: on the text side its labels are those of every spelling, on the
+term side each spelling is a path of its own in the trie.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from functools import lru_cache
 from typing import Generic, TypeVar
 
 from bot.models import Item
-from bot.query import ASCII_WORD_RE, Phrase, Query, Token, tokenize
+from bot.query import Phrase, Query, Token, ascii_words, plural_forms, spellings, tokenize
 
 __all__ = ["FIELDS", "TAG_SEPARATOR", "Matcher", "Span", "document_fields", "highlight"]
 
@@ -64,36 +69,49 @@ def document_fields(item: Item) -> dict[str, str]:
 @lru_cache(maxsize=1 << 16)
 def _labels(word: str) -> tuple[_Label, ...]:
     """Every (base word, rule) that a text word satisfies."""
+    forms = spellings(word)
+    if len(forms) == 1:
+        return tuple(_spelling_labels(word))
+    return tuple(dict.fromkeys(label for form in forms for label in _spelling_labels(form)))
+
+
+def _spelling_labels(word: str) -> list[_Label]:
     labels: list[_Label] = [(word, _EXACT), (word, _POSSESSIVE), (word, _PLURAL)]
     if word.endswith("'s") and len(word) > 2:
         labels += [(word[:-2], _POSSESSIVE), (word[:-2], _PLURAL)]
     elif word.endswith("s") and len(word) > 1:
-        labels.append((word[:-1], _PLURAL))
-        if word.endswith("es") and len(word) > 2:
-            labels.append((word[:-2], _PLURAL))
-            if word.endswith("ies") and len(word) > 3:
-                labels.append((word[:-3] + "y", _PLURAL))
-    return tuple(labels)
+        # The bases this could be a plural of (tariffs, taxes, quizzes,
+        # companies), each kept only if its plural forms really include it:
+        # "rates" is a plural of "rate", never of "rat".
+        candidates = [word[:-1], word[:-2], word[:-3]]
+        if word.endswith("ies"):
+            candidates.append(word[:-3] + "y")
+        labels += [(base, _PLURAL) for base in candidates if base and word in plural_forms(base)]
+    return labels
 
 
 def _surface_forms(label: _Label) -> set[str]:
-    """The text words whose `_labels` include `label` (its inverse)."""
+    """The text words whose `_labels` include `label` (its inverse), for a
+    label whose base is one spelling (no "đ")."""
     base, rule = label
     if rule == _EXACT:
         return {base}
     forms = {base, base + "'s"}
     if rule == _PLURAL:
-        forms |= {base + "s", base + "es"}
-        if base.endswith("y"):
-            forms.add(base[:-1] + "ies")
+        forms.update(plural_forms(base))
     return forms
 
 
-def _phrase_labels(phrase: Phrase) -> list[_Label]:
+def _phrase_paths(phrase: Phrase) -> list[list[_Label]]:
+    """The trie paths of a phrase: one per combination of spellings."""
     if phrase.exact:
-        return [(word, _EXACT) for word in phrase.words]
-    *inner, last = phrase.words
-    return [(word, _POSSESSIVE) for word in inner] + [(last, _PLURAL)]
+        rules = [_EXACT] * len(phrase.words)
+    else:
+        rules = [_POSSESSIVE] * (len(phrase.words) - 1) + [_PLURAL]
+    paths: list[list[_Label]] = [[]]
+    for word, rule in zip(phrase.words, rules, strict=True):
+        paths = [[*path, (spelling, rule)] for path in paths for spelling in spellings(word)]
+    return paths
 
 
 class _Node:
@@ -134,12 +152,12 @@ class Matcher(Generic[K]):
         pid = len(self._includers)
         self._phrase_ids[phrase] = pid
         self._includers.append([])
-        node = self._root
-        labels = _phrase_labels(phrase)
-        self._first_forms.update(_surface_forms(labels[0]))
-        for label in labels:
-            node = node.children.setdefault(label, _Node())
-        node.phrases.append(pid)
+        for labels in _phrase_paths(phrase):
+            self._first_forms.update(_surface_forms(labels[0]))
+            node = self._root
+            for label in labels:
+                node = node.children.setdefault(label, _Node())
+            node.phrases.append(pid)
         return pid
 
     def __len__(self) -> int:
@@ -179,12 +197,20 @@ class Matcher(Generic[K]):
         tokens: list[Token] | None = None
         if text.isascii() and name != "tags":
             # Words only (C speed); offsets are computed just for texts that match.
-            words = ASCII_WORD_RE.findall(text.lower())
+            words = ascii_words(text.lower())
         else:
             tokens = tokenize(text)
             words = [t.word for t in tokens]
         first_forms = self._first_forms
-        starts = [i for i, word in enumerate(words) if word in first_forms]
+        # Rare: a word with two spellings ("đ"; only Đ and đ fold to one).
+        if tokens is not None and ("đ" in text or "Đ" in text):
+            starts = [
+                i
+                for i, word in enumerate(words)
+                if any(form in first_forms for form in spellings(word))
+            ]
+        else:
+            starts = [i for i, word in enumerate(words) if word in first_forms]
         if not starts:
             return
         breaks = _tag_breaks(text, tokens) if tokens is not None and name == "tags" else frozenset()

@@ -28,8 +28,11 @@ __all__ = [
     "Query",
     "QueryError",
     "Token",
+    "ascii_words",
     "fold",
     "parse_query",
+    "plural_forms",
+    "spellings",
     "tokenize",
 ]
 
@@ -77,10 +80,54 @@ _DIACRITICS = frozenset(
 )
 
 
+# Invisible format characters that may sit inside a word without splitting it:
+# soft hyphen (a hyphenation hint), zero-width space/non-joiner/joiner (ZWNJ is
+# ordinary spelling in Persian and Indic scripts), direction marks and
+# embeddings, word joiner and invisible operators, BOM. `tokenize` keeps them
+# inside the word around them and `fold` deletes them, for terms and feed text
+# alike, so "ta\u00adriff" is the word "tariff" and "می\u200cخواهد" is one word
+# whether or not the text it came from was cleaned first (bot.text strips
+# these, except the soft hyphen, from feed text; the result is the same word).
+_IGNORABLE_RANGES = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x200B, 0x200F),  # ZWSP, ZWNJ, ZWJ, LRM, RLM
+    (0x202A, 0x202E),  # bidi embeddings and overrides
+    (0x2060, 0x2064),  # word joiner, invisible operators
+    (0x2066, 0x2069),  # bidi isolates
+    (0xFEFF, 0xFEFF),  # BOM / zero-width no-break space
+)
+_IGNORABLE = "".join(chr(cp) for lo, hi in _IGNORABLE_RANGES for cp in range(lo, hi + 1))
+
+# Latin letters that are "accented" to readers but have no Unicode
+# decomposition, so NFKD leaves them alone. Lower case only: `fold` applies
+# this after casefold. (ß needs no entry: casefold turns it into "ss".) "đ" is
+# kept: it has two usual plain spellings, see `spellings`. The same table
+# deletes the invisible characters above.
+_FOLD_TABLE = str.maketrans(
+    {
+        "ł": "l",  # Łódź
+        "ø": "o",  # København
+        "ð": "d",  # Icelandic eth: Guðmundsson
+        "ı": "i",  # Turkish dotless i: Diyarbakır
+        "ȷ": "j",  # dotless j
+        "ħ": "h",  # Maltese
+        "ŧ": "t",  # Sámi
+        "œ": "oe",  # Œuvre
+        "æ": "ae",  # Æsir
+        "þ": "th",  # Þingvellir
+        **dict.fromkeys(_IGNORABLE),
+    }
+)
+
+
 def fold(text: str) -> str:
     """Normalise text for comparison: NFKD (full-width and compatibility forms
-    become plain ones), accents dropped, case folded, typographic apostrophes
-    turned into ``'``. ``fold("Café") == "cafe"``, ``fold("ＴＡＲＩＦＦ") == "tariff"``.
+    become plain ones), accents dropped, case folded, letters without a
+    decomposition mapped to plain Latin (Ł -> l, Ø -> o, ð -> d, ı -> i,
+    Œ -> oe, Æ -> ae, Þ -> th; Đ -> đ, see `spellings`), invisible format
+    characters (soft hyphen, ZWSP/ZWNJ/ZWJ, ...) deleted and typographic
+    apostrophes turned into ``'``. ``fold("Café") == "cafe"``,
+    ``fold("ＴＡＲＩＦＦ") == "tariff"``, ``fold("Łódź") == "lodz"``.
     """
     if text.isascii():
         return text.lower()
@@ -89,7 +136,19 @@ def fold(text: str) -> str:
     # (e.g. "İ" -> "i̇", "ℌ" decomposes to "H"), so normalise once more.
     text = unicodedata.normalize("NFKD", text.casefold())
     text = "".join(ch for ch in text if ch not in _DIACRITICS)
-    return unicodedata.normalize("NFC", text)
+    # After the marks are gone, so that "ǿ" (ø + acute) also becomes "o".
+    return unicodedata.normalize("NFC", text.translate(_FOLD_TABLE))
+
+
+def spellings(word: str) -> tuple[str, ...]:
+    """The plain spellings of a folded word: itself, or for a word with "đ"
+    (the one letter `fold` keeps) both usual transliterations, "d" as in
+    Vietnamese (Đà Nẵng -> da nang) and "dj" as in Serbo-Croatian
+    (Đoković -> djokovic). The matcher compares spellings, so `djokovic`,
+    `dokovic` and `Đoković` all match "Đoković" and "Djokovic" matches `Đoković`."""
+    if "đ" not in word:
+        return (word,)
+    return (word.replace("đ", "d"), word.replace("đ", "dj"))
 
 
 class Token(NamedTuple):
@@ -126,7 +185,9 @@ _CJK = (
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
     "\U00020000-\U0002fa1f\U00030000-\U0003134f"
 )
-_M = f"[{_mark_class()}]"
+# Combining marks and ignorable format characters belong to the word they
+# follow: "e" + U+0301 is one letter, "ta" + soft hyphen + "riff" one word.
+_M = f"[{_mark_class()}{_IGNORABLE}]"
 _A = f"[{_APOSTROPHES}]"
 _W = r"[^\W_]"  # a letter or digit: \w without the underscore
 # A word: a letter/digit, then letters/digits/marks, with single apostrophes
@@ -135,21 +196,43 @@ _W = r"[^\W_]"  # a letter or digit: \w without the underscore
 _WORD_RE = re.compile(f"{_W}(?:{_W}|{_M})*(?:{_A}{_W}(?:{_W}|{_M})*)*")
 _CJK_RE = re.compile(f"[{_CJK}]")
 # Words of pure-ASCII text (the common case): same rules, no folding beyond lower().
-ASCII_WORD_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
+_ASCII_WORD_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
 # The same, for the rare run that contains ideographs or kana: those split off.
 _WL = f"(?![{_CJK}]){_W}"
 _SPLIT_RE = re.compile(f"[{_CJK}]{_M}*|{_WL}(?:{_WL}|{_M})*(?:{_A}{_WL}(?:{_WL}|{_M})*)*")
 
+# French and Italian elided articles and prepositions: "l’Ukraine" is the two
+# words "l" and "ukraine", so `Ukraine` matches it (and `l'Ukraine` still
+# matches the same text, as the phrase "l ukraine"). Only at the start of a
+# word and never before a lone "s", which is a possessive ("Nell's", "UN's").
+# The single letters are the ones French and Italian elide: no "i", "o" or
+# "y", so "I'm", "O'Brien", "o'clock" and "y'all" stay whole words.
+_ELIDED = frozenset(
+    {
+        *("c", "d", "j", "l", "m", "n", "s", "t"),  # French; Italian l', d', c'
+        *("qu", "jusqu", "lorsqu", "puisqu"),  # French
+        *("dell", "dall", "all", "nell", "sull", "coll", "quell", "quest", "un"),  # Italian
+    }
+)
+
 
 def tokenize(text: str) -> list[Token]:
     """Split text into words: runs of letters and digits (with their combining
-    marks and inner apostrophes). Everything else, including ``_`` and ``-``,
-    separates words: ``"Trade-Deal"`` -> trade, deal; ``"tariff’s"`` -> tariff's.
+    marks, inner apostrophes and invisible format characters). Everything
+    else, including ``_`` and ``-``, separates words: ``"Trade-Deal"`` ->
+    trade, deal; ``"tariff’s"`` -> tariff's; an elided article is a word of
+    its own: ``"l’Ukraine"`` -> l, ukraine.
     """
+    tokens: list[Token] = []
     if text.isascii():
         # Fast path for the common case: same words, no folding beyond lower().
-        return [Token(m.start(), m.end(), m.group().lower()) for m in ASCII_WORD_RE.finditer(text)]
-    tokens: list[Token] = []
+        for m in _ASCII_WORD_RE.finditer(text):
+            word = m.group().lower()
+            if "'" in word:
+                tokens.extend(_split_word(m.start(), m.end(), word, word))
+            else:
+                tokens.append(Token(m.start(), m.end(), word))
+        return tokens
     for m in _WORD_RE.finditer(text):
         if _CJK_RE.search(m.group()) is None:
             _add_token(tokens, m.start(), m.end(), m.group())
@@ -159,10 +242,52 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
+def ascii_words(text: str) -> list[str]:
+    """``[t.word for t in tokenize(text)]`` for an ASCII `text` already in
+    lower case, at C speed: the matcher's way to reject most texts before it
+    needs any offsets."""
+    words = _ASCII_WORD_RE.findall(text)
+    if "'" not in text:
+        return words
+    if not any(word.partition("'")[0] in _ELIDED for word in words if "'" in word):
+        return words  # apostrophes, but no elided article (it's, don't, tariff's)
+    out: list[str] = []
+    for word in words:
+        if "'" in word:
+            out.extend(token.word for token in _split_word(0, len(word), word))
+        else:
+            out.append(word)
+    return out
+
+
 def _add_token(tokens: list[Token], start: int, end: int, raw: str) -> None:
-    word = fold(raw).strip("'")
+    """Append the word `raw` (= text[start:end]), split after an elided article."""
+    word = fold(raw)
+    if "'" in word:
+        tokens.extend(_split_word(start, end, raw, word))
+    elif word:
+        tokens.append(Token(start, end, word))
+
+
+def _split_word(start: int, end: int, raw: str, word: str | None = None) -> list[Token]:
+    """The tokens of one word `raw` (= text[start:end]; `word` is its fold):
+    itself, or an elided article ("l’", "qu’") and the rest, recursively."""
+    if word is None:
+        word = fold(raw)
+    tokens: list[Token] = []
+    while True:
+        head, _, rest = word.partition("'")
+        if head not in _ELIDED or not rest or rest.partition("'")[0] == "s":
+            break
+        # `fold` maps apostrophes, and only them, to "'" and never merges
+        # characters across one, so raw's first apostrophe ends `head`.
+        cut = next(i for i, ch in enumerate(raw) if ch in _APOSTROPHES)
+        tokens.append(Token(start, start + cut, head))
+        start, raw, word = start + cut + 1, raw[cut + 1 :], rest
+    word = word.strip("'")
     if word:
         tokens.append(Token(start, end, word))
+    return tokens
 
 
 # --------------------------------------------------------------------------
@@ -186,10 +311,10 @@ class Phrase:
         if not show_forms:
             return f"*{shown}*"
         head = f"phrase *{shown}*" if len(self.words) > 1 else f"*{shown}*"
-        plural = _example_plural(self.words[-1])
-        if plural is None:
+        plurals = _example_plurals(self.words[-1])
+        if not plurals:
             return head
-        also = _join_words((*self.words[:-1], plural))
+        also = ", ".join(_join_words((*self.words[:-1], plural)) for plural in plurals)
         return f"{head} (also: {also})"
 
 
@@ -212,19 +337,64 @@ class Query:
         return text
 
 
-def _example_plural(word: str) -> str | None:
-    """One plural form to show users (matching accepts more), or None when a
-    hint would only look odd: non-Latin words, single letters (`x` -> "xes")
-    and words that already end in s (`chips` -> "chips's")."""
-    if len(word) < 2 or not ("a" <= word[-1] <= "z"):
-        return None
-    if word.endswith("y") and word[-2] not in "aeiouy":
-        return word[:-1] + "ies"
-    if word.endswith(("ss", "x", "z", "ch", "sh")):
-        return word + "es"
+_CONSONANTS = frozenset("bcdfghjklmnpqrstvwxz")
+
+
+def plural_forms(word: str) -> tuple[str, ...]:
+    """The plural forms of a folded word that the plural rule accepts.
+
+    English rules, so that a term never matches a different word that merely
+    starts with it (`rat` is not "rates", `US` is not "uses"):
+
+    - +s, always: tariffs, rats, photos, days, 35s;
+    - +es after x, z, ss, ch, sh (taxes, waltzes, bosses, watches, crashes;
+      a z after a vowel may also double: quizzes);
+    - +es after a single s in words of four letters or more (biases, viruses,
+      lenses) and in the three-letter nouns "bus" and "gas" (buses, gases;
+      other short words would meet "uses", "cases", "doses");
+    - +es after a consonant + o in words of three letters or more (heroes,
+      vetoes, embargoes, tomatoes; not "does", "goes", "toes");
+    - y -> ies after a consonant: companies, policies (not "daies").
+    """
+    forms = [word + "s"]
+    if _takes_es(word):
+        forms.append(word + "es")
+        if word[-1] == "z" and word[-2] in "aeiou":
+            forms.append(word + "zes")  # quizzes, fezzes
+    if len(word) >= 2 and word[-1] == "y" and word[-2] in _CONSONANTS:
+        forms.append(word[:-1] + "ies")
+    return tuple(forms)
+
+
+def _takes_es(word: str) -> bool:
+    if len(word) < 2:
+        return False
+    if word.endswith(("x", "z")):
+        return True
+    if len(word) < 3:  # "ss", "ch", "sh" and "us", "do", "go", "to" are no bases
+        return False
+    if word.endswith(("ss", "ch", "sh")):
+        return True
     if word.endswith("s"):
-        return None
-    return word + "s"
+        return len(word) >= 4 or word in ("bus", "gas")
+    return word[-1] == "o" and word[-2] in _CONSONANTS
+
+
+def _example_plurals(word: str) -> tuple[str, ...]:
+    """The plural forms to show users (matching accepts the same), or none
+    when a hint would only look odd: non-Latin words, single letters (`x` ->
+    "xes") and words that already end in a single s (`chips` -> "chipses").
+    A word that ends in a consonant + o shows both forms (vetos, vetoes)."""
+    if len(word) < 2 or not ("a" <= word[-1] <= "z"):
+        return ()
+    forms = plural_forms(word)
+    if word.endswith("s") and not word.endswith("ss"):
+        return ()
+    if forms[-1].endswith("zzes"):
+        return forms[-1:]  # quizzes, not "quizes"
+    if len(forms) > 1 and not word.endswith("o"):
+        return forms[1:]  # taxes, bosses, companies: the +s form would look wrong
+    return forms
 
 
 def _join_words(words: tuple[str, ...]) -> str:

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from bot.query import MAX_TERM_LENGTH, Phrase, Query, QueryError, Token, fold, parse_query, tokenize
+from bot.query import (
+    MAX_TERM_LENGTH,
+    Phrase,
+    Query,
+    QueryError,
+    Token,
+    ascii_words,
+    fold,
+    parse_query,
+    plural_forms,
+    spellings,
+    tokenize,
+)
+from bot.text import clean_text, html_to_text
 
 
 @pytest.mark.parametrize(
@@ -21,6 +34,27 @@ from bot.query import MAX_TERM_LENGTH, Phrase, Query, QueryError, Token, fold, p
         ("ﬁnance", "finance"),  # ligature
         ("naïve ÉLAN", "naive elan"),
         ("ガ", "ガ"),  # kana voicing is not an accent: ガ stays distinct from カ
+        # Latin letters with no Unicode decomposition
+        ("Łódź", "lodz"),
+        ("ŁÓDŹ", "lodz"),
+        ("København", "kobenhavn"),
+        ("SØREN", "soren"),
+        ("Ǿ", "o"),  # Ø + acute: the accent goes, then Ø folds
+        ("Diyarbakır", "diyarbakir"),
+        ("DİYARBAKIR", "diyarbakir"),
+        ("Œuvre", "oeuvre"),
+        ("cœur", "coeur"),
+        ("Æsir", "aesir"),
+        ("Þingvellir", "thingvellir"),
+        ("Guðmundsson", "gudmundsson"),
+        ("Ħamrun", "hamrun"),
+        ("Đoković", "đokovic"),  # kept: two spellings, see test_spellings
+        # invisible format characters vanish
+        ("ta\u00adriff", "tariff"),  # soft hyphen
+        ("می\u200cخواهد", "میخواهد"),  # ZWNJ
+        ("क्\u200dष", "क्ष"),  # ZWJ
+        ("Pax\u200bSilica", "paxsilica"),  # ZWSP
+        ("\ufefftariff\u2060", "tariff"),  # BOM, word joiner
     ],
 )
 def test_fold(text: str, expected: str) -> None:
@@ -47,6 +81,41 @@ def test_fold(text: str, expected: str) -> None:
         ("AI said", [(0, 2, "ai"), (3, 7, "said")]),
         ("東京都に", [(0, 1, "東"), (1, 2, "京"), (2, 3, "都"), (3, 4, "に")]),
         ("Tokyo東京", [(0, 5, "tokyo"), (5, 6, "東"), (6, 7, "京")]),
+        # invisible format characters stay inside the word
+        ("new ta\u00adriff", [(0, 3, "new"), (4, 11, "tariff")]),
+        ("tar\u00adiff\u00ad’s", [(0, 10, "tariff's")]),
+        ("دولت می\u200cخواهد", [(0, 4, "دولت"), (5, 13, "میخواهد")]),
+        ("کتاب\u200dها", [(0, 7, "کتابها")]),
+        ("Pax\u200bSilica", [(0, 10, "paxsilica")]),
+        ("\u200btariff\u200b deal", [(1, 8, "tariff"), (9, 13, "deal")]),
+        ("tariff \u00ad deal", [(0, 6, "tariff"), (9, 13, "deal")]),  # alone: no word
+        # elided French/Italian articles are words of their own
+        ("l’Ukraine", [(0, 1, "l"), (2, 9, "ukraine")]),
+        ("l'Ukraine", [(0, 1, "l"), (2, 9, "ukraine")]),
+        ("lʼUkraine", [(0, 1, "l"), (2, 9, "ukraine")]),
+        ("L’OTAN", [(0, 1, "l"), (2, 6, "otan")]),
+        ("d’Israël", [(0, 1, "d"), (2, 8, "israel")]),
+        ("jusqu’à Kyiv", [(0, 5, "jusqu"), (6, 7, "a"), (8, 12, "kyiv")]),
+        ("qu’il", [(0, 2, "qu"), (3, 5, "il")]),
+        ("dell’Europa", [(0, 4, "dell"), (5, 11, "europa")]),
+        ("all'Italia", [(0, 3, "all"), (4, 10, "italia")]),
+        ("l’Ukraine’s", [(0, 1, "l"), (2, 11, "ukraine's")]),
+        ("qu’l’x", [(0, 2, "qu"), (3, 4, "l"), (5, 6, "x")]),
+        ("東京l’Ukraine", [(0, 1, "東"), (1, 2, "京"), (2, 3, "l"), (4, 11, "ukraine")]),
+        # ... but not possessives, contractions or other apostrophes
+        ("Ukraine’s", [(0, 9, "ukraine's")]),
+        ("l's", [(0, 3, "l's")]),
+        ("Nell's", [(0, 6, "nell's")]),
+        ("UN’s", [(0, 4, "un's")]),
+        ("Dell's", [(0, 6, "dell's")]),
+        ("o'clock", [(0, 7, "o'clock")]),
+        ("O’Brien", [(0, 7, "o'brien")]),
+        ("I'm", [(0, 3, "i'm")]),
+        ("y'all", [(0, 5, "y'all")]),
+        ("don't", [(0, 5, "don't")]),
+        ("rock'n'roll", [(0, 11, "rock'n'roll")]),
+        ("aujourd’hui", [(0, 11, "aujourd'hui")]),
+        ("l’ ", [(0, 1, "l")]),
     ],
 )
 def test_tokenize(text: str, expected: list[tuple[int, int, str]]) -> None:
@@ -54,6 +123,112 @@ def test_tokenize(text: str, expected: list[tuple[int, int, str]]) -> None:
     assert tokens == [Token(*t) for t in expected]
     for token in tokens:  # offsets index the original text
         assert fold(text[token.start : token.end]).strip("'") == token.word
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The tariff’s cost",
+        "Aide à l’Ukraine; l'OTAN et d’Israël",
+        "New ta\u00adriff on steel",
+        "دولت می\u200cخواهد",
+        "Pax\u200bSilica",
+        "Đoković’s win",
+        "Łódź, København, Diyarbakır, Œuvre",
+        "東京l’Ukraine",
+        "\u202bשלום\u202c world\u200e",
+    ],
+)
+def test_a_term_copied_from_a_feed_matches_its_words(text: str) -> None:
+    """Terms and feed text share one tokenizer, so a term pasted from the
+    source page or from an alert has exactly the words the matcher sees in
+    the feed text (which `bot.parse` cleans first: some invisible characters
+    are removed there, the soft hyphen is not)."""
+    feed_words = tuple(t.word for t in tokenize(clean_text(text)))
+    assert tuple(t.word for t in tokenize(text)) == feed_words
+    assert parse_query(text).include == (Phrase(feed_words),)
+    assert parse_query(clean_text(text)).include == (Phrase(feed_words),)
+
+
+def test_html_soft_hyphen_entity() -> None:
+    assert [t.word for t in tokenize(html_to_text("<b>ta&shy;riff</b>&#173;s"))] == ["tariffs"]
+
+
+@pytest.mark.parametrize(
+    "char", [chr(cp) for cp in (0xAD, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0xFEFF)]
+)
+def test_invisible_characters_join_words_whether_or_not_cleaned(char: str) -> None:
+    text = f"ta{char}riff’s rise"
+    assert [t.word for t in tokenize(text)] == ["tariff's", "rise"]
+    assert [t.word for t in tokenize(clean_text(text))] == ["tariff's", "rise"]
+    assert parse_query(f"ta{char}riff").include == (Phrase(("tariff",)),)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "plain words only",
+        "it's the tariff's cost, don't panic",
+        "l'ukraine and d'israel, qu'il l's",
+        "rock'n'roll y'all o'clock l' x 'quoted' nell's dell'europa all'italia",
+        "qu'l'x jusqu'a lorsqu'il puisqu'elle",
+        "u.s. f-35s 2024's l'2024",
+    ],
+)
+def test_ascii_words_agrees_with_tokenize(text: str) -> None:
+    assert ascii_words(text) == [t.word for t in tokenize(text)]
+
+
+@pytest.mark.parametrize(
+    ("word", "forms"),
+    [
+        ("tariff", ("tariffs",)),
+        ("rat", ("rats",)),  # not "rates"
+        ("us", ("uss",)),  # not "uses"
+        ("jon", ("jons",)),  # not "jones"
+        ("tim", ("tims",)),  # not "times"
+        ("car", ("cars",)),  # not "cares"
+        ("plan", ("plans",)),  # not "planes"
+        ("war", ("wars",)),  # not "wares"
+        ("cas", ("cass",)),  # not "cases"
+        ("do", ("dos",)),  # not "does"
+        ("to", ("tos",)),  # not "toes"
+        ("tax", ("taxs", "taxes")),
+        ("ox", ("oxs", "oxes")),
+        ("boss", ("bosss", "bosses")),
+        ("church", ("churchs", "churches")),
+        ("crash", ("crashs", "crashes")),
+        ("waltz", ("waltzs", "waltzes")),
+        ("quiz", ("quizs", "quizes", "quizzes")),
+        ("bus", ("buss", "buses")),
+        ("gas", ("gass", "gases")),
+        ("bias", ("biass", "biases")),
+        ("virus", ("viruss", "viruses")),
+        ("hero", ("heros", "heroes")),
+        ("veto", ("vetos", "vetoes")),
+        ("embargo", ("embargos", "embargoes")),
+        ("radio", ("radios",)),
+        ("company", ("companys", "companies")),
+        ("policy", ("policys", "policies")),
+        ("day", ("days",)),
+        ("f35", ("f35s",)),
+    ],
+)
+def test_plural_forms(word: str, forms: tuple[str, ...]) -> None:
+    assert plural_forms(word) == forms
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("tariff", ("tariff",)),
+        ("đokovic", ("dokovic", "djokovic")),
+        ("điniđic", ("dinidic", "djinidjic")),
+    ],
+)
+def test_spellings(word: str, expected: tuple[str, ...]) -> None:
+    assert spellings(word) == expected
 
 
 def p(*words: str, exact: bool = False) -> Phrase:
@@ -83,6 +258,10 @@ def p(*words: str, exact: bool = False) -> Phrase:
         ("ＴＡＲＩＦＦ Café", [p("tariff", "cafe")], []),
         ("tariff’s", [p("tariff's")], []),
         ("(tariff OR duty)", [p("tariff"), p("duty")], []),
+        ("کتاب\u200cها", [p("کتابها")], []),  # ZWNJ: one word, as in feed text
+        ("ta\u00adriff -ru\u200bmor", [p("tariff")], [p("rumor")]),
+        ("l’Ukraine", [p("l", "ukraine")], []),
+        ("Łódź OR Œuvre", [p("lodz"), p("oeuvre")], []),
     ],
 )
 def test_parse_query(text: str, include: list[Phrase], exclude: list[Phrase]) -> None:
@@ -157,6 +336,15 @@ def test_exactly_max_length_is_accepted() -> None:
         ),
         ("F-35", "phrase *f 35*"),
         ("東京", "phrase *東京*"),
+        ("us", "*us*"),  # no hint for a word ending in s; matches "uss", not "uses"
+        ("rat", "*rat* (also: rats)"),
+        ("bus", "*bus*"),
+        ("quiz", "*quiz* (also: quizzes)"),
+        ("veto", "*veto* (also: vetos, vetoes)"),
+        ("trade embargo", "phrase *trade embargo* (also: trade embargos, trade embargoes)"),
+        ("company", "*company* (also: companies)"),
+        ("کتاب\u200cها", "*کتابها*"),
+        ("l’Ukraine", "phrase *l ukraine* (also: l ukraines)"),
     ],
 )
 def test_describe(text: str, expected: str) -> None:
