@@ -158,4 +158,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE terms ADD COLUMN claimed_from TEXT;
         """,
     ),
+    (
+        6,
+        """
+        -- The feed's configured interval when its next check was set, so a
+        -- shorter interval after a reload or restart takes effect at once
+        -- instead of after the old, longer wait.
+        ALTER TABLE feeds ADD COLUMN check_interval REAL;
+        """,
+    ),
 ]

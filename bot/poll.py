@@ -42,6 +42,7 @@ BACKOFF_START = 300.0  # first retry of a failing feed: 5 minutes, doubling
 BACKOFF_CAP = 86400.0  # never wait more than a day
 GONE_RECHECK = 30 * 86400.0  # a 410 feed is not polled again for a month
 MAX_PUBLISHER_INTERVAL = 86400.0  # <ttl>/max-age never push a check beyond a day
+INTERVAL_WITH_JITTER = 1.25  # a wait set by the interval is at most this much of it
 # A fetch abandoned because the fetcher shut down: says nothing about the feed.
 CANCELLED = FeedError("cancelled", "fetch abandoned: shutting down")
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
@@ -299,9 +300,23 @@ class Poller:
         due = []
         for feed in self.config.feeds:
             row = by_url[feed.url]
-            if all_feeds or (not row.gone and row.next_check_at <= now):
+            if all_feeds or (not row.gone and self.next_check_at(feed, row) <= now):
                 due.append((feed, row))
         return due
+
+    def next_check_at(self, feed: FeedConfig, row: FeedRow) -> float:
+        """The stored next check, brought forward when the configured interval
+        has become shorter since it was set (SIGHUP or restart with a new
+        feeds.yaml): the wait shrinks in proportion. A wait that a publisher
+        asked for (<ttl>, max-age) or a failure backoff stays as it is."""
+        interval = feed.interval or self.config.settings.interval
+        before, last = row.check_interval, row.last_success_at
+        if not before or interval >= before or last is None or row.consecutive_failures:
+            return row.next_check_at
+        wait = row.next_check_at - last
+        if wait > before * INTERVAL_WITH_JITTER + 1.0:
+            return row.next_check_at  # longer than the interval: the publisher's wish
+        return min(row.next_check_at, last + wait * interval / before)
 
     def fetch_all(self, feeds: Sequence[tuple[FeedConfig, FeedRow]]) -> Iterable[_Fetched]:
         """Yield each feed's fetch+parse result as soon as it is ready.
@@ -439,8 +454,16 @@ class Poller:
         analyzed = fetched.analyzed
         ttl = analyzed.ttl_seconds if analyzed is not None else None
         next_check = next_check_after_success(feed, self.config, ttl, now, jitter, result.headers)
+        interval = feed.interval or self.config.settings.interval
         if analyzed is None:
-            success = FeedSuccess(row.id, now, next_check, result.etag, result.last_modified)
+            success = FeedSuccess(
+                row.id,
+                now,
+                next_check,
+                result.etag,
+                result.last_modified,
+                check_interval=interval,
+            )
             if row.suspended_at is None:
                 # Nothing new and nothing to announce: batch the bookkeeping
                 # (a warm cycle is mostly this; one commit per feed would dominate it).
@@ -525,6 +548,7 @@ class Poller:
                         result.last_modified,
                         title=analyzed.title,
                         body_hash=fetched.body_hash,
+                        check_interval=interval,
                     )
                 ]
             )

@@ -50,6 +50,7 @@ class FeedRow:
     gone: bool
     suspended_at: float | None
     items_seen_at: float | None = None  # when the feed's content was last read
+    check_interval: float | None = None  # the configured interval behind next_check_at
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class FeedSuccess:
     last_modified: str | None
     title: str | None = None
     body_hash: str | None = None
+    check_interval: float | None = None  # the configured interval behind next_check_at
 
 
 @dataclass(frozen=True)
@@ -285,7 +287,8 @@ class Store:
                      body_hash = COALESCE(?, body_hash),
                      first_polled_at = COALESCE(first_polled_at, ?),
                      last_polled_at = ?, last_success_at = ?,
-                     consecutive_failures = 0, next_check_at = ?, suspended_at = NULL
+                     consecutive_failures = 0, next_check_at = ?, suspended_at = NULL,
+                     check_interval = COALESCE(?, check_interval)
                    WHERE id = ?""",
                 [
                     (
@@ -297,6 +300,7 @@ class Store:
                         s.now,
                         s.now,
                         s.next_check_at,
+                        s.check_interval,
                         s.feed_id,
                     )
                     for s in successes
@@ -807,6 +811,7 @@ def _feed_row(r: dict[str, Any]) -> FeedRow:
         gone=bool(r["gone"]),
         suspended_at=r["suspended_at"],
         items_seen_at=r.get("items_seen_at"),
+        check_interval=r.get("check_interval"),
     )
 
 

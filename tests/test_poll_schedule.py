@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
+from pathlib import Path
+
 import pytest
+from feedgen import FeedEntry, rss
+from feedserver import FeedServer
 
 from bot.config import parse_config
-from bot.poll import cache_max_age, next_check_after_success
+from bot.fetch import Fetcher, FetchPolicy
+from bot.poll import Poller, cache_max_age, next_check_after_success
+from bot.store import Store
 
 CONFIG = parse_config(
     "settings: {interval: 10m}\nfeeds:\n  - url: https://n.example/rss\n", "feeds.yaml"
@@ -41,3 +48,44 @@ def test_next_check_honours_publisher_hints(
 ) -> None:
     ttl_seconds = ttl * 60 if ttl else None
     assert next_check_after_success(FEED, CONFIG, ttl_seconds, 1000.0, 0.0, headers) == 1000 + delay
+
+
+def run_at(
+    config_text: str, store: Store, fetcher: Fetcher, at: float, *, all_feeds: bool = False
+) -> list[str]:
+    config = parse_config(config_text, "feeds.yaml")
+    poller = Poller(config, store, fetcher, clock=lambda: at)
+    return [f.status for f in poller.run_cycle(all_feeds=all_feeds).feeds]
+
+
+def schedule(url: str, interval: str) -> str:
+    settings = f"settings: {{interval: {interval}, allow_networks: [127.0.0.0/8]}}\n"
+    return settings + f"feeds:\n  - url: {url}\n"
+
+
+def test_a_shorter_interval_after_a_reload_takes_effect_at_once(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    feed_server.set("/daily.xml", rss([FeedEntry(title="x", link="https://n.example/1")]))
+    url = feed_server.url("/daily.xml")
+    policy = FetchPolicy(timeout=5.0, allow_networks=(ip_network("127.0.0.0/8"),))
+    t0 = 1_900_000_000.0
+    with Store(tmp_path / "db") as store, Fetcher(policy) as fetcher:
+        assert run_at(schedule(url, "1d"), store, fetcher, t0) == ["ok"]
+        assert run_at(schedule(url, "1d"), store, fetcher, t0 + 120) == []  # not due
+        # feeds.yaml now says 1m: due a minute after the last poll, not a day.
+        assert run_at(schedule(url, "1m"), store, fetcher, t0 + 120) != []
+        # A longer interval never makes a feed due early.
+        assert run_at(schedule(url, "1d"), store, fetcher, t0 + 150) == []
+
+
+def test_a_wait_the_publisher_asked_for_is_kept(feed_server: FeedServer, tmp_path: Path) -> None:
+    entry = FeedEntry(title="x", link="https://n.example/1")
+    feed_server.set("/ttl.xml", rss([entry], ttl=120))  # "check me every 2 hours"
+    url = feed_server.url("/ttl.xml")
+    policy = FetchPolicy(timeout=5.0, allow_networks=(ip_network("127.0.0.0/8"),))
+    t0 = 1_900_000_000.0
+    with Store(tmp_path / "db") as store, Fetcher(policy) as fetcher:
+        assert run_at(schedule(url, "10m"), store, fetcher, t0) == ["ok"]
+        assert run_at(schedule(url, "5m"), store, fetcher, t0 + 3600) == []
+        assert run_at(schedule(url, "5m"), store, fetcher, t0 + 7201) != []
