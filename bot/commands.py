@@ -73,10 +73,29 @@ def _parse(text: str) -> Query | Reply:
         return Reply(f"Can't use that query: {exc}.", ok=False)
 
 
-def _preview(ctx: CommandContext, query: Query, limit: int = PREVIEW_ITEMS) -> list[str]:
+def _channel_feeds(ctx: CommandContext, channel: str) -> set[str] | None:
+    """URLs of the feeds a term added in `channel` applies to (None: all), by
+    the channel's `feeds:` selections in feeds.yaml, as alerts are."""
+    config = ctx.config()
+    watches = [w for w in config.watches if w.channel == channel]
+    if not watches or any(not w.feeds for w in watches):
+        return None
+    titles = {row.url: row.title for row in ctx.store.feeds() if row.title}
+    return {f.url for w in watches for f in config.feeds_for_watch(w, titles)}
+
+
+def _preview(
+    ctx: CommandContext, query: Query, channel: str, limit: int = PREVIEW_ITEMS
+) -> list[str]:
+    """Recent stored stories the query matches, from the feeds it would watch."""
     matcher: Matcher[int] = Matcher([(0, query)])
+    scope = _channel_feeds(ctx, channel)
+    recent = ctx.store.recent_items(RECENT_ITEMS_SCANNED)
+    carriers = ctx.store.feeds_carrying([s.id for s in recent]) if scope is not None else {}
     lines = []
-    for stored in ctx.store.recent_items(RECENT_ITEMS_SCANNED):
+    for stored in recent:
+        if scope is not None and not carriers.get(stored.id, set()) & scope:
+            continue  # only in feeds this channel does not watch
         if matcher.match(stored.item):
             when = format_time(stored.item.published or stored.first_seen_at)
             lines.append(f"• {ctx.escape(stored.item.title)} ({when})")
@@ -124,7 +143,7 @@ def watch_add(ctx: CommandContext, channel: str, text: str, user: str | None = N
             ok=False,
         )
     lines = [f"Now watching {parsed.describe()} in this channel.", *_symbols_note(ctx, text)]
-    preview = _preview(ctx, parsed)
+    preview = _preview(ctx, parsed, channel)
     if preview:
         lines.append("Recent stories it would have matched:")
         lines.extend(preview)
@@ -179,7 +198,7 @@ def watch_test(ctx: CommandContext, channel: str, text: str) -> Reply:
     parsed = _parse(text)
     if isinstance(parsed, Reply):
         return parsed
-    preview = _preview(ctx, parsed)
+    preview = _preview(ctx, parsed, channel)
     lines = [f"{parsed.describe()} (nothing was added)", *_symbols_note(ctx, text)]
     if preview:
         lines.append("It matches these recent stories:")

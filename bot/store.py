@@ -380,6 +380,18 @@ class Store:
         )
         return {int(r[0]) for r in rows}
 
+    def feeds_carrying(self, item_ids: Sequence[int]) -> dict[int, set[str]]:
+        """item id -> URLs of the feeds that have carried it."""
+        rows = self._select_in(
+            "SELECT fi.item_id, f.url FROM feed_items fi JOIN feeds f ON f.id = fi.feed_id "
+            "WHERE fi.item_id IN ({marks})",
+            item_ids,
+        )
+        found: dict[int, set[str]] = {}
+        for item_id, url in rows:
+            found.setdefault(int(item_id), set()).add(str(url))
+        return found
+
     def alerted(self, item_ids: Sequence[int]) -> set[tuple[str, int]]:
         """(channel, item id) pairs among `item_ids` that already have their alert."""
         rows = self._select_in(
