@@ -46,6 +46,21 @@ def story(n: int, **fields: object) -> FeedEntry:
     return FeedEntry(**values)  # type: ignore[arg-type]
 
 
+def scoped_config(feed_server: FeedServer, tmp_path: Path) -> Path:
+    """/a.xml (FeedA) alerts CHANNEL_A only, /b.xml (FeedB) CHANNEL_B only."""
+    return write_config(
+        tmp_path / "feeds.yaml",
+        [
+            {"url": feed_server.url("/a.xml"), "name": "FeedA"},
+            {"url": feed_server.url("/b.xml"), "name": "FeedB"},
+        ],
+        [
+            {"channel": CHANNEL_A, "terms": ["tariff"], "feeds": ["FeedA"]},
+            {"channel": CHANNEL_B, "terms": ["tariff"], "feeds": ["FeedB"]},
+        ],
+    )
+
+
 def titles(slack: FakeSlack, channel: str | None = None) -> list[str]:
     """The story titles posted (the text fallback starts "TITLE (SOURCE) matched: …")."""
     return sorted(post["text"].split(" (")[0] for post in slack.posts(channel))
@@ -99,17 +114,7 @@ def test_a_channel_gets_a_story_through_the_feed_it_watches(
     unrelated = story(2, title="Weather report", summary="Sunny.")
     feed_server.set("/a.xml", rss([shock]))
     feed_server.set("/b.xml", rss([shock, unrelated] if same_cycle else [unrelated]))
-    config = write_config(
-        tmp_path / "feeds.yaml",
-        [
-            {"url": feed_server.url("/a.xml"), "name": "FeedA"},
-            {"url": feed_server.url("/b.xml"), "name": "FeedB"},
-        ],
-        [
-            {"channel": CHANNEL_A, "terms": ["tariff"], "feeds": ["FeedA"]},
-            {"channel": CHANNEL_B, "terms": ["tariff"], "feeds": ["FeedB"]},
-        ],
-    )
+    config = scoped_config(feed_server, tmp_path)
     db = tmp_path / "db"
     poll(config, db)
     if not same_cycle:
@@ -181,17 +186,7 @@ def test_feeds_read_before_the_upgrade_alert_nothing_old(
     shock = story(1, title="Tariff shock")
     feed_server.set("/a.xml", rss([shock]))
     feed_server.set("/b.xml", rss([story(2, title="Weather")]))
-    config = write_config(
-        tmp_path / "feeds.yaml",
-        [
-            {"url": feed_server.url("/a.xml"), "name": "FeedA"},
-            {"url": feed_server.url("/b.xml"), "name": "FeedB"},
-        ],
-        [
-            {"channel": CHANNEL_A, "terms": ["tariff"], "feeds": ["FeedA"]},
-            {"channel": CHANNEL_B, "terms": ["tariff"], "feeds": ["FeedB"]},
-        ],
-    )
+    config = scoped_config(feed_server, tmp_path)
     db = tmp_path / "db"
     poll(config, db)
     with Store(db) as store:  # as the migration leaves an older database
