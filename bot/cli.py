@@ -7,6 +7,7 @@ stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import re
@@ -53,6 +54,13 @@ def port_number(text: str) -> int:
     return port
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("newshound")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --config/--db may stand before or after the subcommand: the subparsers
     # repeat them with SUPPRESS defaults so they never overwrite a value
@@ -67,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newshound", description="News-watch bot: feeds in, one alert per story out."
     )
+    parser.add_argument("--version", action="version", version=f"newshound {_version()}")
     parser.add_argument("--config", default=None, help="feeds.yaml path (env NEWSHOUND_CONFIG)")
     parser.add_argument("--db", default=None, help="SQLite database path (env NEWSHOUND_DB)")
     parser.add_argument("-v", "--verbose", action="store_true", default=False)

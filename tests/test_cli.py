@@ -291,3 +291,9 @@ def test_poll_once_without_feeds_says_so(tmp_path: Path) -> None:
     result = run_cli("--config", str(config), "--db", str(tmp_path / "db.sqlite"), "poll", "--once")
     assert result.code == 0, result.err
     assert result.out.startswith(f"no feeds are configured in {config}; nothing to poll\n")
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.code == 0
+    assert result.out.strip().startswith("newshound ") and "unknown" not in result.out
