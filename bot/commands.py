@@ -19,6 +19,7 @@ from bot.match import Matcher
 from bot.messages import format_time
 from bot.query import Query, QueryError, parse_query
 from bot.store import FeedRow, Store
+from bot.watchlist import added_term_scope
 
 MAX_TERMS_PER_CHANNEL = 500
 RECENT_ITEMS_SCANNED = 500
@@ -73,23 +74,13 @@ def _parse(text: str) -> Query | Reply:
         return Reply(f"Can't use that query: {exc}.", ok=False)
 
 
-def _channel_feeds(ctx: CommandContext, channel: str) -> set[str] | None:
-    """URLs of the feeds a term added in `channel` applies to (None: all), by
-    the channel's `feeds:` selections in feeds.yaml, as alerts are."""
-    config = ctx.config()
-    watches = [w for w in config.watches if w.channel == channel]
-    if not watches or any(not w.feeds for w in watches):
-        return None
-    titles = {row.url: row.title for row in ctx.store.feeds() if row.title}
-    return {f.url for w in watches for f in config.feeds_for_watch(w, titles)}
-
-
 def _preview(
     ctx: CommandContext, query: Query, channel: str, limit: int = PREVIEW_ITEMS
 ) -> list[str]:
     """Recent stored stories the query matches, from the feeds it would watch."""
     matcher: Matcher[int] = Matcher([(0, query)])
-    scope = _channel_feeds(ctx, channel)
+    titles = {row.url: row.title for row in ctx.store.feeds() if row.title}
+    scope = added_term_scope(ctx.config(), channel, titles)
     recent = ctx.store.recent_items(RECENT_ITEMS_SCANNED)
     carriers = ctx.store.feeds_carrying([s.id for s in recent]) if scope is not None else {}
     lines = []

@@ -317,6 +317,12 @@ class FetcherClosed(RuntimeError):
     pass
 
 
+def abandoned() -> FeedError:
+    """The error of a fetch given up because the fetcher is shutting down:
+    it says nothing about the feed."""
+    return FeedError("cancelled", "fetch abandoned: shutting down")
+
+
 class _Hop:
     """The host currently being talked to, so an error names the hop that failed."""
 
@@ -440,7 +446,7 @@ class Fetcher:
         try:
             return self.call(self.fetch_async(url, etag=etag, last_modified=last_modified))
         except (FetcherClosed, concurrent.futures.CancelledError):
-            raise FeedError("cancelled", "fetch abandoned: shutting down") from None
+            raise abandoned() from None
 
     def host_slot(self, url: str) -> AbstractAsyncContextManager[None]:
         """One of the `per_host` slots of the URL's host (see `fetch_now`)."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from bot.analyze import AnalyzedFeed, AnalyzedItem, analyze
 from bot.config import Config, FeedConfig
-from bot.fetch import Fetcher, FetcherClosed
+from bot.fetch import Fetcher, FetcherClosed, abandoned
 from bot.messages import ALERT, DIGEST, NOTICE, digest_payload, notice_payload
 from bot.messages import feed_display_name as display_name
 from bot.models import FeedError, FetchResult, Item
@@ -43,8 +43,8 @@ BACKOFF_CAP = 86400.0  # never wait more than a day
 GONE_RECHECK = 30 * 86400.0  # a 410 feed is not polled again for a month
 MAX_PUBLISHER_INTERVAL = 86400.0  # <ttl>/max-age never push a check beyond a day
 INTERVAL_WITH_JITTER = 1.25  # a wait set by the interval is at most this much of it
-# A fetch abandoned because the fetcher shut down: says nothing about the feed.
-CANCELLED = FeedError("cancelled", "fetch abandoned: shutting down")
+# The one result every abandoned fetch of a cycle shares (compared by identity).
+CANCELLED = abandoned()
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -159,6 +159,11 @@ def cache_max_age(headers: Mapping[str, str]) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def feed_interval(feed: FeedConfig, config: Config) -> float:
+    """How often the feed is checked: its own `interval`, else the default."""
+    return feed.interval or config.settings.interval
+
+
 def next_check_after_success(
     feed: FeedConfig,
     config: Config,
@@ -169,7 +174,7 @@ def next_check_after_success(
 ) -> float:
     """The feed's interval, raised (never above a day) to what the publisher
     asked for with RSS <ttl> or Cache-Control max-age."""
-    interval = feed.interval or config.settings.interval
+    interval = feed_interval(feed, config)
     asked = [float(ttl_seconds)] if ttl_seconds else []
     max_age = cache_max_age(headers or {})
     if max_age:
@@ -184,7 +189,7 @@ def next_check_after_failure(
 ) -> float:
     if error.gone:
         return now + GONE_RECHECK
-    interval = feed.interval or config.settings.interval
+    interval = feed_interval(feed, config)
     # The exponent is capped: 2 ** 1024 no longer fits in a float, and a feed
     # that has been down for years (or polled by cron every minute) gets there.
     doublings = min(max(0, failures - 1), 30)
@@ -309,7 +314,7 @@ class Poller:
         has become shorter since it was set (SIGHUP or restart with a new
         feeds.yaml): the wait shrinks in proportion. A wait that a publisher
         asked for (<ttl>, max-age) or a failure backoff stays as it is."""
-        interval = feed.interval or self.config.settings.interval
+        interval = feed_interval(feed, self.config)
         before, last = row.check_interval, row.last_success_at
         if not before or interval >= before or last is None or row.consecutive_failures:
             return row.next_check_at
@@ -454,7 +459,7 @@ class Poller:
         analyzed = fetched.analyzed
         ttl = analyzed.ttl_seconds if analyzed is not None else None
         next_check = next_check_after_success(feed, self.config, ttl, now, jitter, result.headers)
-        interval = feed.interval or self.config.settings.interval
+        interval = feed_interval(feed, self.config)
         if analyzed is None:
             success = FeedSuccess(
                 row.id,

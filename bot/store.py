@@ -409,18 +409,20 @@ class Store:
             )
             self._execute("UPDATE feeds SET items_seen_at = ? WHERE id = ?", (now, feed_id))
 
+    def _next_ids(self, table: str, count: int) -> list[int]:
+        """The next `count` ids of `table`, assigned here so one executemany can
+        write them: safe inside a transaction, which holds SQLite's write lock."""
+        first = int(self._execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0])
+        return list(range(first, first + count))
+
     def insert_items(
         self, feed_id: int, entries: Sequence[tuple[Item, Sequence[str]]], now: float
     ) -> list[int]:
-        """Insert new stories in a few statements; returns their ids in order.
-
-        Ids are assigned here (max + 1 ...) so one executemany can write them:
-        safe because the caller's transaction holds SQLite's write lock."""
+        """Insert new stories in a few statements; returns their ids in order."""
         if not entries:
             return []
         with self.transaction():
-            first = int(self._execute("SELECT COALESCE(MAX(id), 0) + 1 FROM items").fetchone()[0])
-            ids = list(range(first, first + len(entries)))
+            ids = self._next_ids("items", len(entries))
             self.db.conn.executemany(
                 """INSERT INTO items(id, story_key, feed_id, guid, link, title, summary, tags,
                                      author, published_at, first_seen_at, last_seen_at)
@@ -460,8 +462,7 @@ class Store:
         if not messages:
             return []
         with self.transaction():
-            first = int(self._execute("SELECT COALESCE(MAX(id), 0) + 1 FROM outbox").fetchone()[0])
-            ids = list(range(first, first + len(messages)))
+            ids = self._next_ids("outbox", len(messages))
             self.db.conn.executemany(
                 "INSERT INTO outbox(id, channel, kind, state, payload, created_at, "
                 "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -33,13 +33,11 @@ class TermHit:
 WatchEntry = tuple[str, str, frozenset[str] | None]  # (channel, term, feed URLs or None = all)
 
 
-def watch_entries(
-    config: Config,
-    term_rows: Sequence[TermRow],
-    feed_titles: Mapping[str, str] | None = None,
-) -> tuple[WatchEntry, ...]:
-    """Every stored term with the feeds it applies to: plain data, so it can be
-    sent to the parser processes that match items there."""
+def _scopes(
+    config: Config, feed_titles: Mapping[str, str] | None
+) -> tuple[dict[str, set[str] | None], dict[WatchKey, set[str] | None]]:
+    """Feed URLs per channel and per config term (None: every feed), by the
+    watches' `feeds:` selections."""
     channel_scopes: dict[str, set[str] | None] = {}
     term_scopes: dict[WatchKey, set[str] | None] = {}
     for watch in config.watches:
@@ -51,6 +49,24 @@ def watch_entries(
         for term in watch.terms:
             key = (watch.channel, term)
             term_scopes[key] = _union(term_scopes.get(key, set()), urls)
+    return channel_scopes, term_scopes
+
+
+def added_term_scope(
+    config: Config, channel: str, feed_titles: Mapping[str, str] | None = None
+) -> set[str] | None:
+    """The feed URLs a term added with /watch in `channel` applies to (None: all)."""
+    return _scopes(config, feed_titles)[0].get(channel)
+
+
+def watch_entries(
+    config: Config,
+    term_rows: Sequence[TermRow],
+    feed_titles: Mapping[str, str] | None = None,
+) -> tuple[WatchEntry, ...]:
+    """Every stored term with the feeds it applies to: plain data, so it can be
+    sent to the parser processes that match items there."""
+    channel_scopes, term_scopes = _scopes(config, feed_titles)
 
     entries: list[WatchEntry] = []
     for row in term_rows:

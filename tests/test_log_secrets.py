@@ -25,6 +25,21 @@ LITERAL_TOKEN = "LITERALSECRET-9876543210"
 SECRETS = [BOT_TOKEN, APP_TOKEN, SIGNING, HOOK_TOKEN, LITERAL_TOKEN, "SECRETBOTTOKEN"]
 
 
+def verbose_runs(config: Path, db: Path, env: dict[str, str]) -> str:
+    """Everything two polls, `status` and `check` print with -v (all must succeed)."""
+    outputs = []
+    for args in (
+        ("-v", "poll", "--once", "--all"),
+        ("-v", "poll", "--once", "--all"),
+        ("-v", "status"),
+        ("-v", "check"),
+    ):
+        result = run_subprocess("--config", str(config), "--db", str(db), *args, env=env)
+        assert result.code == 0, result.err
+        outputs.append(result.out + result.err)
+    return "\n".join(outputs)
+
+
 def test_redact_patterns() -> None:
     text = (
         "POST https://discord.com/api/webhooks/123/abcDEF-ghi?wait=true token xoxb-1-2-abc "
@@ -143,18 +158,7 @@ def test_pipeline_at_debug_logs_no_secrets(
         "SLACK_API_URL": f"{base}/slack/",
         "TRADE_WEBHOOK": f"{base}/api/webhooks/123456/{HOOK_TOKEN}",
     }
-    db = tmp_path / "n.db"
-    outputs = []
-    for args in (
-        ("-v", "poll", "--once", "--all"),
-        ("-v", "poll", "--once", "--all"),
-        ("-v", "status"),
-        ("-v", "check"),
-    ):
-        result = run_subprocess("--config", str(config), "--db", str(db), *args, env=env)
-        assert result.code == 0, result.err
-        outputs.append(result.out + result.err)
-    combined = "\n".join(outputs)
+    combined = verbose_runs(config, tmp_path / "n.db", env)
     # The destinations really were called, and libraries really did log.
     assert "/slack/chat.postMessage" in posted
     assert f"/api/webhooks/123456/{HOOK_TOKEN}" in posted
@@ -241,18 +245,7 @@ def test_cli_at_debug_masks_every_spelling_of_webhook_urls(
         [{"channel": channel, "terms": ["trade deal"]} for channel in channels],
     )
     env = {"TEAM_HOOK_URL": f"http://127.0.0.1:{port}/custom/{generic}"}
-    db = tmp_path / "n.db"
-    outputs = []
-    for args in (
-        ("-v", "poll", "--once", "--all"),
-        ("-v", "poll", "--once", "--all"),
-        ("-v", "status"),
-        ("-v", "check"),
-    ):
-        result = run_subprocess("--config", str(config), "--db", str(db), *args, env=env)
-        assert result.code == 0, result.err
-        outputs.append(result.out + result.err)
-    combined = "\n".join(outputs)
+    combined = verbose_runs(config, tmp_path / "n.db", env)
     # Every webhook really was called (in httpx's normalised spelling) and logged.
     assert f"/api/webhooks/1001/{upper}" in posted
     assert f"/api/webhooks/1002/{dotted}" in posted
