@@ -103,8 +103,9 @@ SHINGLE = 3
 MIN_LEAD_SHINGLES = 8  # a lead of ~10 words is the least that is evidence
 LEAD_CONTAINMENT = 0.7
 MIN_SHARED_KEYS = 3  # fewer shared names/numbers than this: boilerplate lead...
-MIN_SPECIFIC_SHINGLES = 24  # ...unless this many shingles are shared
+MIN_SPECIFIC_SHINGLES = 40  # ...unless this many shingles are shared
 MIN_TITLE_WORDS = 7
+MIN_CONTAINED_TITLE_WORDS = 5
 SKETCH_SIZE = 8
 MAX_CANDIDATES = 64
 
@@ -218,13 +219,22 @@ class Normalised:
     context: frozenset[str]  # names and numbers within the first CONTEXT_TOKENS
 
 
-def _is_key(text: str, start: int, word: str, first: bool) -> bool:
+_LEADING_DIGITS = re.compile(r"\d+")
+
+
+def _key(text: str, start: int, word: str, first: bool) -> str | None:
+    """`word` as a key word, or None: a number (its leading digits, so "$400bn"
+    and "400 billion" agree, as do "1,377th" and "1,377"), a word with a digit
+    ("cop31", "g7") or a capitalised word that does not start a sentence."""
+    if word[0].isdigit():
+        match = _LEADING_DIGITS.match(word)
+        return match.group() if match else word
     if any(ch.isdigit() for ch in word):
-        return True
+        return word
     if first or not text[start].isupper():
-        return False
+        return None
     before = text[:start].rstrip()
-    return not before or before[-1] not in _SENTENCE_END
+    return word if not before or before[-1] not in _SENTENCE_END else None
 
 
 def normalise(title: str, lead: str) -> Normalised:
@@ -236,18 +246,12 @@ def normalise(title: str, lead: str) -> Normalised:
     if title_words and tuple(t.word for t in tokens[: len(title_words)]) == title_words:
         tokens = tokens[len(title_words) :]
     tokens = tokens[:CONTEXT_TOKENS]
-    keys = [t.word for i, t in enumerate(tokens) if _is_key(lead_text, t.start, t.word, i == 0)]
-    head = tuple(t.word for t in tokens[:MAX_LEAD_TOKENS])
-    head_keys = {
-        t.word
-        for i, t in enumerate(tokens[:MAX_LEAD_TOKENS])
-        if _is_key(lead_text, t.start, t.word, i == 0)
-    }
+    keys = [_key(lead_text, t.start, t.word, i == 0) for i, t in enumerate(tokens)]
     return Normalised(
         title=title_words[:MAX_TITLE_WORDS],
-        lead=head,
-        keys=frozenset(head_keys),
-        context=frozenset(keys),
+        lead=tuple(t.word for t in tokens[:MAX_LEAD_TOKENS]),
+        keys=frozenset(k for k in keys[:MAX_LEAD_TOKENS] if k is not None),
+        context=frozenset(k for k in keys if k is not None),
     )
 
 
@@ -319,6 +323,19 @@ def _title_usable(words: list[int]) -> bool:
 _RECURRING_HASHES = frozenset(_h32(w) for w in _RECURRING)
 
 
+def _headlines_agree(a: Signature, b: Signature) -> bool:
+    """The same headline, or (outside recurring formats) one whose words all
+    occur in the other: "Thailand, Cambodia agree to ceasefire" and
+    "Thailand and Cambodia agree to ceasefire after border clashes"."""
+    if a.title == b.title:
+        return bool(a.title)
+    words_a, words_b = _unpack(a.title), _unpack(b.title)
+    shorter, longer = sorted((set(words_a), set(words_b)), key=len)
+    if len(shorter) < MIN_CONTAINED_TITLE_WORDS or _RECURRING_HASHES & (shorter | longer):
+        return False
+    return shorter <= longer
+
+
 def compare(a: Signature, b: Signature, *, _lead_a: set[int] | None = None) -> Verdict:
     """Are `a` and `b` one story? Always with the reason, for logs and status."""
     lead_a = _lead_a if _lead_a is not None else set(_unpack(a.lead))
@@ -343,7 +360,7 @@ def compare(a: Signature, b: Signature, *, _lead_a: set[int] | None = None) -> V
         shared_keys = len(keys_a & keys_b)
         detail = f"lead overlap {score:.2f} ({shared}/{smaller}), {shared_keys} names/numbers agree"
         if shared_keys < MIN_SHARED_KEYS and shared < MIN_SPECIFIC_SHINGLES:
-            if a.title != b.title or not a.title:
+            if not _headlines_agree(a, b):
                 return Verdict(False, score, detail + "; generic lead and different headlines")
             detail += "; generic lead, same headline"
         return Verdict(True, score, detail)
