@@ -154,11 +154,11 @@ _CITY_DATELINE = re.compile(
 )
 _LEAD_TAIL = re.compile(
     r"\s*(?:\((?:Reporting|Writing|Additional reporting) by[^)]*\)(?:\s*\.)?"
-    r"|\[(?:…|\.\.\.|&hellip;)\]|…|\.\.\.|Read more\W*|Continue reading\W*|Read the full story\W*"
+    r"|Read more\W*|Continue reading\W*|Read the full story\W*"
     r"|The post .{1,300}? appeared first on .{1,120}$)\s*$",
     re.IGNORECASE | re.DOTALL,
 )
-_ELLIPSIS_END = re.compile(r"(?:…|\.\.\.|\[(?:…|\.\.\.)\])\s*$")
+_ELLIPSIS_END = re.compile(r"\s*(?:…|\.\.\.|\[(?:…|\.\.\.)\])\s*$")
 
 
 def strip_title_decorations(title: str) -> str:
@@ -185,13 +185,15 @@ def strip_lead_decorations(lead: str) -> str:
     text = _WIRE_DATELINE.sub("", text, count=1)
     text = _CITY_DATELINE.sub("", text, count=1)
     for _ in range(3):
-        truncated = bool(_ELLIPSIS_END.search(text))
-        stripped = _LEAD_TAIL.sub("", text)
-        if truncated and " " in stripped:
-            stripped = stripped.rsplit(" ", 1)[0]  # "said Prime Minister Nar…"
-        if stripped == text:
+        before = text
+        text = _LEAD_TAIL.sub("", text)
+        cut = _ELLIPSIS_END.search(text)
+        if cut:
+            text = text[: cut.start()]
+            if text and text[-1] not in ".!?" and " " in text:
+                text = text.rsplit(" ", 1)[0]  # "said Prime Minister Nar…"
+        if text == before:
             break
-        text = stripped
     return text.strip()
 
 
@@ -216,25 +218,28 @@ class Normalised:
     title: tuple[str, ...]
     lead: tuple[str, ...]  # the head: at most MAX_LEAD_TOKENS
     keys: frozenset[str]  # names and numbers within `lead`
-    context: frozenset[str]  # names and numbers within the first CONTEXT_TOKENS
+    initials: frozenset[str]  # capitalised words starting a sentence within `lead`
+    context: frozenset[str]  # both kinds within the first CONTEXT_TOKENS tokens
 
 
 _LEADING_DIGITS = re.compile(r"\d+")
 
 
-def _key(text: str, start: int, word: str, first: bool) -> str | None:
-    """`word` as a key word, or None: a number (its leading digits, so "$400bn"
-    and "400 billion" agree, as do "1,377th" and "1,377"), a word with a digit
-    ("cop31", "g7") or a capitalised word that does not start a sentence."""
+def _key(text: str, start: int, word: str, first: bool) -> tuple[str, bool] | None:
+    """`word` as a key word and whether it is a name, or None. A number is
+    its leading digits (so "$400bn" and "400 billion" agree, as do "1,377th"
+    and "1,377"); a word with a digit ("cop31", "g7") or a capitalised word
+    inside a sentence is a name; a capitalised word starting a sentence
+    ("Nvidia forecast ...", but also "The ...") is a key but not a name."""
     if word[0].isdigit():
         match = _LEADING_DIGITS.match(word)
-        return match.group() if match else word
+        return (match.group() if match else word), True
     if any(ch.isdigit() for ch in word):
-        return word
-    if first or not text[start].isupper():
+        return word, True
+    if not text[start].isupper():
         return None
     before = text[:start].rstrip()
-    return word if not before or before[-1] not in _SENTENCE_END else None
+    return word, not (first or not before or before[-1] in _SENTENCE_END)
 
 
 def normalise(title: str, lead: str) -> Normalised:
@@ -247,11 +252,13 @@ def normalise(title: str, lead: str) -> Normalised:
         tokens = tokens[len(title_words) :]
     tokens = tokens[:CONTEXT_TOKENS]
     keys = [_key(lead_text, t.start, t.word, i == 0) for i, t in enumerate(tokens)]
+    head = [k for k in keys[:MAX_LEAD_TOKENS] if k is not None]
     return Normalised(
         title=title_words[:MAX_TITLE_WORDS],
         lead=tuple(t.word for t in tokens[:MAX_LEAD_TOKENS]),
-        keys=frozenset(k for k in keys[:MAX_LEAD_TOKENS] if k is not None),
-        context=frozenset(k for k in keys if k is not None),
+        keys=frozenset(word for word, name in head if name),
+        initials=frozenset(word for word, name in head if not name),
+        context=frozenset(k[0] for k in keys if k is not None),
     )
 
 
@@ -275,7 +282,8 @@ class Signature:
     title: bytes  # CRC-32 of each headline word
     lead: bytes  # CRC-32 of each word 3-shingle of the lead's head
     keys: bytes  # CRC-32 of the names/numbers in the lead's head
-    context: bytes  # ... and in the first CONTEXT_TOKENS tokens (a superset)
+    initials: bytes  # CRC-32 of the capitalised sentence starts in the lead's head
+    context: bytes  # both kinds in the first CONTEXT_TOKENS tokens (a superset)
 
     @property
     def lead_size(self) -> int:
@@ -300,6 +308,7 @@ def signature(title: str, lead: str) -> Signature:
         title=_pack(_h32(w) for w in norm.title),
         lead=_pack(sorted({_h32(s) for s in _shingles(norm.lead)})),
         keys=_pack(sorted({_h32(k) for k in norm.keys})),
+        initials=_pack(sorted({_h32(k) for k in norm.initials})),
         context=_pack(sorted({_h32(k) for k in norm.context})),
     )
 
@@ -347,8 +356,11 @@ def compare(a: Signature, b: Signature, *, _lead_a: set[int] | None = None) -> V
         if score < LEAD_CONTAINMENT:
             return Verdict(False, score, f"lead overlap {score:.2f} ({shared}/{smaller})")
         keys_a, keys_b = set(_unpack(a.keys)), set(_unpack(b.keys))
+        # Every name, number and capitalised sentence start of one lead (the
+        # shorter, usually) must occur in the other.
         missing = min(
-            len(keys_a - set(_unpack(b.context))), len(keys_b - set(_unpack(a.context)))
+            len((keys_a | set(_unpack(a.initials))) - set(_unpack(b.context))),
+            len((keys_b | set(_unpack(b.initials))) - set(_unpack(a.context))),
         )
         if missing:
             return Verdict(
@@ -385,7 +397,8 @@ class SignatureRow:
     ``item`` (TEXT, the item's own key, e.g. its canonical link, to explain
     merges), ``seen`` (REAL, epoch seconds the item was first seen; the merge
     window is measured on it), ``version`` (INTEGER, `SIGNATURE_VERSION`),
-    ``title``, ``lead``, ``keys``, ``context`` (BLOB, see `Signature`).
+    ``title``, ``lead``, ``keys``, ``initials``, ``context`` (BLOB, see
+    `Signature`).
     About 300-400 bytes per item.
     """
 
@@ -395,16 +408,17 @@ class SignatureRow:
     title: bytes
     lead: bytes
     keys: bytes
+    initials: bytes
     context: bytes
     version: int = SIGNATURE_VERSION
 
     @classmethod
     def of(cls, story: str, item: str, seen: float, sig: Signature) -> SignatureRow:
-        return cls(story, item, seen, sig.title, sig.lead, sig.keys, sig.context)
+        return cls(story, item, seen, sig.title, sig.lead, sig.keys, sig.initials, sig.context)
 
     @property
     def signature(self) -> Signature:
-        return Signature(self.title, self.lead, self.keys, self.context)
+        return Signature(self.title, self.lead, self.keys, self.initials, self.context)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,386 @@
+"""Near-duplicate stories (bot/neardup.py, SPEC §8): decorations, signatures,
+verdicts, the windowed index, and precision/recall on a labelled set."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.neardup import (
+    MERGE_WINDOW,
+    SIGNATURE_VERSION,
+    NearDupIndex,
+    Signature,
+    SignatureRow,
+    compare,
+    normalise,
+    signature,
+    strip_lead_decorations,
+    strip_title_decorations,
+)
+from bot.text import searchable_text
+
+FIXTURE = Path(__file__).parent / "fixtures" / "neardup_stories.yaml"
+HOUR = 3600.0
+
+LEAD = (
+    "The Federal Reserve held its benchmark interest rate steady on Wednesday and "
+    "signaled two quarter-point cuts next year, as Chair Jerome Powell said inflation "
+    "was cooling more slowly than policymakers had hoped."
+)
+
+
+# --------------------------------------------------------------------------
+# Decorations
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("Fed holds rates steady", "Fed holds rates steady"),
+        ("Fed holds rates steady - Reuters", "Fed holds rates steady"),
+        ("Fed holds rates steady | Reuters", "Fed holds rates steady"),
+        ("Fed holds rates steady — The Associated Press", "Fed holds rates steady"),
+        ("Fed holds rates steady - The New York Times", "Fed holds rates steady"),
+        ("Fed holds rates steady | AP News", "Fed holds rates steady"),
+        ("Fed holds rates steady - nytimes.com", "Fed holds rates steady"),
+        ("Fed holds rates steady (AP)", "Fed holds rates steady"),
+        ("Fed holds rates steady - Markets - Reuters", "Fed holds rates steady"),
+        ("UPDATE 2-Fed holds rates steady", "Fed holds rates steady"),
+        ("UPDATE 2 - Fed holds rates steady", "Fed holds rates steady"),
+        ("RPT-UPDATE 1-Fed holds rates steady", "Fed holds rates steady"),
+        ("EXCLUSIVE-Fed weighs pause", "Fed weighs pause"),
+        ("Exclusive: Fed weighs pause", "Fed weighs pause"),
+        ("AP: Fed holds rates steady", "Fed holds rates steady"),
+        ("BREAKING NEWS: Fed holds rates steady", "Fed holds rates steady"),
+        ("Breaking: Fed holds rates steady - CNN", "Fed holds rates steady"),
+        ("UPDATE 2-Fed holds rates steady - Reuters", "Fed holds rates steady"),
+        # Not decorations: a dash inside the headline, lower-case words after it.
+        ("US-China talks resume in Geneva", "US-China talks resume in Geneva"),
+        ("Stocks fall - and bonds rally too", "Stocks fall - and bonds rally too"),
+        # Nothing left but the outlet, or a lone label: empty or as is.
+        ("Reuters", ""),
+        ("AP News", ""),
+        ("nytimes.com", ""),
+        ("", ""),
+        ("Update", "Update"),
+        ("Breaking", "Breaking"),
+    ],
+)
+def test_strip_title_decorations(title: str, expected: str) -> None:
+    assert strip_title_decorations(title) == expected
+
+
+@pytest.mark.parametrize(
+    ("lead", "expected"),
+    [
+        ("NEW DELHI (Reuters) - India held rates.", "India held rates."),
+        ("NEW DELHI, Dec 5 (Reuters) - India held rates.", "India held rates."),
+        ("WASHINGTON (AP) — The Fed held rates.", "The Fed held rates."),
+        ("KINGSTON, Jamaica (AP) — The storm grew.", "The storm grew."),
+        ("(CNN) — The Fed held rates.", "The Fed held rates."),
+        ("(Reuters) - The Fed held rates.", "The Fed held rates."),
+        ("PARIS (AFP) - Le gouvernement est tombé.", "Le gouvernement est tombé."),
+        ("LONDON —  Britain said no.", "Britain said no."),
+        ("LONDON, Dec. 5 — Britain said no.", "Britain said no."),
+        ("KYIV, Ukraine — Drones hit the city.", "Drones hit the city."),
+        ("DRESDEN (dpa) - Die CDU liegt vorn.", "Die CDU liegt vorn."),
+        (
+            "SAN JOSE, Calif., Dec. 3, 2026 (GLOBE NEWSWIRE) -- Acme today reported results.",
+            "Acme today reported results.",
+        ),
+        ("HOUSTON--(BUSINESS WIRE)--Cinder declared a dividend.", "Cinder declared a dividend."),
+        # Tails: read-more links, ellipses (the cut word goes too), credits.
+        ("The Fed held rates. Read more", "The Fed held rates."),
+        ("The Fed held rates. Continue reading...", "The Fed held rates."),
+        ("The Fed held rates as Chair Jerome Pow…", "The Fed held rates as Chair Jerome"),
+        ("The Fed held rates as Chair Jerome Pow [...]", "The Fed held rates as Chair Jerome"),
+        (
+            "The Fed held rates. (Reporting by Ann Saphir; Editing by Paul Simao)",
+            "The Fed held rates.",
+        ),
+        (
+            "The Fed held rates. The post Fed holds appeared first on Daily Wire Digest.",
+            "The Fed held rates.",
+        ),
+        # Not datelines: ordinary sentences stay whole.
+        ("The Fed - as expected - held rates.", "The Fed - as expected - held rates."),
+        ("NASA said (in a statement) that it would wait.", "NASA said (in a statement) that it would wait."),
+        ("", ""),
+    ],
+)
+def test_strip_lead_decorations(lead: str, expected: str) -> None:
+    assert strip_lead_decorations(lead) == expected
+
+
+# --------------------------------------------------------------------------
+# Normalising
+# --------------------------------------------------------------------------
+
+
+def test_normalise_uses_the_matchers_folding() -> None:
+    norm = normalise("ＣＡＦÉ Łódź opens", "Café Łódź opens a second shop in Kraków on Monday.")
+    assert norm.title == ("cafe", "lodz", "opens")
+    assert norm.lead[:3] == ("a", "second", "shop")  # the repeated headline is dropped
+
+
+def test_normalise_splits_cjk_into_characters() -> None:
+    norm = normalise("日銀が利上げ", "日本銀行は19日、政策金利を引き上げた。")
+    assert norm.title == ("日", "銀", "が", "利", "上", "げ")
+    assert norm.lead[:4] == ("日", "本", "銀", "行")
+    assert "19" in norm.keys
+
+
+@pytest.mark.parametrize(
+    ("lead", "keys"),
+    [
+        # Capitalised inside a sentence: a name. Sentence starts are not.
+        ("The Fed met Powell on Tuesday. Markets rose.", {"fed", "powell", "tuesday"}),
+        # Numbers by their leading digits: $400bn and 400 billion agree.
+        ("It pledged $400bn by 2035.", {"400", "2035"}),
+        ("It pledged $400 billion by 2035.", {"400", "2035"}),
+        ("As the war enters its 1,377th day", {"1", "377"}),
+        ("Talks at COP31 and the G7 resumed.", {"cop31", "g7"}),
+        ("", set()),
+    ],
+)
+def test_normalise_key_words(lead: str, keys: set[str]) -> None:
+    assert normalise("", lead).keys == keys
+
+
+def test_lead_is_bounded_before_any_work() -> None:
+    huge = "word " * 300_000  # 1.5 MB
+    started = time.perf_counter()
+    sig = signature("x" * 1_000_000, huge + " <" * 100_000)
+    assert time.perf_counter() - started < 0.5
+    assert len(sig.lead) <= 4 * 60 and len(sig.title) <= 4 * 32
+
+
+# --------------------------------------------------------------------------
+# Verdicts
+# --------------------------------------------------------------------------
+
+SYNDICATED = [
+    ("headline suffix", ("Fed holds rates", LEAD), ("Fed holds rates - Reuters", LEAD)),
+    ("wire label", ("UPDATE 2-Fed holds rates", LEAD), ("Fed holds rates", LEAD)),
+    ("dateline", ("Fed holds rates", LEAD), ("Fed holds", "WASHINGTON, Dec 3 (Reuters) - " + LEAD)),
+    ("truncated lead", ("Fed holds rates", LEAD), ("Fed holds rates", LEAD[:110] + "…")),
+    (
+        "extended lead",
+        ("Fed holds rates", LEAD),
+        ("Fed holds rates", LEAD + " Powell said the labor market remained solid."),
+    ),
+    (
+        "updated headline, same lead",
+        ("Fed holds rates steady", LEAD),
+        ("Fed holds rates, Powell says inflation fight not over", LEAD),
+    ),
+    ("lead repeats the headline", ("Fed holds rates", LEAD), ("Fed holds rates", "Fed holds rates " + LEAD)),
+    (
+        "same long headline, no lead",
+        ("Harbor Bank agrees to buy Lakeshore Financial in $4.1 billion deal", ""),
+        ("Harbor Bank agrees to buy Lakeshore Financial in $4.1 billion deal - Reuters", ""),
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "a", "b"), SYNDICATED, ids=[c[0] for c in SYNDICATED])
+def test_syndicated_copies_merge(case: str, a: tuple[str, str], b: tuple[str, str]) -> None:
+    verdict = compare(signature(*a), signature(*b))
+    assert verdict.merge, verdict.reason
+    assert verdict.score >= 0.7
+
+
+BRIEFING = "Good morning. Here are the stories you need to know to start your day, from the markets to the courts."
+DIFFERENT = [
+    (
+        "other figures, same template",
+        ("Acme reports results", "Acme Robotics today reported revenue of $48.2 million for the third quarter, up 14% from a year earlier, the company said."),
+        ("Borealis reports results", "Borealis Logistics today reported revenue of $31.7 million for the third quarter, up 9% from a year earlier, the company said."),
+    ),
+    (
+        "other company, same figures",
+        ("Dividend declared", "Cinder Energy announced today that its Board of Directors has declared a quarterly cash dividend payable on January 15 to shareholders of record."),
+        ("Dividend declared", "Dunmore Utilities announced today that its Board of Directors has declared a quarterly cash dividend payable on January 15 to shareholders of record."),
+    ),
+    (
+        "recurring briefing",
+        ("Daily briefing: Monday, December 1", BRIEFING),
+        ("Daily briefing: Tuesday, December 2", BRIEFING),
+    ),
+    (
+        "same topic, other report",
+        ("Fed holds rates", LEAD),
+        ("Stocks rise after Fed decision", "Stocks climbed on Wednesday after the Federal Reserve kept interest rates unchanged and penciled in two cuts for next year."),
+    ),
+    (
+        "recurring live headline, no lead",
+        ("Live updates: Israel and Hamas agree to extend Gaza ceasefire talks", ""),
+        ("Live updates: Israel and Hamas agree to extend Gaza ceasefire talks", ""),
+    ),
+    ("short headline, no lead", ("Breaking", ""), ("Breaking", "")),
+    ("outlet only", ("Reuters", "Reuters"), ("Reuters", "")),
+    ("empty", ("", ""), ("", "")),
+    ("short boilerplate lead", ("Breaking", "This story is developing. Check back later."), ("Breaking", "This story is developing. Check back later.")),
+    ("short CJK", ("快讯", ""), ("快讯", "")),
+]
+
+
+@pytest.mark.parametrize(("case", "a", "b"), DIFFERENT, ids=[c[0] for c in DIFFERENT])
+def test_different_reports_never_merge(case: str, a: tuple[str, str], b: tuple[str, str]) -> None:
+    verdict = compare(signature(*a), signature(*b))
+    assert not verdict.merge, verdict.reason
+    assert verdict.reason
+
+
+def test_verdict_explains_itself() -> None:
+    merged = compare(signature("Fed holds", LEAD), signature("Fed holds - Reuters", LEAD))
+    assert merged.reason.startswith("lead overlap 1.00 (")
+    assert "names/numbers agree" in merged.reason
+    vetoed = compare(signature(*DIFFERENT[0][1]), signature(*DIFFERENT[0][2]))
+    assert "names/numbers differ" in vetoed.reason or "lead overlap" in vetoed.reason
+
+
+def test_compare_is_symmetric() -> None:
+    for _, a, b in SYNDICATED + DIFFERENT:
+        sa, sb = signature(*a), signature(*b)
+        assert compare(sa, sb).merge == compare(sb, sa).merge
+
+
+# --------------------------------------------------------------------------
+# The index
+# --------------------------------------------------------------------------
+
+
+def _row(story: str, seen: float, title: str, lead: str) -> SignatureRow:
+    return SignatureRow.of(story, story + "#item", seen, signature(title, lead))
+
+
+def test_index_finds_a_copy_within_the_window_only() -> None:
+    index = NearDupIndex()
+    index.add(_row("fed", 0.0, "Fed holds rates", LEAD))
+    copy = signature("Fed holds rates - Reuters", "WASHINGTON (AP) — " + LEAD)
+    match = index.find(copy, 47 * HOUR)
+    assert match is not None
+    assert (match.story, match.item, match.seen) == ("fed", "fed#item", 0.0)
+    assert match.reason.startswith("lead overlap")
+    assert index.find(copy, 49 * HOUR) is None
+    assert len(index) == 0  # dropped once the window moved past it
+
+
+def test_index_never_matches_a_later_item() -> None:
+    index = NearDupIndex()
+    index.add(_row("fed", 10 * HOUR, "Fed holds rates", LEAD))
+    assert index.find(signature("Fed holds rates", LEAD), 9 * HOUR) is None
+
+
+def test_index_prefers_the_best_then_the_earliest() -> None:
+    index = NearDupIndex()
+    index.add(_row("partial", 0.0, "Fed", LEAD[:120] + " and bonds rallied in late trading on the news today."))
+    index.add(_row("first", 1.0, "Fed", LEAD))
+    index.add(_row("second", 2.0, "Fed", LEAD))
+    match = index.find(signature("Fed", LEAD), 3.0)
+    assert match is not None and match.story == "first"
+
+
+def test_index_rows_round_trip_and_rebuild() -> None:
+    index = NearDupIndex()
+    index.add(_row("old", 0.0, "Acme opens plant", "Acme Robotics opened a new plant in Ohio on Monday, adding 400 jobs, the company said in a statement."))
+    index.add(_row("fed", 30 * HOUR, "Fed holds rates", LEAD))
+    rows = list(index.rows())
+    assert [r.story for r in rows] == ["old", "fed"]
+    # Rows are plain values the store can keep: text, a number and bytes.
+    for row in rows:
+        for f in fields(row):
+            assert isinstance(getattr(row, f.name), str | float | int | bytes)
+    stale = SignatureRow(**{**{f.name: getattr(rows[1], f.name) for f in fields(rows[1])}, "version": SIGNATURE_VERSION + 1})
+    rebuilt = NearDupIndex.from_rows([*rows, stale], now=50 * HOUR)
+    assert [r.story for r in rebuilt.rows()] == ["fed"]  # "old" left the window, "stale" is another version
+    match = rebuilt.find(signature("UPDATE 1-Fed holds rates", LEAD), 50 * HOUR)
+    assert match is not None and match.story == "fed"
+
+
+def test_index_memory_is_bounded_by_the_window() -> None:
+    index = NearDupIndex(window=10.0)
+    for n in range(500):
+        index.add(_row(f"s{n}", float(n), f"Story {n}", f"Report number {n} about event {n * 7} in town {n * 13} with details {n * 17} and more words here."))
+    assert len(index) <= 11
+    assert len(index._by_hash) <= 11 * 8  # sketch hashes of the items still held
+
+
+def test_signature_row_shape_is_documented() -> None:
+    doc = SignatureRow.__doc__ or ""
+    for f in fields(SignatureRow):
+        assert f"``{f.name}``" in doc
+    assert {f.name for f in fields(Signature)} <= {f.name for f in fields(SignatureRow)}
+    assert MERGE_WINDOW == 48 * HOUR
+
+
+# --------------------------------------------------------------------------
+# The labelled set
+# --------------------------------------------------------------------------
+
+
+def load_labelled() -> list[tuple[float, str, str, Signature]]:
+    """(seen, story label, outlet, signature) for every item, oldest first."""
+    stories = yaml.safe_load(FIXTURE.read_text(encoding="utf-8"))["stories"]
+    items = []
+    for story in stories:
+        for item in story["items"]:
+            lead = searchable_text(item["lead"], is_html=bool(item.get("html")))
+            sig = signature(searchable_text(item["title"], is_html=False), lead)
+            items.append((item["hours"] * HOUR, story["id"], item["outlet"], sig))
+    return sorted(items, key=lambda x: x[0])
+
+
+def cluster(items: list[tuple[float, str, str, Signature]]) -> list[int]:
+    """Run the items through the index as they arrive: each item's cluster is
+    the cluster of the item it merged into, else its own."""
+    index = NearDupIndex()
+    clusters: list[int] = []
+    for n, (seen, _, _, sig) in enumerate(items):
+        match = index.find(sig, seen)
+        clusters.append(clusters[int(match.item)] if match else n)
+        index.add(SignatureRow.of(str(n), str(n), seen, sig))
+    return clusters
+
+
+def pairwise_scores(labels: list[str], clusters: list[int]) -> tuple[float, float]:
+    tp = fp = fn = 0
+    for a, b in itertools.combinations(range(len(labels)), 2):
+        same, merged = labels[a] == labels[b], clusters[a] == clusters[b]
+        tp += same and merged
+        fp += merged and not same
+        fn += same and not merged
+    return (tp / (tp + fp) if tp + fp else 1.0), tp / (tp + fn)
+
+
+def test_labelled_set_is_big_and_varied() -> None:
+    items = load_labelled()
+    labels = {label for _, label, _, _ in items}
+    assert len(items) >= 200
+    assert len(labels) >= 100
+    assert sum(1 for label in labels if sum(1 for i in items if i[1] == label) >= 3) >= 25
+
+
+def test_merging_precision_is_perfect_and_recall_high() -> None:
+    items = load_labelled()
+    labels = [label for _, label, _, _ in items]
+    precision, recall = pairwise_scores(labels, cluster(items))
+    assert precision == 1.0
+    assert recall >= 0.95
+
+
+def test_no_pair_of_different_stories_merges() -> None:
+    """Stronger than the clustering: every cross-story pair, in both orders."""
+    items = load_labelled()
+    for (_, la, oa, sa), (_, lb, ob, sb) in itertools.combinations(items, 2):
+        if la != lb:
+            verdict = compare(sa, sb)
+            assert not verdict.merge, f"{la}/{oa} ~ {lb}/{ob}: {verdict.reason}"
