@@ -12,7 +12,7 @@ Pure, no I/O, no clock: callers pass the times. Three steps:
    "Read more" and "The post … appeared first on …" after it. A lead that
    repeats the headline loses that copy. Input is cut to `MAX_TITLE_CHARS` /
    `MAX_LEAD_CHARS` before any pattern runs, so a 1 MB lead costs what a
-   2 kB one does.
+   1 kB one does.
 2. `signature` — a `Signature` of plain bytes: the lead's word 3-shingles
    (first `MAX_LEAD_TOKENS` tokens, 32-bit CRC each, sorted), the names and
    numbers in the lead ("key words": capitalised words inside a sentence and
@@ -65,6 +65,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import re
+import struct
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -95,7 +96,7 @@ MERGE_WINDOW = 48 * 3600.0  # seconds; settings.merge_window's default
 SIGNATURE_VERSION = 1
 
 MAX_TITLE_CHARS = 400
-MAX_LEAD_CHARS = 2000
+MAX_LEAD_CHARS = 1200  # ~200 English words: more than the head needs
 MAX_TITLE_WORDS = 32
 MAX_LEAD_TOKENS = 60  # the lead's head: wire copies agree most at the start
 CONTEXT_TOKENS = 120  # where the other lead's names/numbers may be found
@@ -107,6 +108,7 @@ MIN_SPECIFIC_SHINGLES = 40  # ...unless this many shingles are shared
 MIN_TITLE_WORDS = 7
 MIN_CONTAINED_TITLE_WORDS = 5
 SKETCH_SIZE = 8
+MAX_BUCKET = 32  # items filed under one hash; a fuller one is a common phrase
 MAX_CANDIDATES = 64
 
 # --------------------------------------------------------------------------
@@ -204,11 +206,14 @@ def strip_lead_decorations(lead: str) -> str:
 # Headlines with these words recur with other content (a daily live page, a
 # newsletter): an identical headline alone never makes them one story.
 _RECURRING = frozenset(
-    "live latest updates update briefing newsletter roundup digest podcast quiz crossword "
-    "horoscope weather forecast morning evening tonight today daily weekly week wordle "
-    "sudoku recap highlights".split()
+    {
+        *("live", "latest", "updates", "update", "briefing", "newsletter", "roundup"),
+        *("digest", "podcast", "quiz", "crossword", "horoscope", "weather", "forecast"),
+        *("morning", "evening", "tonight", "today", "daily", "weekly", "week", "wordle"),
+        *("sudoku", "recap", "highlights"),
+    }
 )
-_SENTENCE_END = frozenset(".!?:;\"“”«»")
+_SENTENCE_END = frozenset('.!?:;"“”«»')
 
 
 @dataclass(frozen=True)
@@ -231,14 +236,15 @@ def _key(text: str, start: int, word: str, first: bool) -> tuple[str, bool] | No
     and "1,377"); a word with a digit ("cop31", "g7") or a capitalised word
     inside a sentence is a name; a capitalised word starting a sentence
     ("Nvidia forecast ...", but also "The ...") is a key but not a name."""
-    if word[0].isdigit():
+    initial = text[start]
+    if initial.isdigit():
         match = _LEADING_DIGITS.match(word)
         return (match.group() if match else word), True
-    if any(ch.isdigit() for ch in word):
+    if not word.isalpha() and any(ch.isdigit() for ch in word):
         return word, True
-    if not text[start].isupper():
+    if not initial.isupper():
         return None
-    before = text[:start].rstrip()
+    before = text[max(0, start - 3) : start].rstrip()  # whitespace is collapsed
     return word, not (first or not before or before[-1] in _SENTENCE_END)
 
 
@@ -267,11 +273,12 @@ def _h32(text: str) -> int:
 
 
 def _pack(values: Iterable[int]) -> bytes:
-    return b"".join(v.to_bytes(4, "big") for v in values)
+    values = list(values)
+    return struct.pack(f">{len(values)}I", *values)
 
 
-def _unpack(data: bytes) -> list[int]:
-    return [int.from_bytes(data[i : i + 4], "big") for i in range(0, len(data), 4)]
+def _unpack(data: bytes) -> tuple[int, ...]:
+    return struct.unpack(f">{len(data) // 4}I", data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,8 +332,8 @@ class Verdict:
     reason: str
 
 
-def _title_usable(words: list[int]) -> bool:
-    return len(words) >= MIN_TITLE_WORDS and not (_RECURRING_HASHES & set(words))
+def _title_usable(words: tuple[int, ...]) -> bool:
+    return len(words) >= MIN_TITLE_WORDS and _RECURRING_HASHES.isdisjoint(words)
 
 
 _RECURRING_HASHES = frozenset(_h32(w) for w in _RECURRING)
@@ -350,7 +357,7 @@ def compare(a: Signature, b: Signature, *, _lead_a: set[int] | None = None) -> V
     lead_a = _lead_a if _lead_a is not None else set(_unpack(a.lead))
     size_a, size_b = len(lead_a), b.lead_size
     if size_a >= MIN_LEAD_SHINGLES and size_b >= MIN_LEAD_SHINGLES:
-        shared = sum(1 for h in _unpack(b.lead) if h in lead_a)
+        shared = len(lead_a.intersection(_unpack(b.lead)))
         smaller = min(size_a, size_b)
         score = shared / smaller
         if score < LEAD_CONTAINMENT:
@@ -366,8 +373,7 @@ def compare(a: Signature, b: Signature, *, _lead_a: set[int] | None = None) -> V
             return Verdict(
                 False,
                 score,
-                f"lead overlap {score:.2f} ({shared}/{smaller}) but {missing} "
-                "names/numbers differ",
+                f"lead overlap {score:.2f} ({shared}/{smaller}) but {missing} names/numbers differ",
             )
         shared_keys = len(keys_a & keys_b)
         detail = f"lead overlap {score:.2f} ({shared}/{smaller}), {shared_keys} names/numbers agree"
@@ -417,6 +423,10 @@ class SignatureRow:
         return cls(story, item, seen, sig.title, sig.lead, sig.keys, sig.initials, sig.context)
 
     @property
+    def lead_size(self) -> int:
+        return len(self.lead) // 4
+
+    @property
     def signature(self) -> Signature:
         return Signature(self.title, self.lead, self.keys, self.initials, self.context)
 
@@ -430,13 +440,6 @@ class Match:
     seen: float
     score: float
     reason: str
-
-
-def _sketch(lead: bytes) -> list[int]:
-    """The hashes an item is filed under: none for a lead too short to merge."""
-    if len(lead) // 4 < MIN_LEAD_SHINGLES:
-        return []
-    return heapq.nsmallest(SKETCH_SIZE, _unpack(lead))
 
 
 def _title_key(sig: Signature) -> bytes | None:
@@ -489,8 +492,15 @@ class NearDupIndex:
         self._next += 1
         self._rows[slot] = row
         heapq.heappush(self._expiry, (row.seen, slot))
-        for h in _sketch(row.lead):
-            _file(self._by_hash, h, slot)
+        if row.lead_size >= MIN_LEAD_SHINGLES:
+            # Filed under the smallest hashes whose buckets still have room:
+            # a shingle dozens of items share ("said on tuesday") is no
+            # evidence, and skipping it keeps every lookup bounded.
+            filed = 0
+            for h in sorted(_unpack(row.lead)):
+                if filed == SKETCH_SIZE:
+                    break
+                filed += _file(self._by_hash, h, slot)
         title_key = _title_key(row.signature)
         if title_key is not None:
             _file(self._by_title, title_key, slot)
@@ -504,7 +514,7 @@ class NearDupIndex:
         while self._expiry and self._expiry[0][0] < horizon:
             _, slot = heapq.heappop(self._expiry)
             row = self._rows.pop(slot)
-            for h in _sketch(row.lead):
+            for h in _unpack(row.lead):
                 _unfile(self._by_hash, h, slot)
             title_key = _title_key(row.signature)
             if title_key is not None:
@@ -540,22 +550,26 @@ class NearDupIndex:
         return best
 
 
-def _file(table: dict, key: object, slot: int) -> None:
+def _file(table: dict, key: object, slot: int) -> bool:
+    """File `slot` under `key` unless that bucket is full; True when filed."""
     hit = table.get(key)
     if hit is None:
         table[key] = slot
     elif isinstance(hit, list):
+        if len(hit) >= MAX_BUCKET:
+            return False
         hit.append(slot)
     else:
         table[key] = [hit, slot]
+    return True
 
 
 def _unfile(table: dict, key: object, slot: int) -> None:
     hit = table.get(key)
     if isinstance(hit, list):
-        hit.remove(slot)
-        if len(hit) == 1:
-            table[key] = hit[0]
+        if slot in hit:
+            hit.remove(slot)
+            if len(hit) == 1:
+                table[key] = hit[0]
     elif hit == slot:
         del table[key]
-

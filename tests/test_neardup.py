@@ -23,6 +23,7 @@ from bot.neardup import (
     strip_lead_decorations,
     strip_title_decorations,
 )
+
 HOUR = 3600.0
 
 LEAD = (
@@ -108,7 +109,10 @@ def test_strip_title_decorations(title: str, expected: str) -> None:
         ),
         # Not datelines: ordinary sentences stay whole.
         ("The Fed - as expected - held rates.", "The Fed - as expected - held rates."),
-        ("NASA said (in a statement) that it would wait.", "NASA said (in a statement) that it would wait."),
+        (
+            "NASA said (in a statement) that it would wait.",
+            "NASA said (in a statement) that it would wait.",
+        ),
         ("", ""),
     ],
 )
@@ -178,7 +182,11 @@ SYNDICATED = [
         ("Fed holds rates steady", LEAD),
         ("Fed holds rates, Powell says inflation fight not over", LEAD),
     ),
-    ("lead repeats the headline", ("Fed holds rates", LEAD), ("Fed holds rates", "Fed holds rates " + LEAD)),
+    (
+        "lead repeats the headline",
+        ("Fed holds rates", LEAD),
+        ("Fed holds rates", "Fed holds rates " + LEAD),
+    ),
     (
         "same long headline, no lead",
         ("Harbor Bank agrees to buy Lakeshore Financial in $4.1 billion deal", ""),
@@ -194,17 +202,44 @@ def test_syndicated_copies_merge(case: str, a: tuple[str, str], b: tuple[str, st
     assert verdict.score >= 0.7
 
 
-BRIEFING = "Good morning. Here are the stories you need to know to start your day, from the markets to the courts."
+BRIEFING = (
+    "Good morning. Here are the stories you need to know to start your day, "
+    "from the markets to the courts."
+)
 DIFFERENT = [
     (
         "other figures, same template",
-        ("Acme reports results", "Acme Robotics today reported revenue of $48.2 million for the third quarter, up 14% from a year earlier, the company said."),
-        ("Borealis reports results", "Borealis Logistics today reported revenue of $31.7 million for the third quarter, up 9% from a year earlier, the company said."),
+        (
+            "Acme reports results",
+            (
+                "Acme Robotics today reported revenue of $48.2 million for the third quarter, "
+                "up 14% from a year earlier, the company said."
+            ),
+        ),
+        (
+            "Borealis reports results",
+            (
+                "Borealis Logistics today reported revenue of $31.7 million for the third "
+                "quarter, up 9% from a year earlier, the company said."
+            ),
+        ),
     ),
     (
         "other company, same figures",
-        ("Dividend declared", "Cinder Energy announced today that its Board of Directors has declared a quarterly cash dividend payable on January 15 to shareholders of record."),
-        ("Dividend declared", "Dunmore Utilities announced today that its Board of Directors has declared a quarterly cash dividend payable on January 15 to shareholders of record."),
+        (
+            "Dividend declared",
+            (
+                "Cinder Energy announced today that its Board of Directors has declared a "
+                "quarterly cash dividend payable on January 15 to shareholders of record."
+            ),
+        ),
+        (
+            "Dividend declared",
+            (
+                "Dunmore Utilities announced today that its Board of Directors has declared a "
+                "quarterly cash dividend payable on January 15 to shareholders of record."
+            ),
+        ),
     ),
     (
         "recurring briefing",
@@ -214,7 +249,13 @@ DIFFERENT = [
     (
         "same topic, other report",
         ("Fed holds rates", LEAD),
-        ("Stocks rise after Fed decision", "Stocks climbed on Wednesday after the Federal Reserve kept interest rates unchanged and penciled in two cuts for next year."),
+        (
+            "Stocks rise after Fed decision",
+            (
+                "Stocks climbed on Wednesday after the Federal Reserve kept interest rates "
+                "unchanged and penciled in two cuts for next year."
+            ),
+        ),
     ),
     (
         "recurring live headline, no lead",
@@ -224,7 +265,11 @@ DIFFERENT = [
     ("short headline, no lead", ("Breaking", ""), ("Breaking", "")),
     ("outlet only", ("Reuters", "Reuters"), ("Reuters", "")),
     ("empty", ("", ""), ("", "")),
-    ("short boilerplate lead", ("Breaking", "This story is developing. Check back later."), ("Breaking", "This story is developing. Check back later.")),
+    (
+        "short boilerplate lead",
+        ("Breaking", "This story is developing. Check back later."),
+        ("Breaking", "This story is developing. Check back later."),
+    ),
     ("short CJK", ("快讯", ""), ("快讯", "")),
 ]
 
@@ -279,7 +324,14 @@ def test_index_never_matches_a_later_item() -> None:
 
 def test_index_prefers_the_best_then_the_earliest() -> None:
     index = NearDupIndex()
-    index.add(_row("partial", 0.0, "Fed", LEAD[:120] + " and bonds rallied in late trading on the news today."))
+    index.add(
+        _row(
+            "partial",
+            0.0,
+            "Fed",
+            LEAD[:120] + " and bonds rallied in late trading on the news today.",
+        )
+    )
     index.add(_row("first", 1.0, "Fed", LEAD))
     index.add(_row("second", 2.0, "Fed", LEAD))
     match = index.find(signature("Fed", LEAD), 3.0)
@@ -288,7 +340,17 @@ def test_index_prefers_the_best_then_the_earliest() -> None:
 
 def test_index_rows_round_trip_and_rebuild() -> None:
     index = NearDupIndex()
-    index.add(_row("old", 0.0, "Acme opens plant", "Acme Robotics opened a new plant in Ohio on Monday, adding 400 jobs, the company said in a statement."))
+    index.add(
+        _row(
+            "old",
+            0.0,
+            "Acme opens plant",
+            (
+                "Acme Robotics opened a new plant in Ohio on Monday, adding 400 jobs, the "
+                "company said in a statement."
+            ),
+        )
+    )
     index.add(_row("fed", 30 * HOUR, "Fed holds rates", LEAD))
     rows = list(index.rows())
     assert [r.story for r in rows] == ["old", "fed"]
@@ -296,9 +358,16 @@ def test_index_rows_round_trip_and_rebuild() -> None:
     for row in rows:
         for f in fields(row):
             assert isinstance(getattr(row, f.name), str | float | int | bytes)
-    stale = SignatureRow(**{**{f.name: getattr(rows[1], f.name) for f in fields(rows[1])}, "version": SIGNATURE_VERSION + 1})
+    stale = SignatureRow(
+        **{
+            **{f.name: getattr(rows[1], f.name) for f in fields(rows[1])},
+            "version": SIGNATURE_VERSION + 1,
+        }
+    )
     rebuilt = NearDupIndex.from_rows([*rows, stale], now=50 * HOUR)
-    assert [r.story for r in rebuilt.rows()] == ["fed"]  # "old" left the window, "stale" is another version
+    assert [r.story for r in rebuilt.rows()] == [
+        "fed"
+    ]  # "old" left the window, "stale" is another version
     match = rebuilt.find(signature("UPDATE 1-Fed holds rates", LEAD), 50 * HOUR)
     assert match is not None and match.story == "fed"
 
@@ -306,7 +375,14 @@ def test_index_rows_round_trip_and_rebuild() -> None:
 def test_index_memory_is_bounded_by_the_window() -> None:
     index = NearDupIndex(window=10.0)
     for n in range(500):
-        index.add(_row(f"s{n}", float(n), f"Story {n}", f"Report number {n} about event {n * 7} in town {n * 13} with details {n * 17} and more words here."))
+        index.add(
+            _row(
+                f"s{n}",
+                float(n),
+                f"Story {n}",
+                f"Report {n} about event {n * 7} in town {n * 13}, details {n * 17} and more.",
+            )
+        )
     assert len(index) <= 11
     assert len(index._by_hash) <= 11 * 8  # sketch hashes of the items still held
 
