@@ -155,12 +155,24 @@ def test_normalise_key_words(lead: str, keys: set[str]) -> None:
     assert normalise("", lead).keys == keys
 
 
-def test_lead_is_bounded_before_any_work() -> None:
-    huge = "word " * 300_000  # 1.5 MB
+HOSTILE = {
+    "1.5 MB of words": ("x" * 1_000_000, "word " * 300_000),
+    "1 MB of ideographs": ("中" * 1_000_000, "中文" * 500_000),
+    "unclosed brackets": ("(" * 1_000_000, "(" * 1_000_000),
+    "dateline lookalike": ("A - " * 250_000, "NEW DELHI, " * 100_000 + "(Reuters) -"),
+    "endless ellipses": ("…" * 500_000, "word… " * 200_000),
+    "capitals and digits": ("A1 " * 300_000, "Aa1 Bb2. " * 150_000),
+    "one huge word": ("a" * 1_000_000, "b" * 1_000_000),
+}
+
+
+@pytest.mark.parametrize("title,lead", HOSTILE.values(), ids=HOSTILE.keys())
+def test_bad_input_is_bounded_and_never_slow(title: str, lead: str) -> None:
     started = time.perf_counter()
-    sig = signature("x" * 1_000_000, huge + " <" * 100_000)
+    sig = signature(title, lead)
     assert time.perf_counter() - started < 0.5
     assert len(sig.lead) <= 4 * 60 and len(sig.title) <= 4 * 32
+    assert len(sig.context) <= 4 * 120
 
 
 # --------------------------------------------------------------------------
