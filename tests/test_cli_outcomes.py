@@ -212,7 +212,9 @@ def test_an_upgrade_that_cannot_be_backed_up_changes_nothing(tmp_path: Path) -> 
     (tmp_path / "newshound.db.bak-schema2").mkdir()  # the backup's place is taken
     result = run_subprocess("--config", str(config), "--db", str(db), "status")
     assert result.code == 2
-    assert result.err.startswith(f"newshound: cannot open database {db}: not upgraded from schema 2")
+    assert result.err.startswith(
+        f"newshound: cannot open database {db}: not upgraded from schema 2"
+    )
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
