@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_cli, run_subprocess, write_config
+from cli_helpers import REPO, run_cli, run_subprocess, write_config
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 
@@ -132,6 +134,16 @@ def test_status_names_the_database_and_its_schema(tmp_path: Path) -> None:
     assert result.out.splitlines()[0] == f"Database: {db} (schema {SCHEMA_VERSION})"
 
 
+def readme_restore_command(schema: int, target: str) -> str:
+    """The README's restore command without the sqlite3 tool, for this backup."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (command,) = [line for line in readme.splitlines() if line.startswith("python3 -c ")]
+    command = command.replace("bak-schema5", f"bak-schema{schema}")
+    return command.replace("python3 ", f"{sys.executable} ", 1).replace(
+        "connect('newshound.db')", f"connect('{target}')"
+    )
+
+
 def old_database(path: Path, schema: int) -> Path:
     """A database as an older newshound left it: migrations up to `schema`,
     in WAL mode like every newshound database, with a term and a feed in it."""
@@ -176,15 +188,10 @@ def test_an_upgrade_backs_the_old_database_up_first(tmp_path: Path) -> None:
         copy.close()
     assert not (tmp_path / f"{backup.name}.partial").exists()
 
-    # Restored the way the README says (`sqlite3 BACKUP ".backup RESTORED"`,
-    # here through the same API), the copy is a working database again.
+    # Restored with the README's command, the copy is a working database again.
     restored = tmp_path / "restored.db"
-    copy, target = sqlite3.connect(backup), sqlite3.connect(restored)
-    try:
-        copy.backup(target)
-    finally:
-        copy.close()
-        target.close()
+    restore = readme_restore_command(old_schema, restored.name)
+    subprocess.run(restore, shell=True, cwd=tmp_path, check=True, timeout=30)
     listed = run_subprocess("--config", str(config), "--db", str(restored), "watch", "list",
                             "--channel", CHANNEL)  # fmt: skip
     assert listed.code == 0, listed.err
