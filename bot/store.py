@@ -164,15 +164,19 @@ def back_up(conn: sqlite3.Connection, target: str) -> None:
     """Copy the database with SQLite's online backup API: consistent even in
     WAL mode and while other processes write (a plain file copy of a live WAL
     database can miss committed pages or catch half a checkpoint). Written
-    under a temporary name first, so `target` is only ever a whole copy."""
-    partial = f"{target}.partial"
-    Path(partial).unlink(missing_ok=True)
-    dest = sqlite3.connect(partial)
+    under a temporary name of this process first, so `target` is only ever a
+    whole copy, also when two processes upgrade at once."""
+    partial = f"{target}.{os.getpid()}.partial"
+    Path(partial).unlink(missing_ok=True)  # left by a crashed earlier attempt
     try:
-        conn.backup(dest)
+        dest = sqlite3.connect(partial)
+        try:
+            conn.backup(dest)
+        finally:
+            dest.close()
+        os.replace(partial, target)
     finally:
-        dest.close()
-    os.replace(partial, target)
+        Path(partial).unlink(missing_ok=True)
 
 
 class BackupFailed(Exception):

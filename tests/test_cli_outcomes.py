@@ -186,7 +186,7 @@ def test_an_upgrade_backs_the_old_database_up_first(tmp_path: Path) -> None:
         assert "check_interval" not in feed_columns  # added by migration 6: the old shape
     finally:
         copy.close()
-    assert not (tmp_path / f"{backup.name}.partial").exists()
+    assert list(tmp_path.glob("*.partial")) == []
 
     # Restored with the README's command, the copy is a working database again.
     restored = tmp_path / "restored.db"
@@ -222,6 +222,7 @@ def test_an_upgrade_that_cannot_be_backed_up_changes_nothing(tmp_path: Path) -> 
     assert result.err.startswith(
         f"newshound: cannot open database {db}: not upgraded from schema 2"
     )
+    assert list(tmp_path.glob("*.partial")) == []  # no half copy left behind
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
