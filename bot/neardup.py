@@ -452,6 +452,10 @@ class Match:
     score: float
     reason: str
 
+    def describe(self, new_item: str) -> str:
+        """One line for the log: which item merged into which, and why."""
+        return f"{new_item} merged into story {self.story} (like {self.item}): {self.reason}"
+
 
 def _title_key(sig: Signature) -> bytes | None:
     usable = _title_usable(_unpack(sig.title))

@@ -4,14 +4,17 @@ verdicts, the windowed index, and precision/recall on a labelled set."""
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import time
 from collections import Counter
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 from neardup_labelled import LabelledItem, Merger, cluster, load_labelled, pairwise_scores
 
 from bot.neardup import (
+    MAX_BUCKET,
     MERGE_WINDOW,
     SIGNATURE_VERSION,
     NearDupIndex,
@@ -397,6 +400,60 @@ def test_index_memory_is_bounded_by_the_window() -> None:
         )
     assert len(index) <= 11
     assert len(index._by_hash) <= 11 * 8  # sketch hashes of the items still held
+
+
+def test_buckets_stay_bounded_when_many_items_share_phrases() -> None:
+    """A thousand same-template items in one window: every bucket holds at
+    most MAX_BUCKET items, so a lookup reads a bounded number of entries."""
+    index = NearDupIndex()
+    template = (
+        "{co} announced today that its Board of Directors has declared a quarterly cash "
+        "dividend of ${n}.{m} per share, payable on January 15 to shareholders of record."
+    )
+    for n in range(1000):
+        lead = template.format(co=f"Company{n} Corp", n=n % 7, m=n % 100)
+        index.add(_row(f"s{n}", float(n), f"Company{n} declares dividend", lead))
+    sizes = [len(v) if isinstance(v, list) else 1 for v in index._by_hash.values()]
+    assert max(sizes) <= MAX_BUCKET
+    probe = signature("Dividend", template.format(co="Company5 Corp", n=5, m=5))
+    match = index.find(probe, 1000.0)
+    assert match is not None and match.story == "s5"
+    assert match.describe("feed#9") == f"feed#9 merged into story s5 (like s5#item): {match.reason}"
+
+
+def test_rows_survive_a_sqlite_file_and_a_restart(tmp_path: Path) -> None:
+    """The rows are what a store keeps: write them to a real SQLite file
+    (TEXT/REAL/INTEGER/BLOB columns), rebuild in a new index halfway through
+    the labelled set, and the merges come out exactly as without a restart."""
+    items = load_labelled()
+    sigs = [signature(i.title, i.lead) for i in items]
+    columns = [f.name for f in fields(SignatureRow)]
+
+    def run(restart_at: int | None) -> list[str | None]:
+        index = NearDupIndex()
+        merged: list[str | None] = []
+        for n, (item, sig) in enumerate(zip(items, sigs, strict=True)):
+            if n == restart_at:
+                db = sqlite3.connect(tmp_path / "rows.db")
+                db.execute(f"CREATE TABLE story_signatures ({', '.join(columns)})")
+                db.executemany(
+                    f"INSERT INTO story_signatures VALUES ({', '.join('?' * len(columns))})",
+                    [tuple(getattr(r, c) for c in columns) for r in index.rows()],
+                )
+                db.commit()
+                db.close()
+                db = sqlite3.connect(tmp_path / "rows.db")
+                stored = [
+                    SignatureRow(*row) for row in db.execute("SELECT * FROM story_signatures")
+                ]
+                db.close()
+                index = NearDupIndex.from_rows(stored, now=item.seen)
+            match = index.find(sig, item.seen)
+            merged.append(match.item if match else None)
+            index.add(SignatureRow.of(item.story, str(n), item.seen, sig))
+        return merged
+
+    assert run(restart_at=len(items) // 2) == run(restart_at=None)
 
 
 def test_signature_row_shape_is_documented() -> None:
