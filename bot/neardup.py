@@ -350,6 +350,15 @@ def _title_usable(words: tuple[int, ...]) -> bool:
 _RECURRING_HASHES = frozenset(_h32(w) for w in _RECURRING)
 
 
+_LIVE = _h32("live")
+
+
+def _is_live(sig: Signature) -> bool:
+    """A live page: "live" among its headline words ("Cop31 live: ...",
+    "Live updates: ...", "... - live")."""
+    return _LIVE in _unpack(sig.title)
+
+
 def _headlines_agree(a: Signature, b: Signature) -> bool:
     """The same headline, or (outside recurring formats) one whose words all
     occur in the other: "Thailand, Cambodia agree to ceasefire" and
@@ -365,6 +374,10 @@ def _headlines_agree(a: Signature, b: Signature) -> bool:
 
 def compare(a: Signature, b: Signature, *, _lead_a: set[int] | None = None) -> Verdict:
     """Are `a` and `b` one story? Always with the reason, for logs and status."""
+    if _is_live(a) != _is_live(b):
+        # A live page often opens with the very paragraph of the report it
+        # summarises; they are still two things to read.
+        return Verdict(False, 0.0, "a live page and a report")
     lead_a = _lead_a if _lead_a is not None else set(_unpack(a.lead))
     size_a, size_b = len(lead_a), b.lead_size
     if size_a >= MIN_LEAD_SHINGLES and size_b >= MIN_LEAD_SHINGLES:

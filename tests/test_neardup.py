@@ -203,6 +203,11 @@ SYNDICATED = [
         ("Fed holds rates", "Fed holds rates " + LEAD),
     ),
     (
+        "two snapshots of one live page",
+        ("Fed decision live: Powell speaks after rates held", LEAD),
+        ("Fed decision live: Powell speaks after rates held", LEAD + " Stocks rose."),
+    ),
+    (
         "same long headline, no lead",
         ("Harbor Bank agrees to buy Lakeshore Financial in $4.1 billion deal", ""),
         ("Harbor Bank agrees to buy Lakeshore Financial in $4.1 billion deal - Reuters", ""),
@@ -276,6 +281,11 @@ DIFFERENT = [
         "recurring live headline, no lead",
         ("Live updates: Israel and Hamas agree to extend Gaza ceasefire talks", ""),
         ("Live updates: Israel and Hamas agree to extend Gaza ceasefire talks", ""),
+    ),
+    (
+        "live page opening with the report",
+        ("Fed decision live: Powell speaks after rates held", LEAD),
+        ("Fed holds rates steady", LEAD),
     ),
     ("short headline, no lead", ("Breaking", ""), ("Breaking", "")),
     ("outlet only", ("Reuters", "Reuters"), ("Reuters", "")),
