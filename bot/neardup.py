@@ -58,17 +58,21 @@ neardup_stories.yaml) this method merges with precision 1.0; the others:
 - rejected ``datasketch`` MinHash LSH: it estimates Jaccard, not
   containment, so a truncated lead (Jaccard 0.3) needs a low threshold, and
   Jaccard >= 0.5 still merged same-template press releases and same-day
-  reports (precision 0.67); it pulls in numpy and scipy, its 128-permutation
+  reports (precision 0.66); it pulls in numpy and scipy, its 128-permutation
   MinHash is slower per item than this whole module, and a match still needs
   an exact check to be explained.
 - rejected ``rapidfuzz`` ratios (token_set_ratio >= 80/90): good string
   scorers but no index, so each new item is compared with every item in the
   window (cost grows with the history), and they score same-topic different
-  stories (shared names, shared templates) high: precision 0.57-0.67.
+  stories (shared names, shared templates) high: precision 0.56-0.66.
 - containment alone, without the name/number veto and the headline rule:
-  precision 0.82 — the veto is what keeps templates and recurring items apart.
+  precision 0.80 — the veto is what keeps templates and recurring items apart.
 - the naive all-pairs scan with the same `compare` is the baseline: same
   answers as the index on the labelled set, cost proportional to the window.
+
+The one kind of copy knowingly left apart: an update whose lead changed its
+figures ("killing at least 12" -> "at least 23"); it alerts again, which is
+better than hiding a story.
 """
 
 from __future__ import annotations
