@@ -232,15 +232,17 @@ DIFFERENT = [
         (
             "Acme reports results",
             (
-                "Acme Robotics today reported revenue of $48.2 million for the third quarter, "
-                "up 14% from a year earlier, the company said."
+                "Acme Robotics, a leading provider of warehouse automation systems, today "
+                "reported financial results for the third quarter ended October 31, 2026. "
+                "Revenue was $48.2 million, an increase of 14% year over year."
             ),
         ),
         (
             "Borealis reports results",
             (
-                "Borealis Logistics today reported revenue of $31.7 million for the third "
-                "quarter, up 9% from a year earlier, the company said."
+                "Borealis Logistics, a leading provider of warehouse automation systems, today "
+                "reported financial results for the third quarter ended October 31, 2026. "
+                "Revenue was $31.7 million, an increase of 9% year over year."
             ),
         ),
     ),
@@ -299,11 +301,22 @@ DIFFERENT = [
 ]
 
 
+# Which rule keeps each pair apart (the rest: no usable lead, short headline).
+KEPT_APART_BY = {
+    "other figures, same template": "names/numbers differ",
+    "other company, same figures": "names/numbers differ",
+    "recurring briefing": "generic lead and different headlines",
+    "same topic, other report": "lead overlap 0.",
+    "live page opening with the report": "a live page and a report",
+}
+
+
 @pytest.mark.parametrize(("case", "a", "b"), DIFFERENT, ids=[c[0] for c in DIFFERENT])
 def test_different_reports_never_merge(case: str, a: tuple[str, str], b: tuple[str, str]) -> None:
     verdict = compare(signature(*a), signature(*b))
     assert not verdict.merge, verdict.reason
-    assert verdict.reason
+    expected = KEPT_APART_BY.get(case, "no lead to compare and headline too short or recurring")
+    assert expected in verdict.reason
 
 
 def test_verdict_explains_itself() -> None:
@@ -311,7 +324,8 @@ def test_verdict_explains_itself() -> None:
     assert merged.reason.startswith("lead overlap 1.00 (")
     assert "names/numbers agree" in merged.reason
     vetoed = compare(signature(*DIFFERENT[0][1]), signature(*DIFFERENT[0][2]))
-    assert "names/numbers differ" in vetoed.reason or "lead overlap" in vetoed.reason
+    assert vetoed.score >= 0.7  # most of the lead is the template...
+    assert vetoed.reason.endswith("names/numbers differ")  # ...the figures tell them apart
 
 
 def test_compare_is_symmetric() -> None:
