@@ -429,7 +429,8 @@ class SignatureRow:
     window is measured on it), ``version`` (INTEGER, `SIGNATURE_VERSION`),
     ``title``, ``lead``, ``keys``, ``initials``, ``context`` (BLOB, see
     `Signature`).
-    About 250 bytes per item (benchmarks/neardup.py).
+    About 350 bytes per item with real keys; the index holds about 1.5 kB
+    per item in memory (benchmarks/neardup.py).
     """
 
     story: str
