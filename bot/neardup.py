@@ -32,7 +32,9 @@ Pure, no I/O, no clock: callers pass the times. Three steps:
    usable lead merge only on an identical headline of at least
    `MIN_TITLE_WORDS` words that is not a recurring format ("live",
    "briefing", ...). Empty, outlet-only and one-word headlines with no lead
-   carry no evidence and never merge.
+   carry no evidence and never merge. `feed_signatures` signs a whole feed
+   document and treats a lead that entries with different headlines share
+   (the feed's tagline in every summary) as no lead.
 
 The index (`NearDupIndex`) keeps only items seen within the merge window
 (default 48h) and finds candidates through a bottom-k sketch: every item is
@@ -83,7 +85,7 @@ import re
 import struct
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from bot.query import tokenize
@@ -99,6 +101,7 @@ __all__ = [
     "SignatureRow",
     "Verdict",
     "compare",
+    "feed_signatures",
     "normalise",
     "signature",
     "strip_lead_decorations",
@@ -320,8 +323,34 @@ def _shingles(words: tuple[str, ...]) -> set[str]:
 
 def signature(title: str, lead: str) -> Signature:
     """The `Signature` of an item's title and lead (plain text; see
-    `bot.text.searchable_text` for turning feed HTML into that)."""
-    norm = normalise(title, lead)
+    `bot.text.searchable_text` for turning feed HTML into that). Items of a
+    whole feed document go through `feed_signatures` instead."""
+    return _signature(normalise(title, lead))
+
+
+def feed_signatures(entries: Sequence[tuple[str, str]]) -> list[Signature]:
+    """The signatures of one feed document's (title, lead) entries. A lead
+    that several entries with different headlines share is the feed's
+    tagline or a template ("The latest news from The Daily Gazette, ..."),
+    not a report: those entries are signed as if they had no lead. (A
+    feed carries an article once; an updated headline replaces the entry.)"""
+    norms = [normalise(title, lead) for title, lead in entries]
+    titles_by_lead: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    for norm in norms:
+        if norm.lead:
+            titles_by_lead.setdefault(norm.lead, set()).add(norm.title)
+    shared = {lead for lead, titles in titles_by_lead.items() if len(titles) > 1}
+    return [
+        _signature(
+            Normalised(n.title, (), frozenset(), frozenset(), frozenset())
+            if n.lead in shared
+            else n
+        )
+        for n in norms
+    ]
+
+
+def _signature(norm: Normalised) -> Signature:
     return Signature(
         title=_pack(_h32(w) for w in norm.title),
         lead=_pack(sorted({_h32(s) for s in _shingles(norm.lead)})),

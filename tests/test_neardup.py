@@ -21,6 +21,7 @@ from bot.neardup import (
     Signature,
     SignatureRow,
     compare,
+    feed_signatures,
     normalise,
     signature,
     strip_lead_decorations,
@@ -317,6 +318,29 @@ def test_different_reports_never_merge(case: str, a: tuple[str, str], b: tuple[s
     assert not verdict.merge, verdict.reason
     expected = KEPT_APART_BY.get(case, "no lead to compare and headline too short or recurring")
     assert expected in verdict.reason
+
+
+def test_a_feeds_tagline_lead_is_no_lead() -> None:
+    """Some feeds put their tagline in every summary; names in it would make
+    every item of the feed look like one story."""
+    tagline = (
+        "Read the latest news from The Daily Gazette, the trusted source for news, "
+        "sport and weather in Springfield and Shelby County since 1890."
+    )
+    entries = [
+        ("Springfield council approves new budget after long debate", tagline),
+        ("Shelby County schools to close Friday for teacher training day", tagline),
+        ("Fed holds rates steady", LEAD),
+    ]
+    council, schools, fed = feed_signatures(entries)
+    assert signature(*entries[0]).lead  # alone, the tagline looks like a lead...
+    assert council.lead == schools.lead == b""  # ...in the feed it is none
+    assert not compare(council, schools).merge
+    # A real report in the same feed keeps its lead and still finds its copies.
+    assert fed == signature("Fed holds rates steady", LEAD)
+    assert compare(fed, signature("UPDATE 1-Fed holds rates steady - Reuters", LEAD)).merge
+    # Without that rule the tagline's names would have merged the two.
+    assert compare(signature(*entries[0]), signature(*entries[1])).merge
 
 
 def test_verdict_explains_itself() -> None:
