@@ -24,6 +24,10 @@ class Item:
     tags: tuple[str, ...] = ()
     published: float | None = None  # epoch seconds, UTC; None when undated
     author: str | None = None
+    # The publisher an aggregator's entry names (RSS <source>): the alert's
+    # source, and the site its headline belongs to (bot.story_identity).
+    source_name: str | None = None
+    source_url: str | None = None
 
 
 @dataclass(frozen=True)

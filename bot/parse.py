@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import calendar
+import html
 import io
 import json
 import re
@@ -16,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from bot.models import FeedError, Item, ParsedFeed
+from bot.story_identity import AGGREGATOR_HOSTS, site_of
 from bot.text import clean_text, plain_text, searchable_text
 
 SUMMARY_MAX = 4000
@@ -251,16 +253,79 @@ def _entry_tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _entry_link(entry: Mapping[str, Any], base: str) -> str | None:
-    """The entry's web link. feedparser also copies a permalink <guid> (RSS
-    guid without isPermaLink="false") or an Atom <id> into `link` when there
-    is no link element; such a value is a link only when it is an absolute
-    http(s) URL already, never "story-123" resolved against the feed URL."""
+    """The entry's web link, else its first enclosure (a podcast episode).
+    feedparser also copies a permalink <guid> (RSS guid without
+    isPermaLink="false") or an Atom <id> into `link` when there is no link
+    element; such a value is a link only when it is an absolute http(s) URL
+    already, never "story-123" resolved against the base."""
     link = entry.get("link")
     links = entry.get("links")
-    hrefs: list[Any] = []
-    if isinstance(links, list):
-        hrefs = [one.get("href") for one in links if isinstance(one, Mapping)]
-    return web_link(link, base if link in hrefs else "")
+    rows = [one for one in links if isinstance(one, Mapping)] if isinstance(links, list) else []
+    hrefs = [one.get("href") for one in rows if one.get("rel", "alternate") != "enclosure"]
+    found = web_link(link, base if link in hrefs else "")
+    if found:
+        return found
+    enclosures = [one.get("href") for one in rows if one.get("rel") == "enclosure"]
+    raw = entry.get("enclosures")
+    if isinstance(raw, list):
+        enclosures += [one.get("href") for one in raw if isinstance(one, Mapping)]
+    return next((url for url in (web_link(e, base) for e in enclosures) if url), None)
+
+
+# Reddit's feeds link an entry to its comments page; a link post names the
+# article in its content: `<a href="https://article">[link]</a>`. Bounded
+# repeats keep the search linear on hostile content.
+_REDDIT_LINK = re.compile(
+    r"""<a\s[^>]{0,2000}?href\s*=\s*["']([^"'<>]{1,4096})["'][^>]{0,2000}>\s{0,50}\[link\]\s{0,50}</a>""",
+    re.IGNORECASE,
+)
+
+
+def _is_reddit(site: str | None) -> bool:
+    return bool(site) and (site == "reddit.com" or str(site).endswith(".reddit.com"))
+
+
+def _raw_content(entry: Mapping[str, Any]) -> str:
+    content = entry.get("content")
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        value = content[0].get("value")
+        if isinstance(value, str):
+            return value
+    summary = entry.get("summary")
+    return summary if isinstance(summary, str) else ""
+
+
+def _reddit_article(entry: Mapping[str, Any], link: str | None) -> str | None:
+    """The article a Reddit link post points at; None for self posts (their
+    `[link]` is the post itself) and for anything not from Reddit."""
+    if not _is_reddit(site_of(link)):
+        return None
+    match = _REDDIT_LINK.search(_raw_content(entry))
+    if not match:
+        return None
+    article = web_link(html.unescape(match.group(1)), "")
+    return article if article and not _is_reddit(site_of(article)) else None
+
+
+def _publisher(entry: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """RSS <source url="…">Name</source>: the publisher an aggregator's entry
+    copies (Google News names the outlet behind every headline this way)."""
+    source = entry.get("source")
+    if not isinstance(source, Mapping):
+        return None, None
+    name = _label(source.get("title"), None, 200) or None
+    return name, web_link(source.get("href"), "")
+
+
+def _without_publisher(title: str, publisher: str | None) -> str:
+    """ "Headline - Reuters" -> "Headline": aggregators append the publisher."""
+    if not publisher:
+        return title
+    for dash in (" - ", " – ", " — ", " | "):
+        suffix = dash + publisher
+        if title.endswith(suffix) and len(title) > len(suffix):
+            return title[: -len(suffix)].rstrip()
+    return title
 
 
 def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
@@ -271,15 +336,37 @@ def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
     if published is None:
         published = _timestamp(_field(entry, "updated_parsed"))
     author = _label(entry.get("author"), entry.get("author_detail"), 200)
+    link = _entry_link(entry, base)
+    link = _reddit_article(entry, link) or link
+    publisher, publisher_url = _publisher(entry)
+    summary = _entry_summary(entry)
+    if publisher_url and site_of(link) in AGGREGATOR_HOSTS:
+        # Google News descriptions only list headlines and outlets of the
+        # cluster (the first is this one): nothing to search or show.
+        summary = ""
     return Item(
-        title=title,
-        link=_entry_link(entry, base),
+        title=_without_publisher(title, publisher),
+        link=link,
         guid=guid or None,
-        summary=_entry_summary(entry),
+        summary=summary,
         tags=_entry_tags(entry),
         published=published,
         author=author or None,
+        source_name=publisher,
+        source_url=publisher_url,
     )
+
+
+def _link_base(doc: Mapping[str, Any], url: str) -> str:
+    """What a relative item link is relative to: in RSS the channel's <link>
+    (the site the feed describes; RSS has no xml:base), else the feed's URL.
+    Atom links arrive already resolved against their xml:base."""
+    feed = doc.get("feed") or {}
+    if str(doc.get("version") or "").startswith("rss") and isinstance(feed, Mapping):
+        home = web_link(feed.get("link"), url)
+        if home:
+            return home
+    return url
 
 
 def _ttl_seconds(value: Any) -> int | None:
@@ -321,7 +408,8 @@ def _parse_xml(body: bytes, *, url: str, content_type: str | None, max_items: in
             if exc is not None and "SAX" in type(exc).__name__:
                 reason = "malformed XML"
         raise FeedError("parse", f"not a feed: {reason}")
-    items = [_entry_to_item(e, url) for e in entries if isinstance(e, Mapping)]
+    base = _link_base(doc, url)
+    items = [_entry_to_item(e, base) for e in entries if isinstance(e, Mapping)]
     title = _label(feed.get("title"), feed.get("title_detail"), TITLE_MAX) or None
     return ParsedFeed(
         title=title,

@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from bot.canonical import canonical_link, story_key
 from bot.models import Item
+from bot.story_identity import canonical_link, legacy_canonical_link, story_key
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,66 @@ from bot.models import Item
         ("https://example.org/a?fbclid=abc&gclid=def", "example.org/a"),
         ("https://example.org/a?mc_cid=1&mc_eid=2&ref_src=twsrc&x=", "example.org/a?x="),
         ("https://example.org/a?UTM_Campaign=x&q=1", "example.org/a?q=1"),
+        # www. and http/https are the same page
+        ("https://www.example.org/a", "example.org/a"),
+        ("http://WWW.Example.org/a", "example.org/a"),
+        ("https://www.example.org", "example.org"),
+        ("https://www.co/a", "www.co/a"),  # a host that is only "www." + a TLD keeps it
+        ("https://www2.example.org/a", "www2.example.org/a"),  # another host
+        ("https://news.example.org/a", "news.example.org/a"),
+        # paths are case-sensitive
+        ("https://example.org/News/Story-ABC", "example.org/News/Story-ABC"),
+        ("https://example.org/a?Q=Case", "example.org/a?Q=Case"),
+        # AMP forms
+        ("https://www.example.org/news/story-1/amp/", "example.org/news/story-1"),
+        ("https://www.example.org/news/story-1/amp", "example.org/news/story-1"),
+        ("https://www.example.org/amp/news/story-1", "example.org/news/story-1"),
+        ("https://www.nbcnews.example/news/amp/ncna1234", "nbcnews.example/news/ncna1234"),
+        ("https://www.example.org/news/world-1234.amp", "example.org/news/world-1234"),
+        ("https://example.org/news/story.amp.html", "example.org/news/story.html"),
+        ("https://amp.example.org/world/2026/dec/04/story", "example.org/world/2026/dec/04/story"),
+        ("https://www.example.org/world/x?outputType=amp", "example.org/world/x"),
+        ("https://www.example.org/world/x?outputtype=AMP&id=2", "example.org/world/x?id=2"),
+        ("https://example.org/x?amp=1", "example.org/x"),
+        ("https://example.org/x?amp", "example.org/x"),
+        ("https://example.org/x?amp=true&p=2", "example.org/x?p=2"),
+        ("https://example.org/x?amp=section", "example.org/x?amp=section"),  # not a switch
+        ("https://example.org/x?outputType=json", "example.org/x?outputType=json"),
+        ("https://example.org/ampersand/amplify", "example.org/ampersand/amplify"),
+        (
+            "https://www-example-org.cdn.ampproject.org/c/s/www.example.org/news/story-1/amp/",
+            "example.org/news/story-1",
+        ),
+        (
+            "https://www-example-org.cdn.ampproject.org/v/s/www.example.org/a?amp_js_v=0.1",
+            "example.org/a?amp_js_v=0.1",
+        ),
+        ("https://example-org.cdn.ampproject.org/c/example.org/plain", "example.org/plain"),
+        ("https://cdn.ampproject.org/v0.js", "cdn.ampproject.org/v0.js"),
+        # tracking parameters of news sites, newsletters and social networks
+        ("https://www.theguardian.example/a?CMP=share_btn_tw", "theguardian.example/a"),
+        (
+            "https://www.nytimes.example/2026/12/04/a.html?smid=nytcore-ios-share&smtyp=cur",
+            "nytimes.example/2026/12/04/a.html",
+        ),
+        ("https://example.org/a?ref=rss&id=3", "example.org/a?id=3"),
+        ("https://www.msn.example/a?ocid=BingNewsSearch", "msn.example/a"),
+        ("https://example.org/a?cmpid=rss&CMPID=x", "example.org/a"),
+        ("https://example.org/a?mc_cid=1&mc_eid=2", "example.org/a"),
+        ("https://example.org/a?igshid=MzRlODBiNWFlZA==", "example.org/a"),
+        ("https://example.org/a?_ga=2.1.2.3&_gl=1*abc", "example.org/a"),
+        ("https://example.org/a?spm=a2.b.c&id=9", "example.org/a?id=9"),
+        ("https://news.sky.example/story/a-123?sr_share=twitter", "news.sky.example/story/a-123"),
+        ("https://example.org/a?msclkid=1&twclid=2&ttclid=3&dclid=4", "example.org/a"),
+        ("https://example.org/a?itm_source=x&pk_campaign=y&mtm_kwd=z", "example.org/a"),
+        ("https://example.org/a?xtor=RSS-1&ns_source=x&at_medium=y", "example.org/a"),
+        ("https://example.org/a?guccounter=1&_hsenc=p2&__hstc=1", "example.org/a"),
+        ("https://example.org/a?WT.mc_id=x&icid=y", "example.org/a"),
+        ("https://example.org/a?%75tm_source=x", "example.org/a"),  # percent-encoded name
+        # look-alikes that are real parameters stay
+        ("https://example.org/search?q=ref&page=2", "example.org/search?q=ref&page=2"),
+        ("https://example.org/a?reference=7", "example.org/a?reference=7"),
+        ("https://example.org/a?id=utm_source", "example.org/a?id=utm_source"),
         ("https://example.org/a/?utm_source=x#frag", "example.org/a"),
         ("https://example.org/a?", "example.org/a"),
         ("https://example.org/a?x=1&&y=2", "example.org/a?x=1&y=2"),
@@ -50,6 +110,19 @@ from bot.models import Item
 )
 def test_canonical_link(url: str, expected: str | None) -> None:
     assert canonical_link(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # The form stored before AMP folding and the longer tracking table.
+        ("https://www.Example.org/a/amp/?utm_source=x&CMP=y", "www.example.org/a/amp?CMP=y"),
+        ("http://example.org:80/a/?fbclid=1#f", "example.org/a"),
+        ("mailto:x@example.org", None),
+    ],
+)
+def test_legacy_canonical_link(url: str, expected: str | None) -> None:
+    assert legacy_canonical_link(url) == expected
 
 
 def test_http_and_https_and_tracking_variants_are_one_story() -> None:
