@@ -31,7 +31,7 @@ class AlertDraft:
 class AnalyzedItem:
     item: Item
     keys: tuple[str, ...]  # primary story key first, then aliases (stored)
-    probes: tuple[str, ...]  # other forms of the story, only looked up
+    lookups: tuple[str, ...]  # an earlier story under any of these is this one
     alerts: tuple[AlertDraft, ...]
 
 
@@ -68,5 +68,5 @@ def analyze(
             named = item.source_name or source
             drafts.append(AlertDraft(channel, terms, alert_payload(item, named, terms, spans)))
         identity = identities[index]
-        analyzed.append(AnalyzedItem(item, identity.keys, identity.probes, tuple(drafts)))
+        analyzed.append(AnalyzedItem(item, identity.keys, identity.lookups, tuple(drafts)))
     return AnalyzedFeed(parsed.title, parsed.ttl_seconds, source, tuple(analyzed))

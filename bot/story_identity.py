@@ -5,10 +5,12 @@ title + summary. It also keeps aliases (GUID, content hash, publisher + title),
 so a changed GUID, an edited title, a rotated aggregator link or the same
 story in another feed still resolve to the one story.
 
-Keys are stored (`StoryIdentity.keys`) and looked up; probes
-(`StoryIdentity.probes`) are only looked up: they name other forms of the
-story that this item must not claim for itself — an aggregator's copy of a
-publisher's headline, or the key an older release stored for the same link.
+An item's keys are stored with its story; its lookups are the keys under
+which an earlier story would be this one. They differ in two places: a
+publisher's headline key is stored but not looked up (two items of one site
+never merge on a shared headline alone; only an aggregator's copy finds it),
+and the key an older release stored for the same link is looked up but never
+stored again.
 """
 
 from __future__ import annotations
@@ -235,8 +237,8 @@ def is_aggregated(item: Item) -> bool:
 
 @dataclass(frozen=True)
 class StoryIdentity:
-    keys: tuple[str, ...]  # stored and looked up: primary first, then aliases
-    probes: tuple[str, ...] = ()  # only looked up
+    keys: tuple[str, ...]  # stored with the story: primary first, then aliases
+    lookups: tuple[str, ...]  # an earlier story under any of these is this one
 
 
 def identify(
@@ -257,7 +259,8 @@ def identify(
         # other stories.
         primary = f"guid:{feed_url}#{guid}"
     keys = [primary]
-    probes: list[str] = []
+    probes: list[str] = []  # looked up, not stored
+    marks: list[str] = []  # stored, not looked up
     if trustworthy_guid and len(guid) >= MIN_GLOBAL_GUID and not primary.startswith("guid:"):
         keys.append("guid:" + guid)
     aggregated = is_aggregated(item)
@@ -271,18 +274,25 @@ def identify(
             probes.append("link:" + legacy)
         # A headline under its publisher: an aggregator's entry names the
         # publisher (<source url>), the publisher's own item is on its site.
-        # Each stores its own kind and looks up the other, so two items of
-        # one site never merge on a shared headline alone.
+        # The publisher's item stores `title:` and looks up `via:`; the
+        # aggregator's entry stores `via:` and looks up both (the publisher's
+        # item, or its own entry under a rotated link).
         if aggregated:
-            mine = _headline_key("via", site_of(item.source_url), item)
-            theirs = _headline_key("title", site_of(item.source_url), item)
+            site = site_of(item.source_url)
+            via = _headline_key("via", site, item)
+            title = _headline_key("title", site, item)
+            if via and title:
+                keys.append(via)
+                probes.append(title)
         else:
-            mine = _headline_key("title", site_of(basis.link), item)
-            theirs = _headline_key("via", site_of(basis.link), item)
-        if mine and theirs:
-            keys.append(mine)
-            probes.append(theirs)
-    return StoryIdentity(tuple(dict.fromkeys(keys)), tuple(p for p in probes if p not in keys))
+            site = site_of(basis.link)
+            via = _headline_key("via", site, item)
+            title = _headline_key("title", site, item)
+            if via and title:
+                marks.append(title)
+                probes.append(via)
+    stored = tuple(dict.fromkeys([*keys, *marks]))
+    return StoryIdentity(stored, tuple(dict.fromkeys([*keys, *probes])))
 
 
 def _link_key(item: Item) -> str | None:

@@ -5,7 +5,13 @@ import hashlib
 import pytest
 
 from bot.models import Item
-from bot.story_identity import canonical_link, legacy_canonical_link, story_key
+from bot.story_identity import (
+    canonical_link,
+    identify,
+    identify_feed,
+    legacy_canonical_link,
+    story_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -156,3 +162,113 @@ def test_story_key_hash_distinguishes_summary() -> None:
     b = Item(title="Same title", summary="two")
     assert story_key(a) != story_key(b)
     assert story_key(a).startswith("hash:")
+
+
+# --- identify: keys and probes ---------------------------------------------------
+
+DAY = 1_796_392_800.0  # 2026-12-04 14:00 UTC
+GN_LINK = "https://news.google.com/rss/articles/CBMiTOKEN{}?oc=5"
+
+
+def reuters(**fields: object) -> Item:
+    values: dict[str, object] = {
+        "title": "U.S. raises duties on Canadian softwood lumber",
+        "link": "https://www.reuters.com/markets/lumber-2026-12-04/",
+        "guid": "reuters-lumber-2026-12-04",
+        "summary": "Washington raised duties on Canadian softwood lumber on Friday.",
+        "published": DAY,
+    }
+    values.update(fields)
+    return Item(**values)  # type: ignore[arg-type]
+
+
+def google_news(token: str = "A", **fields: object) -> Item:
+    values: dict[str, object] = {
+        "title": "U.S. raises duties on Canadian softwood lumber",
+        "link": GN_LINK.format(token),
+        "guid": "CBMiTOKEN" + token,
+        "published": DAY + 60,
+        "source_name": "Reuters",
+        "source_url": "https://www.reuters.com",
+    }
+    values.update(fields)
+    return Item(**values)  # type: ignore[arg-type]
+
+
+def meet(a: Item, b: Item) -> bool:
+    """Would `b`, arriving after `a` was stored, be found as the same story?"""
+    return bool(set(identify(a).keys) & set(identify(b).lookups))
+
+
+def test_publisher_item_and_its_google_news_entry_are_one_story_either_way() -> None:
+    assert meet(reuters(), google_news())
+    assert meet(google_news(), reuters())
+
+
+def test_headline_key_shape() -> None:
+    assert "title:reuters.com|2026-12-04|u s raises duties on canadian softwood lumber" in (
+        identify(reuters()).keys
+    )
+    assert "via:reuters.com|2026-12-04|u s raises duties on canadian softwood lumber" in (
+        identify(google_news()).keys
+    )
+
+
+def test_a_rotated_google_news_token_is_the_same_story() -> None:
+    assert meet(google_news("A"), google_news("B"))
+    # Undated: the content (title + summary) still names it.
+    assert meet(google_news("A", published=None), google_news("B", published=None))
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # Two items of one site sharing a headline are not merged on it.
+        (reuters(), reuters(link="https://www.reuters.com/other", guid="reuters-other-1")),
+        # Another publisher's identical headline is another story.
+        (google_news(), reuters(link="https://apnews.com/article/x", guid="ap-lumber-1")),
+        (google_news(source_url="https://apnews.com", source_name="AP"), reuters()),
+        # The same headline on another day (a recurring column) is another story.
+        (google_news(), reuters(published=DAY + 2 * 86400)),
+        # A different headline from the same publisher.
+        (google_news(title="Canada vows to fight lumber duties"), reuters()),
+        # Google News entries of different stories.
+        (google_news("A"), google_news("B", title="Lumber prices jump")),
+        # An undated publisher item has no headline key to meet.
+        (google_news(), reuters(published=None)),
+    ],
+)
+def test_distinct_stories_stay_apart(first: Item, second: Item) -> None:
+    assert not meet(first, second)
+
+
+def test_reddit_link_post_is_the_article() -> None:
+    # bot.parse gives a Reddit link post the article's link; it keeps its GUID.
+    post = reuters(
+        title="US raises duties on Canadian lumber",
+        link="https://reuters.com/markets/lumber-2026-12-04?utm_source=reddit.com",
+        guid="t3_1h5lmbr",
+    )
+    assert identify(post).keys[0] == identify(reuters()).keys[0]
+
+
+def test_old_key_forms_are_probed_never_stored() -> None:
+    item = reuters(link="https://www.reuters.com/markets/lumber/amp/?CMP=share")
+    identity = identify(item)
+    assert identity.keys[0] == "link:reuters.com/markets/lumber"
+    old = "link:www.reuters.com/markets/lumber/amp?CMP=share"
+    assert old in identity.lookups
+    assert old not in identity.keys
+    # Nothing extra to look up when the old form was the same.
+    plain = identify(reuters(link="https://reuters.com/markets/lumber"))
+    assert [k for k in plain.lookups if k.startswith("link:")] == [plain.keys[0]]
+
+
+def test_home_page_links_name_no_story_and_give_no_headline_key() -> None:
+    items = [
+        reuters(link="https://news.example/", guid=f"https://news.example/?p={n}", title=f"T{n}")
+        for n in (1, 2)
+    ]
+    for identity in identify_feed(items):
+        assert identity.keys[0].startswith("guid:")
+        assert not [k for k in (*identity.keys, *identity.lookups) if k.startswith("title:")]

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from feedgen import FeedEntry, atom, json_feed, rss
 
-from bot.story_identity import canonical_link, content_key, identify
 from bot.models import FeedError, ParsedFeed
 from bot.parse import parse_feed
+from bot.story_identity import canonical_link, content_key, identify
 from bot.text import clean_text, html_to_text, remove_urls, searchable_text
 
 URL = "https://feeds.example/news/rss.xml"

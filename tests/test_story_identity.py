@@ -15,6 +15,7 @@ from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 
 from bot.store import Store
+from bot.story_identity import legacy_canonical_link
 
 NOW = datetime.now(UTC)
 CHANNEL_A = "C0IDENTA001"
@@ -197,3 +198,96 @@ def test_feeds_read_before_the_upgrade_alert_nothing_old(
     feed_server.set("/b.xml", rss([story(3, title="Tariff news"), shock]))
     poll(config, db)
     assert titles(slack, CHANNEL_B) == ["Tariff news"]
+
+
+# --- one story behind a publisher, an aggregator and a link post -------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+AGGREGATED_FEEDS = {
+    "Reuters Markets": ("/reuters.xml", "reuters_markets.xml"),
+    "Google News": ("/gnews.xml", "google_news.xml"),
+    "r/worldnews": ("/reddit.atom", "reddit_worldnews.atom"),
+}
+
+
+def aggregated_config(feed_server: FeedServer, tmp_path: Path, order: list[str]) -> Path:
+    for path, fixture in AGGREGATED_FEEDS.values():
+        feed_server.set(path, (FIXTURES / fixture).read_bytes())
+    return write_config(
+        tmp_path / "feeds.yaml",
+        [{"url": feed_server.url(AGGREGATED_FEEDS[name][0]), "name": name} for name in order],
+        [{"channel": CHANNEL_A, "terms": ["softwood lumber"]}],
+        max_age="0",  # the fixtures are dated
+    )
+
+
+@pytest.mark.parametrize("first", list(AGGREGATED_FEEDS))
+def test_publisher_item_google_news_entry_and_reddit_post_alert_once(
+    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path, first: str
+) -> None:
+    order = [first, *(name for name in AGGREGATED_FEEDS if name != first)]
+    config = aggregated_config(feed_server, tmp_path, order)
+    db = tmp_path / "db"
+    poll(config, db)
+    posts = slack.posts(CHANNEL_A)
+    assert len(posts) == 1, [post["text"] for post in posts]
+    text = posts[0]["text"]
+    assert text.startswith("U.S. raises duties on Canadian softwood lumber (")
+    if first == "Google News":  # the publisher is the source, never "Google News"
+        assert "(Reuters)" in text
+    if first == "r/worldnews":  # the alert links to the article, not the thread
+        assert "https://www.reuters.com/markets/commodities/us-raises-duties" in str(posts[0])
+        assert "comments/1h5lmbr" not in str(posts[0])
+    # Google News rotates its link tokens; the story stays the same.
+    rotated = (FIXTURES / "google_news.xml").read_bytes().replace(b"CBMiowFBVV95", b"CBMiqgFBVV95")
+    feed_server.set("/gnews.xml", rotated)
+    poll(config, db)
+    poll(config, db)
+    assert len(slack.posts(CHANNEL_A)) == 1
+
+
+def test_google_news_alone_names_the_publisher_and_shows_no_cluster_list(
+    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+) -> None:
+    config = aggregated_config(feed_server, tmp_path, ["Google News"])
+    poll(config, tmp_path / "db")
+    (post,) = slack.posts(CHANNEL_A)
+    assert post["text"].startswith("U.S. raises duties on Canadian softwood lumber (Reuters)")
+    # The cluster list names another outlet's headline: it is not shown.
+    assert "CBC" not in str(post) and "Canada vows" not in str(post)
+
+
+def test_stories_stored_under_old_link_keys_do_not_alert_after_an_upgrade(
+    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """A database written before links were folded further (www., AMP forms,
+    the longer tracking table) keeps old-format keys; their stories stay known."""
+    links = [
+        "https://www.news.example/2026/tariff-shock/amp/?CMP=share_btn",
+        "https://news.example/2026/tariff-rise?ref=rss",
+        "https://news.example/2026/tariff-talks",  # the same key in both releases
+    ]
+    entries = [story(n, link=link) for n, link in enumerate(links, start=1)]
+    feed_server.set("/a.xml", rss(entries))
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        [feed_server.url("/a.xml")],
+        [{"channel": CHANNEL_A, "terms": ["tariff"]}],
+    )
+    db = tmp_path / "db"
+    poll(config, db)
+    assert len(slack.posts()) == 3
+    with Store(db) as store:  # what the older release had stored for them
+        store._execute("DELETE FROM story_keys")
+        for item_id, link in store._execute("SELECT id, link FROM items").fetchall():
+            old = "link:" + str(legacy_canonical_link(link))
+            store._execute("UPDATE items SET story_key = ? WHERE id = ?", (old, item_id))
+            store._execute("INSERT INTO story_keys(key, item_id) VALUES (?, ?)", (old, item_id))
+    feed_server.set("/a.xml", rss([story(4, title="Tariff news"), *entries]))
+    poll(config, db)
+    poll(config, db)
+    assert titles(slack) == ["Tariff news", "Tariff story 1", "Tariff story 2", "Tariff story 3"]
+    with Store(db) as store:  # seen again: the new keys are stored beside the old
+        keys = {row[0] for row in store._execute("SELECT key FROM story_keys").fetchall()}
+    assert "link:news.example/2026/tariff-shock" in keys
+    assert "link:www.news.example/2026/tariff-shock/amp?CMP=share_btn" in keys
