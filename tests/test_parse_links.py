@@ -105,3 +105,24 @@ def test_a_title_keeps_a_dash_that_is_not_the_publisher() -> None:
     body = body.replace(b"lumber - Reuters</title>", b"lumber - analysis</title>")
     reuters = parse_feed(body, url="https://news.google.com/rss/search?q=x").items[0]
     assert reuters.title == "U.S. raises duties on Canadian softwood lumber - analysis"
+
+
+def test_json_feed_item_with_only_an_attachment_links_to_it() -> None:
+    # JSON Feed 1.1 `attachments` (https://jsonfeed.org/version/1.1): a podcast.
+    body = b"""{"version": "https://jsonfeed.org/version/1.1", "title": "Trade Talk",
+    "home_page_url": "https://www.tradetalk.example/show/",
+    "items": [
+      {"id": "ep-42", "title": "Episode 42", "content_text": "Duties.",
+       "attachments": [{"url": "media/ep42.mp3", "mime_type": "audio/mpeg"}]},
+      {"id": "ep-43", "title": "Episode 43", "content_text": "Quotas.",
+       "url": "https://www.tradetalk.example/show/43",
+       "attachments": [{"url": "https://media.example/ep43.mp3", "mime_type": "audio/mpeg"}]},
+      {"id": "ep-44", "title": "Episode 44", "content_text": "Nothing to link.",
+       "attachments": [{"url": "mailto:show@example.org"}, "junk"]}
+    ]}"""
+    feed = parse_feed(body, url="https://feeds.hosting.example/tradetalk/feed.json")
+    assert [item.link for item in feed.items] == [
+        "https://feeds.hosting.example/tradetalk/media/ep42.mp3",
+        "https://www.tradetalk.example/show/43",
+        None,
+    ]

@@ -210,7 +210,9 @@ AGGREGATED_FEEDS = {
 }
 
 
-def aggregated_config(feed_server: FeedServer, tmp_path: Path, order: list[str]) -> Path:
+def aggregated_config(
+    feed_server: FeedServer, tmp_path: Path, order: list[str], **settings: object
+) -> Path:
     for path, fixture in AGGREGATED_FEEDS.values():
         feed_server.set(path, (FIXTURES / fixture).read_bytes())
     return write_config(
@@ -218,6 +220,7 @@ def aggregated_config(feed_server: FeedServer, tmp_path: Path, order: list[str])
         [{"url": feed_server.url(AGGREGATED_FEEDS[name][0]), "name": name} for name in order],
         [{"channel": CHANNEL_A, "terms": ["softwood lumber"]}],
         max_age="0",  # the fixtures are dated
+        **settings,
     )
 
 
@@ -291,3 +294,16 @@ def test_stories_stored_under_old_link_keys_do_not_alert_after_an_upgrade(
         keys = {row[0] for row in store._execute("SELECT key FROM story_keys").fetchall()}
     assert "link:news.example/2026/tariff-shock" in keys
     assert "link:www.news.example/2026/tariff-shock/amp?CMP=share_btn" in keys
+
+
+def test_a_digest_names_the_publishers_of_google_news_entries(
+    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+) -> None:
+    config = aggregated_config(feed_server, tmp_path, ["Google News"], max_alerts_per_poll=1)
+    config.write_text(config.read_text().replace("softwood lumber", "lumber"))
+    poll(config, tmp_path / "db")
+    single, digest = slack.posts(CHANNEL_A)
+    assert "(Reuters)" in single["text"]
+    assert "Lumber prices jump after tariff news" in str(digest)
+    assert "The Globe and Mail" in str(digest)
+    assert "Google News" not in str(digest)
