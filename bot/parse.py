@@ -11,13 +11,14 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
 from bot.models import FeedError, Item, ParsedFeed
-from bot.story_identity import AGGREGATOR_HOSTS, site_of
+from bot.story_identity import is_aggregated, site_of
 from bot.text import clean_text, plain_text, searchable_text
 
 SUMMARY_MAX = 4000
@@ -300,10 +301,12 @@ def _reddit_article(entry: Mapping[str, Any], link: str | None) -> str | None:
     `[link]` is the post itself) and for anything not from Reddit."""
     if not _is_reddit(site_of(link)):
         return None
-    match = _REDDIT_LINK.search(_raw_content(entry))
-    if not match:
+    # Reddit's own footer comes last; a "[link]" the author wrote in a self
+    # post's text comes before it.
+    hrefs = [match.group(1) for match in _REDDIT_LINK.finditer(_raw_content(entry))]
+    if not hrefs:
         return None
-    article = web_link(html.unescape(match.group(1)), "")
+    article = web_link(html.unescape(hrefs[-1]), "")
     return article if article and not _is_reddit(site_of(article)) else None
 
 
@@ -337,24 +340,23 @@ def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
         published = _timestamp(_field(entry, "updated_parsed"))
     author = _label(entry.get("author"), entry.get("author_detail"), 200)
     link = _entry_link(entry, base)
-    link = _reddit_article(entry, link) or link
     publisher, publisher_url = _publisher(entry)
-    summary = _entry_summary(entry)
-    if publisher_url and site_of(link) in AGGREGATOR_HOSTS:
-        # Google News descriptions only list headlines and outlets of the
-        # cluster (the first is this one): nothing to search or show.
-        summary = ""
-    return Item(
+    item = Item(
         title=_without_publisher(title, publisher),
-        link=link,
+        link=_reddit_article(entry, link) or link,
         guid=guid or None,
-        summary=summary,
+        summary=_entry_summary(entry),
         tags=_entry_tags(entry),
         published=published,
         author=author or None,
         source_name=publisher,
         source_url=publisher_url,
     )
+    if is_aggregated(item):
+        # Google News descriptions only list the cluster's headlines and
+        # outlets (the first is this one): nothing to search or show.
+        item = replace(item, summary="")
+    return item
 
 
 def _link_base(doc: Mapping[str, Any], url: str) -> str:

@@ -126,3 +126,20 @@ def test_json_feed_item_with_only_an_attachment_links_to_it() -> None:
         "https://www.tradetalk.example/show/43",
         None,
     ]
+
+
+def test_reddit_self_post_with_a_link_written_in_its_text_keeps_its_thread() -> None:
+    body = (FIXTURES / "reddit_worldnews.atom").read_bytes()
+    written = (
+        b"&lt;p&gt;Does anyone know how the new lumber duties affect house prices? "
+        b"&lt;a href=&quot;https://blog.example.org/lumber&quot;&gt;[link]&lt;/a&gt;&lt;/p&gt;"
+    )
+    body = body.replace(
+        b"&lt;p&gt;Does anyone know how the new lumber duties affect house prices?&lt;/p&gt;",
+        written,
+    )
+    assert b"blog.example.org" in body
+    self_post = parse_feed(body, url="https://www.reddit.com/r/worldnews/.rss").items[1]
+    assert self_post.link == (
+        "https://www.reddit.com/r/worldnews/comments/1h5q000/lumber_duties_and_house_prices/"
+    )
