@@ -33,11 +33,13 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _WS = re.compile(r"\s+")
 
 # Query parameters that say who sent the reader, never what the page is.
-# A documented table rather than a dependency: the PyPI packages that strip
-# tracking parameters are either one-person projects with a few releases or
-# whole URL normalisers whose other rewrites would change every stored key.
-# Kept in line with the ClearURLs global rules (github.com/ClearURLs/Rules)
-# and the news sites' own share parameters. Names compare case-insensitively.
+# A documented table rather than a dependency: the small PyPI strippers are
+# young one-person projects; courlan (well kept) strips by a broad pattern in
+# strict mode (any name containing "source", "ref", "session", ...), which
+# would merge distinct pages; url-normalize rewrites much more than
+# parameters, changing every stored key. Drawn from the ClearURLs global
+# rules (github.com/ClearURLs/Rules) and the share parameters news sites put
+# in their links. Exact names; they compare case-insensitively.
 TRACKING_PARAMS = frozenset(
     {
         # click identifiers of ad and social networks
@@ -53,11 +55,14 @@ TRACKING_PARAMS = frozenset(
         "ns_mchannel", "ns_source", "ns_campaign", "ns_linkname", "ns_fee",
         "at_medium", "at_campaign", "at_custom1", "at_custom2", "at_custom3", "at_custom4",
         "guccounter", "guce_referrer", "guce_referrer_sig", "soc_src", "soc_trk",
-        "tracking_source", "traffic_source", "sh_kit",
+        "tracking_source", "traffic_source",
+        # Matomo / Piwik
+        "pk_campaign", "pk_kwd", "pk_keyword", "pk_source", "pk_medium", "pk_content",
+        "pk_cid",
     }
 )  # fmt: skip
-# Families: utm_source, itm_campaign, pk_kwd (Matomo), hmb_medium, ...
-TRACKING_PREFIXES = ("utm_", "itm_", "pk_", "mtm_", "hmb_", "ga_", "otm_", "vn_")
+# Families: utm_source, itm_campaign, mtm_kwd (Matomo), hmb_medium, ...
+TRACKING_PREFIXES = ("utm_", "itm_", "mtm_", "hmb_", "ga_", "otm_")
 
 # AMP forms of a page: the same article in another wrapper.
 _AMP_CACHE = re.compile(r"\.cdn\.ampproject\.org$")

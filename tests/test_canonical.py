@@ -94,6 +94,8 @@ from bot.story_identity import (
         # look-alikes that are real parameters stay
         ("https://example.org/search?q=ref&page=2", "example.org/search?q=ref&page=2"),
         ("https://example.org/a?reference=7", "example.org/a?reference=7"),
+        ("https://example.org/a?pk_id=7&pk_campaign=x", "example.org/a?pk_id=7"),
+        ("https://example.org/a?source=wire&session=2", "example.org/a?source=wire&session=2"),
         ("https://example.org/a?id=utm_source", "example.org/a?id=utm_source"),
         ("https://example.org/a/?utm_source=x#frag", "example.org/a"),
         ("https://example.org/a?", "example.org/a"),
