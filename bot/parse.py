@@ -253,19 +253,22 @@ def _entry_tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
     return unique(_category(tag) for tag in tags if isinstance(tag, Mapping))
 
 
-def _entry_link(entry: Mapping[str, Any], base: str) -> str | None:
-    """The entry's web link, else its first enclosure (a podcast episode).
-    feedparser also copies a permalink <guid> (RSS guid without
-    isPermaLink="false") or an Atom <id> into `link` when there is no link
-    element; such a value is a link only when it is an absolute http(s) URL
-    already, never "story-123" resolved against the base."""
+def _own_link(entry: Mapping[str, Any], base: str) -> str | None:
+    """The entry's web link. feedparser also copies a permalink <guid> (RSS
+    guid without isPermaLink="false") or an Atom <id> into `link` when there
+    is no link element; such a value is a link only when it is an absolute
+    http(s) URL already, never "story-123" resolved against the base."""
     link = entry.get("link")
     links = entry.get("links")
     rows = [one for one in links if isinstance(one, Mapping)] if isinstance(links, list) else []
     hrefs = [one.get("href") for one in rows if one.get("rel", "alternate") != "enclosure"]
-    found = web_link(link, base if link in hrefs else "")
-    if found:
-        return found
+    return web_link(link, base if link in hrefs else "")
+
+
+def _enclosure_link(entry: Mapping[str, Any], base: str) -> str | None:
+    """The first usable enclosure (a podcast episode's audio)."""
+    links = entry.get("links")
+    rows = [one for one in links if isinstance(one, Mapping)] if isinstance(links, list) else []
     enclosures = [one.get("href") for one in rows if one.get("rel") == "enclosure"]
     raw = entry.get("enclosures")
     if isinstance(raw, list):
@@ -331,7 +334,7 @@ def _without_publisher(title: str, publisher: str | None) -> str:
     return title
 
 
-def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
+def _entry_to_item(entry: Mapping[str, Any], base: str, feed_url: str) -> Item:
     title = _text(entry.get("title"), entry.get("title_detail"), TITLE_MAX) or UNTITLED
     guid = entry.get("id")
     guid = clean_text(guid, 2000) if isinstance(guid, str) else ""
@@ -339,11 +342,15 @@ def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
     if published is None:
         published = _timestamp(_field(entry, "updated_parsed"))
     author = _label(entry.get("author"), entry.get("author_detail"), 200)
-    link = _entry_link(entry, base)
+    own = _own_link(entry, base)
+    link = own or _enclosure_link(entry, base)
+    link = _reddit_article(entry, link) or link
+    # Earlier releases resolved against the feed URL and kept Reddit threads.
+    before = _own_link(entry, feed_url) if base != feed_url else own
     publisher, publisher_url = _publisher(entry)
     item = Item(
         title=_without_publisher(title, publisher),
-        link=_reddit_article(entry, link) or link,
+        link=link,
         guid=guid or None,
         summary=_entry_summary(entry),
         tags=_entry_tags(entry),
@@ -351,6 +358,7 @@ def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
         author=author or None,
         source_name=publisher,
         source_url=publisher_url,
+        legacy_link=before if before != link else None,
     )
     if is_aggregated(item):
         # Google News descriptions only list the cluster's headlines and
@@ -411,7 +419,7 @@ def _parse_xml(body: bytes, *, url: str, content_type: str | None, max_items: in
                 reason = "malformed XML"
         raise FeedError("parse", f"not a feed: {reason}")
     base = _link_base(doc, url)
-    items = [_entry_to_item(e, base) for e in entries if isinstance(e, Mapping)]
+    items = [_entry_to_item(e, base, url) for e in entries if isinstance(e, Mapping)]
     title = _label(feed.get("title"), feed.get("title_detail"), TITLE_MAX) or None
     return ParsedFeed(
         title=title,

@@ -279,10 +279,19 @@ def identify(
         # Without a link of its own, the content is the identity left when a
         # GUID changes (or the aggregator rotates its link token).
         keys.append(content_key(item))
+    if trustworthy_link:
+        # Keys earlier releases stored: the old canonical form of this link,
+        # and of the link they gave the item when it differed.
+        probes += [
+            "link:" + canon
+            for canon in (
+                legacy_canonical_link(item.link or ""),
+                canonical_link(item.legacy_link or ""),
+                legacy_canonical_link(item.legacy_link or ""),
+            )
+            if canon
+        ]
     if primary.startswith("link:"):
-        legacy = legacy_canonical_link(basis.link or "")
-        if legacy and "link:" + legacy != primary:
-            probes.append("link:" + legacy)
         # A headline under its publisher: an aggregator's entry names the
         # publisher (<source url>), the publisher's own item is on its site.
         # The publisher's item stores `title:` and looks up `via:`; the

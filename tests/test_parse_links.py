@@ -143,3 +143,18 @@ def test_reddit_self_post_with_a_link_written_in_its_text_keeps_its_thread() -> 
     assert self_post.link == (
         "https://www.reddit.com/r/worldnews/comments/1h5q000/lumber_duties_and_house_prices/"
     )
+
+
+def test_the_link_earlier_releases_gave_an_item_is_kept_for_upgrades() -> None:
+    feed = parse_fixture("podcast_relative.xml", "https://feeds.hosting.example/tradetalk/rss.xml")
+    assert [item.legacy_link for item in feed.items] == [
+        "https://feeds.hosting.example/tradetalk/episodes/41-lumber-duties",
+        "https://feeds.hosting.example/show/episodes/40-ports",
+        None,  # earlier releases gave an enclosure-only item no link at all
+    ]
+    reddit = parse_fixture("reddit_worldnews.atom", "https://www.reddit.com/r/worldnews/.rss")
+    assert reddit.items[0].legacy_link == (
+        "https://www.reddit.com/r/worldnews/comments/1h5lmbr/"
+        "us_raises_duties_on_canadian_softwood_lumber/"
+    )
+    assert reddit.items[1].legacy_link is None  # a self post's link did not change

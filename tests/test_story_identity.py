@@ -315,3 +315,30 @@ def test_a_digest_names_the_publishers_of_google_news_entries(
     assert "Lumber prices jump after tariff news" in str(digest)
     assert "The Globe and Mail" in str(digest)
     assert "Google News" not in str(digest)
+
+
+def test_relative_links_resolved_the_old_way_are_known_after_an_upgrade(
+    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Earlier releases resolved a relative RSS link against the feed URL; an
+    item without a GUID was stored under that link alone."""
+    entries = [story(1, link="2026/tariff-shock", guid=None), story(2, published=None)]
+    feed_server.set("/rel.xml", rss(entries))  # its channel <link> is https://feeds.example/
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        [feed_server.url("/rel.xml")],
+        [{"channel": CHANNEL_A, "terms": ["tariff"]}],
+    )
+    db = tmp_path / "db"
+    poll(config, db)
+    assert titles(slack) == ["Tariff story 1"]
+    with Store(db) as store:
+        (link,) = [row[0] for row in store._execute("SELECT link FROM items WHERE id = 1")]
+        assert link == "https://feeds.example/2026/tariff-shock"
+        old = "link:" + str(legacy_canonical_link(feed_server.url("/2026/tariff-shock")))
+        store._execute("DELETE FROM story_keys WHERE item_id = 1")
+        store._execute("UPDATE items SET story_key = ? WHERE id = 1", (old,))
+        store._execute("INSERT INTO story_keys(key, item_id) VALUES (?, 1)", (old,))
+    feed_server.set("/rel.xml", rss([story(3, title="Tariff news"), *entries]))
+    poll(config, db)
+    assert titles(slack) == ["Tariff news", "Tariff story 1"]
