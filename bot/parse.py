@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import calendar
-import html
 import io
 import json
 import re
@@ -17,8 +16,9 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
+from bot.aggregators import reddit_article, without_publisher
 from bot.models import FeedError, Item, ParsedFeed
-from bot.story_identity import is_aggregated, site_of
+from bot.story_identity import is_aggregated
 from bot.text import clean_text, plain_text, searchable_text
 
 SUMMARY_MAX = 4000
@@ -253,43 +253,33 @@ def _entry_tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
     return unique(_category(tag) for tag in tags if isinstance(tag, Mapping))
 
 
+def _link_rows(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    links = entry.get("links")
+    return [one for one in links if isinstance(one, Mapping)] if isinstance(links, list) else []
+
+
 def _own_link(entry: Mapping[str, Any], base: str) -> str | None:
     """The entry's web link. feedparser also copies a permalink <guid> (RSS
     guid without isPermaLink="false") or an Atom <id> into `link` when there
     is no link element; such a value is a link only when it is an absolute
     http(s) URL already, never "story-123" resolved against the base."""
     link = entry.get("link")
-    links = entry.get("links")
-    rows = [one for one in links if isinstance(one, Mapping)] if isinstance(links, list) else []
+    rows = _link_rows(entry)
     hrefs = [one.get("href") for one in rows if one.get("rel", "alternate") != "enclosure"]
     return web_link(link, base if link in hrefs else "")
 
 
 def _enclosure_link(entry: Mapping[str, Any], base: str) -> str | None:
     """The first usable enclosure (a podcast episode's audio)."""
-    links = entry.get("links")
-    rows = [one for one in links if isinstance(one, Mapping)] if isinstance(links, list) else []
-    enclosures = [one.get("href") for one in rows if one.get("rel") == "enclosure"]
+    enclosures = [one.get("href") for one in _link_rows(entry) if one.get("rel") == "enclosure"]
     raw = entry.get("enclosures")
     if isinstance(raw, list):
         enclosures += [one.get("href") for one in raw if isinstance(one, Mapping)]
     return next((url for url in (web_link(e, base) for e in enclosures) if url), None)
 
 
-# Reddit's feeds link an entry to its comments page; a link post names the
-# article in its content: `<a href="https://article">[link]</a>`. Bounded
-# repeats keep the search linear on hostile content.
-_REDDIT_LINK = re.compile(
-    r"""<a\s[^>]{0,2000}?href\s*=\s*["']([^"'<>]{1,4096})["'][^>]{0,2000}>\s{0,50}\[link\]\s{0,50}</a>""",
-    re.IGNORECASE,
-)
-
-
-def _is_reddit(site: str | None) -> bool:
-    return bool(site) and (site == "reddit.com" or str(site).endswith(".reddit.com"))
-
-
 def _raw_content(entry: Mapping[str, Any]) -> str:
+    """The entry's content (else summary) as the feed wrote it, markup and all."""
     content = entry.get("content")
     if isinstance(content, list) and content and isinstance(content[0], Mapping):
         value = content[0].get("value")
@@ -297,20 +287,6 @@ def _raw_content(entry: Mapping[str, Any]) -> str:
             return value
     summary = entry.get("summary")
     return summary if isinstance(summary, str) else ""
-
-
-def _reddit_article(entry: Mapping[str, Any], link: str | None) -> str | None:
-    """The article a Reddit link post points at; None for self posts (their
-    `[link]` is the post itself) and for anything not from Reddit."""
-    if not _is_reddit(site_of(link)):
-        return None
-    # Reddit's own footer comes last; a "[link]" the author wrote in a self
-    # post's text comes before it.
-    hrefs = [match.group(1) for match in _REDDIT_LINK.finditer(_raw_content(entry))]
-    if not hrefs:
-        return None
-    article = web_link(html.unescape(hrefs[-1]), "")
-    return article if article and not _is_reddit(site_of(article)) else None
 
 
 def _publisher(entry: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -323,17 +299,6 @@ def _publisher(entry: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return name, web_link(source.get("href"), "")
 
 
-def _without_publisher(title: str, publisher: str | None) -> str:
-    """ "Headline - Reuters" -> "Headline": aggregators append the publisher."""
-    if not publisher:
-        return title
-    for dash in (" - ", " – ", " — ", " | "):
-        suffix = dash + publisher
-        if title.endswith(suffix) and len(title) > len(suffix):
-            return title[: -len(suffix)].rstrip()
-    return title
-
-
 def _entry_to_item(entry: Mapping[str, Any], base: str, feed_url: str) -> Item:
     title = _text(entry.get("title"), entry.get("title_detail"), TITLE_MAX) or UNTITLED
     guid = entry.get("id")
@@ -344,12 +309,12 @@ def _entry_to_item(entry: Mapping[str, Any], base: str, feed_url: str) -> Item:
     author = _label(entry.get("author"), entry.get("author_detail"), 200)
     own = _own_link(entry, base)
     link = own or _enclosure_link(entry, base)
-    link = _reddit_article(entry, link) or link
+    link = reddit_article(_raw_content(entry), link) or link
     # Earlier releases resolved against the feed URL and kept Reddit threads.
     before = _own_link(entry, feed_url) if base != feed_url else own
     publisher, publisher_url = _publisher(entry)
     item = Item(
-        title=_without_publisher(title, publisher),
+        title=without_publisher(title, publisher),
         link=link,
         guid=guid or None,
         summary=_entry_summary(entry),
