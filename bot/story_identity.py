@@ -144,9 +144,9 @@ def _site_host(host: str) -> str:
     return host
 
 
-# Pure functions of one string, called several times per item and again for
-# every item a changed feed still carries: cached.
-@lru_cache(maxsize=8192)
+# Pure functions of one string, called several times per item: cached (a
+# small cache: links may be 4 KiB long, and a hit is within one item anyway).
+@lru_cache(maxsize=1024)
 def site_of(url: str | None) -> str | None:
     """The lower-case host of an http(s) URL without `www.`/`amp.`, e.g.
     ``https://www.Reuters.com/world`` -> ``reuters.com``."""
@@ -154,7 +154,7 @@ def site_of(url: str | None) -> str | None:
     return _site_host(split[1]) if split else None
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)
 def canonical_link(url: str) -> str | None:
     """Scheme-less canonical form of an http(s) URL, e.g.
     ``HTTPS://www.Example.org:443/a/B/amp/?utm_source=x&x=1#top`` -> ``example.org/a/B?x=1``.
@@ -187,7 +187,7 @@ def canonical_link(url: str) -> str | None:
 _LEGACY_TRACKING = frozenset({"fbclid", "gclid", "mc_cid", "mc_eid", "ref_src"})
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)
 def legacy_canonical_link(url: str) -> str | None:
     split = _split_host(url)
     if split is None:
