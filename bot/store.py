@@ -490,8 +490,9 @@ class Store:
             ids = self._next_ids("items", len(entries))
             self.db.conn.executemany(
                 """INSERT INTO items(id, story_key, feed_id, guid, link, title, summary, tags,
-                                     author, published_at, first_seen_at, last_seen_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                     author, published_at, first_seen_at, last_seen_at,
+                                     source_name)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
                     (
                         item_id,
@@ -506,6 +507,7 @@ class Store:
                         item.published,
                         now,
                         now,
+                        item.source_name,
                     )
                     for item_id, (item, keys) in zip(ids, entries, strict=True)
                 ],
@@ -597,8 +599,8 @@ class Store:
 
     def digest_entries(self, outbox_id: int) -> list[dict[str, Any]]:
         return self._rows(
-            """SELECT i.title, i.link, i.published_at, f.title AS feed_title, f.url AS feed_url,
-                      a.terms
+            """SELECT i.title, i.link, i.published_at, i.source_name, f.title AS feed_title,
+                      f.url AS feed_url, a.terms
                FROM alerts a JOIN items i ON i.id = a.item_id JOIN feeds f ON f.id = i.feed_id
                WHERE a.outbox_id = ? ORDER BY a.id""",
             (outbox_id,),
@@ -934,5 +936,6 @@ def _stored_item(r: dict[str, Any]) -> StoredItem:
             tags=tuple(json.loads(r["tags"])),
             published=r["published_at"],
             author=r["author"],
+            source_name=r["source_name"],
         ),
     )
