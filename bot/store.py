@@ -20,6 +20,7 @@ import sqlite_utils
 
 from bot.migrations import MIGRATIONS
 from bot.models import Item
+from bot.query import term_key
 
 # Outbox states. An alert is `pending` from the moment it is stored; a sender
 # marks it `sending` just before the call, then `sent` or `dead`. A digest is
@@ -144,11 +145,6 @@ def check_schema(conn: sqlite3.Connection) -> None:
         raise DatabaseRefused("not a newshound database (it holds other data); left untouched")
 
 
-def term_key(term: str) -> str:
-    """Two spellings of a term that differ only in case/spacing are one term."""
-    return " ".join(term.split()).casefold()
-
-
 class Store:
     """One SQLite database. Safe to share between threads (one lock)."""
 
@@ -226,8 +222,11 @@ class Store:
                 if number <= current:
                     continue
                 with self.transaction():
-                    for statement in _split_sql(script):
-                        self.db.conn.execute(statement)
+                    if callable(script):
+                        script(self.db.conn)
+                    else:
+                        for statement in _split_sql(script):
+                            self.db.conn.execute(statement)
                     self.db.conn.execute(f"PRAGMA user_version = {int(number)}")
 
     def damage(self) -> str | None:

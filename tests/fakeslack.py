@@ -54,6 +54,7 @@ class _State:
     counter: int = 0
     not_member: set[str] = field(default_factory=set)  # conversations.info is_member false
     missing: set[str] = field(default_factory=set)  # conversations.info channel_not_found
+    group_dms: set[str] = field(default_factory=set)  # multi-person DMs (G...)
     socket_url: str | None = None
     last_ts: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -195,6 +196,14 @@ class FakeSlack:
             return found
 
 
+def escape_like_slack(text: str) -> str:
+    """Slash-command text as Slack sends it: `&`, `<` and `>` as `&amp;`,
+    `&lt;` and `&gt;`, the same escaping as message text
+    (https://api.slack.com/reference/surfaces/formatting#escaping; Bolt hands
+    `command["text"]` over undecoded)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def outbox_id_of(message: dict[str, Any]) -> int | None:
     """The newshound outbox id in a posted message's metadata."""
     metadata = message.get("metadata") or {}
@@ -214,6 +223,23 @@ def _next_fault(state: _State, method: str) -> Fault | None:
         count = sum(1 for c in state.calls if c.method == method)
         if count % n == 0:
             return fault
+    return None
+
+
+# The scopes slack-manifest.yaml requests.
+BOT_SCOPES = "chat:write,commands,channels:read,groups:read,channels:history,groups:history"
+
+
+def _dm_scope(state: _State, channel: str) -> str | None:
+    """The scope conversations.info needs for a DM or group DM, which the
+    app lacks: Slack answers `missing_scope` with `needed` and `provided`
+    (https://api.slack.com/methods/conversations.info: "missing_scope: The
+    token used is not granted the specific scope permissions required";
+    reading an IM takes im:read, a multi-person IM mpim:read)."""
+    if channel.startswith("D"):
+        return "im:read"
+    if channel in state.group_dms:
+        return "mpim:read"
     return None
 
 
@@ -290,6 +316,9 @@ def _respond(state: _State, method: str, args: dict[str, Any]) -> dict[str, Any]
         channel = str(args.get("channel"))
         if channel in state.missing:
             return {"ok": False, "error": "channel_not_found"}
+        needed = _dm_scope(state, channel)
+        if needed:
+            return {"ok": False, "error": "missing_scope", "needed": needed, "provided": BOT_SCOPES}
         member = channel not in state.not_member
         return {"ok": True, "channel": {"id": channel, "is_channel": True, "is_member": member}}
     if method == "apps.connections.open":
