@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,3 +66,18 @@ def remote_id_of(result: str | Delivered | None) -> tuple[str | None, float]:
     if isinstance(result, Delivered):
         return result.remote_id, max(0.0, result.wait)
     return result, 0.0
+
+
+def build_or_refuse(
+    build: Callable[[str, dict[str, Any]], dict[str, Any]], kind: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """The destination's message for a payload. A payload that cannot be
+    built never will be: the message is dead with the reason, never retried
+    as a transport error that "may have been delivered" (which would hold
+    back its channel for good)."""
+    try:
+        return build(kind, payload)
+    except Exception as exc:
+        raise DeliveryError(
+            f"message could not be built ({type(exc).__name__}: {str(exc)[:200]})", permanent=True
+        ) from None

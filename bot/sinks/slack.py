@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.messages import ALERT, DIGEST, format_time
-from bot.sinks.base import DeliveryError
+from bot.sinks.base import DeliveryError, build_or_refuse
 from bot.text import clean_text, inline_text
 
 DEFAULT_API_URL = "https://slack.com/api/"
@@ -205,7 +205,7 @@ class SlackSink:
         return HISTORY_GATE
 
     def send(self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int) -> str | None:
-        message = format_message(kind, payload)
+        message = build_or_refuse(format_message, kind, payload)
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
