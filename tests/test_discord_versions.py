@@ -93,8 +93,10 @@ def test_an_absurd_wait_is_capped_with_a_log_line(caplog: pytest.LogCaptureFixtu
         url = discord.webhook()
         discord.fail_next(Fault(status=429, retry_after=86_400.0))
         sink = DiscordSink({})
-        with caplog.at_level(logging.WARNING, logger="bot.sinks.discord"):
-            with pytest.raises(DeliveryError) as raised:
-                sink.send(f"discord:{url}", ALERT, PAYLOAD, 1)
+        with (
+            caplog.at_level(logging.WARNING, logger="bot.sinks.discord"),
+            pytest.raises(DeliveryError) as raised,
+        ):
+            sink.send(f"discord:{url}", ALERT, PAYLOAD, 1)
         assert raised.value.retry_after == MAX_WAIT
         assert "looks wrong" in caplog.text
