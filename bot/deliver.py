@@ -60,6 +60,7 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # transient failure: backoff
     RATE_LIMITED = "rate_limited"  # destination asked us to wait: a gate closed
     SKIPPED = "skipped"  # could not claim it (gate closed, taken by another sender)
+    PAUSED = "paused"  # its whole destination is broken (e.g. the Slack token)
 
 
 def retry_delay(attempts: int, rng: random.Random) -> float:
@@ -155,6 +156,8 @@ class Deliverer:
                 if should_stop():
                     break
                 outcome = self._send(message, report)
+                if outcome is Outcome.PAUSED:
+                    break  # the rest of this round may be behind the same pause
                 if outcome is Outcome.RETRY:
                     given_up.add(message.id)
                 elif outcome is Outcome.RATE_LIMITED:
@@ -168,11 +171,14 @@ class Deliverer:
     ) -> tuple[list[OutboxRow], float]:
         """Channel heads that may be sent now, and when the next gate opens."""
         gates = self.store.gates()
+        paused = self.store.paused_destinations()
         ready: list[OutboxRow] = []
         wake_at = float("inf")
         for head in self.store.channel_heads():
             if head.state == SENDING or head.id in given_up:
                 continue  # in flight elsewhere (or orphaned: next call recovers it)
+            if paused and self._pause_key(head.channel) in paused:
+                continue  # its destination is broken until `newshound retry`
             if not retry_now and head.next_attempt_at > now:
                 continue  # in backoff: a later call sends it
             keys = self._gate_keys(head, self.sink_for(head.channel))
@@ -182,6 +188,10 @@ class Deliverer:
             else:
                 wake_at = min(wake_at, not_before)
         return ready, wake_at
+
+    def _pause_key(self, channel: str) -> str | None:
+        pause_key = getattr(self.sink_for(channel), "pause_key", None)
+        return None if pause_key is None else str(pause_key(channel))
 
     def _gate_keys(self, message: OutboxRow, sink: Sink) -> list[str]:
         """Gates that must be open to send `message`; the last one is the
@@ -291,6 +301,21 @@ class Deliverer:
             log.warning("message %s to %s is dead: %s", message.id, where, reason)
             self._count(kind, "dead")
             return Outcome.DEAD
+        if exc.pause_key is not None:
+            # Not this message's fault either, and nothing gets through until
+            # someone fixes the destination: pause it, keep the message.
+            if self.store.pause_destination(exc.pause_key, exc.message, now):
+                log.error(
+                    "%s: delivery paused until the cause is fixed and `newshound retry` "
+                    "is run; messages stay pending",
+                    exc.message,
+                )
+            if not self._back_to_pending(message, exc, now):
+                return self._taken_over(message, exc.message)
+            report.failed += 1
+            report.errors.append(f"{where}: {exc.message} (paused)")
+            self._count(kind, "paused")
+            return Outcome.PAUSED
         if exc.retry_after is not None:
             # Not the message's fault: the destination paces us. Close the
             # gate for everyone; the message keeps its place and goes first.

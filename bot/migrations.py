@@ -214,4 +214,17 @@ MIGRATIONS: list[tuple[int, Migration]] = [
         """,
     ),
     (7, repair_terms),
+    (
+        8,
+        """
+        -- A destination that no message can reach until someone fixes it
+        -- (a revoked or invalid Slack token): its messages stay pending and
+        -- are not tried until `newshound retry` clears the row.
+        CREATE TABLE paused_destinations (
+            key TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            since REAL NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

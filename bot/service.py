@@ -41,7 +41,7 @@ from bot.fetch import Fetcher
 from bot.metrics import CONTENT_TYPE, Metrics, outbox_snapshot
 from bot.parsepool import ParsePool
 from bot.poll import Poller
-from bot.sinks.slack import DEFAULT_API_URL
+from bot.sinks.slack import DEFAULT_API_URL, TOKEN_PAUSE
 from bot.sinks.slack import escape as slack_escape
 from bot.slack_app import (
     ChannelCheck,
@@ -401,6 +401,14 @@ class Service:
         data["feeds_failing"] = values.get("feeds_failing", 0)
         data["alerts_pending"] = values.get("pending", 0)
         data["alerts_dead"] = values.get("dead", 0)
+        try:
+            paused = self.web_store.paused_destinations()
+        except Exception:
+            paused = {}
+        # e.g. {"slack:token": "the Slack token is broken (token_revoked)"}
+        data["delivery_paused"] = {key: reason for key, (reason, _since) in paused.items()}
+        if self.slack is not None:
+            data["slack_token"] = "broken" if TOKEN_PAUSE in paused else "ok"
         if self.socket is not None:
             data["socket_mode_connected"] = self.socket.connected
         healthy = data["db_ok"] and running

@@ -605,6 +605,41 @@ class Store:
         )
         return cursor.rowcount == 1
 
+    def requeue(self, channel: str | None, now: float) -> int:
+        """Dead messages (of one channel, or all) back to pending, due now
+        and with a fresh attempt count, e.g. after the bot was invited or a
+        token fixed. They keep their place (id order) in their channel.
+        Returns how many."""
+        cursor = self._execute(
+            "UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = ?, "
+            "last_error = 'queued again by newshound retry (was: ' || COALESCE(last_error, '') "
+            "|| ')' WHERE state = ? AND (? IS NULL OR channel = ?)",
+            (PENDING, now, DEAD, channel, channel),
+        )
+        return cursor.rowcount
+
+    # -- paused destinations ---------------------------------------------
+
+    def pause_destination(self, key: str, reason: str, now: float) -> bool:
+        """Pause every message behind `key`; False if it already was paused."""
+        cursor = self._execute(
+            "INSERT OR IGNORE INTO paused_destinations(key, reason, since) VALUES (?, ?, ?)",
+            (key, reason, now),
+        )
+        return cursor.rowcount == 1
+
+    def paused_destinations(self) -> dict[str, tuple[str, float]]:
+        """key -> (reason, since)."""
+        rows = self._execute("SELECT key, reason, since FROM paused_destinations").fetchall()
+        return {str(key): (str(reason), float(since)) for key, reason, since in rows}
+
+    def resume_destinations(self, prefix: str = "") -> int:
+        """Clear the pauses whose key starts with `prefix` (all by default)."""
+        cursor = self._execute(
+            "DELETE FROM paused_destinations WHERE substr(key, 1, length(?)) = ?", (prefix, prefix)
+        )
+        return cursor.rowcount
+
     def outbox_counts(self) -> dict[str, int]:
         rows = self._execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
         return {str(state): int(count) for state, count in rows}

@@ -16,7 +16,10 @@ class DeliveryError(Exception):
     maybe_delivered: we never heard an answer (timeout, dropped connection,
     5xx), so the message may have arrived: look for it before resending;
     give_up_after: an answer we do not know (neither an outage nor a known
-    permanent error) is retried this many attempts, then the message is dead.
+    permanent error) is retried this many attempts, then the message is dead;
+    pause_key: the whole destination is broken, not this message (a revoked
+    Slack token): every message behind this key waits, pending, until
+    `newshound retry` clears the pause.
     """
 
     def __init__(
@@ -28,6 +31,7 @@ class DeliveryError(Exception):
         maybe_delivered: bool = False,
         gate_key: str | None = None,
         give_up_after: int | None = None,
+        pause_key: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -36,6 +40,7 @@ class DeliveryError(Exception):
         self.maybe_delivered = maybe_delivered
         self.gate_key = gate_key
         self.give_up_after = give_up_after
+        self.pause_key = pause_key
 
 
 @dataclass(frozen=True)

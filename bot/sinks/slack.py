@@ -45,11 +45,6 @@ PERMANENT_ERRORS = frozenset(
         "channel_not_found",
         "not_in_channel",
         "is_archived",
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "token_revoked",
-        "token_expired",
         "no_permission",
         "missing_scope",
         "invalid_blocks",
@@ -62,6 +57,13 @@ PERMANENT_ERRORS = frozenset(
         "ekm_access_denied",
     }
 )
+
+# The token itself is broken: no message to any channel can get through, so
+# Slack delivery pauses (messages stay pending) until `newshound retry`.
+TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+)
+TOKEN_PAUSE = "slack:token"
 
 _MRKDWN_LOOKALIKES = str.maketrans({"*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"})
 
@@ -200,6 +202,10 @@ class SlackSink:
         """The gate a 429 closes: Slack limits chat.postMessage per method."""
         return POST_GATE
 
+    def pause_key(self, channel: str) -> str:
+        """What a broken token pauses: all of Slack."""
+        return TOKEN_PAUSE
+
     def lookup_key(self, channel: str) -> str:
         """The gate a 429 from `find_sent` closes."""
         return HISTORY_GATE
@@ -285,6 +291,8 @@ def _delivery_error(exc: SlackApiError, gate_key: str) -> DeliveryError:
             retry_after=_seconds(_header(headers, "retry-after")),
             gate_key=gate_key,
         )
+    if error in TOKEN_ERRORS:
+        return DeliveryError(f"the Slack token is broken ({error})", pause_key=TOKEN_PAUSE)
     if error in PERMANENT_ERRORS:
         return DeliveryError(error, permanent=True)
     if status >= 500 or not error:
