@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.channels import channel_kind, display_channel
-from bot.sinks.base import DeliveryError, Sink, remote_id_of
+from bot.sinks.base import DeliveryError, HistoryLookup, Sink, remote_id_of
 from bot.store import SENDING, OutboxRow, Store
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ RETRY_START = 5.0  # first retry after a transient failure, doubling
 RETRY_CAP = 3600.0  # never wait more than an hour between two attempts
 LEASE = 120.0  # a `sending` message held longer than this is presumed orphaned
 RATE_LIMITED_TRIES = 3  # 429s one message may take within one deliver() call
+# History requests spent looking for one uncertain attempt (pages and 429s
+# alike) before it is sent again as a possible duplicate.
+LOOKUP_TRIES = 20
 
 
 @dataclass
@@ -254,21 +257,45 @@ class Deliverer:
 
     def _look_up(self, sink: Sink, message: OutboxRow, report: DeliveryReport) -> Outcome | None:
         """Did an earlier attempt arrive? SENT if so, None to go on sending.
-        Raises DeliveryError when the destination cannot tell us yet."""
+        Raises DeliveryError when the destination cannot tell us yet; where
+        the lookup got to is kept for the next try."""
+        lookup = HistoryLookup(
+            message.verify_since,
+            message.verify_until,
+            message.verify_cursor,
+            message.verify_tries,
+        )
+        if lookup.tries >= LOOKUP_TRIES:
+            # Rate-limited hard, or a very busy channel: one possible
+            # duplicate is better than a channel that never gets anything again.
+            log.warning(
+                "could not check within %d history requests whether message %s reached %s; "
+                "sending it again, a duplicate is possible",
+                lookup.tries,
+                message.id,
+                display_channel(message.channel),
+            )
+            return None
         try:
-            remote_id = sink.find_sent(message.channel, message.id, since=message.verify_since)
+            remote_id = sink.find_sent(
+                message.channel, message.id, since=message.verify_since, lookup=lookup
+            )
         except DeliveryError as exc:
             if not exc.permanent:
                 raise
             # We cannot look (e.g. no history scope). Losing the alert is
             # worse than a possible repeat: send it again.
             log.warning(
-                "cannot check whether message %s reached %s (%s); sending it again",
+                "cannot check whether message %s reached %s (%s); sending it again, "
+                "a duplicate is possible",
                 message.id,
                 display_channel(message.channel),
                 exc.message,
             )
             return None
+        finally:
+            if lookup.tries != message.verify_tries:  # resume here after a 429 or restart
+                self.store.save_lookup(message.id, lookup.cursor, lookup.tries, owner=self.owner)
         if remote_id is None:
             return None
         if not self.store.mark_sent(message.id, remote_id, self.clock(), owner=self.owner):
@@ -335,7 +362,9 @@ class Deliverer:
 
     def _back_to_pending(self, message: OutboxRow, exc: DeliveryError, next_at: float) -> bool:
         if exc.maybe_delivered:
-            return self.store.mark_uncertain(message.id, exc.message, next_at, owner=self.owner)
+            return self.store.mark_uncertain(
+                message.id, exc.message, next_at, owner=self.owner, now=self.clock()
+            )
         return self.store.mark_retry(message.id, exc.message, next_at, owner=self.owner)
 
     def _taken_over(self, message: OutboxRow, result: str) -> Outcome:

@@ -227,4 +227,17 @@ MIGRATIONS: list[tuple[int, Migration]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        9,
+        """
+        -- Looking for an uncertain attempt in the destination's history is
+        -- bounded and resumable: the window ends when the last uncertain
+        -- attempt was recorded, the page cursor survives rate limits and
+        -- restarts, and after a bounded number of tries the message is sent
+        -- again (a possible duplicate) instead of holding its channel.
+        ALTER TABLE outbox ADD COLUMN verify_until REAL;
+        ALTER TABLE outbox ADD COLUMN verify_cursor TEXT;
+        ALTER TABLE outbox ADD COLUMN verify_tries INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]

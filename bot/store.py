@@ -84,6 +84,9 @@ class OutboxRow:
     sending_at: float | None = None
     sending_owner: str | None = None
     verify_since: float | None = None
+    verify_until: float | None = None
+    verify_cursor: str | None = None
+    verify_tries: int = 0
 
 
 @dataclass(frozen=True)
@@ -724,26 +727,64 @@ class Store:
         return Claim(claimed)
 
     def mark_uncertain(
-        self, outbox_id: int, error: str, next_attempt_at: float, *, owner: str
+        self,
+        outbox_id: int,
+        error: str,
+        next_attempt_at: float,
+        *,
+        owner: str,
+        now: float | None = None,
     ) -> bool:
         """Back to pending after an attempt that may have arrived: remember
-        since when to look for it at the destination before resending."""
+        the window to look for it in at the destination before resending
+        (from the first such attempt until `now`); a new window starts a
+        new lookup."""
         cursor = self._execute(
             "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
-            "verify_since = COALESCE(verify_since, sending_at, created_at) "
+            "verify_since = COALESCE(verify_since, sending_at, created_at), "
+            "verify_until = ?, verify_cursor = NULL, verify_tries = 0 "
             "WHERE id = ? AND state = ? AND sending_owner = ?",
-            (PENDING, error, next_attempt_at, outbox_id, SENDING, owner),
+            (PENDING, error, next_attempt_at, now, outbox_id, SENDING, owner),
         )
         return cursor.rowcount == 1
+
+    def save_lookup(self, outbox_id: int, cursor: str | None, tries: int, *, owner: str) -> bool:
+        """Where a history lookup for a message we hold left off."""
+        updated = self._execute(
+            "UPDATE outbox SET verify_cursor = ?, verify_tries = ? "
+            "WHERE id = ? AND state = ? AND sending_owner = ?",
+            (cursor, tries, outbox_id, SENDING, owner),
+        )
+        return updated.rowcount == 1
+
+    def alert_message_id(self, channel: str, item_id: int) -> str | None:
+        """The destination's id of the alert a channel got for a story
+        (Slack `ts`, Discord message id): what a threaded follow-up or an
+        edit refers to, without reading the channel's history."""
+        row = self._execute(
+            "SELECT o.remote_id FROM alerts a JOIN outbox o ON o.id = a.outbox_id "
+            "WHERE a.channel = ? AND a.item_id = ? AND o.state = ?",
+            (channel, item_id, SENT),
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def release_orphan(self, outbox_id: int, owner: str | None, now: float) -> bool:
         """A `sending` message whose sender died: pending again, to be looked
         for at the destination before it is resent. False if its owner moved on."""
         cursor = self._execute(
             "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
-            "verify_since = COALESCE(verify_since, sending_at, created_at) "
+            "verify_since = COALESCE(verify_since, sending_at, created_at), "
+            "verify_until = ?, verify_cursor = NULL, verify_tries = 0 "
             "WHERE id = ? AND state = ? AND sending_owner IS ?",
-            (PENDING, "interrupted; checking before resending", now, outbox_id, SENDING, owner),
+            (
+                PENDING,
+                "interrupted; checking before resending",
+                now,
+                now,
+                outbox_id,
+                SENDING,
+                owner,
+            ),
         )
         return cursor.rowcount == 1
 
@@ -877,6 +918,9 @@ def _outbox_row(r: dict[str, Any]) -> OutboxRow:
         sending_at=r.get("sending_at"),
         sending_owner=r.get("sending_owner"),
         verify_since=r.get("verify_since"),
+        verify_until=r.get("verify_until"),
+        verify_cursor=r.get("verify_cursor"),
+        verify_tries=r.get("verify_tries") or 0,
     )
 
 

@@ -56,6 +56,10 @@ class _State:
     missing: set[str] = field(default_factory=set)  # conversations.info channel_not_found
     group_dms: set[str] = field(default_factory=set)  # multi-person DMs (G...)
     socket_url: str | None = None
+    # conversations.history at Slack's tier for non-Marketplace apps:
+    # (messages per page at most, seconds between requests); None: unlimited.
+    history_tier: tuple[int, float] | None = None
+    history_last: float = 0.0
     last_ts: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -92,7 +96,7 @@ class FakeSlack:
                 call = Call(method, args, dict(self.headers), time.monotonic(), self.path)
                 with state.lock:
                     state.calls.append(call)
-                    fault = _next_fault(state, method)
+                    fault = _next_fault(state, method) or _history_throttle(state, method)
                     answer = None
                     if fault is None or fault.accept or _benign(fault):
                         answer = _respond(state, method, args)
@@ -243,6 +247,23 @@ def _dm_scope(state: _State, channel: str) -> str | None:
     return None
 
 
+def _history_throttle(state: _State, method: str) -> Fault | None:
+    """Since 2025, apps distributed outside the Marketplace may call
+    conversations.history once a minute and get at most 15 messages a page
+    (https://api.slack.com/changelog/2025-05-terms-rate-limit-update-and-faq:
+    "rate limit of 1 request per minute" and "maximum and default limit
+    value of 15"); a faster call is answered 429 with Retry-After."""
+    if method != "conversations.history" or state.history_tier is None:
+        return None
+    _page, interval = state.history_tier
+    now = time.monotonic()
+    wait = state.history_last + interval - now
+    if wait > 0:
+        return Fault(status=429, error="ratelimited", retry_after=round(wait, 3) or 0.001)
+    state.history_last = now
+    return None
+
+
 def _benign(fault: Fault) -> bool:
     """Only slow: the call succeeds after the delay."""
     return fault.status == 200 and not fault.error and not fault.drop
@@ -266,11 +287,20 @@ def _history(state: _State, args: dict[str, Any]) -> dict[str, Any]:
     oldest = float(args.get("oldest") or 0)
     latest = float(args.get("latest") or "inf")
     limit = int(args.get("limit") or 100)
+    if state.history_tier is not None:
+        limit = min(limit, state.history_tier[0])
     start = int(args.get("cursor") or 0)
+    inclusive = str(args.get("inclusive")).lower() in ("1", "true")
+
+    def within(ts: float) -> bool:
+        if inclusive:
+            return oldest <= ts <= latest
+        return oldest < ts < latest
+
     messages = [
         m
         for m in reversed(state.posted.get(str(args.get("channel")), []))
-        if oldest < float(m["ts"]) < latest
+        if within(float(m["ts"]))
     ]
     page = messages[start : start + limit]
     has_more = start + limit < len(messages)

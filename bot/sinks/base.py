@@ -52,6 +52,18 @@ class Delivered:
     wait: float = 0.0
 
 
+@dataclass
+class HistoryLookup:
+    """A search for an attempt that may have arrived, resumable across rate
+    limits and restarts: `find_sent` advances `cursor` and counts `tries`
+    (one per history request) as it goes, also when it raises."""
+
+    since: float | None  # the first attempt that may have arrived
+    until: float | None = None  # when the last such attempt was recorded
+    cursor: str | None = None  # the next page to read (None: the first)
+    tries: int = 0
+
+
 class Sink(Protocol):
     def send(
         self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int
@@ -59,10 +71,17 @@ class Sink(Protocol):
         """Deliver one message; return the destination's message id if it has one."""
         ...
 
-    def find_sent(self, channel: str, outbox_id: int, since: float | None = None) -> str | None:
+    def find_sent(
+        self,
+        channel: str,
+        outbox_id: int,
+        since: float | None = None,
+        lookup: HistoryLookup | None = None,
+    ) -> str | None:
         """After a crash or an unanswered attempt: the id of a message already
         delivered for this outbox row (posted at or after `since`, epoch
-        seconds), or None when it provably was not (or cannot be known)."""
+        seconds; or within `lookup`'s window, resuming where it left off),
+        or None when it provably was not (or cannot be known)."""
         ...
 
 

@@ -17,7 +17,7 @@ import httpx
 
 from bot.channels import resolve_discord_webhook
 from bot.messages import ALERT, DIGEST, as_datetime
-from bot.sinks.base import Delivered, DeliveryError, build_or_refuse
+from bot.sinks.base import Delivered, DeliveryError, HistoryLookup, build_or_refuse
 from bot.text import clean_text, inline_text
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,13 @@ class DiscordSink:
             raise DeliveryError(f"Discord answered HTTP {status}", maybe_delivered=status >= 500)
         return Delivered(_message_id(response), wait=_bucket_wait(response.headers))
 
-    def find_sent(self, channel: str, outbox_id: int, since: float | None = None) -> str | None:
+    def find_sent(
+        self,
+        channel: str,
+        outbox_id: int,
+        since: float | None = None,
+        lookup: HistoryLookup | None = None,
+    ) -> str | None:
         # Webhooks cannot list past messages: a crash between Discord accepting
         # a post and us recording it can repeat that one post (README).
         return None
