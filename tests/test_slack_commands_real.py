@@ -184,3 +184,15 @@ def test_migration_repairs_escaped_terms_and_merges_duplicates(tmp_path: Path) -
             ("AT&T", "slack"),
             ("trade deal", "slack"),
         ]
+
+
+def test_config_reports_spellings_of_one_term_as_duplicates(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        "feeds:\n  - url: https://example.com/rss\nwatches:\n  - channel: C0123456789\n"
+        '    terms: ["trade deal", "Trade-Deal"]\n',
+        encoding="utf-8",
+    )
+    result = run_cli("--config", str(config), "check")
+    assert result.code == 2
+    assert 'duplicate watch term "Trade-Deal"' in result.err
