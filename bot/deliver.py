@@ -201,7 +201,8 @@ class Deliverer:
         destination's own (closed by its 429 answers)."""
         keys = [channel_gate(message.channel)]
         lookup_key = getattr(sink, "lookup_key", None)
-        if message.verify_since is not None and lookup_key is not None:
+        looking = message.verify_since is not None and message.verify_tries < LOOKUP_TRIES
+        if looking and lookup_key is not None:
             keys.append(str(lookup_key(message.channel)))
         rate_key = getattr(sink, "rate_key", None)
         if rate_key is not None:
