@@ -125,6 +125,8 @@ def test_healthz_says_the_token_is_broken(feed_server: FeedServer, tmp_path: Pat
             )
             assert "token_revoked" in health["delivery_paused"]["slack:token"]
             assert health["alerts_pending"] == 1 and health["alerts_dead"] == 0
+            assert health["status"] == "degraded"
+            assert "delivery_paused" in health["degraded_by"]
             time.sleep(0.5)
             assert len(slack.calls("chat.postMessage")) == 1
             with sqlite3.connect(tmp_path / "n.db") as conn:
