@@ -14,6 +14,7 @@ from typing import Any
 from bot.messages import alert_payload
 from bot.messages import feed_display_name as display_name
 from bot.models import Item, ParsedFeed
+from bot.neardup import Signature, feed_signatures
 from bot.story_identity import identify_feed
 from bot.watchlist import WatchList
 
@@ -33,6 +34,8 @@ class AnalyzedItem:
     keys: tuple[str, ...]  # primary story key first, then aliases (stored)
     lookups: tuple[str, ...]  # an earlier story under any of these is this one
     alerts: tuple[AlertDraft, ...]
+    # Title + lead signature: is it a copy of a story seen recently? (SPEC §8)
+    signature: Signature | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ def analyze(
 ) -> AnalyzedFeed:
     source = display_name(feed_name, parsed.title, feed_url)
     identities = identify_feed(parsed.items, feed_url)
+    # The whole document at once: a tagline its entries share is no lead.
+    signatures = feed_signatures([(item.title, item.summary) for item in parsed.items])
     analyzed = []
     for index in newest_first(parsed.items):
         item = parsed.items[index]
@@ -68,5 +73,7 @@ def analyze(
             named = item.source_name or source
             drafts.append(AlertDraft(channel, terms, alert_payload(item, named, terms, spans)))
         identity = identities[index]
-        analyzed.append(AnalyzedItem(item, identity.keys, identity.lookups, tuple(drafts)))
+        analyzed.append(
+            AnalyzedItem(item, identity.keys, identity.lookups, tuple(drafts), signatures[index])
+        )
     return AnalyzedFeed(parsed.title, parsed.ttl_seconds, source, tuple(analyzed))

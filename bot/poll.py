@@ -27,12 +27,21 @@ from typing import Any
 from bot.analyze import AnalyzedFeed, AnalyzedItem, analyze
 from bot.config import Config, FeedConfig
 from bot.fetch import Fetcher, FetcherClosed, abandoned
-from bot.messages import ALERT, DIGEST, NOTICE, digest_payload, notice_payload
+from bot.merging import Merged, StoryMerger
+from bot.messages import (
+    ALERT,
+    DIGEST,
+    FOLLOWUP,
+    NOTICE,
+    digest_payload,
+    followup_payload,
+    notice_payload,
+)
 from bot.messages import feed_display_name as display_name
 from bot.models import FeedError, FetchResult, Item
 from bot.parse import FeedParser, parse_feed
 from bot.parsepool import ParsePool
-from bot.store import ASSEMBLING, FeedRow, FeedSuccess, Store
+from bot.store import ASSEMBLING, FeedRow, FeedSuccess, FollowupLine, Store, StoryCopy
 from bot.watchlist import WatchList, watch_entries
 
 log = logging.getLogger(__name__)
@@ -61,6 +70,8 @@ class FeedOutcome:
     new_items: int = 0
     alerts: int = 0
     duplicates: int = 0
+    merged: int = 0  # new items that are near-duplicate copies of a known story
+    followups: int = 0  # "Also reported by" lines queued
     # New items that matched a watch but may not alert, by reason (TOO_OLD, ...).
     held_back: Counter[str] = field(default_factory=Counter)
     error: str | None = None
@@ -72,6 +83,7 @@ class CycleReport:
     feeds: list[FeedOutcome] = field(default_factory=list)
     duration: float = 0.0
     digests: int = 0
+    followups: int = 0  # follow-up messages queued
     pruned: int = 0
 
     @property
@@ -149,6 +161,24 @@ class _ChannelBudget:
                 channel, DIGEST, {"items": []}, now, state=ASSEMBLING
             )
         return self.digests[channel]
+
+
+class _CycleFollowups:
+    """One follow-up message per (channel, story) per cycle: opened (as
+    `assembling`, inside the feed's transaction, so no line is lost) when
+    the first later copy arrives, sendable when the cycle finishes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.open: dict[tuple[str, int], int] = {}
+
+    def outbox_for(self, channel: str, item_id: int, parent: int, now: float) -> int:
+        key = (channel, item_id)
+        if key not in self.open:
+            self.open[key] = self.store.add_outbox(
+                channel, FOLLOWUP, {"parent": parent}, now, state=ASSEMBLING
+            )
+        return self.open[key]
 
 
 def feed_display_name(feed: FeedConfig, row: FeedRow | None) -> str:
@@ -242,6 +272,10 @@ def suspended_next_check(now: float) -> float:
     return now + BACKOFF_CAP
 
 
+def vars_of(line: FollowupLine) -> dict[str, Any]:
+    return {"source": line.source, "title": line.title, "link": line.link}
+
+
 def channels_watching(watchlist: WatchList, feed_url: str) -> list[str]:
     """Channels with at least one term that applies to this feed."""
     return sorted(
@@ -292,6 +326,7 @@ class Poller:
         self.pool = pool
         self._watch = WatchList(())
         self._unchanged: list[FeedSuccess] = []
+        self.merger = StoryMerger(store, config.settings.merge_window)
 
     # -- the cycle -------------------------------------------------------
 
@@ -309,6 +344,8 @@ class Poller:
         the same order: the demo)."""
         started = self.clock()
         self.finish_digests()  # a previous cycle that crashed may have left some open
+        self.finish_followups()
+        self.merger.refresh(started)  # rows other processes stored since our last cycle
         self.store.sync_feeds([f.url for f in self.config.feeds])
         rows = self.store.feeds()  # read once: for due feeds and for feed titles
         feeds = self.due_feeds(started, all_feeds=all_feeds, rows=rows)
@@ -316,6 +353,7 @@ class Poller:
         if self.pool is not None:
             self.pool.set_watch(str(hash(watchlist.entries)), watchlist.entries)
         budget = _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll)
+        followups = _CycleFollowups(self.store)
         report = CycleReport()
         cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle
         try:
@@ -323,11 +361,13 @@ class Poller:
             for fetched in in_feed_order(results, feeds) if in_order else results:
                 if should_stop():
                     break
-                report.feeds.append(self.process(fetched, watchlist, budget, cycle_items))
+                outcome = self.process(fetched, watchlist, budget, cycle_items, followups)
+                report.feeds.append(outcome)
         finally:
             self.store.record_feed_successes(self._unchanged)
             self._unchanged = []
         report.digests = self.finish_digests()
+        report.followups = self.finish_followups()
         # Stories no feed has carried for `retention` are forgotten; anything
         # still in a feed keeps being touched, so its dedup never lapses.
         live = {feed.url for feed in self.config.feeds}
@@ -491,6 +531,7 @@ class Poller:
         watchlist: WatchList,
         budget: _ChannelBudget,
         cycle_items: dict[int, int],
+        followups: _CycleFollowups,
     ) -> FeedOutcome:
         feed, row = fetched.feed, fetched.row
         now = self.clock()
@@ -537,6 +578,7 @@ class Poller:
         outcome = FeedOutcome(feed.url, name, "ok", items=len(analyzed.items))
         first_poll = row.first_polled_at is None
         max_age = self.config.settings.max_age
+        wrote_signatures = False
         with self.store.transaction():
             # A few batched statements per feed: one lookup of all story keys
             # (most items of a feed are known), then one insert per table.
@@ -557,8 +599,19 @@ class Poller:
                     known_entries.append((entry, known))
                     if cycle_items.get(known, row.id) != row.id:
                         outcome.duplicates += 1
+            # New by link, GUID and text, but maybe a copy of a recent story.
+            new_entries, merged = self.merger.find_copies(new_entries, now)
+            for copy in merged:
+                seen_again.append((copy.item_id, copy.entry.keys))  # its keys find the story now
+                known_entries.append((copy.entry, copy.item_id))
+                log.info(
+                    "%s (score %.2f)", copy.match.describe(copy.entry.keys[0]), copy.match.score
+                )
+            outcome.merged = len(merged)
             item_ids = self.store.insert_items(row.id, [(e.item, e.keys) for e in new_entries], now)
-            outcome.new_items = len(new_entries)
+            outcome.new_items = len(new_entries) + len(merged)
+            self.record_merges(row, analyzed.source, new_entries, item_ids, merged, now)
+            outcome.followups = self.queue_followups(row, analyzed.source, merged, followups, now)
             # (entry, story id, channels that already have the story)
             offers: list[tuple[AnalyzedItem, int, frozenset[str]]] = [
                 (entry, item_id, frozenset())
@@ -616,7 +669,81 @@ class Poller:
                     )
                 ]
             )
+            wrote_signatures = bool(new_entries or merged)
+        if wrote_signatures:
+            self.merger.refresh(now)  # committed: later feeds of this cycle may merge into them
         return outcome
+
+    def record_merges(
+        self,
+        row: FeedRow,
+        source: str,
+        new_entries: Sequence[AnalyzedItem],
+        item_ids: Sequence[int],
+        merged: Sequence[Merged],
+        now: float,
+    ) -> None:
+        """Signatures of the new items and copies (the merge index is rebuilt
+        from them), and each copy with the reason it merged (for status)."""
+        stories = [*zip(new_entries, item_ids, strict=True)]
+        stories += [(copy.entry, copy.item_id) for copy in merged]
+        self.store.add_signatures(self.merger.rows_for(stories, now))
+        self.store.add_story_copies(
+            [
+                StoryCopy(
+                    item_id=copy.item_id,
+                    item_key=copy.entry.keys[0],
+                    feed_id=row.id,
+                    source=copy.entry.item.source_name or source,
+                    title=copy.entry.item.title,
+                    link=copy.entry.item.link,
+                    like_key=copy.match.item,
+                    score=copy.match.score,
+                    reason=copy.match.reason,
+                    merged_at=now,
+                )
+                for copy in merged
+            ]
+        )
+
+    def queue_followups(
+        self,
+        row: FeedRow,
+        source: str,
+        merged: Sequence[Merged],
+        followups: _CycleFollowups,
+        now: float,
+    ) -> int:
+        """An "Also reported by" line for each channel that watches this
+        feed, matched the copy and already got the story as a single alert
+        (a story in a digest has no message of its own to answer). A feed
+        that carried the story before (an updated headline) is no new source."""
+        if not merged:
+            return 0
+        stories = [copy.item_id for copy in merged]
+        carried = self.store.carried_by(row.id, stories)
+        parents = self.store.single_alerts(stories)
+        lines = []
+        for copy in merged:
+            if copy.item_id in carried:
+                continue
+            for draft in copy.entry.alerts:
+                parent = parents.get((draft.channel, copy.item_id))
+                if parent is None or not self.config.followups_for(draft.channel):
+                    continue
+                outbox_id = followups.outbox_for(draft.channel, copy.item_id, parent, now)
+                lines.append(
+                    FollowupLine(
+                        outbox_id=outbox_id,
+                        parent_id=parent,
+                        channel=draft.channel,
+                        item_id=copy.item_id,
+                        source=copy.entry.item.source_name or source,
+                        title=copy.entry.item.title,
+                        link=copy.entry.item.link,
+                    )
+                )
+        return self.store.add_followup_lines(lines)
 
     def known_but_new_here(
         self, row: FeedRow, known: Sequence[tuple[AnalyzedItem, int]]
@@ -698,6 +825,30 @@ class Poller:
         """Inside the success transaction: one notice when a suspended feed works again."""
         if row.suspended_at is not None:
             self.notify(watchlist, feed.url, recovery_notice(name), now)
+
+    def finish_followups(self) -> int:
+        """Turn this cycle's assembling follow-ups into sendable messages:
+        the sources new this cycle, and (for an edited alert) the earlier ones."""
+        finished = 0
+        for message in self.store.assembling(FOLLOWUP):
+            new = self.store.followup_outbox_lines(message.id)
+            if not new:
+                self.store.discard_outbox(message.id)  # every source was reported before
+                continue
+            parent = int(message.payload["parent"])
+            earlier = [
+                line
+                for line in self.store.followup_lines(parent, up_to_outbox=message.id)
+                if line.outbox_id != message.id
+            ]
+            payload = followup_payload(
+                parent,
+                [vars_of(line) for line in new],
+                [vars_of(line) for line in earlier],
+            )
+            self.store.finish_digest(message.id, payload)
+            finished += 1
+        return finished
 
     def finish_digests(self) -> int:
         """Turn this cycle's assembling digests into sendable messages."""

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from bot.channels import resolve_discord_webhook
-from bot.messages import ALERT, DIGEST, as_datetime
+from bot.messages import ALERT, DIGEST, FOLLOWUP, as_datetime, listed_sources
 from bot.sinks.base import Delivered, DeliveryError, HistoryLookup, build_or_refuse
 from bot.text import clean_text, inline_text
 
@@ -95,6 +95,42 @@ def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {"embeds": [embed], "allowed_mentions": {"parse": []}}
 
 
+def format_edited_alert(payload: dict[str, Any]) -> dict[str, Any]:
+    """A follow-up on a webhook channel: the alert as it was sent, with an
+    "Also reported by" line for every source reported so far (at most
+    FOLLOWUP_SOURCES, then "+N more"), to replace the original message."""
+    parent = payload.get("parent_payload")
+    if not isinstance(parent, dict):
+        raise ValueError("the alert this follows up is gone")
+    body = format_message(ALERT, parent)
+    embed = body["embeds"][0]
+    listed, more = listed_sources([*payload.get("earlier", []), *payload["new"]])
+    lines = []
+    for entry in listed:
+        url = _url(entry.get("link"))
+        title = escape(clean_text(entry["title"], 200))
+        linked = f"[{title}]({url})" if url else title
+        lines.append(f"Also reported by: {escape(clean_text(entry['source'], 100))} — {linked}")
+    if more:
+        lines.append(f"+{more} more")
+    also = "\n".join(lines)
+    room = 4096 - len(also) - 2
+    description = embed.get("description", "")
+    if len(description) > room:
+        description = description[: max(0, room - 1)] + "…"
+    embed["description"] = f"{description}\n\n{also}" if description else also
+    return body
+
+
+def webhook_edit_url(url: str, message_id: str) -> httpx.URL:
+    """PATCH target that edits a message the webhook posted: its own URL
+    (on API v10, query such as `thread_id` kept) + `/messages/{id}`
+    (discord.com/developers/docs/resources/webhook#edit-webhook-message)."""
+    parsed = httpx.URL(url)
+    versioned = _WEBHOOK_PATH.sub(rf"\1/v{API_VERSION}\2", parsed.path).rstrip("/")
+    return parsed.copy_with(path=f"{versioned}/messages/{message_id}")
+
+
 def _defuse(text: str) -> str:
     """Plain-text fields (title, footer): only mention syntax needs defusing.
 
@@ -150,6 +186,8 @@ class DiscordSink:
             # the operator can fix that, so the alert waits and is retried
             # with backoff instead of dying (SPEC §4: no alert is lost).
             raise DeliveryError(str(exc)) from None
+        if kind == FOLLOWUP:
+            return self._edit(url, payload)
         body = build_or_refuse(format_message, kind, payload)
         try:
             response = self.client.post(webhook_post_url(url), json=body)
@@ -173,6 +211,30 @@ class DiscordSink:
         if status >= 300:
             raise DeliveryError(f"Discord answered HTTP {status}", maybe_delivered=status >= 500)
         return Delivered(_message_id(response), wait=_bucket_wait(response.headers))
+
+    def _edit(self, url: str, payload: dict[str, Any]) -> Delivered:
+        """A follow-up on a webhook channel edits the alert (an edit is
+        idempotent: repeating it after a lost answer changes nothing)."""
+        message_id = payload.get("parent_message")
+        if not message_id:
+            raise DeliveryError(
+                "the alert this follows up has no Discord message id to edit", permanent=True
+            )
+        body = build_or_refuse(lambda _kind, p: format_edited_alert(p), FOLLOWUP, payload)
+        try:
+            response = self.client.patch(webhook_edit_url(url, str(message_id)), json=body)
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"connection error: {type(exc).__name__}") from None
+        status = response.status_code
+        if status == 429:
+            raise DeliveryError("rate limited by Discord", retry_after=_retry_after(response))
+        if status == 404:
+            raise DeliveryError("the alert to edit is gone (HTTP 404)", permanent=True)
+        if 400 <= status < 500 and status not in (408, 409, 425):
+            raise DeliveryError(f"Discord refused the edit (HTTP {status})", permanent=True)
+        if status >= 300:
+            raise DeliveryError(f"Discord answered HTTP {status}")
+        return Delivered(str(message_id), wait=_bucket_wait(response.headers))
 
     def find_sent(
         self,
