@@ -103,6 +103,10 @@ class CycleReport:
         return sum(f.duplicates for f in self.feeds)
 
     @property
+    def merged(self) -> int:
+        return sum(f.merged for f in self.feeds)
+
+    @property
     def held_back(self) -> Counter[str]:
         return sum((f.held_back for f in self.feeds), Counter())
 

@@ -228,7 +228,7 @@ class SlackSink:
 
     def send(self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int) -> str | None:
         message = build_or_refuse(format_message, kind, payload)
-        thread: dict[str, str] = {}
+        thread_ts: str | None = None
         if kind == FOLLOWUP:
             # A reply in the alert's thread: chat.postMessage `thread_ts` is
             # the parent message's `ts` (docs.slack.dev/reference/methods/
@@ -238,7 +238,7 @@ class SlackSink:
                 raise DeliveryError(
                     "the alert this follows up has no Slack ts to reply to", permanent=True
                 )
-            thread = {"thread_ts": str(parent)}
+            thread_ts = str(parent)
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
@@ -247,7 +247,7 @@ class SlackSink:
                 unfurl_links=False,
                 unfurl_media=False,
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"outbox_id": outbox_id}},
-                **thread,
+                thread_ts=thread_ts,
             )
         except SlackApiError as exc:
             raise _delivery_error(exc, POST_GATE) from None
