@@ -693,10 +693,12 @@ class Store:
 
     def single_alerts(self, item_ids: Sequence[int]) -> dict[tuple[str, int], int]:
         """(channel, item id) -> outbox id of the single alert (not a digest)
-        a channel got for each of these stories: what a follow-up answers."""
+        a channel got for each of these stories: what a follow-up answers
+        (an alert that died has nothing to answer)."""
         rows = self._select_in(
             "SELECT a.channel, a.item_id, a.outbox_id FROM alerts a JOIN outbox o "
-            "ON o.id = a.outbox_id WHERE o.kind = 'alert' AND a.item_id IN ({marks})",
+            "ON o.id = a.outbox_id WHERE o.kind = 'alert' AND o.state != 'dead' "
+            "AND a.item_id IN ({marks})",
             item_ids,
         )
         return {(str(c), int(i)): int(o) for c, i, o in rows}
