@@ -344,3 +344,44 @@ def test_discord_webhook_follow_up_edits_the_alert(
             "18 years](https://outlet-b.example/business/india-eu-deal.html)"
         )
         assert json.dumps(discord.posts(hook)[0]).count("Also reported by") == 1
+
+
+def test_copies_in_one_cycle_alert_once_and_the_follow_up_comes_after_its_alert(
+    feed_server: FeedServer, tmp_path: Path, console: None
+) -> None:
+    config, db = two_feeds(feed_server, tmp_path), tmp_path / "db"
+    feed_server.set("/outlet.xml", rss([copy("outlet-b.example")], title="Outlet B"))
+    out = poll(config, db)
+    # Whichever feed finished first alerts; the other is its follow-up.
+    assert len(console_alert_titles(out)) == 1
+    assert out.index("== alert -> ") < out.index("== follow-up -> ")
+    assert out.count("Also reported by: ") == 1
+
+
+def test_a_follow_up_is_never_sent_before_its_alert(store: Store) -> None:
+    """The deliverer hands a follow-up its alert's destination id; while the
+    alert is unsent the follow-up waits, and it dies with a dead alert."""
+    from bot.deliver import Deliverer
+    from bot.messages import followup_payload
+    from bot.sinks.base import DeliveryError
+    from bot.sinks.console import ConsoleSink
+
+    deliverer = Deliverer(store, lambda _channel: ConsoleSink())
+    parent = store.add_outbox(CHANNEL, "alert", {"title": "T"}, 0.0)
+    payload = followup_payload(parent, [{"source": "S", "title": "T2", "link": None}])
+    with pytest.raises(DeliveryError) as waiting:
+        deliverer.with_parent(payload)
+    assert not waiting.value.permanent
+    claim = store.claim_message(parent, owner="me", now=1.0, gate_keys=[], hold={})
+    assert claim.row is not None
+    store.mark_sent(parent, "1700000000.000100", 2.0, owner="me")
+    sent = deliverer.with_parent(payload)
+    assert sent["parent_message"] == "1700000000.000100" and sent["parent_payload"] == {
+        "title": "T"
+    }
+    other = store.add_outbox(CHANNEL, "alert", {"title": "U"}, 0.0)
+    store.claim_message(other, owner="me", now=3.0, gate_keys=[], hold={})
+    store.mark_dead(other, "invalid_blocks", 4.0, owner="me")
+    with pytest.raises(DeliveryError) as dead:
+        deliverer.with_parent(followup_payload(other, []))
+    assert dead.value.permanent
