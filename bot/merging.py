@@ -6,6 +6,15 @@ start (so a restart in the middle of a story's spread still knows the
 story) and topped up from it after each feed commits, which also picks up
 rows that another process (a manual `poll --once` beside `run`) wrote. The
 in-memory index never holds anything the database does not.
+
+Only items that would alert somewhere (they match a watch) are signed
+(`bot.analyze`), looked up and indexed: whether an item nobody watches is a
+copy changes nothing anyone sees, and signing and looking up are most of
+the cost. A story that first arrives where no channel watches it is then
+simply new when a copy reaches a watched feed, which alerts that channel
+as SPEC §8 asks; one that first arrives in a feed another channel watches
+is indexed, and its copy in this channel's feed merges into it and still
+alerts this channel once (its feed never carried the story before).
 """
 
 from __future__ import annotations
@@ -60,7 +69,8 @@ class StoryMerger:
         found: list[tuple[AnalyzedItem, Match]] = []
         fresh: list[AnalyzedItem] = []
         for entry in entries:
-            match = None if entry.signature is None else self._index.find(entry.signature, now)
+            sig = entry.signature
+            match = None if sig is None else self._index.find(sig, now)
             if match is None:
                 fresh.append(entry)
             else:
