@@ -9,7 +9,7 @@ import pytest
 
 from bot.match import FIELDS, Matcher, Span, document_fields, highlight
 from bot.models import Item
-from bot.query import Phrase, Query, QueryError, parse_query, tokenize
+from bot.query import Phrase, Query, QueryError, Token, WordForm, parse_query, tokenize
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -36,7 +36,7 @@ MATCH_CASES = [
     ("AI", "the minister said", "", False),
     ("AI", "Chairman Rai", "", False),
     ("AI", "AI chips", "", True),
-    ("AI", "A.I. chips", "", False),
+    ("AI", "A.I. chips", "", True),
     ("AI", "new AIs", "", True),
     ("deal", "car dealer", "", False),
     ("deal", "dealmaking", "", False),
@@ -366,6 +366,11 @@ def _plurals(word: str) -> set[str]:
             forms.add(word + "zes")
     if len(word) >= 2 and word[-1] == "y" and word[-2] in "bcdfghjklmnpqrstvwxz":
         forms.add(word[:-1] + "ies")
+    irregular = {"crisis": "crises", "child": "children", "person": "people", "index": "indices"}
+    if word in irregular:
+        forms.add(irregular[word])
+    if word.endswith("man"):
+        forms.add(word[:-3] + "men")
     return forms
 
 
@@ -377,34 +382,48 @@ def _forms(word: str, rule: str) -> set[str]:
         return {word}
     forms = {word, word + "'s"}
     if rule == "last":
-        forms |= _plurals(word)
+        forms |= {word + "s"} if word != word.lower() else _plurals(word)  # NGOs
+        forms |= {plural + "'s" for plural in forms if not plural.endswith("s")}  # women's
     return forms
 
 
-def _same(text_word: str, wanted: set[str]) -> bool:
-    return any(
-        form in wanted for form in {text_word.replace("đ", "d"), text_word.replace("đ", "dj")}
-    )
+def _candidates(text_word: str) -> frozenset[str]:
+    """The forms a text word stands for: a word written in capitals is also its
+    lower-case self, "Disney+" is also Disney, "đ" is "d" or "dj"."""
+    words = {text_word, text_word.lower()}
+    words |= {w[:-1] for w in words if w.endswith("+") and not w.endswith("++")}
+    return frozenset(form for w in words for form in (w.replace("đ", "d"), w.replace("đ", "dj")))
 
 
-def _pieces(item: Item) -> list[list[str]]:
-    """The word lists a phrase may match inside (each tag separately)."""
-    pieces: list[list[str]] = []
+# (text, its tokens, each token's candidate forms)
+_Piece = tuple[str, list[Token], list[frozenset[str]]]
+
+
+def _pieces(item: Item) -> list[_Piece]:
+    """The texts a phrase may match inside (each tag separately), with their words."""
+    pieces: list[_Piece] = []
     for name, text in document_fields(item).items():
         for piece in text.split(" · ") if name == "tags" else [text]:
-            pieces.append([t.word for t in tokenize(piece)])
+            tokens = tokenize(piece)
+            pieces.append((piece, tokens, [_candidates(t.word) for t in tokens]))
     return pieces
 
 
-def _phrase_in(phrase: Phrase, pieces: list[list[str]]) -> bool:
-    n = len(phrase.words)
-    rules = ["exact" if phrase.exact else "last" if k == n - 1 else "inner" for k in range(n)]
-    wanted = [_forms(w, rule) for w, rule in zip(phrase.words, rules, strict=True)]
+def _phrase_in(phrase: Phrase, pieces: list[_Piece]) -> bool:
+    forms = (WordForm(phrase.words), *phrase.forms)
+    return any(_form_in(form, phrase.exact, pieces) for form in forms)
+
+
+def _form_in(form: WordForm, exact: bool, pieces: list[_Piece]) -> bool:
+    n = len(form.words)
+    rules = ["exact" if exact else "last" if k == n - 1 else "inner" for k in range(n)]
+    wanted = [_forms(w, rule) for w, rule in zip(form.words, rules, strict=True)]
     return any(
-        all(_same(words[i + k], wanted[k]) for k in range(n))
-        for words in pieces
-        for i in range(len(words) - n + 1)
-        if _same(words[i], wanted[0])
+        all(not words[i + k].isdisjoint(wanted[k]) for k in range(n))
+        and all(text[tokens[i + g].end : tokens[i + g + 1].start] == "-" for g in form.hyphen_gaps)
+        for text, tokens, words in pieces
+        for i in range(len(tokens) - n + 1)
+        if not words[i].isdisjoint(wanted[0])
     )
 
 
@@ -425,7 +444,9 @@ TRICKY = Item(
     summary=(
         "Companies’ policies on l’Ukraine and d’Israël; Đoković in Łódź and København; "
         "new ta\u00adriffs, bosses’ watches, vetoes, photos, days, keys, rats, US’s "
-        "Œuvre, Diyarbakır, می\u200cخواهد, o'clock, y'all, dell’Europa, qu’il, L’OTAN."
+        "Œuvre, Diyarbakır, می\u200cخواهد, o'clock, y'all, dell’Europa, qu’il, L’OTAN. "
+        "U.S. NGOs and the EU’s AI rules; let us know; AT&T at T-Mobile; C++ and vitamin C; "
+        "Disney+; G-7 and G7; non-profit and ecommerce; crises, children, women’s; eu_watcher."
     ),
     tags=("Djokovic", "Dokovic’s", "Da Nang"),
 )
@@ -439,6 +460,8 @@ def test_ten_thousand_terms() -> None:
     vocabulary += ["rat", "us", "jon", "tim", "tax", "hero", "bus", "cas", "quiz", "do", "lodz"]
     vocabulary += ["company", "policy", "boss", "watch", "veto", "photo", "ukraine", "israel"]
     vocabulary += ["djokovic", "dokovic", "đokovic", "tariff", "da", "tariffs’", "dell’europa"]
+    vocabulary += ["US", "NGO", "EU", "AI", "AT&T", "c++", "disney", "disney+", "g7", "g-7"]
+    vocabulary += ["nonprofit", "e-commerce", "crisis", "child", "woman", "eu", "watcher", "T"]
     vocabulary += [f"zq{i}" for i in range(300)]  # words that never occur
 
     def word() -> str:
