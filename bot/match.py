@@ -49,7 +49,6 @@ from bot.query import (
     WordForm,
     ascii_words,
     capitals_form,
-    has_capitals,
     is_capitals,
     plural_forms,
     spellings,
@@ -181,8 +180,9 @@ def _surface_forms(label: _Label) -> set[str]:
         forms.add(base + "+")  # Disney+
         if base and _is_hangul(base[-1]):
             forms.update(base + particle for particle in _PARTICLES)
-    # The same words written in capitals (DEAL, DEALs, DEAL's) are text words too.
-    for form in list(forms):
+    # The same words written in capitals (DEAL, DEALs, DEAL's) are text words
+    # too; a capitals word has at most 5 letters, an "&" and an ending.
+    for form in [form for form in forms if len(form) <= 8]:
         forms.add(capitals_form(form.upper(), form))
         for ending in ("'s", "s"):
             if form.endswith(ending) and len(form) > len(ending):
@@ -290,9 +290,10 @@ class Matcher(Generic[K]):
     def _scan(self, name: str, text: str, found: dict[int, list[Span]]) -> None:
         """Record every phrase occurrence in one field's text into `found`."""
         tokens: list[Token] | None = None
-        if text.isascii() and name != "tags" and not has_capitals(text):
-            # Words only (C speed); offsets are computed just for texts that match.
-            words = ascii_words(text.lower())
+        # Words only (near C speed); offsets are computed just for texts that match.
+        plain_words = ascii_words(text) if name != "tags" else None
+        if plain_words is not None:
+            words = plain_words
         else:
             tokens = tokenize(text)
             words = [t.word for t in tokens]

@@ -247,6 +247,32 @@ _ELIDED = frozenset(
 )
 
 
+# Typographic punctuation of otherwise ASCII news text, each mapped to one
+# ASCII character with the same role, so that such text (most English feeds)
+# takes the ASCII paths below with unchanged offsets: ’ ‘ ʼ are apostrophes,
+# the rest separate words as they would anyway.
+_ASCII_STAND_INS = str.maketrans(
+    {
+        **dict.fromkeys(_APOSTROPHES[1:], "'"),
+        **dict.fromkeys("\u00a0\u2002\u2003\u2009\u202f", " "),
+        **dict.fromkeys("\u201c\u201d\u201e\u00ab\u00bb", '"'),
+        **dict.fromkeys("\u2012\u2013\u2014\u2015\u2212", "~"),  # dashes: not "-" (HYPHENS)
+        "\u2026": ".",
+        "\u00b7": ";",
+        "\u2022": ";",
+    }
+)
+
+
+def _as_ascii(text: str) -> str | None:
+    """`text` with typographic punctuation replaced one-for-one by ASCII, if
+    that makes it ASCII; else None (letters that need folding, CJK, ...)."""
+    if text.isascii():
+        return text
+    probe = text.translate(_ASCII_STAND_INS)
+    return probe if probe.isascii() else None
+
+
 def tokenize(text: str) -> list[Token]:
     """Split text into words: runs of letters and digits (with their combining
     marks, inner apostrophes, underscores and invisible format characters,
@@ -258,9 +284,10 @@ def tokenize(text: str) -> list[Token]:
     ``"us"`` -> us.
     """
     tokens: list[Token] = []
-    if text.isascii():
+    plain = _as_ascii(text)
+    if plain is not None:
         # Fast path for the common case: same words, no folding beyond lower().
-        for m in _ASCII_WORD_RE.finditer(text):
+        for m in _ASCII_WORD_RE.finditer(plain):
             word = m.group().lower()
             if "." in word:
                 word = word.replace(".", "")
@@ -268,7 +295,7 @@ def tokenize(text: str) -> list[Token]:
                 tokens.extend(_split_word(m.start(), m.end(), word, word))
             else:
                 tokens.append(Token(m.start(), m.end(), word))
-        if _CAPITALS_RE.search(text) is None:
+        if _CAPITALS_RE.search(plain) is None:
             return tokens
     else:
         for m in _WORD_RE.finditer(text):
@@ -278,9 +305,10 @@ def tokenize(text: str) -> list[Token]:
                 for sub in _SPLIT_RE.finditer(text, m.start(), m.end()):
                     _add_token(tokens, sub.start(), sub.end(), sub.group())
     for index, token in enumerate(tokens):
-        raw = text[token.start : token.end]
-        if not raw.islower():
-            word = capitals_form(raw, token.word)
+        # Cheap test first: a capitals word starts with two characters that
+        # are not lower case (US, U.S., AT&T, Q&A); "Trade" does not.
+        if text[token.start].isupper() and not text[token.start + 1 : token.start + 2].islower():
+            word = capitals_form(text[token.start : token.end], token.word)
             if word is not token.word:
                 tokens[index] = token._replace(word=word)
     return tokens
@@ -302,7 +330,10 @@ def capitals_form(raw: str, word: str) -> str:
         stem, suffix = raw[:-2], "'s"
     elif raw[-1:] == "s":
         stem, suffix = raw[:-1], "s"
-    if not stem.isupper() or sum(ch.isalpha() for ch in stem) not in ACRONYM_LETTERS:
+    if len(stem) < 2 or not stem.isupper():
+        return word
+    letters = len(stem) if stem.isalpha() else sum(map(str.isalpha, stem))
+    if letters not in ACRONYM_LETTERS:
         return word
     return fold(stem.replace(".", "")).upper() + suffix
 
@@ -312,10 +343,34 @@ def is_capitals(word: str) -> bool:
     return word != word.lower()
 
 
-def ascii_words(text: str) -> list[str]:
-    """``[t.word for t in tokenize(text)]`` for an ASCII `text` already in
-    lower case, at C speed: the matcher's way to reject most texts before it
-    needs any offsets. (Lower-case text has no capitals or dotted words.)"""
+def ascii_words(text: str) -> list[str] | None:
+    """``[t.word for t in tokenize(text)]`` at near C speed, for text that is
+    ASCII apart from typographic punctuation; None for other text. The
+    matcher's way to reject most texts before it needs any offsets."""
+    plain = _as_ascii(text)
+    if plain is None:
+        return None
+    if _CAPITALS_RE.search(plain) is None:
+        return _lower_words(plain.lower())
+    words: list[str] = []
+    for raw in _ASCII_WORD_RE.findall(plain):
+        if raw.islower() or raw.isdigit() or raw[1:2].islower():
+            words.append(raw.lower())  # "tariff", "2024", "Trade": no capitals word
+        else:  # US, U.S., NGOs, AT&T, L'OTAN: the rare words that need the full rules
+            words.extend(token.word for token in tokenize(raw))
+    if "'" not in plain:
+        return words
+    out: list[str] = []
+    for word in words:
+        if "'" in word and word.partition("'")[0] in _ELIDED:
+            out.extend(token.word for token in _split_word(0, len(word), word))
+        else:
+            out.append(word)
+    return out
+
+
+def _lower_words(text: str) -> list[str]:
+    """The words of a lower-case ASCII text (also: of one such word)."""
     words = _ASCII_WORD_RE.findall(text)
     if "'" not in text:
         return words
@@ -554,9 +609,9 @@ def _acronym_stem(word: str) -> str:
 
 # Prefixes that English writes both closed and hyphenated (nonprofit /
 # non-profit, email / e-mail, cyberattack / cyber-attack).
-_CLOSED_PREFIXES = (
-    "anti", "co", "cyber", "e", "ex", "inter", "multi", "non", "post", "pre", "re", "semi", "sub",
-)  # fmt: skip
+_CLOSED_PREFIX_RE = re.compile(
+    r"(anti|co|cyber|e|ex|inter|multi|non|post|pre|re|semi|sub)([^\W\d_]{3,})"
+)
 _LETTERS_DIGITS = re.compile(r"([^\W\d_]+)(\d+)|(\d+)([^\W\d_]+)")
 
 
@@ -567,13 +622,8 @@ def _closed_parts(word: str) -> tuple[str, ...]:
     m = _LETTERS_DIGITS.fullmatch(word)
     if m is not None:
         return tuple(part for part in m.groups() if part)
-    if is_capitals(word):
-        return ()
-    for prefix in _CLOSED_PREFIXES:
-        rest = word[len(prefix) :]
-        if word.startswith(prefix) and len(rest) >= 3 and rest.isalpha():
-            return (prefix, rest)
-    return ()
+    m = _CLOSED_PREFIX_RE.fullmatch(word)  # lower case only: no acronym
+    return (m[1], m[2]) if m is not None else ()
 
 
 def word_forms(words: tuple[str, ...], joins: frozenset[int]) -> tuple[WordForm, ...]:
