@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 __all__ = [
+    "ACRONYM_LETTERS",
+    "HYPHENS",
+    "IRREGULAR_PLURALS",
+    "IRREGULAR_SINGULARS",
     "MAX_TERM_LENGTH",
     "Phrase",
     "Query",
@@ -31,14 +35,13 @@ __all__ = [
     "WordForm",
     "ascii_words",
     "capitals_form",
-    "has_capitals",
-    "is_capitals",
-    "word_forms",
     "fold",
+    "is_capitals",
     "parse_query",
     "plural_forms",
     "spellings",
     "tokenize",
+    "word_forms",
 ]
 
 MAX_TERM_LENGTH = 200
@@ -383,13 +386,6 @@ def _lower_words(text: str) -> list[str]:
         else:
             out.append(word)
     return out
-
-
-def has_capitals(text: str) -> bool:
-    """Whether an ASCII `text` may hold a word written in capitals (US,
-    U.S., AT&T, NGOs): only then do its words differ from `ascii_words` of
-    its lower-cased copy."""
-    return _CAPITALS_RE.search(text) is not None
 
 
 def _add_token(tokens: list[Token], start: int, end: int, raw: str) -> None:

@@ -11,6 +11,7 @@ benchmarks/match_quality.py (prints the figures).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -91,10 +92,8 @@ def _queries(terms: Iterable[str]) -> list[tuple[str, Query]]:
     """Parsed terms; a term the parser refuses matches nothing."""
     parsed = []
     for term in dict.fromkeys(terms):
-        try:
+        with contextlib.suppress(QueryError):
             parsed.append((term, parse_query(term)))
-        except QueryError:
-            pass
     return parsed
 
 

@@ -39,13 +39,19 @@ SUBSTACK_FOOTER = (
         # Hacker News (URLs are already gone when this runs)
         ("Article URL: Comments URL: Points: 512 # Comments: 230", ""),
         ("Article URL: Comments URL: Points: 1 # Comments: 0", ""),
-        ("I want a simple reader. Comments URL: Points: 12 # Comments: 9", "I want a simple reader."),
+        (
+            "I want a simple reader. Comments URL: Points: 12 # Comments: 9",
+            "I want a simple reader.",
+        ),
         ("Comments URL: Points: 3", ""),
         ("The comments section closed. Points: 3 were made.", None),  # no footer: unchanged
         ("Article URL: is what we call it", None),  # no "Comments URL:": unchanged
         # Reddit
         ("submitted by /u/eu_watcher [link] [comments]", ""),
-        ("What happens to my order? submitted by /u/a-b [link] [comments]", "What happens to my order?"),
+        (
+            "What happens to my order? submitted by /u/a-b [link] [comments]",
+            "What happens to my order?",
+        ),
         ("submitted by /u/x to r/europe [link] [comments]", ""),
         ("The bill was submitted by the committee.", None),
         # Substack
@@ -73,7 +79,10 @@ def test_strip_boilerplate(text: str, expected: str | None) -> None:
         (HN_FOOTER, ""),
         ("<p>I want a simple feed reader.</p><hr>" + HN_FOOTER, "I want a simple feed reader."),
         (REDDIT_FOOTER, ""),
-        ('<div class="md"><p>What about my order?</p></div>' + REDDIT_FOOTER, "What about my order?"),
+        (
+            '<div class="md"><p>What about my order?</p></div>' + REDDIT_FOOTER,
+            "What about my order?",
+        ),
         ("<p>TSMC raised prices.</p>" + SUBSTACK_FOOTER, "TSMC raised prices."),
     ],
 )
