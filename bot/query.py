@@ -482,7 +482,9 @@ class Query:
     def describe(self) -> str:
         """The query in words, Slack mrkdwn, e.g.
         ``*tariff* (also: tariffs) or exact phrase *"pax silica"*, excluding *rumor*``.
-        Words only contain letters, digits and apostrophes, so this needs no escaping."""
+        Words contain letters, digits, apostrophes and the symbols of names
+        (``&``, ``+``, ``#``, ``_``): no mrkdwn markup, but an ``&`` (AT&T) is
+        one of the characters Slack asks senders to escape."""
         text = " or ".join(p.describe() for p in self.include)
         if self.exclude:
             text += ", excluding " + " or ".join(p.describe(show_forms=False) for p in self.exclude)
