@@ -540,12 +540,12 @@ class Poller:
         with self.store.transaction():
             # A few batched statements per feed: one lookup of all story keys
             # (most items of a feed are known), then one insert per table.
-            known_keys = self.store.find_stories([k for a in analyzed.items for k in a.keys])
+            known_keys = self.store.find_stories([k for a in analyzed.items for k in a.lookups])
             seen_again: list[tuple[int, Sequence[str]]] = []
             known_entries: list[tuple[AnalyzedItem, int]] = []
             new_entries: list[AnalyzedItem] = []
             for entry in analyzed.items:
-                known = next((known_keys[k] for k in entry.keys if k in known_keys), None)
+                known = next((known_keys[k] for k in entry.lookups if k in known_keys), None)
                 if known is None:
                     # Mark its keys so a repeated entry in this feed is not new again.
                     known_keys.update(dict.fromkeys(entry.keys, -1 - len(new_entries)))
