@@ -229,7 +229,9 @@ class Matcher(Generic[K]):
         # the vast majority of words before any trie walking.
         self._first_forms: set[str] = set()
         self._keys: list[K] = []
-        self._phrase_ids: dict[Phrase, int] = {}
+        # Keyed with the written forms too: `trade-deal` (also "tradedeal")
+        # equals `trade deal` as a Phrase but has one more path.
+        self._phrase_ids: dict[tuple[Phrase, tuple[WordForm, ...]], int] = {}
         self._includers: list[list[int]] = []  # phrase id -> terms that include it
         self._excludes: list[tuple[int, ...]] = []  # term -> phrase ids it excludes
         for key, query in terms:
@@ -240,11 +242,11 @@ class Matcher(Generic[K]):
             self._excludes.append(tuple({self._add_phrase(p) for p in query.exclude}))
 
     def _add_phrase(self, phrase: Phrase) -> int:
-        pid = self._phrase_ids.get(phrase)
+        pid = self._phrase_ids.get((phrase, phrase.forms))
         if pid is not None:
             return pid
         pid = len(self._includers)
-        self._phrase_ids[phrase] = pid
+        self._phrase_ids[(phrase, phrase.forms)] = pid
         self._includers.append([])
         for labels, hyphen_gaps in _phrase_paths(phrase):
             self._first_forms.update(_surface_forms(labels[0]))

@@ -683,3 +683,11 @@ def test_highlight_article() -> None:
     assert {s for s, bold in segments if bold} == {"Pax Silica"}
     assert len("".join(s for s, _ in segments)) <= 280
     assert "\n" not in "".join(s for s, _ in segments)
+
+
+def test_equal_phrases_written_differently_keep_their_own_forms() -> None:
+    """`trade deal` and `trade-deal` are equal phrases, but only the hyphenated
+    one also matches the closed "tradedeal", whichever was compiled first."""
+    for order in (["trade deal", "trade-deal"], ["trade-deal", "trade deal"]):
+        matcher = Matcher([(term, parse_query(term)) for term in order])
+        assert list(matcher.match(Item(title="Tradedeal app launches"))) == ["trade-deal"]
