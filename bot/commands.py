@@ -95,17 +95,30 @@ def _preview(
     return lines
 
 
-def _symbols_note(ctx: CommandContext, text: str) -> list[str]:
+def _symbols_note(ctx: CommandContext, text: str, parsed: Query) -> list[str]:
     """A one-line note when the query holds symbols or emoji, which matching
-    skips (only letters and digits count): `🚀 launch` matches "launch"."""
+    skips (only letters and digits count): `🚀 launch` matches "launch".
+    Symbols that are part of a name (the + of C++) are not skipped."""
+    kept = {ch for phrase in (*parsed.include, *parsed.exclude) for w in phrase.words for ch in w}
     symbols: list[str] = []
     for ch in text:
-        if unicodedata.category(ch).startswith("S") and ch not in symbols:
+        if unicodedata.category(ch).startswith("S") and ch not in symbols and ch not in kept:
             symbols.append(ch)
     if not symbols:
         return []
     shown = " ".join(ctx.escape(ch) for ch in symbols[:5]) + (" …" if len(symbols) > 5 else "")
     return [f"Note: symbols and emoji ({shown}) are ignored when matching."]
+
+
+def _acronyms_note(ctx: CommandContext, parsed: Query) -> list[str]:
+    """Which words the term takes as acronyms (SPEC §3: written in capitals)."""
+    if not parsed.acronyms:
+        return []
+    shown = ", ".join(ctx.escape(word) for word in parsed.acronyms)
+    return [
+        f"Acronyms (matched only where a story writes them in capitals): {shown}. "
+        "Write a word in lower case to match it in any case."
+    ]
 
 
 def watch_add(ctx: CommandContext, channel: str, text: str, user: str | None = None) -> Reply:
@@ -133,7 +146,11 @@ def watch_add(ctx: CommandContext, channel: str, text: str, user: str | None = N
             "Remove some with `/watch remove` first.",
             ok=False,
         )
-    lines = [f"Now watching {parsed.describe()} in this channel.", *_symbols_note(ctx, text)]
+    lines = [
+        f"Now watching {parsed.describe()} in this channel.",
+        *_acronyms_note(ctx, parsed),
+        *_symbols_note(ctx, text, parsed),
+    ]
     preview = _preview(ctx, parsed, channel)
     if preview:
         lines.append("Recent stories it would have matched:")
@@ -190,7 +207,11 @@ def watch_test(ctx: CommandContext, channel: str, text: str) -> Reply:
     if isinstance(parsed, Reply):
         return parsed
     preview = _preview(ctx, parsed, channel)
-    lines = [f"{parsed.describe()} (nothing was added)", *_symbols_note(ctx, text)]
+    lines = [
+        f"{parsed.describe()} (nothing was added)",
+        *_acronyms_note(ctx, parsed),
+        *_symbols_note(ctx, text, parsed),
+    ]
     if preview:
         lines.append("It matches these recent stories:")
         lines.extend(preview)

@@ -273,7 +273,7 @@ def test_poll_once_keeps_working_for_a_feed_that_failed_very_often(tmp_path: Pat
     config = write_config(
         tmp_path / "feeds.yaml",
         ["http://127.0.0.1:9/feed.xml"],
-        [{"channel": CHANNEL, "terms": ["x"]}],
+        [{"channel": CHANNEL, "terms": ["tariff"]}],
     )
     common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
     with Store(str(tmp_path / "db.sqlite")) as store:

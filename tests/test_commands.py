@@ -33,7 +33,43 @@ def test_add_notes_that_emoji_are_ignored(ctx: CommandContext) -> None:
 
 def test_symbols_in_the_note_are_escaped_and_listed_once(ctx: CommandContext) -> None:
     text = watch_add(ctx, CHANNEL, "<C++> $5 ++ deal", "U0ALICE0001").text
-    assert "Note: symbols and emoji (&lt; + &gt; $) are ignored when matching." in text
+    assert "Note: symbols and emoji (&lt; &gt; $) are ignored when matching." in text
+
+
+@pytest.mark.parametrize("query", ["C++", "C#", "AT&T", "R&D spending", "Disney+"])
+def test_symbols_of_names_are_not_noted_as_ignored(ctx: CommandContext, query: str) -> None:
+    assert "Note:" not in watch_add(ctx, CHANNEL, query, "U0ALICE0001").text
+
+
+@pytest.mark.parametrize(
+    ("query", "acronyms"),
+    [
+        ("US", "US"),
+        ("U.S. lumber -UK", "US, UK"),
+        ("NGOs OR WHO", "NGO, WHO"),
+        ("AT&T", "AT&amp;T"),  # escaped for Slack
+    ],
+)
+def test_add_says_which_words_are_acronyms(ctx: CommandContext, query: str, acronyms: str) -> None:
+    lines = watch_add(ctx, CHANNEL, query, "U0ALICE0001").text.splitlines()
+    assert lines[1] == (
+        f"Acronyms (matched only where a story writes them in capitals): {acronyms}. "
+        "Write a word in lower case to match it in any case."
+    )
+    assert "Acronyms" in watch_test(ctx, CHANNEL, query).text
+
+
+@pytest.mark.parametrize("query", ["us", "Us", "tariff", "NASDAQ", "G7"])
+def test_no_acronyms_line_without_capitals(ctx: CommandContext, query: str) -> None:
+    assert "Acronyms" not in watch_add(ctx, CHANNEL, query, "U0ALICE0001").text
+
+
+@pytest.mark.parametrize("query", ["C", "x", '"Q"', "c -vitamin"])
+def test_single_letter_terms_are_refused_with_the_reason(ctx: CommandContext, query: str) -> None:
+    reply = watch_add(ctx, CHANNEL, query, "U0ALICE0001")
+    assert not reply.ok
+    assert "single letter" in reply.text
+    assert ctx.store.count_terms(CHANNEL) == 0
 
 
 def test_long_symbol_lists_are_cut(ctx: CommandContext) -> None:

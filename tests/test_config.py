@@ -284,16 +284,16 @@ def test_feeds_for_watch_selectors() -> None:
           - url: https://c.example/rss
         watches:
           - channel: C0123456789
-            terms: [x]
+            terms: [tariff]
             feeds: [alpha]
           - channel: C0123456789
-            terms: [y]
+            terms: [yen]
             feeds: [INDIA]
           - channel: G0123456789
-            terms: [z]
+            terms: [zinc]
             feeds: ["HTTPS://C.example/rss/", trade]
           - channel: D0123456789
-            terms: [w]
+            terms: [wheat]
         """
     )
     a, b, c = config.feeds
@@ -327,7 +327,7 @@ def test_discord_env_channel_loads_and_warns_when_unset() -> None:
           - channel: discord:$TRADE_WEBHOOK
             terms: [trade]
           - channel: discord:$OTHER_HOOK
-            terms: [x]
+            terms: [tariff]
         """
     )
     assert config.watches[0].channel == "discord:$TRADE_WEBHOOK"
@@ -1021,7 +1021,7 @@ def test_selector_for_a_broken_feed_is_not_reported_twice() -> None:
             interval: 1s
         watches:
           - channel: C0123456789
-            terms: [x]
+            terms: [tariff]
             feeds: [Alpha]
         """
     )
