@@ -10,7 +10,6 @@ import argparse
 import importlib.metadata
 import logging
 import os
-import re
 import sqlite3
 import sys
 import time
@@ -18,13 +17,14 @@ from collections.abc import Sequence
 
 from bot import redact
 from bot.channels import display_channel, validate_channel, webhook_env_warnings
-from bot.commands import CommandContext, feed_health, watch_add, watch_list, watch_remove
+from bot.commands import CommandContext, feed_health, run_subcommand
 from bot.config import Config, ConfigError, config_warnings, load_config
 from bot.deliver import Deliverer, DeliveryReport
 from bot.fetch import Fetcher
 from bot.messages import DIGEST, NOTICE, format_time
 from bot.parsepool import ParsePool
 from bot.poll import CycleReport, Poller
+from bot.reply import render
 from bot.store import DEAD, PENDING, SENDING, FeedRow, OutboxRow, Store
 from bot.wiring import (
     SinkRouter,
@@ -117,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("action", choices=WATCH_ACTIONS)
     watch.add_argument(
-        "-c", "--channel", required=True, help="Slack channel ID or discord:<webhook URL>"
+        "-c",
+        "--channel",
+        required=True,
+        help="Slack channel ID, discord:<channel ID> or discord:<webhook URL>",
     )
     watch.add_argument(
         "query",
@@ -128,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-WATCH_ACTIONS = ("add", "remove", "list")
+WATCH_ACTIONS = ("add", "remove", "list", "test")
 # Options that take a value: at the top level and in `watch` after its action.
 _TOP_VALUE_OPTIONS = ("--config", "--db")
 _WATCH_VALUE_OPTIONS = ("--channel", "-c", "--config", "--db")
@@ -380,14 +383,13 @@ def cmd_poll(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# Slack mrkdwn bold: `*word*` or `*a few words*`, never a `***` mask or a lone `*`.
-_MRKDWN_BOLD = re.compile(r"(?<![*\w])\*(?=[^\s*])([^*\n]*?[^\s*])\*(?![*\w])")
-
-
-def plain_text(mrkdwn: str) -> str:
-    """A `/watch` reply for the terminal: Slack bold markers removed, the rest
-    (masked webhooks like `discord:…/ID/***`, asterisks in terms) kept."""
-    return _MRKDWN_BOLD.sub(r"\1", mrkdwn)
+def trim_query(query: str) -> str:
+    """A query without dangling `-` words at its end (`tariff -`, left over
+    from a shell line): they exclude nothing."""
+    words = query.split(" ")
+    while words and words[-1].strip() in ("", "-"):
+        words.pop()
+    return " ".join(words).strip()
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -401,18 +403,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
             f"watch list takes no query (got {' '.join(args.query)!r}); "
             "it lists every term of the --channel"
         )
-    query = join_query(args.query)
+    query = trim_query(join_query(args.query))
     with open_store(paths.db) as store:
         prepare(config, store)
-        ctx = CommandContext(store=store, config=lambda: config)
-        if args.action == "list":
-            reply = watch_list(ctx, args.channel)
-        elif args.action == "add":
-            reply = watch_add(ctx, args.channel, query)
-        else:
-            reply = watch_remove(ctx, args.channel, query)
+        ctx = CommandContext(store=store, config=lambda: config, platform="cli")
+        reply = run_subcommand(ctx, args.channel, None, args.action, query)
     stream = sys.stdout if reply.ok else sys.stderr
-    print(plain_text(reply.text), file=stream)
+    print(render(reply, "cli", channel=args.channel), file=stream)
     return EXIT_OK if reply.ok else EXIT_BAD_INPUT
 
 

@@ -34,15 +34,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import redact
 from bot.channels import webhook_env_warnings
-from bot.commands import CommandContext, Reply, dispatch
+from bot.commands import CommandContext, dispatch
 from bot.config import Config, ConfigError, load_config
 from bot.deliver import Deliverer
 from bot.fetch import Fetcher
 from bot.metrics import CONTENT_TYPE, Metrics, outbox_snapshot
 from bot.parsepool import ParsePool
 from bot.poll import Poller
+from bot.reply import Reply
 from bot.sinks.slack import DEFAULT_API_URL
-from bot.sinks.slack import escape as slack_escape
 from bot.slack_app import (
     ChannelCheck,
     SlackHttpEndpoint,
@@ -355,8 +355,8 @@ class Service:
         ctx = CommandContext(
             store=self.web_store,
             config=self.holder.get,
+            platform="slack",
             clock=self.clock,
-            escape=slack_escape,
             channel_problem=self.channel_check,
         )
         return dispatch(ctx, channel, user, text)

@@ -20,7 +20,7 @@ from slack_bolt import Ack, App, BoltRequest, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.commands import Reply
+from bot.reply import Reply, render, reply
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +142,12 @@ def build_app(settings: SlackSettings, handle: CommandHandler) -> App:
         user = command.get("user_id")
         text = str(command.get("text") or "")
         try:
-            reply = handle(channel, user, text)
+            answer = handle(channel, user, text)
         except Exception:
             log.exception("/watch failed in %s", channel)
-            reply = Reply(FAILURE_REPLY, ok=False)
+            answer = reply(FAILURE_REPLY, ok=False)
         try:
-            respond(text=reply.text, response_type="ephemeral")
+            respond(text=render(answer, "slack"), response_type="ephemeral")
         except Exception as exc:
             log.warning("could not send the /watch reply: %s", type(exc).__name__)
 

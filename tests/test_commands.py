@@ -9,7 +9,7 @@ import pytest
 
 from bot.commands import CommandContext, dispatch, watch_add, watch_test
 from bot.config import empty_config
-from bot.sinks.slack import escape as slack_escape
+from bot.reply import Reply, render
 from bot.store import Store
 
 CHANNEL = "C0COMMANDS1"
@@ -19,43 +19,43 @@ CHANNEL = "C0COMMANDS1"
 def ctx(tmp_path: Path) -> Iterator[CommandContext]:
     config = empty_config("feeds.yaml")
     with Store(str(tmp_path / "db.sqlite")) as store:
-        yield CommandContext(store=store, config=lambda: config, escape=slack_escape)
+        yield CommandContext(store=store, config=lambda: config, platform="slack")
 
 
 def test_add_notes_that_emoji_are_ignored(ctx: CommandContext) -> None:
     reply = watch_add(ctx, CHANNEL, "🚀 launch", "U0ALICE0001")
     assert reply.ok
-    lines = reply.text.splitlines()
+    lines = slack(reply).splitlines()
     assert lines[0] == "Now watching *launch* (also: launches) in this channel."
     assert lines[1] == "Note: symbols and emoji (🚀) are ignored when matching."
     assert ctx.store.find_term(CHANNEL, "🚀 launch") is not None
 
 
 def test_symbols_in_the_note_are_escaped_and_listed_once(ctx: CommandContext) -> None:
-    text = watch_add(ctx, CHANNEL, "<C++> $5 ++ deal", "U0ALICE0001").text
+    text = slack(watch_add(ctx, CHANNEL, "<C++> $5 ++ deal", "U0ALICE0001"))
     assert "Note: symbols and emoji (&lt; + &gt; $) are ignored when matching." in text
 
 
 def test_long_symbol_lists_are_cut(ctx: CommandContext) -> None:
-    text = watch_add(ctx, CHANNEL, "a+b=c<d>e^f~g", "U0ALICE0001").text
+    text = slack(watch_add(ctx, CHANNEL, "a+b=c<d>e^f~g", "U0ALICE0001"))
     assert "(+ = &lt; &gt; ^ …) are ignored" in text
 
 
 @pytest.mark.parametrize("query", ["launch", "Café au lait", "trade-deal", "tariff's", "東京"])
 def test_no_note_for_letters_digits_and_punctuation(ctx: CommandContext, query: str) -> None:
-    assert "Note:" not in watch_add(ctx, CHANNEL, query, "U0ALICE0001").text
+    assert "Note:" not in slack(watch_add(ctx, CHANNEL, query, "U0ALICE0001"))
 
 
 def test_test_subcommand_notes_ignored_symbols_too(ctx: CommandContext) -> None:
     reply = watch_test(ctx, CHANNEL, "❤️ love")
-    assert "Note: symbols and emoji (❤) are ignored when matching." in reply.text
+    assert "Note: symbols and emoji (❤) are ignored when matching." in slack(reply)
     assert ctx.store.count_terms(CHANNEL) == 0
 
 
 @pytest.mark.parametrize("gap", ["\t", "\n", "\u00a0", "  "])
 def test_any_whitespace_ends_the_subcommand(ctx: CommandContext, gap: str) -> None:
     reply = dispatch(ctx, CHANNEL, "U0ALICE0001", f"add{gap}tariff")
-    assert reply.ok and reply.text.startswith("Now watching *tariff*")
+    assert reply.ok and slack(reply).startswith("Now watching *tariff*")
     assert dispatch(ctx, CHANNEL, "U0ALICE0001", f"list{gap}").ok
 
 
@@ -75,7 +75,7 @@ def test_concurrent_adds_never_pass_the_term_limit(tmp_path: Path) -> None:
 
     config = empty_config("feeds.yaml")
     with SlowCountStore(str(tmp_path / "db.sqlite")) as store:
-        ctx = CommandContext(store=store, config=lambda: config, escape=slack_escape)
+        ctx = CommandContext(store=store, config=lambda: config, platform="slack")
         for n in range(MAX_TERMS_PER_CHANNEL - 1):
             store.add_term(CHANNEL, f"term{n}", "cli", None, 0.0)
         replies = []
@@ -89,3 +89,7 @@ def test_concurrent_adds_never_pass_the_term_limit(tmp_path: Path) -> None:
             thread.join()
         assert store.count_terms(CHANNEL) == MAX_TERMS_PER_CHANNEL
         assert sum(reply.ok for reply in replies) == 1
+
+
+def slack(reply: Reply) -> str:
+    return render(reply, "slack")
