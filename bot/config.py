@@ -98,6 +98,7 @@ _TAG_NULL = "tag:yaml.org,2002:null"
 _TAG_MERGE = "tag:yaml.org,2002:merge"
 
 _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{8,}")
+_DISCORD_USER_ID = re.compile(r"[1-9][0-9]{5,19}")
 
 
 # --------------------------------------------------------------------------- data
@@ -109,7 +110,7 @@ class Settings:
     max_age: float = 172800.0  # seconds; 0 = no limit
     max_alerts_per_poll: int = 10  # >= 1
     allow_networks: tuple[IPNetwork, ...] = ()
-    managers: tuple[str, ...] = ()  # Slack user IDs; empty = everyone
+    managers: tuple[str, ...] = ()  # Slack or Discord user IDs; empty = everyone
     fetch_timeout: float = 20.0  # seconds, > 0
     max_body_mb: float = 10.0  # > 0
     max_items_per_feed: int = 500  # >= 1
@@ -688,11 +689,12 @@ class _Parser:
             return None
         managers: list[str] = []
         for text, child in items:
-            if not _SLACK_USER_ID.fullmatch(text):
+            if not (_SLACK_USER_ID.fullmatch(text) or _DISCORD_USER_ID.fullmatch(text)):
                 self.problem(
                     child,
                     f"managers: {_quote(text)} is not a Slack user ID "
-                    "(upper-case letters and digits starting with U or W, like U0123456789)",
+                    "(upper-case letters and digits starting with U or W, like U0123456789) "
+                    "or a Discord user ID (digits only, like 80351110224678912)",
                 )
                 continue
             managers.append(text)

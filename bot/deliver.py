@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from bot.channels import channel_kind, display_channel
 from bot.sinks.base import DeliveryError, Sink, remote_id_of
-from bot.store import SENDING, OutboxRow, Store
+from bot.store import SENDING, BrokenDestination, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -168,14 +168,18 @@ class Deliverer:
     ) -> tuple[list[OutboxRow], float]:
         """Channel heads that may be sent now, and when the next gate opens."""
         gates = self.store.gates()
+        broken = self.store.broken_destinations()
         ready: list[OutboxRow] = []
         wake_at = float("inf")
         for head in self.store.channel_heads():
             if head.state == SENDING or head.id in given_up:
                 continue  # in flight elsewhere (or orphaned: next call recovers it)
+            sink = self.sink_for(head.channel)
+            if head.channel in broken and self._still_broken(broken[head.channel], sink):
+                continue  # waits for a config change or `newshound retry`
             if not retry_now and head.next_attempt_at > now:
                 continue  # in backoff: a later call sends it
-            keys = self._gate_keys(head, self.sink_for(head.channel))
+            keys = self._gate_keys(head, sink)
             not_before = max((gates.get(k, 0.0) for k in keys), default=0.0)
             if not_before <= now:
                 ready.append(head)
@@ -183,10 +187,25 @@ class Deliverer:
                 wake_at = min(wake_at, not_before)
         return ready, wake_at
 
+    def _still_broken(self, mark: BrokenDestination, sink: Sink) -> bool:
+        """A destination marked broken stays so while we would call the same
+        thing (same webhook URL, same bot token); a changed one is tried again."""
+        fingerprint = getattr(sink, "fingerprint", None)
+        if fingerprint is None or fingerprint(mark.channel) == mark.fingerprint:
+            return True
+        self.store.clear_broken(mark.channel)
+        log.info(
+            "%s changed since it was marked broken; trying it again", display_channel(mark.channel)
+        )
+        return False
+
     def _gate_keys(self, message: OutboxRow, sink: Sink) -> list[str]:
         """Gates that must be open to send `message`; the last one is the
         destination's own (closed by its 429 answers)."""
         keys = [channel_gate(message.channel)]
+        shared_keys = getattr(sink, "shared_gate_keys", None)
+        if shared_keys is not None:
+            keys.extend(str(key) for key in shared_keys(message.channel))
         lookup_key = getattr(sink, "lookup_key", None)
         if message.verify_since is not None and lookup_key is not None:
             keys.append(str(lookup_key(message.channel)))
@@ -246,7 +265,11 @@ class Deliverer:
         """Did an earlier attempt arrive? SENT if so, None to go on sending.
         Raises DeliveryError when the destination cannot tell us yet."""
         try:
-            remote_id = sink.find_sent(message.channel, message.id, since=message.verify_since)
+            find_posted = getattr(sink, "find_posted", None)
+            if find_posted is not None:  # looks for the message's content
+                remote_id = find_posted(message, since=message.verify_since)
+            else:
+                remote_id = sink.find_sent(message.channel, message.id, since=message.verify_since)
         except DeliveryError as exc:
             if not exc.permanent:
                 raise
@@ -279,6 +302,8 @@ class Deliverer:
     ) -> Outcome:
         now = self.clock()
         where = display_channel(message.channel)
+        if exc.broken:
+            return self._broken(message, exc, kind, report)
         exhausted = exc.give_up_after is not None and message.attempts >= exc.give_up_after
         if exc.permanent or exhausted:
             reason = exc.message
@@ -306,6 +331,27 @@ class Deliverer:
         report.errors.append(f"{where}: {exc.message} (will retry)")
         log.info("message %s to %s failed, will retry: %s", message.id, where, exc.message)
         self._count(kind, "retry")
+        return Outcome.RETRY
+
+    def _broken(
+        self, message: OutboxRow, exc: DeliveryError, kind: str, report: DeliveryReport
+    ) -> Outcome:
+        """The destination refused us: keep the message (pending), stop calling it."""
+        now = self.clock()
+        fingerprint = getattr(self.sink_for(message.channel), "fingerprint", None)
+        mark = fingerprint(message.channel) if fingerprint is not None else ""
+        self.store.mark_broken(message.channel, exc.message, mark, now)
+        if not self.store.mark_retry(message.id, exc.message, now, owner=self.owner):
+            return self._taken_over(message, exc.message)
+        where = display_channel(message.channel)
+        report.failed += 1
+        report.errors.append(f"{where}: {exc.message} (held until fixed; then newshound retry)")
+        log.warning(
+            "%s is broken, its messages wait until it is fixed (newshound retry): %s",
+            where,
+            exc.message,
+        )
+        self._count(kind, "broken")
         return Outcome.RETRY
 
     def _back_to_pending(self, message: OutboxRow, exc: DeliveryError, next_at: float) -> bool:

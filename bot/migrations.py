@@ -167,4 +167,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE feeds ADD COLUMN check_interval REAL;
         """,
     ),
+    (
+        7,
+        """
+        -- Destinations that answered 401/403/404 (webhook deleted, bot removed,
+        -- permission missing): their messages wait and they are not called
+        -- again until `fingerprint` (what we would call: webhook URL or bot
+        -- token, hashed) changes or `newshound retry` clears the row.
+        CREATE TABLE broken_destinations (
+            channel TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            since REAL NOT NULL
+        );
+        """,
+    ),
 ]

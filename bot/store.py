@@ -96,6 +96,14 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class BrokenDestination:
+    channel: str
+    reason: str
+    fingerprint: str
+    since: float
+
+
+@dataclass(frozen=True)
 class TermRow:
     channel: str
     term: str
@@ -712,6 +720,34 @@ class Store:
             (PENDING, "interrupted; checking before resending", now, outbox_id, SENDING, owner),
         )
         return cursor.rowcount == 1
+
+    # -- broken destinations ----------------------------------------------
+
+    def mark_broken(self, channel: str, reason: str, fingerprint: str, now: float) -> None:
+        """Stop calling `channel` (until its fingerprint changes or it is cleared)."""
+        self._execute(
+            "INSERT INTO broken_destinations(channel, reason, fingerprint, since) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(channel) DO UPDATE SET "
+            "reason = excluded.reason, fingerprint = excluded.fingerprint",
+            (channel, reason, fingerprint, now),
+        )
+
+    def broken_destinations(self) -> dict[str, BrokenDestination]:
+        rows = self._rows("SELECT * FROM broken_destinations ORDER BY since")
+        return {
+            str(r["channel"]): BrokenDestination(
+                str(r["channel"]), str(r["reason"]), str(r["fingerprint"]), float(r["since"])
+            )
+            for r in rows
+        }
+
+    def clear_broken(self, channel: str | None = None) -> int:
+        """Call broken destinations again (`newshound retry`): all, or one channel."""
+        if channel is None:
+            return self._execute("DELETE FROM broken_destinations").rowcount
+        return self._execute(
+            "DELETE FROM broken_destinations WHERE channel = ?", (channel,)
+        ).rowcount
 
     # -- watch terms -----------------------------------------------------
 

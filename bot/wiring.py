@@ -10,12 +10,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.channels import channel_kind
+from bot.channels import channel_kind, discord_channel_id
 from bot.config import Config, Settings, empty_config, load_config
 from bot.fetch import FetchPolicy
 from bot.sinks.base import Sink
 from bot.sinks.console import ConsoleSink
 from bot.sinks.discord import DiscordSink
+from bot.sinks.discord_bot import DiscordBotSink
 from bot.sinks.slack import DEFAULT_API_URL, SlackSink
 
 DEFAULT_CONFIG = "feeds.yaml"
@@ -59,7 +60,8 @@ def config_terms(config: Config) -> list[tuple[str, str]]:
 
 class SinkRouter:
     """Picks the sink for a channel: Slack (or the console when no bot token
-    is configured) for Slack IDs, a webhook for `discord:` channels."""
+    is configured) for Slack IDs, the Discord bot for `discord:<channel ID>`,
+    a webhook for other `discord:` channels."""
 
     def __init__(self, env: Mapping[str, str] | None = None, *, console_only: bool = False) -> None:
         env = dict(os.environ if env is None else env)
@@ -69,8 +71,15 @@ class SinkRouter:
         if token and not console_only:
             self.slack = SlackSink(token, env.get("SLACK_API_URL") or DEFAULT_API_URL)
         self.discord: Sink | None = None if console_only else DiscordSink(env)
+        self.discord_bot: Sink | None = None
+        if not console_only:
+            self.discord_bot = DiscordBotSink(
+                env.get("DISCORD_BOT_TOKEN"), env.get("DISCORD_API_URL")
+            )
 
     def __call__(self, channel: str) -> Sink:
+        if discord_channel_id(channel) is not None and self.discord_bot is not None:
+            return self.discord_bot
         if channel_kind(channel) == "discord" and self.discord is not None:
             return self.discord
         if channel_kind(channel) == "slack" and self.slack is not None:

@@ -15,7 +15,11 @@ class DeliveryError(Exception):
     maybe_delivered: we never heard an answer (timeout, dropped connection,
     5xx), so the message may have arrived: look for it before resending;
     give_up_after: an answer we do not know (neither an outage nor a known
-    permanent error) is retried this many attempts, then the message is dead.
+    permanent error) is retried this many attempts, then the message is dead;
+    broken: the destination itself refused us (Discord 401/403/404: webhook
+    deleted, bot removed, permission missing). Its messages wait and it is
+    not called again until its `fingerprint` changes or `newshound retry` runs
+    (Discord bans IPs that keep making invalid requests).
     """
 
     def __init__(
@@ -27,6 +31,7 @@ class DeliveryError(Exception):
         maybe_delivered: bool = False,
         gate_key: str | None = None,
         give_up_after: int | None = None,
+        broken: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -35,6 +40,7 @@ class DeliveryError(Exception):
         self.maybe_delivered = maybe_delivered
         self.gate_key = gate_key
         self.give_up_after = give_up_after
+        self.broken = broken
 
 
 @dataclass(frozen=True)
