@@ -131,8 +131,7 @@ def validate_channel(channel: str) -> str | None:
         rest = channel[len(DISCORD_PREFIX) :].strip()
         if not rest:
             return (
-                "discord: must be followed by a channel ID, a webhook URL "
-                "or $ENVIRONMENT_VARIABLE"
+                "discord: must be followed by a channel ID, a webhook URL or $ENVIRONMENT_VARIABLE"
             )
         if discord_channel_id(channel) is not None:
             return None

@@ -41,6 +41,7 @@ MAX_QUERY_LENGTH = 500  # characters; longer text is not a watch term but a past
 RECENT_ITEMS_SCANNED = 500
 PREVIEW_ITEMS = 5
 
+
 def help_reply() -> Reply:
     b = ReplyBuilder()
     b.line(Bold("newshound"), " watches news feeds and posts one alert per matching story here.")
@@ -237,7 +238,7 @@ def watch_list(ctx: CommandContext, channel: str) -> Reply:
         for r in config_rows:
             b.bullet(r.term)
     if added_rows:
-        b.line("Added with ", Command("add"), ":")
+        b.line("Added with /watch:")
         for r in added_rows:
             who: Text | User = (
                 User(r.source, r.added_by)

@@ -204,5 +204,3 @@ def joined(items: Iterable[Span | str], sep: str = ", ") -> list[Span]:
             spans.append(Text(sep))
         spans.append(Text(item) if isinstance(item, str) else item)
     return spans
-
-

@@ -16,6 +16,7 @@ long poll transaction never delays an ack or a health check.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -33,17 +34,25 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import redact
-from bot.channels import webhook_env_warnings
-from bot.commands import CommandContext, dispatch
+from bot.channels import display_channel, webhook_env_warnings
+from bot.commands import CommandContext, dispatch, run_subcommand
 from bot.config import Config, ConfigError, load_config
 from bot.deliver import Deliverer
+from bot.discord_app import (
+    INTERACTIONS_PATH,
+    DiscordChannelCheck,
+    DiscordInteractions,
+    DiscordSettings,
+)
 from bot.fetch import Fetcher
 from bot.metrics import CONTENT_TYPE, Metrics, outbox_snapshot
 from bot.parsepool import ParsePool
 from bot.poll import Poller
 from bot.reply import Reply
+from bot.sinks.discord_bot import api_base
 from bot.sinks.slack import DEFAULT_API_URL
 from bot.slack_app import (
+    EVENTS_PATH,
     ChannelCheck,
     SlackHttpEndpoint,
     SlackSettings,
@@ -51,7 +60,7 @@ from bot.slack_app import (
     build_app,
 )
 from bot.store import Store
-from bot.web import WebApp, WebServer
+from bot.web import HttpRequest, HttpResponse, Route, WebApp, WebServer
 from bot.wiring import SinkRouter, config_terms, fetch_policy, load_or_empty
 
 log = logging.getLogger(__name__)
@@ -109,6 +118,23 @@ def slack_settings(env: Mapping[str, str]) -> SlackSettings | None:
         log.warning("Slack commands are off: SLACK_BOT_TOKEN is not set")
         return None
     return SlackSettings(bot_token, api_url, signing_secret, app_token)
+
+
+def discord_settings(env: Mapping[str, str]) -> DiscordSettings | None:
+    """Discord's /watch endpoint settings (None: DISCORD_PUBLIC_KEY unset)."""
+    public_key = env.get("DISCORD_PUBLIC_KEY", "").strip()
+    if not public_key:
+        log.info("Discord commands are off: set DISCORD_PUBLIC_KEY to enable /watch in Discord")
+        return None
+    application_id = env.get("DISCORD_APPLICATION_ID", "").strip() or None
+    if application_id is None:
+        log.warning("DISCORD_APPLICATION_ID is not set: /watch in Discord cannot answer")
+    return DiscordSettings(
+        public_key=public_key,
+        application_id=application_id,
+        api_url=api_base(env.get("DISCORD_API_URL")),
+        bot_token=env.get("DISCORD_BOT_TOKEN", "").strip() or None,
+    )
 
 
 class ConfigHolder:
@@ -181,6 +207,14 @@ class Service:
         self.slack = slack_settings(env)
         self.socket: SocketModeRunner | None = None
         endpoint: SlackHttpEndpoint | None = None
+        self.discord = discord_settings(env)
+        self.discord_check: DiscordChannelCheck | None = None
+        self.interactions: DiscordInteractions | None = None
+        if self.discord is not None:
+            self.discord_check = DiscordChannelCheck(self.discord)
+            self.interactions = DiscordInteractions(
+                self.discord, self.handle_discord_command, clock
+            )
         if self.slack is not None:
             app = build_app(self.slack, self.handle_command)
             self.channel_check: Callable[[str], str | None] | None = ChannelCheck(app.client)
@@ -192,7 +226,38 @@ class Service:
                 endpoint = SlackHttpEndpoint(app, self.slack.signing_secret, clock)
         else:
             self.channel_check = None
-        self.web = WebServer(WebApp(self.health, self.render_metrics, endpoint), options.host, port)
+        self.web = WebServer(WebApp(self._routes(endpoint)), options.host, port)
+
+    def _routes(self, slack: SlackHttpEndpoint | None) -> dict[str, Route]:
+        """The one route table of the HTTP front."""
+        get = ("GET", "HEAD")
+        routes = {
+            "/healthz": Route(get, self._health_route),
+            "/metrics": Route(get, self._metrics_route),
+        }
+        if slack is not None:
+            routes[EVENTS_PATH] = Route(
+                ("POST",),
+                lambda r: HttpResponse(*slack.handle(r.headers, r.body, r.query)),
+                reads_body=True,
+            )
+        interactions = self.interactions
+        if interactions is not None:
+            routes[INTERACTIONS_PATH] = Route(
+                ("POST",),
+                lambda r: HttpResponse(*interactions.handle(r.headers, r.body)),
+                reads_body=True,
+            )
+        return routes
+
+    def _health_route(self, request: HttpRequest) -> HttpResponse:
+        healthy, data = self.health()
+        body = json.dumps(data, sort_keys=True).encode() + b"\n"
+        return HttpResponse(200 if healthy else 503, {"content-type": "application/json"}, body)
+
+    def _metrics_route(self, request: HttpRequest) -> HttpResponse:
+        body, content_type = self.render_metrics()
+        return HttpResponse(200, {"content-type": content_type}, body)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -358,8 +423,27 @@ class Service:
             platform="slack",
             clock=self.clock,
             channel_problem=self.channel_check,
+            destination_problem=self._destination_problem,
         )
         return dispatch(ctx, channel, user, text)
+
+    def handle_discord_command(
+        self, channel: str, user: str | None, subcommand: str, query: str
+    ) -> Reply:
+        self.metrics.observe_command(subcommand or "help")
+        ctx = CommandContext(
+            store=self.web_store,
+            config=self.holder.get,
+            platform="discord",
+            clock=self.clock,
+            channel_problem=self.discord_check,
+            destination_problem=self._destination_problem,
+        )
+        return run_subcommand(ctx, channel, user, subcommand, query)
+
+    def _destination_problem(self, channel: str) -> str | None:
+        mark = self.web_store.broken_destinations().get(channel)
+        return mark.reason if mark is not None else None
 
     # -- observation -------------------------------------------------------
 
@@ -401,6 +485,14 @@ class Service:
         data["feeds_failing"] = values.get("feeds_failing", 0)
         data["alerts_pending"] = values.get("pending", 0)
         data["alerts_dead"] = values.get("dead", 0)
+        try:
+            broken = list(self.web_store.broken_destinations().values())
+        except Exception:
+            broken = []
+        data["destinations_broken"] = [
+            {"channel": display_channel(b.channel), "reason": b.reason, "since": _iso(b.since)}
+            for b in broken
+        ]
         if self.socket is not None:
             data["socket_mode_connected"] = self.socket.connected
         healthy = data["db_ok"] and running

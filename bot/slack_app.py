@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 MAX_SKEW = 300  # seconds: Slack's replay window for signed requests
-MAX_BODY = 1024 * 1024
 
 # (channel, user, text) -> reply. Runs after the ack, off the request thread.
 CommandHandler = Callable[[str, str | None, str], Reply]
