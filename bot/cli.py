@@ -128,6 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help='the watch term (query language: words, OR, "phrase", -word)',
     )
+    discord = sub.add_parser("discord", parents=[common], help="Discord application setup")
+    discord_sub = discord.add_subparsers(dest="discord_command", metavar="ACTION", required=True)
+    register = discord_sub.add_parser(
+        "register",
+        parents=[common],
+        help="register the /watch command (needs DISCORD_BOT_TOKEN, DISCORD_APPLICATION_ID)",
+    )
+    register.add_argument(
+        "--guild", metavar="ID", help="register in one server only (usable at once, for testing)"
+    )
+    retry = sub.add_parser(
+        "retry",
+        parents=[common],
+        help="call destinations marked broken again (after fixing a webhook or permission)",
+    )
+    retry.add_argument("-c", "--channel", help="only this channel")
     return parser
 
 
@@ -466,6 +482,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"    last success: {last_ok}; last error: {last_error}; "
                 f"next check: {next_check_text(row, now)}"
             )
+        print_broken(store)
         counts = store.outbox_counts()
         undelivered = {
             "Pending": counts.get(PENDING, 0) + counts.get(SENDING, 0),
@@ -496,6 +513,38 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def print_broken(store: Store) -> None:
+    broken = store.broken_destinations()
+    if not broken:
+        return
+    print("Broken destinations (their alerts wait; fix, then run `newshound retry`):")
+    for mark in broken.values():
+        print(f"  {display_channel(mark.channel)}: {mark.reason} (since {format_time(mark.since)})")
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    if args.channel is not None and validate_channel(args.channel) is not None:
+        raise UsageError(f"invalid --channel: {validate_channel(args.channel)}")
+    paths = resolve_paths(args.config, args.db)
+    with open_store(paths.db) as store:
+        cleared = store.clear_broken(args.channel)
+    print(f"{cleared} broken destination{'' if cleared == 1 else 's'} will be called again")
+    return EXIT_OK
+
+
+def cmd_discord(args: argparse.Namespace) -> int:
+    from bot.discord_register import RegisterUsageError, RegisterError, register
+
+    try:
+        print(register(os.environ, args.guild))
+    except RegisterUsageError as exc:
+        raise UsageError(f"discord register: {exc}") from None
+    except RegisterError as exc:
+        print(f"newshound: discord register: {exc}", file=sys.stderr)
+        return 1
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -521,4 +570,6 @@ COMMANDS = {
     "status": cmd_status,
     "demo": cmd_demo,
     "run": cmd_run,
+    "discord": cmd_discord,
+    "retry": cmd_retry,
 }
