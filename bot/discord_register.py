@@ -45,7 +45,7 @@ def _query(description: str) -> dict[str, Any]:
 def watch_command() -> dict[str, Any]:
     """The chat-input command with its six subcommands."""
     subcommands = [
-        ("add", "Watch a term in this channel", _query("e.g. trade deal, \"pax silica\", a OR b")),
+        ("add", "Watch a term in this channel", _query('e.g. trade deal, "pax silica", a OR b')),
         ("remove", "Stop watching a term", _query("the term as listed by /watch list")),
         ("list", "Terms this channel watches", None),
         ("help", "How /watch and the query language work", None),
