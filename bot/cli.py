@@ -533,7 +533,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_discord(args: argparse.Namespace) -> int:
-    from bot.discord_register import RegisterUsageError, RegisterError, register
+    from bot.discord_register import RegisterError, RegisterUsageError, register
 
     try:
         print(register(os.environ, args.guild))

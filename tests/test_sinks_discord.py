@@ -13,7 +13,7 @@ from bot.deliver import Deliverer
 from bot.messages import ALERT, DIGEST, NOTICE
 from bot.sinks.base import Delivered, DeliveryError
 from bot.sinks.discord import DiscordSink, format_message
-from bot.store import DEAD, PENDING, SENT, Store
+from bot.store import PENDING, SENT, Store
 
 HOSTILE = {
     "title": "@everyone tariff <@123> news",
@@ -175,7 +175,7 @@ def test_a_broken_env_webhook_is_tried_again_once_its_variable_changes(
 ):
     gone, fixed = discord.webhook("gone"), discord.webhook("fixed")
     discord.delete(gone)
-    (held_id,) = queue(store, "discord:$TRADE_HOOK", 1)
+    queue(store, "discord:$TRADE_HOOK", 1)
     d = deliverer(store, DiscordSink({"TRADE_HOOK": gone}))
     d.deliver()
     d.deliver(retry_now=True)

@@ -192,7 +192,7 @@ def test_without_a_bot_token_alerts_wait(api: FakeDiscordApi, store: Store) -> N
 # -- discord register -----------------------------------------------------------
 
 
-def register(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str):  # noqa: ANN201
+def register(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str):
     for name in ("DISCORD_BOT_TOKEN", "DISCORD_APPLICATION_ID", "DISCORD_API_URL"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():

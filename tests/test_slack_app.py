@@ -209,7 +209,7 @@ def test_slow_commands_never_hold_up_the_acknowledgement_of_others() -> None:
     API, locked database) must not keep later commands from their ack."""
     from urllib.parse import urlencode
 
-    from bot.reply import reply
+    from bot.reply import Reply, reply
     from bot.slack_app import SlackHttpEndpoint, SlackSettings, build_app
 
     release = threading.Event()
