@@ -16,7 +16,6 @@ from typing import Literal
 
 from bot.channels import display_channel
 from bot.messages import format_time
-from bot.sinks.discord import escape as discord_escape
 from bot.sinks.slack import escape as slack_escape
 from bot.text import inline_text
 
@@ -157,8 +156,22 @@ def _escape(text: str, platform: Platform) -> str:
     if platform == "slack":
         return slack_escape(text)
     if platform == "discord":
-        return discord_escape(text)
+        return _discord_escape(text)
     return inline_text(text)
+
+
+_DISCORD_MARKUP = re.compile(r"([\\*_~`|\[\]>])")
+_DISCORD_LINE_START = re.compile(r"^([#-])")
+
+
+def _discord_escape(text: str) -> str:
+    """Discord markdown made literal, mentions defused: backslashes before
+    emphasis, code, spoiler, quote and link characters (and a leading # or -,
+    which would start a heading or a list); a zero-width space after `@` and
+    `<` so no `@everyone`, `<@id>` or `<#channel>` can form."""
+    text = _DISCORD_MARKUP.sub(r"\\\1", inline_text(text))
+    text = _DISCORD_LINE_START.sub(r"\\\1", text)
+    return text.replace("@", "@\u200b").replace("<", "<\u200b")
 
 
 def _code(text: str, platform: Platform) -> str:

@@ -170,7 +170,11 @@ class FakeDiscordApi:
         comes earlier waits for it, as Discord processes the callback first)."""
         from service_helpers import request
 
-        token = str(json.loads(body).get("token", "")) if body.startswith(b"{") else ""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        token = str(data.get("token", "")) if isinstance(data, dict) else ""
         received = threading.Event()
         with self.lock:
             self.in_flight[token] = received
