@@ -26,7 +26,10 @@ from fakeslack import FakeSlack
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 from nacl.signing import SigningKey
-from service_helpers import HttpResult, Service, request, wait_for
+from service_helpers import HttpResult, Service, wait_for
+
+from bot.messages import ALERT
+from bot.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -276,12 +279,46 @@ def test_malformed_and_foreign_interactions_get_4xx(
 
 
 def test_requests_over_1_mb_are_refused(discord: Discord) -> None:
-    body = b'{"type": 1, "pad": "' + b"x" * (1024 * 1024) + b'"}'
-    result = request(discord.url, data=body, headers=discord.signed(body))
-    assert result.status == 413
+    """Refused from the Content-Length alone, before the body is read (a raw
+    socket, so the client is still sending when the answer comes)."""
+    import socket
+
+    length = 1024 * 1024 + 1
+    head = (
+        f"POST /discord/interactions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", discord.service.port), timeout=5) as conn:
+        conn.sendall(head + b'{"type": 1, "pad": "')
+        answer = conn.recv(1024)
+    assert answer.startswith(b"HTTP/1.0 413") or answer.startswith(b"HTTP/1.1 413")
 
 
 def test_wrong_methods_and_health(discord: Discord) -> None:
     assert discord.service.get("/discord/interactions").status == 405
     health = discord.service.get("/healthz").json()
     assert health["destinations_broken"] == []
+
+
+def test_a_channel_that_answers_404_is_held_and_reported(discord: Discord) -> None:
+    gone = "1200000000000000099"  # unknown to Discord: deleted, or the bot was removed
+    payload = {
+        "title": "Held story",
+        "link": "https://news.example/held",
+        "source": "World",
+        "terms": ["tariff"],
+        "snippet": [["Held", False]],
+        "published": None,
+    }
+    with Store(discord.service.db) as store:
+        store.add_outbox(f"discord:{gone}", ALERT, payload, time.time())
+
+    def broken() -> list[dict[str, str]]:
+        return list(discord.service.get("/healthz").json()["destinations_broken"])
+
+    (mark,) = wait_for(broken, timeout=10)
+    assert mark["channel"] == f"discord:{gone}" and "HTTP 404" in mark["reason"]
+    time.sleep(0.6)  # several delivery ticks: it is not called again
+    assert len(discord.api.calls_to("POST", f"/channels/{gone}/messages")) == 1
+    feeds = discord.watch("feeds", channel=gone)
+    assert feeds.startswith("**Alerts for this channel are on hold: **the channel no longer")
