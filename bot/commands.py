@@ -37,7 +37,6 @@ from bot.store import FeedRow, Store
 from bot.watchlist import added_term_scope
 
 MAX_TERMS_PER_CHANNEL = 500
-MAX_QUERY_LENGTH = 500  # characters; longer text is not a watch term but a paste
 RECENT_ITEMS_SCANNED = 500
 PREVIEW_ITEMS = 5
 
@@ -100,12 +99,6 @@ def _check_manager(ctx: CommandContext, user: str | None) -> Reply | None:
 
 
 def _parse(text: str) -> Query | Reply:
-    if len(text) > MAX_QUERY_LENGTH:
-        return reply(
-            f"Can't use that query: it is {len(text)} characters long; "
-            f"a watch term has at most {MAX_QUERY_LENGTH}.",
-            ok=False,
-        )
     try:
         return parse_query(text)
     except QueryError as exc:

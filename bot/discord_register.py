@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from bot.commands import MAX_QUERY_LENGTH
+from bot.query import MAX_TERM_LENGTH
 from bot.sinks.discord_bot import api_base
 
 SUBCOMMAND, STRING = 1, 3
@@ -38,7 +38,7 @@ def _query(description: str) -> dict[str, Any]:
         "description": description,
         "required": True,
         "min_length": 1,
-        "max_length": MAX_QUERY_LENGTH,
+        "max_length": MAX_TERM_LENGTH,
     }
 
 

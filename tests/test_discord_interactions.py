@@ -236,7 +236,7 @@ def test_help_and_unknown_subcommands_answer_at_once(discord: Discord) -> None:
         ("", "Can't use that query"),
         ("   ", "Can't use that query"),
         ("-rumor", "Can't use that query"),
-        ("x" * 600, "at most 500"),
+        ("x" * 600, "longer than 200 characters"),
     ],
 )
 def test_bad_queries_get_a_clear_answer_and_store_nothing(
