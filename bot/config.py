@@ -28,6 +28,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.channels import (
+    discord_channel_id,
     display_channel,
     env_var_name,
     validate_channel,
@@ -227,11 +228,24 @@ def config_warnings(config: Config, env: Mapping[str, str]) -> list[Problem]:
     """Problems that do not stop the config from loading but will stop alerts.
 
     Today: ``discord:$VAR`` channels whose variable is unset or does not hold
-    a usable webhook URL. Messages never contain the webhook URL.
+    a usable webhook URL, and ``discord:<channel ID>`` channels without
+    DISCORD_BOT_TOKEN. Messages never contain the webhook URL.
     """
     warnings: list[Problem] = []
     reported: set[str] = set()
     for watch in config.watches:
+        if discord_channel_id(watch.channel) and not env.get("DISCORD_BOT_TOKEN", "").strip():
+            if "DISCORD_BOT_TOKEN" not in reported:
+                reported.add("DISCORD_BOT_TOKEN")
+                warnings.append(
+                    Problem(
+                        config.path,
+                        watch.line,
+                        f"DISCORD_BOT_TOKEN is not set, so alerts for {watch.channel} "
+                        "cannot be sent until it is",
+                    )
+                )
+            continue
         name = env_var_name(watch.channel)
         if name is None or name in reported:
             continue

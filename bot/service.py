@@ -295,6 +295,9 @@ class Service:
             self._parse_pool.close()
         if self._fetcher is not None:
             self._fetcher.close()  # one a cycle may have opened meanwhile
+        for client in (self.interactions, self.discord_check):
+            if client is not None:
+                client.close()
         for store in (self.poll_store, self.deliver_store, self.web_store):
             store.close()
         return True
@@ -461,7 +464,10 @@ class Service:
         return self.metrics.render(), CONTENT_TYPE
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        data: dict[str, Any] = {"slack": self.mode}
+        data: dict[str, Any] = {
+            "slack": self.mode,
+            "discord": "http" if self.interactions is not None else "off",
+        }
         try:
             values = self._snapshot()
             last_cycle_meta = self.web_store.get_meta(LAST_POLL_META)
