@@ -31,6 +31,7 @@ from bot.wiring import (
     config_terms,
     fetch_policy,
     load_or_empty,
+    note_config,
     resolve_paths,
 )
 
@@ -327,6 +328,7 @@ def prepare(config: Config, store: Store) -> None:
     """Mirror the config's feeds and terms into the database."""
     store.sync_feeds([f.url for f in config.feeds])
     store.sync_config_terms(config_terms(config), time.time())
+    note_config(store, config)
 
 
 def run_poll_cycle(

@@ -61,7 +61,7 @@ from bot.slack_app import (
 )
 from bot.store import Store
 from bot.web import HttpRequest, HttpResponse, Route, WebApp, WebServer
-from bot.wiring import SinkRouter, config_terms, fetch_policy, load_or_empty
+from bot.wiring import SinkRouter, config_terms, fetch_policy, load_or_empty, note_config
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +337,8 @@ class Service:
     def _sync(self, config: Config, store: Store) -> None:
         store.sync_feeds([f.url for f in config.feeds])
         store.sync_config_terms(config_terms(config), self.clock())
+        if note_config(store, config):
+            self._wake_delivery.set()  # held destinations may be called again
 
     def _deliverer(self, config: Config) -> Deliverer:
         return Deliverer(

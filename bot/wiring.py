@@ -5,6 +5,7 @@ Secrets are read from the environment only, here, and never logged.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from bot.sinks.console import ConsoleSink
 from bot.sinks.discord import DiscordSink
 from bot.sinks.discord_bot import DiscordBotSink
 from bot.sinks.slack import DEFAULT_API_URL, SlackSink
+from bot.store import Store
 
 DEFAULT_CONFIG = "feeds.yaml"
 DEFAULT_DB = "newshound.db"
@@ -52,6 +54,28 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
         max_body_bytes=int(settings.max_body_mb * 1024 * 1024),
         allow_networks=settings.allow_networks,
     )
+
+
+CONFIG_STAMP_META = "config_stamp"
+
+
+def config_stamp(config: Config) -> str:
+    """Identifies the config's content (not its file's comments or layout)."""
+    return hashlib.sha256(
+        repr((config.settings, config.feeds, config.watches)).encode()
+    ).hexdigest()
+
+
+def note_config(store: Store, config: Config) -> bool:
+    """Record the config in use. When it changed since the last run or
+    reload, destinations marked broken are called again (README: "until the
+    config changes or `newshound retry` runs"). True if it changed."""
+    stamp = config_stamp(config)
+    if store.get_meta(CONFIG_STAMP_META) == stamp:
+        return False
+    store.set_meta(CONFIG_STAMP_META, stamp)
+    store.clear_broken()
+    return True
 
 
 def config_terms(config: Config) -> list[tuple[str, str]]:

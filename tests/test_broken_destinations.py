@@ -47,3 +47,18 @@ def test_status_shows_broken_destinations_and_retry_clears_them(
 def test_retry_refuses_a_bad_channel(common: tuple[str, ...]) -> None:
     result = run_cli(*common, "retry", "--channel", "not a channel")
     assert result.code == 2 and "invalid --channel" in result.err
+
+
+def test_a_config_change_calls_broken_destinations_again(
+    common: tuple[str, ...], tmp_path: Path
+) -> None:
+    assert run_cli(*common, "watch", "list", "--channel", CHANNEL).code == 0  # config noted
+    with Store(common[3]) as store:
+        store.mark_broken(CHANNEL, "the bot lacks permission there (HTTP 403)", "f", 1.0)
+    run_cli(*common, "watch", "list", "--channel", CHANNEL)  # same config: still held
+    with Store(common[3]) as store:
+        assert CHANNEL in store.broken_destinations()
+    write_config(tmp_path / "feeds.yaml", [], [{"channel": CHANNEL, "terms": ["tariff"]}])
+    run_cli(*common, "watch", "list", "--channel", CHANNEL)
+    with Store(common[3]) as store:
+        assert store.broken_destinations() == {}

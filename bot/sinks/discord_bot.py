@@ -16,10 +16,14 @@ Exactly once, also across a crash or a lost answer:
   our own message with the same embed (one alert per channel and story, so
   the same title and link there is that alert).
 
-Rate limits (discord-api-docs developers/topics/rate-limits.mdx): the route
-`POST /channels/{id}/messages` is limited per channel (a top-level resource);
-its bucket is the gate `rate_key` (in the database, so every process shares
-it). `X-RateLimit-Remaining: 0` closes it for `X-RateLimit-Reset-After`
+Rate limits (discord-api-docs developers/topics/rate-limits.mdx): limits
+are per route and per top-level resource (the channel); `X-RateLimit-Bucket`
+names the route's bucket "non-inclusive of top-level resources". We call two
+routes per channel (post, history), so each (route, channel) pair is one
+gate, `rate_key` / `lookup_key`, keyed so every process computes the same
+name before its first call (a key learned from the header would differ
+between a process that has seen it and one that has not); the gates live in
+the database, so every process and restart shares them. `X-RateLimit-Remaining: 0` closes it for `X-RateLimit-Reset-After`
 seconds; a 429 closes it for `retry_after`, or closes the bot-wide global
 gate when the answer says `global: true` / `X-RateLimit-Scope: global`.
 401/403/404 mark the channel broken (bot removed, permission missing,
