@@ -394,7 +394,9 @@ def cmd_poll(args: argparse.Namespace) -> int:
     paths = resolve_paths(args.config, args.db)
     config = load_config(paths.config)
     with open_store(paths.db) as store:
-        report, delivery = run_poll_cycle(config, store, SinkRouter(), all_feeds=args.all)
+        report, delivery = run_poll_cycle(
+            config, store, SinkRouter(nonce_tag=store.instance_tag()), all_feeds=args.all
+        )
         if not report.feeds:
             print(nothing_polled(config, store))
         print_cycle(report, delivery, store)

@@ -99,16 +99,20 @@ def verify_signature(
     return True
 
 
+class BadPublicKey(ValueError):
+    """DISCORD_PUBLIC_KEY is not an Ed25519 public key."""
+
+
 def load_public_key(hex_key: str) -> VerifyKey:
     """The application's public key from DISCORD_PUBLIC_KEY (64 hex digits).
-    Raises ValueError with a message that names the variable."""
+    Raises BadPublicKey with a message that names the variable."""
     try:
         raw = bytes.fromhex(hex_key.strip())
         if len(raw) != 32:
             raise ValueError
         return VerifyKey(raw)
     except ValueError:
-        raise ValueError(
+        raise BadPublicKey(
             "DISCORD_PUBLIC_KEY must be the application's public key: 64 hex digits "
             "(Developer Portal → General Information)"
         ) from None

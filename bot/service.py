@@ -40,6 +40,7 @@ from bot.config import Config, ConfigError, load_config
 from bot.deliver import Deliverer
 from bot.discord_app import (
     INTERACTIONS_PATH,
+    BadPublicKey,
     DiscordChannelCheck,
     DiscordInteractions,
     DiscordSettings,
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_BAD_SETTING = 2
 
 DEFAULT_TICK = 5.0  # seconds between checks for due feeds / pending alerts
 DEFAULT_GRACE = 6.0  # how long shutdown waits for the current cycle
@@ -185,7 +187,7 @@ class Service:
         self._sync(self.holder.get(), self.poll_store)
         self._register_secrets(self.holder.get())
 
-        self.sinks = SinkRouter(env)
+        self.sinks = SinkRouter(env, nonce_tag=self.deliver_store.instance_tag())
         self.deliverer = self._deliverer(self.holder.get())
         self.metrics = Metrics(self._snapshot)
 
@@ -533,6 +535,9 @@ def run_service(
     except OSError as exc:
         print(f"newshound: cannot start: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BadPublicKey as exc:
+        print(f"newshound: cannot start: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTING
 
     stop = threading.Event()
     reload_requested = threading.Event()

@@ -87,7 +87,13 @@ class SinkRouter:
     is configured) for Slack IDs, the Discord bot for `discord:<channel ID>`,
     a webhook for other `discord:` channels."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, *, console_only: bool = False) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        console_only: bool = False,
+        nonce_tag: str = "",
+    ) -> None:
         env = dict(os.environ if env is None else env)
         self.console = ConsoleSink()
         token = env.get("SLACK_BOT_TOKEN", "").strip()
@@ -98,7 +104,7 @@ class SinkRouter:
         self.discord_bot: Sink | None = None
         if not console_only:
             self.discord_bot = DiscordBotSink(
-                env.get("DISCORD_BOT_TOKEN"), env.get("DISCORD_API_URL")
+                env.get("DISCORD_BOT_TOKEN"), env.get("DISCORD_API_URL"), nonce_tag=nonce_tag
             )
 
     def __call__(self, channel: str) -> Sink:

@@ -17,10 +17,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import write_config
+from cli_helpers import run_subprocess, write_config
 from fakediscord_api import APPLICATION_ID, BOT_TOKEN, FakeDiscordApi
 from fakeslack import FakeSlack
 from feedgen import FeedEntry, rss
@@ -322,3 +323,15 @@ def test_a_channel_that_answers_404_is_held_and_reported(discord: Discord) -> No
     assert len(discord.api.calls_to("POST", f"/channels/{gone}/messages")) == 1
     feeds = discord.watch("feeds", channel=gone)
     assert feeds.startswith("**Alerts for this channel are on hold: **the channel no longer")
+
+
+def test_a_bad_public_key_stops_run_with_a_clear_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "feeds.yaml", [], [])
+    result = run_subprocess(
+        "--config", str(config), "--db", str(tmp_path / "db.sqlite"), "run", "--port", "0",
+        env={"DISCORD_PUBLIC_KEY": "not-a-key", "NEWSHOUND_BIND": "127.0.0.1"},
+        timeout=30,
+    )  # fmt: skip
+    assert result.code == 2
+    assert "newshound: cannot start: DISCORD_PUBLIC_KEY must be" in result.err
+    assert "Traceback" not in result.err

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_helpers import REPO, run_cli, write_config
@@ -54,7 +55,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield s
 
 
-def sink(api: FakeDiscordApi, token: str = BOT_TOKEN, **kwargs: float) -> DiscordBotSink:
+def sink(api: FakeDiscordApi, token: str = BOT_TOKEN, **kwargs: Any) -> DiscordBotSink:
     return DiscordBotSink(token, api.api_url, **kwargs)
 
 
@@ -78,7 +79,23 @@ def test_posts_the_embed_with_a_nonce_and_no_mentions(api: FakeDiscordApi) -> No
     embed = call.body["embeds"][0]
     assert embed["url"] == "https://news.example/1"
     assert "@\u200beveryone" in embed["title"] and "**tariff**" in embed["description"]
-    assert len(nonce_for(10**18)) <= 25  # Discord's nonce limit
+    assert len(nonce_for(10**17 - 1, "a1b2c3")) <= 25  # Discord's nonce limit
+
+
+def test_two_databases_posting_with_one_bot_never_share_a_nonce(
+    api: FakeDiscordApi, tmp_path: Path
+) -> None:
+    """Outbox ids restart in every database (say staging beside production,
+    one bot): each database's tag keeps their nonces apart."""
+    tags = []
+    for name in ("staging", "production"):
+        with Store(tmp_path / f"{name}.db") as db:
+            tags.append(db.instance_tag())
+            assert db.instance_tag() == tags[-1]  # made once, then kept
+    assert tags[0] != tags[1]
+    for tag in tags:
+        sink(api, nonce_tag=tag).send(f"discord:{X}", ALERT, alert(1), 1)
+    assert len(api.posts(X)) == 2
 
 
 def test_a_repeated_post_returns_the_message_discord_already_made(api: FakeDiscordApi) -> None:

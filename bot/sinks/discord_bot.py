@@ -5,7 +5,7 @@ embed as webhooks (bot/sinks/discord.py) and `allowed_mentions: {"parse": []}`.
 
 Exactly once, also across a crash or a lost answer:
 
-* every post carries `nonce` = "nh<outbox id>" with `enforce_nonce: true`:
+* every post carries `nonce` = "nh<database tag><outbox id>" with `enforce_nonce: true`:
   Discord returns the message it already created for that nonce instead of
   posting again ("If another message was created by the same author with the
   same nonce, that message will be returned and no new message will be
@@ -23,7 +23,8 @@ routes per channel (post, history), so each (route, channel) pair is one
 gate, `rate_key` / `lookup_key`, keyed so every process computes the same
 name before its first call (a key learned from the header would differ
 between a process that has seen it and one that has not); the gates live in
-the database, so every process and restart shares them. `X-RateLimit-Remaining: 0` closes it for `X-RateLimit-Reset-After`
+the database, so every process and restart shares them.
+`X-RateLimit-Remaining: 0` closes a gate for `X-RateLimit-Reset-After`
 seconds; a 429 closes it for `retry_after`, or closes the bot-wide global
 gate when the answer says `global: true` / `X-RateLimit-Scope: global`.
 401/403/404 mark the channel broken (bot removed, permission missing,
@@ -54,9 +55,10 @@ CLOCK_SKEW = 120.0  # seconds: look this much further back in the history
 HISTORY_PAGES = 5  # pages of 100 messages read when looking for a lost post
 
 
-def nonce_for(outbox_id: int) -> str:
-    """The message's nonce: stable per outbox row, at most 25 characters."""
-    return f"nh{outbox_id}"
+def nonce_for(outbox_id: int, tag: str = "") -> str:
+    """The message's nonce: stable per outbox row of one database (`tag`,
+    6 characters), at most 25 characters (Discord's limit)."""
+    return f"nh{tag}{outbox_id}"
 
 
 def snowflake_at(epoch: float) -> int:
@@ -69,8 +71,11 @@ def api_base(env_url: str | None) -> str:
 
 
 class DiscordBotSink:
-    def __init__(self, token: str | None, api_url: str | None, timeout: float = 15.0) -> None:
+    def __init__(
+        self, token: str | None, api_url: str | None, timeout: float = 15.0, nonce_tag: str = ""
+    ) -> None:
         self.token = (token or "").strip()
+        self.nonce_tag = nonce_tag
         self.api_url = api_base(api_url)
         self.client = httpx.Client(timeout=timeout, trust_env=False)
 
@@ -110,7 +115,7 @@ class DiscordBotSink:
     ) -> Delivered | None:
         channel_id = self._channel_id(channel)
         body = format_message(kind, payload)
-        body["nonce"] = nonce_for(outbox_id)
+        body["nonce"] = nonce_for(outbox_id, self.nonce_tag)
         body["enforce_nonce"] = True
         url = f"{self.api_url}/channels/{channel_id}/messages"
         try:
@@ -181,7 +186,7 @@ class DiscordBotSink:
             for item in page:
                 if not isinstance(item, dict):
                     continue
-                if item.get("nonce") == nonce_for(message.id):
+                if item.get("nonce") == nonce_for(message.id, self.nonce_tag):
                     return str(item.get("id"))
                 author = item.get("author") or {}
                 if author.get("bot") and _embed_key(item) == wanted:
