@@ -224,8 +224,10 @@ class DiscordInteractions:
         handle: DiscordHandler,
         clock: Callable[[], float] = time.time,
         timeout: float = 10.0,
+        on_command: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_command = on_command  # metrics: every /watch, answered at once or not
         self.key = load_public_key(settings.public_key)
         self.handle_command = handle
         self.clock = clock
@@ -252,6 +254,8 @@ class DiscordInteractions:
         invocation = parse_invocation(data)
         if isinstance(invocation, str):
             return (*_json(400, {"error": invocation}), None)
+        if self.on_command is not None:
+            self.on_command(invocation.subcommand or "help")
         immediate = self._immediate(invocation)
         if immediate is not None:
             text = render(immediate, "discord")

@@ -215,7 +215,10 @@ class Service:
         if self.discord is not None:
             self.discord_check = DiscordChannelCheck(self.discord)
             self.interactions = DiscordInteractions(
-                self.discord, self.handle_discord_command, clock
+                self.discord,
+                self.handle_discord_command,
+                clock,
+                on_command=self.metrics.observe_command,
             )
         if self.slack is not None:
             app = build_app(self.slack, self.handle_command)
@@ -437,7 +440,6 @@ class Service:
     def handle_discord_command(
         self, channel: str, user: str | None, subcommand: str, query: str
     ) -> Reply:
-        self.metrics.observe_command(subcommand or "help")
         ctx = CommandContext(
             store=self.web_store,
             config=self.holder.get,

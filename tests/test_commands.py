@@ -9,7 +9,7 @@ import pytest
 
 from bot.commands import CommandContext, dispatch, watch_add, watch_test
 from bot.config import empty_config
-from bot.reply import Reply, render
+from bot.reply import Platform, Reply, render
 from bot.store import Store
 
 CHANNEL = "C0COMMANDS1"
@@ -93,3 +93,26 @@ def test_concurrent_adds_never_pass_the_term_limit(tmp_path: Path) -> None:
 
 def slack(reply: Reply) -> str:
     return render(reply, "slack")
+
+
+def test_managers_may_be_discord_users_and_the_cli_is_always_allowed(tmp_path: Path) -> None:
+    import dataclasses
+
+    base = empty_config("feeds.yaml")
+    config = dataclasses.replace(
+        base, settings=dataclasses.replace(base.settings, managers=("80351110224678912",))
+    )
+    with Store(str(tmp_path / "db.sqlite")) as store:
+
+        def ctx(platform: Platform) -> CommandContext:
+            return CommandContext(store=store, config=lambda: config, platform=platform)
+
+        channel = "discord:1200000000000000001"
+        refused = watch_add(ctx("discord"), channel, "tariff", "80351110224678913")
+        assert not refused.ok and "only the people listed as managers" in render(refused, "discord")
+        assert watch_add(ctx("discord"), channel, "tariff", "80351110224678912").ok
+        assert watch_add(ctx("cli"), channel, "trade deal").ok
+        assert [(r.term, r.source) for r in store.terms(channel)] == [
+            ("tariff", "discord"),
+            ("trade deal", "cli"),
+        ]

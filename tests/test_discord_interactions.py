@@ -295,8 +295,10 @@ def test_requests_over_1_mb_are_refused(discord: Discord) -> None:
     assert answer.startswith(b"HTTP/1.0 413") or answer.startswith(b"HTTP/1.1 413")
 
 
-def test_wrong_methods_and_health(discord: Discord) -> None:
+def test_wrong_methods_health_and_metrics(discord: Discord) -> None:
     assert discord.service.get("/discord/interactions").status == 405
+    metrics = discord.service.get("/metrics").body.decode()
+    assert 'newshound_slash_commands_total{sub="help"}' in metrics
     health = discord.service.get("/healthz").json()
     assert health["discord"] == "http" and health["destinations_broken"] == []
 
