@@ -17,7 +17,8 @@ bot token and an interactions endpoint use, modelled on discord-api-docs
   `bot: true`) and `embeds`, and no `nonce` (it only "will appear in the
   Message Create event").
 * `GET /channels/{id}` (resources/channel.mdx, Get Channel): the channel or
-  403/404.
+  403/404. `GET /users/@me` (resources/user.mdx, Get Current User): the bot.
+  `other_bot_post(channel, embed)` adds a message by another bot.
 * Rate limits (topics/rate-limits.mdx): a per-channel bucket for message
   posts (`bucket(limit, reset_after)`) answered with `X-RateLimit-Limit`,
   `-Remaining`, `-Reset-After`, `-Bucket`; over the limit a 429 with JSON
@@ -149,6 +150,18 @@ class FakeDiscordApi:
         with self.lock:
             return self.channels.setdefault(channel_id, Channel(channel_id, type=type))
 
+    def other_bot_post(self, channel_id: str, embeds: list[dict[str, Any]]) -> None:
+        """A message by another bot (say a second newshound) in the channel."""
+        with self.lock:
+            self.channels[channel_id].messages.append(
+                {
+                    "id": self._snowflake(),
+                    "channel_id": channel_id,
+                    "author": {"id": "1100000000000000777", "bot": True},
+                    "embeds": embeds,
+                }
+            )
+
     def forbid(self, channel_id: str) -> None:
         with self.lock:
             self.channels[channel_id].forbidden = True
@@ -215,6 +228,10 @@ class FakeDiscordApi:
             return self._edit_original(handler, route, body, now)
         if handler.headers.get("Authorization") != f"Bot {self.token}":
             return self._answer(handler, 401, {"message": "401: Unauthorized", "code": 0})
+        if route == ["users", "@me"] and method == "GET":
+            return self._answer(
+                handler, 200, {"id": BOT_USER_ID, "username": "newshound", "bot": True}
+            )
         if route[:1] == ["applications"] and method == "PUT":
             return self._put_commands(handler, route, body)
         if route[:1] == ["channels"] and len(route) >= 2:

@@ -23,6 +23,7 @@ from feedserver import FeedServer
 
 from bot.deliver import Deliverer
 from bot.messages import ALERT
+from bot.sinks.discord import format_message
 from bot.sinks.discord_bot import GLOBAL_GATE, DiscordBotSink, nonce_for
 from bot.store import PENDING, SENT, Store
 
@@ -121,6 +122,21 @@ def test_a_lost_answer_is_found_in_the_history_not_posted_twice(
     assert api.calls_to("GET", f"/channels/{X}/messages")
     row = store.outbox_message(message_id)
     assert row is not None and row.state == SENT and row.remote_id == api.posts(X)[0]["id"]
+
+
+def test_the_look_up_only_counts_our_own_messages(api: FakeDiscordApi, store: Store) -> None:
+    """Another bot's post of the same story is not ours: ours is still sent."""
+    api.nonce_window = 0.0
+    api.fail_next(502)
+    (message_id,) = queue(store, X, 1)
+    d = deliverer(store, sink(api))
+    assert d.deliver(retry_now=True).failed == 1
+    row = store.outbox_message(message_id)
+    assert row is not None
+    api.other_bot_post(X, format_message(ALERT, row.payload)["embeds"])
+    report = d.deliver(retry_now=True)
+    assert report.sent == 1 and report.recovered == 0
+    assert [p["author"]["id"] for p in api.posts(X)][-1] == "1100000000000000001"
 
 
 def test_a_post_that_never_arrived_is_sent_after_the_look_up(

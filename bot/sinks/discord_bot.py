@@ -13,8 +13,9 @@ Exactly once, also across a crash or a lost answer:
 * that check only spans "the past few minutes", so before resending a
   message whose earlier attempt may have arrived, `find_posted` reads the
   channel's history since that attempt (Read Message History) and looks for
-  our own message with the same embed (one alert per channel and story, so
-  the same title and link there is that alert).
+  our own message (author = `GET /users/@me`) with the same embed (one
+  alert per channel and story, so the same title and link there is that
+  alert).
 
 Rate limits (discord-api-docs developers/topics/rate-limits.mdx): limits
 are per route and per top-level resource (the channel); `X-RateLimit-Bucket`
@@ -76,6 +77,7 @@ class DiscordBotSink:
     ) -> None:
         self.token = (token or "").strip()
         self.nonce_tag = nonce_tag
+        self._bot_user: str | None = None  # our own user id, asked once
         self.api_url = api_base(api_url)
         self.client = httpx.Client(timeout=timeout, trust_env=False)
 
@@ -176,7 +178,12 @@ class DiscordBotSink:
                 # No Read Message History: the nonce still guards a resend
                 # within Discord's few-minute window.
                 raise DeliveryError("cannot read the channel history (HTTP 403)", permanent=True)
-            self._check(response, message.channel)
+            try:
+                self._check(response, message.channel)
+            except DeliveryError as exc:
+                if exc.retry_after is not None and exc.gate_key is None:
+                    exc.gate_key = self.lookup_key(message.channel)  # the history route's own
+                raise
             try:
                 page = response.json()
             except ValueError:
@@ -189,12 +196,28 @@ class DiscordBotSink:
                 if item.get("nonce") == nonce_for(message.id, self.nonce_tag):
                     return str(item.get("id"))
                 author = item.get("author") or {}
-                if author.get("bot") and _embed_key(item) == wanted:
+                if self._is_us(author) and _embed_key(item) == wanted:
                     return str(item.get("id"))
             after = max(int(str(item.get("id", 0))) for item in page if isinstance(item, dict))
             if len(page) < 100:
                 return None
         return None
+
+    def _is_us(self, author: Any) -> bool:
+        """Whether a message's author is this bot (`GET /users/@me`, asked
+        once); any bot while that cannot be asked."""
+        if not isinstance(author, dict):
+            return False
+        if self._bot_user is None:
+            try:
+                response = self.client.get(f"{self.api_url}/users/@me", headers=self._headers())
+                if response.status_code == 200:
+                    self._bot_user = str(response.json().get("id") or "") or None
+            except (httpx.HTTPError, ValueError, AttributeError):
+                pass
+        if self._bot_user is None:
+            return bool(author.get("bot"))
+        return str(author.get("id")) == self._bot_user
 
     def close(self) -> None:
         self.client.close()
