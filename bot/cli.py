@@ -1,7 +1,7 @@
 """The `newshound` command line (SPEC §1).
 
-Exit codes: 0 ok; 2 bad config or bad input. Errors are one clear line on
-stderr, never a traceback.
+Exit codes: 0 ok; 1 `poll --once` found every due feed failing; 2 bad config
+or bad input. Errors are one clear line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from bot import redact
-from bot.channels import display_channel, validate_channel, webhook_env_warnings
+from bot.channels import channel_kind, display_channel, validate_channel, webhook_env_warnings
 from bot.commands import CommandContext, feed_health, run_subcommand
 from bot.config import Config, ConfigError, config_warnings, load_config
 from bot.deliver import Deliverer, DeliveryReport
@@ -25,7 +26,7 @@ from bot.messages import DIGEST, NOTICE, format_time
 from bot.parsepool import ParsePool
 from bot.poll import CycleReport, Poller
 from bot.reply import render
-from bot.store import DEAD, PENDING, SENDING, FeedRow, OutboxRow, Store
+from bot.store import DEAD, PENDING, SCHEMA_VERSION, SENDING, FeedRow, OutboxRow, Store
 from bot.wiring import (
     SinkRouter,
     config_terms,
@@ -36,6 +37,7 @@ from bot.wiring import (
 )
 
 EXIT_OK = 0
+EXIT_ALL_FEEDS_FAILED = 1  # `poll --once`: every due feed failed, so cron sees an outage
 EXIT_BAD_INPUT = 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like `yes | head -1`
 
@@ -76,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newshound", description="News-watch bot: feeds in, one alert per story out."
     )
-    parser.add_argument("--version", action="version", version=f"newshound {_version()}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"newshound {_version()} (database schema {SCHEMA_VERSION})",
+    )
     parser.add_argument("--config", default=None, help="feeds.yaml path (env NEWSHOUND_CONFIG)")
     parser.add_argument("--db", default=None, help="SQLite database path (env NEWSHOUND_DB)")
     parser.add_argument("-v", "--verbose", action="store_true", default=False)
@@ -105,6 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("check", parents=[common], help="validate the config file")
     sub.add_parser("status", parents=[common], help="feed health and undelivered alerts")
+    retry = sub.add_parser(
+        "retry",
+        parents=[common],
+        help="put dead messages (and paused destinations) back in the queue",
+        description="Dead messages go back in the queue, due now, and a paused destination "
+        "(a Slack token that was broken, a Discord webhook or channel that answered "
+        "401/403/404) is tried again: run it after fixing the cause, "
+        "e.g. inviting the bot or setting a new token. The running service (or the next "
+        "poll) sends them.",
+    )
+    retry.add_argument(
+        "-c", "--channel", default=None, help="only this channel (Slack channel ID or discord:…)"
+    )
 
     watch = sub.add_parser(
         "watch",
@@ -139,12 +158,6 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument(
         "--guild", metavar="ID", help="register in one server only (usable at once, for testing)"
     )
-    retry = sub.add_parser(
-        "retry",
-        parents=[common],
-        help="call destinations marked broken again (after fixing a webhook or permission)",
-    )
-    retry.add_argument("-c", "--channel", help="only this channel")
     return parser
 
 
@@ -324,6 +337,18 @@ def open_store(path: str, *, check: bool = False) -> Store:
     return store
 
 
+def existing_store(path: str) -> Store:
+    """`open_store` for read-only commands: they never create a database, so
+    a mistyped --db or a run from the wrong folder is an error, not an empty
+    new database that silently hides the real one."""
+    if not Path(path).exists():
+        raise UsageError(
+            f"no database at {path} (check --db or NEWSHOUND_DB; "
+            "`newshound poll --once` or `newshound run` creates it)"
+        )
+    return open_store(path)
+
+
 def prepare(config: Config, store: Store) -> None:
     """Mirror the config's feeds and terms into the database."""
     store.sync_feeds([f.url for f in config.feeds])
@@ -332,8 +357,16 @@ def prepare(config: Config, store: Store) -> None:
 
 
 def run_poll_cycle(
-    config: Config, store: Store, sinks: SinkRouter, *, all_feeds: bool
+    config: Config,
+    store: Store,
+    sinks: SinkRouter,
+    *,
+    all_feeds: bool,
+    clock: Callable[[], float] = time.time,
+    in_order: bool = False,
 ) -> tuple[CycleReport, DeliveryReport]:
+    """clock: what the poller takes for now (the demo's is fixed); in_order:
+    see Poller.run_cycle."""
     prepare(config, store)
     channels = [*config.channels(), *(row.channel for row in store.terms())]
     redact.add_secrets(redact.webhook_secrets(channels, os.environ))
@@ -342,8 +375,8 @@ def run_poll_cycle(
         Fetcher(fetch_policy(config.settings)) as fetcher,
         ParsePool(timeout=config.settings.parse_timeout) as parse_pool,
     ):
-        poller = Poller(config, store, fetcher, pool=parse_pool)
-        report = poller.run_cycle(all_feeds=all_feeds)
+        poller = Poller(config, store, fetcher, pool=parse_pool, clock=clock)
+        report = poller.run_cycle(all_feeds=all_feeds, in_order=in_order)
     deliverer = Deliverer(store, sinks, send_interval=config.settings.send_interval)
     delivery = deliverer.deliver(retry_now=True)
     return report, delivery
@@ -355,7 +388,9 @@ def warn_unresolved_webhooks(channels: Sequence[str]) -> None:
         logging.getLogger("bot").warning("%s", warning)
 
 
-def print_cycle(report: CycleReport, delivery: DeliveryReport, store: Store) -> None:
+def print_cycle(
+    report: CycleReport, delivery: DeliveryReport, store: Store, *, timing: bool = True
+) -> None:
     width = max([len(f.name) for f in report.feeds] + [4])
     if report.feeds:
         print(f"{'feed':<{width}}  {'status':<13} {'items':>5} {'new':>5} {'alerts':>6}")
@@ -368,8 +403,12 @@ def print_cycle(report: CycleReport, delivery: DeliveryReport, store: Store) -> 
     print(
         f"cycle: {len(report.feeds)} feeds polled ({report.failed} failed), {report.items} items, "
         f"{report.new_items} new, {report.alerts} alerts, {report.digests} digests, "
-        f"{report.duplicates} duplicates suppressed in {report.duration:.1f}s"
+        f"{report.duplicates} duplicates suppressed"
+        + (f" in {report.duration:.1f}s" if timing else "")
     )
+    if report.held_back:
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.held_back.items()))
+        print(f"matched but not alerted: {reasons}")
     print(
         f"delivery: {delivery.sent} sent, {counts.get(PENDING, 0) + counts.get(SENDING, 0)} "
         f"pending, {counts.get(DEAD, 0)} dead"
@@ -400,6 +439,12 @@ def cmd_poll(args: argparse.Namespace) -> int:
         if not report.feeds:
             print(nothing_polled(config, store))
         print_cycle(report, delivery, store)
+    if report.feeds and report.failed == len(report.feeds):
+        print(
+            f"newshound: every due feed failed ({report.failed} of {report.failed})",
+            file=sys.stderr,
+        )
+        return EXIT_ALL_FEEDS_FAILED
     return EXIT_OK
 
 
@@ -424,7 +469,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             "it lists every term of the --channel"
         )
     query = trim_query(join_query(args.query))
-    with open_store(paths.db) as store:
+    with existing_store(paths.db) if args.action == "list" else open_store(paths.db) as store:
         prepare(config, store)
         ctx = CommandContext(store=store, config=lambda: config, platform="cli")
         reply = run_subcommand(ctx, args.channel, None, args.action, query)
@@ -465,7 +510,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     paths = resolve_paths(args.config, args.db)
     config = load_or_empty(paths.config)
     now = time.time()
-    with open_store(paths.db) as store:
+    with existing_store(paths.db) as store:
+        print(f"Database: {paths.db} (schema {store.schema_version()})")
         store.sync_feeds([f.url for f in config.feeds])
         rows = {row.url: row for row in store.feeds()}
         print(f"Feeds ({len(config.feeds)}):")
@@ -486,7 +532,6 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"    last success: {last_ok}; last error: {last_error}; "
                 f"next check: {next_check_text(row, now)}"
             )
-        print_broken(store)
         counts = store.outbox_counts()
         undelivered = {
             "Pending": counts.get(PENDING, 0) + counts.get(SENDING, 0),
@@ -496,6 +541,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"Alerts: {counts.get('sent', 0)} sent, {undelivered['Pending']} pending, "
             f"{undelivered['Dead']} dead"
         )
+        for key, (reason, since) in sorted(store.paused_destinations().items()):
+            print(
+                f"Paused: {key} since {format_time(since)}: {reason}. Messages wait; fix it, "
+                "then run `newshound retry`."
+            )
         for label, states in (("Pending", (PENDING, SENDING)), ("Dead", (DEAD,))):
             # Oldest first; a message being sent right now is still pending.
             messages = sorted(
@@ -517,22 +567,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def print_broken(store: Store) -> None:
-    broken = store.broken_destinations()
-    if not broken:
-        return
-    print("Broken destinations (their alerts wait; fix, then run `newshound retry`):")
-    for mark in broken.values():
-        print(f"  {display_channel(mark.channel)}: {mark.reason} (since {format_time(mark.since)})")
-
-
 def cmd_retry(args: argparse.Namespace) -> int:
-    if args.channel is not None and validate_channel(args.channel) is not None:
-        raise UsageError(f"invalid --channel: {validate_channel(args.channel)}")
+    if args.channel is not None:
+        problem = validate_channel(args.channel)
+        if problem is not None:
+            raise UsageError(f"invalid --channel: {problem}")
     paths = resolve_paths(args.config, args.db)
-    with open_store(paths.db) as store:
-        cleared = store.clear_broken(args.channel)
-    print(f"{cleared} broken destination{'' if cleared == 1 else 's'} will be called again")
+    with existing_store(paths.db) as store:
+        # A paused destination is a whole platform's (e.g. the Slack token):
+        # retrying one of its channels tries the platform again.
+        prefix = "" if args.channel is None else channel_kind(args.channel) + ":"
+        resumed = sorted(key for key in store.paused_destinations() if key.startswith(prefix))
+        store.resume_destinations(prefix)
+        count = store.requeue(args.channel, time.time())
+    where = "" if args.channel is None else f" for {display_channel(args.channel)}"
+    print(f"{count} dead {'message' if count == 1 else 'messages'}{where} queued again.")
+    for key in resumed:
+        print(f"Delivery through {key} resumed.")
     return EXIT_OK
 
 
@@ -572,8 +623,8 @@ COMMANDS = {
     "poll": cmd_poll,
     "watch": cmd_watch,
     "status": cmd_status,
+    "retry": cmd_retry,
     "demo": cmd_demo,
     "run": cmd_run,
     "discord": cmd_discord,
-    "retry": cmd_retry,
 }

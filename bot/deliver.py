@@ -34,8 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.channels import channel_kind, display_channel
-from bot.sinks.base import DeliveryError, Sink, remote_id_of
-from bot.store import SENDING, BrokenDestination, OutboxRow, Store
+from bot.sinks.base import DeliveryError, HistoryLookup, Sink, remote_id_of
+from bot.store import SENDING, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ RETRY_START = 5.0  # first retry after a transient failure, doubling
 RETRY_CAP = 3600.0  # never wait more than an hour between two attempts
 LEASE = 120.0  # a `sending` message held longer than this is presumed orphaned
 RATE_LIMITED_TRIES = 3  # 429s one message may take within one deliver() call
+# History requests spent looking for one uncertain attempt (pages and 429s
+# alike) before it is sent again as a possible duplicate.
+LOOKUP_TRIES = 20
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # transient failure: backoff
     RATE_LIMITED = "rate_limited"  # destination asked us to wait: a gate closed
     SKIPPED = "skipped"  # could not claim it (gate closed, taken by another sender)
+    PAUSED = "paused"  # its whole destination is broken (e.g. the Slack token)
 
 
 def retry_delay(attempts: int, rng: random.Random) -> float:
@@ -155,6 +159,8 @@ class Deliverer:
                 if should_stop():
                     break
                 outcome = self._send(message, report)
+                if outcome is Outcome.PAUSED:
+                    break  # the rest of this round may be behind the same pause
                 if outcome is Outcome.RETRY:
                     given_up.add(message.id)
                 elif outcome is Outcome.RATE_LIMITED:
@@ -168,18 +174,17 @@ class Deliverer:
     ) -> tuple[list[OutboxRow], float]:
         """Channel heads that may be sent now, and when the next gate opens."""
         gates = self.store.gates()
-        broken = self.store.broken_destinations()
+        paused = self.store.paused_destinations()
         ready: list[OutboxRow] = []
         wake_at = float("inf")
         for head in self.store.channel_heads():
             if head.state == SENDING or head.id in given_up:
                 continue  # in flight elsewhere (or orphaned: next call recovers it)
-            sink = self.sink_for(head.channel)
-            if head.channel in broken and self._still_broken(broken[head.channel], sink):
-                continue  # waits for a config change or `newshound retry`
+            if paused and self._pause_key(head.channel) in paused:
+                continue  # its destination is broken until `newshound retry`
             if not retry_now and head.next_attempt_at > now:
                 continue  # in backoff: a later call sends it
-            keys = self._gate_keys(head, sink)
+            keys = self._gate_keys(head, self.sink_for(head.channel))
             not_before = max((gates.get(k, 0.0) for k in keys), default=0.0)
             if not_before <= now:
                 ready.append(head)
@@ -187,27 +192,20 @@ class Deliverer:
                 wake_at = min(wake_at, not_before)
         return ready, wake_at
 
-    def _still_broken(self, mark: BrokenDestination, sink: Sink) -> bool:
-        """A destination marked broken stays so while we would call the same
-        thing (same webhook URL, same bot token); a changed one is tried again."""
-        fingerprint = getattr(sink, "fingerprint", None)
-        if fingerprint is None or fingerprint(mark.channel) == mark.fingerprint:
-            return True
-        self.store.clear_broken(mark.channel)
-        log.info(
-            "%s changed since it was marked broken; trying it again", display_channel(mark.channel)
-        )
-        return False
+    def _pause_key(self, channel: str) -> str | None:
+        pause_key = getattr(self.sink_for(channel), "pause_key", None)
+        return None if pause_key is None else str(pause_key(channel))
 
     def _gate_keys(self, message: OutboxRow, sink: Sink) -> list[str]:
         """Gates that must be open to send `message`; the last one is the
         destination's own (closed by its 429 answers)."""
         keys = [channel_gate(message.channel)]
         shared_keys = getattr(sink, "shared_gate_keys", None)
-        if shared_keys is not None:
+        if shared_keys is not None:  # e.g. Discord's global rate limit
             keys.extend(str(key) for key in shared_keys(message.channel))
         lookup_key = getattr(sink, "lookup_key", None)
-        if message.verify_since is not None and lookup_key is not None:
+        looking = message.verify_since is not None and message.verify_tries < LOOKUP_TRIES
+        if looking and lookup_key is not None:
             keys.append(str(lookup_key(message.channel)))
         rate_key = getattr(sink, "rate_key", None)
         if rate_key is not None:
@@ -263,25 +261,49 @@ class Deliverer:
 
     def _look_up(self, sink: Sink, message: OutboxRow, report: DeliveryReport) -> Outcome | None:
         """Did an earlier attempt arrive? SENT if so, None to go on sending.
-        Raises DeliveryError when the destination cannot tell us yet."""
+        Raises DeliveryError when the destination cannot tell us yet; where
+        the lookup got to is kept for the next try."""
+        lookup = HistoryLookup(
+            message.verify_since,
+            message.verify_until,
+            message.verify_cursor,
+            message.verify_tries,
+        )
+        if lookup.tries >= LOOKUP_TRIES:
+            # Rate-limited hard, or a very busy channel: one possible
+            # duplicate is better than a channel that never gets anything again.
+            log.warning(
+                "could not check within %d history requests whether message %s reached %s; "
+                "sending it again, a duplicate is possible",
+                lookup.tries,
+                message.id,
+                display_channel(message.channel),
+            )
+            return None
         try:
             find_posted = getattr(sink, "find_posted", None)
-            if find_posted is not None:  # looks for the message's content
-                remote_id = find_posted(message, since=message.verify_since)
+            if find_posted is not None:  # recognises the message by its content
+                remote_id = find_posted(message, lookup)
             else:
-                remote_id = sink.find_sent(message.channel, message.id, since=message.verify_since)
+                remote_id = sink.find_sent(
+                    message.channel, message.id, since=message.verify_since, lookup=lookup
+                )
         except DeliveryError as exc:
             if not exc.permanent:
                 raise
             # We cannot look (e.g. no history scope). Losing the alert is
             # worse than a possible repeat: send it again.
             log.warning(
-                "cannot check whether message %s reached %s (%s); sending it again",
+                "cannot check whether message %s reached %s (%s); sending it again, "
+                "a duplicate is possible",
                 message.id,
                 display_channel(message.channel),
                 exc.message,
             )
             return None
+        finally:
+            if lookup.tries != message.verify_tries:  # resume here after a 429 or restart
+                self.store.save_lookup(message.id, lookup.cursor, lookup.tries, owner=self.owner)
         if remote_id is None:
             return None
         if not self.store.mark_sent(message.id, remote_id, self.clock(), owner=self.owner):
@@ -302,8 +324,6 @@ class Deliverer:
     ) -> Outcome:
         now = self.clock()
         where = display_channel(message.channel)
-        if exc.broken:
-            return self._broken(message, exc, kind, report)
         exhausted = exc.give_up_after is not None and message.attempts >= exc.give_up_after
         if exc.permanent or exhausted:
             reason = exc.message
@@ -316,6 +336,21 @@ class Deliverer:
             log.warning("message %s to %s is dead: %s", message.id, where, reason)
             self._count(kind, "dead")
             return Outcome.DEAD
+        if exc.pause_key is not None:
+            # Not this message's fault either, and nothing gets through until
+            # someone fixes the destination: pause it, keep the message.
+            if self.store.pause_destination(exc.pause_key, exc.message, now):
+                log.error(
+                    "%s: delivery paused until the cause is fixed and `newshound retry` "
+                    "is run; messages stay pending",
+                    exc.message,
+                )
+            if not self._back_to_pending(message, exc, now):
+                return self._taken_over(message, exc.message)
+            report.failed += 1
+            report.errors.append(f"{where}: {exc.message} (paused)")
+            self._count(kind, "paused")
+            return Outcome.PAUSED
         if exc.retry_after is not None:
             # Not the message's fault: the destination paces us. Close the
             # gate for everyone; the message keeps its place and goes first.
@@ -333,30 +368,11 @@ class Deliverer:
         self._count(kind, "retry")
         return Outcome.RETRY
 
-    def _broken(
-        self, message: OutboxRow, exc: DeliveryError, kind: str, report: DeliveryReport
-    ) -> Outcome:
-        """The destination refused us: keep the message (pending), stop calling it."""
-        now = self.clock()
-        fingerprint = getattr(self.sink_for(message.channel), "fingerprint", None)
-        mark = fingerprint(message.channel) if fingerprint is not None else ""
-        self.store.mark_broken(message.channel, exc.message, mark, now)
-        if not self.store.mark_retry(message.id, exc.message, now, owner=self.owner):
-            return self._taken_over(message, exc.message)
-        where = display_channel(message.channel)
-        report.failed += 1
-        report.errors.append(f"{where}: {exc.message} (held until fixed; then newshound retry)")
-        log.warning(
-            "%s is broken, its messages wait until it is fixed (newshound retry): %s",
-            where,
-            exc.message,
-        )
-        self._count(kind, "broken")
-        return Outcome.RETRY
-
     def _back_to_pending(self, message: OutboxRow, exc: DeliveryError, next_at: float) -> bool:
         if exc.maybe_delivered:
-            return self.store.mark_uncertain(message.id, exc.message, next_at, owner=self.owner)
+            return self.store.mark_uncertain(
+                message.id, exc.message, next_at, owner=self.owner, now=self.clock()
+            )
         return self.store.mark_retry(message.id, exc.message, next_at, owner=self.owner)
 
     def _taken_over(self, message: OutboxRow, result: str) -> Outcome:

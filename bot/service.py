@@ -34,7 +34,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import redact
-from bot.channels import display_channel, webhook_env_warnings
+from bot.channels import webhook_env_warnings
 from bot.commands import CommandContext, dispatch, run_subcommand
 from bot.config import Config, ConfigError, load_config
 from bot.deliver import Deliverer
@@ -51,7 +51,7 @@ from bot.parsepool import ParsePool
 from bot.poll import Poller
 from bot.reply import Reply
 from bot.sinks.discord_bot import api_base
-from bot.sinks.slack import DEFAULT_API_URL
+from bot.sinks.slack import DEFAULT_API_URL, TOKEN_PAUSE
 from bot.slack_app import (
     EVENTS_PATH,
     ChannelCheck,
@@ -451,8 +451,12 @@ class Service:
         return run_subcommand(ctx, channel, user, subcommand, query)
 
     def _destination_problem(self, channel: str) -> str | None:
-        mark = self.web_store.broken_destinations().get(channel)
-        return mark.reason if mark is not None else None
+        """Why alerts to `channel` are held (its destination is paused), or None."""
+        pause_key = getattr(self.sinks(channel), "pause_key", None)
+        if pause_key is None:
+            return None
+        paused = self.web_store.paused_destinations().get(str(pause_key(channel)))
+        return paused[0] if paused is not None else None
 
     # -- observation -------------------------------------------------------
 
@@ -477,6 +481,7 @@ class Service:
         try:
             values = self._snapshot()
             last_cycle_meta = self.web_store.get_meta(LAST_POLL_META)
+            data["schema"] = self.web_store.schema_version()
             data["db_ok"] = True
         except Exception as exc:
             log.warning("health check: database error: %s", type(exc).__name__)
@@ -498,18 +503,35 @@ class Service:
         data["alerts_pending"] = values.get("pending", 0)
         data["alerts_dead"] = values.get("dead", 0)
         try:
-            broken = list(self.web_store.broken_destinations().values())
+            paused = self.web_store.paused_destinations()
         except Exception:
-            broken = []
-        data["destinations_broken"] = [
-            {"channel": display_channel(b.channel), "reason": b.reason, "since": _iso(b.since)}
-            for b in broken
-        ]
+            paused = {}
+        # e.g. {"slack:token": "the Slack token is broken (token_revoked)"}
+        data["delivery_paused"] = {key: reason for key, (reason, _since) in paused.items()}
+        if self.slack is not None:
+            data["slack_token"] = "broken" if TOKEN_PAUSE in paused else "ok"
         if self.socket is not None:
             data["socket_mode_connected"] = self.socket.connected
         healthy = data["db_ok"] and running
-        data["status"] = "ok" if healthy else "unhealthy"
+        data["degraded_by"] = degraded_by(data)
+        if not healthy:
+            data["status"] = "unhealthy"
+        else:
+            data["status"] = "degraded" if data["degraded_by"] else "ok"
         return healthy, data
+
+
+# Fields of /healthz that mean the service runs but some news is not getting
+# through. "degraded" still answers 200: restarting would not fix a feed that
+# is down, a destination that refuses messages or a revoked token; people
+# have to look.
+DEGRADING_COUNTS = ("feeds_failing", "alerts_dead", "delivery_paused")
+
+
+def degraded_by(health: Mapping[str, Any]) -> list[str]:
+    """The names of the /healthz fields that are non-zero (or non-empty) and
+    make it degraded."""
+    return [name for name in DEGRADING_COUNTS if health.get(name)]
 
 
 def _iso(epoch: float) -> str:

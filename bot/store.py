@@ -8,6 +8,8 @@ and concurrent writers. Times are epoch seconds (float, UTC).
 from __future__ import annotations
 
 import json
+import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -21,6 +23,12 @@ import sqlite_utils
 
 from bot.migrations import MIGRATIONS
 from bot.models import Item
+from bot.query import term_key
+
+log = logging.getLogger(__name__)
+
+# The schema this newshound creates and migrates to (`PRAGMA user_version`).
+SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # Outbox states. An alert is `pending` from the moment it is stored; a sender
 # marks it `sending` just before the call, then `sent` or `dead`. A digest is
@@ -84,6 +92,9 @@ class OutboxRow:
     sending_at: float | None = None
     sending_owner: str | None = None
     verify_since: float | None = None
+    verify_until: float | None = None
+    verify_cursor: str | None = None
+    verify_tries: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,14 +105,6 @@ class Claim:
 
     row: OutboxRow | None
     not_before: float = 0.0
-
-
-@dataclass(frozen=True)
-class BrokenDestination:
-    channel: str
-    reason: str
-    fingerprint: str
-    since: float
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def check_schema(conn: sqlite3.Connection) -> None:
     (not even the journal mode). An empty file or a new database is fine.
     Raises DatabaseRefused, or sqlite3.DatabaseError for a file that is not
     a database at all."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    version = schema_of(conn)
     tables = {
         str(row[0])
         for row in conn.execute(
@@ -143,7 +146,7 @@ def check_schema(conn: sqlite3.Connection) -> None:
             "ESCAPE '\\'"
         )
     }
-    latest = MIGRATIONS[-1][0]
+    latest = SCHEMA_VERSION
     if version > latest:
         raise DatabaseRefused(
             f"made by a newer newshound (schema {version}; this newshound knows "
@@ -153,9 +156,36 @@ def check_schema(conn: sqlite3.Connection) -> None:
         raise DatabaseRefused("not a newshound database (it holds other data); left untouched")
 
 
-def term_key(term: str) -> str:
-    """Two spellings of a term that differ only in case/spacing are one term."""
-    return " ".join(term.split()).casefold()
+def schema_of(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def backup_path(db_path: str, schema: int) -> str:
+    """Where the copy taken before upgrading from `schema` goes: next to the database."""
+    return f"{db_path}.bak-schema{schema}"
+
+
+def back_up(conn: sqlite3.Connection, target: str) -> None:
+    """Copy the database with SQLite's online backup API: consistent even in
+    WAL mode and while other processes write (a plain file copy of a live WAL
+    database can miss committed pages or catch half a checkpoint). Written
+    under a temporary name of this process first, so `target` is only ever a
+    whole copy, also when two processes upgrade at once."""
+    partial = f"{target}.{os.getpid()}.partial"
+    Path(partial).unlink(missing_ok=True)  # left by a crashed earlier attempt
+    try:
+        dest = sqlite3.connect(partial)
+        try:
+            conn.backup(dest)
+        finally:
+            dest.close()
+        os.replace(partial, target)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+
+
+class BackupFailed(Exception):
+    """The copy taken before an upgrade could not be written: nothing was migrated."""
 
 
 class Store:
@@ -172,6 +202,7 @@ class Store:
         )
         try:
             check_schema(conn)
+            self._back_up_before_upgrade(conn)
         except BaseException:
             conn.close()
             raise
@@ -184,6 +215,27 @@ class Store:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
         self._migrate()
+
+    def _back_up_before_upgrade(self, conn: sqlite3.Connection) -> None:
+        """An existing database about to be migrated is copied first, so an
+        upgrade can be undone by restoring the copy (with the old newshound)."""
+        schema = schema_of(conn)
+        if self.path == ":memory:" or schema == 0 or schema >= SCHEMA_VERSION:
+            return  # new, or already current: nothing to lose
+        target = backup_path(self.path, schema)
+        try:
+            back_up(conn, target)
+        except (OSError, sqlite3.Error) as exc:
+            raise BackupFailed(
+                f"not upgraded from schema {schema}: could not back it up to {target}: {exc}"
+            ) from None
+        log.warning(
+            "upgrading database %s from schema %d to %d; the old database is backed up at %s",
+            self.path,
+            schema,
+            SCHEMA_VERSION,
+            target,
+        )
 
     # -- plumbing --------------------------------------------------------
 
@@ -228,15 +280,22 @@ class Store:
         with self._lock:
             return list(self.db.query(sql, params))
 
+    def schema_version(self) -> int:
+        with self._lock:
+            return schema_of(self.db.conn)
+
     def _migrate(self) -> None:
         with self._lock:
-            current = self.db.conn.execute("PRAGMA user_version").fetchone()[0]
+            current = schema_of(self.db.conn)
             for number, script in MIGRATIONS:
                 if number <= current:
                     continue
                 with self.transaction():
-                    for statement in _split_sql(script):
-                        self.db.conn.execute(statement)
+                    if callable(script):
+                        script(self.db.conn)
+                    else:
+                        for statement in _split_sql(script):
+                            self.db.conn.execute(statement)
                     self.db.conn.execute(f"PRAGMA user_version = {int(number)}")
 
     def damage(self) -> str | None:
@@ -444,8 +503,9 @@ class Store:
             ids = self._next_ids("items", len(entries))
             self.db.conn.executemany(
                 """INSERT INTO items(id, story_key, feed_id, guid, link, title, summary, tags,
-                                     author, published_at, first_seen_at, last_seen_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                     author, published_at, first_seen_at, last_seen_at,
+                                     source_name)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
                     (
                         item_id,
@@ -460,6 +520,7 @@ class Store:
                         item.published,
                         now,
                         now,
+                        item.source_name,
                     )
                     for item_id, (item, keys) in zip(ids, entries, strict=True)
                 ],
@@ -551,8 +612,8 @@ class Store:
 
     def digest_entries(self, outbox_id: int) -> list[dict[str, Any]]:
         return self._rows(
-            """SELECT i.title, i.link, i.published_at, f.title AS feed_title, f.url AS feed_url,
-                      a.terms
+            """SELECT i.title, i.link, i.published_at, i.source_name, f.title AS feed_title,
+                      f.url AS feed_url, a.terms
                FROM alerts a JOIN items i ON i.id = a.item_id JOIN feeds f ON f.id = i.feed_id
                WHERE a.outbox_id = ? ORDER BY a.id""",
             (outbox_id,),
@@ -624,6 +685,41 @@ class Store:
             (DEAD, error, outbox_id, SENDING, owner),
         )
         return cursor.rowcount == 1
+
+    def requeue(self, channel: str | None, now: float) -> int:
+        """Dead messages (of one channel, or all) back to pending, due now
+        and with a fresh attempt count, e.g. after the bot was invited or a
+        token fixed. They keep their place (id order) in their channel.
+        Returns how many."""
+        cursor = self._execute(
+            "UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = ?, "
+            "last_error = 'queued again by newshound retry (was: ' || COALESCE(last_error, '') "
+            "|| ')' WHERE state = ? AND (? IS NULL OR channel = ?)",
+            (PENDING, now, DEAD, channel, channel),
+        )
+        return cursor.rowcount
+
+    # -- paused destinations ---------------------------------------------
+
+    def pause_destination(self, key: str, reason: str, now: float) -> bool:
+        """Pause every message behind `key`; False if it already was paused."""
+        cursor = self._execute(
+            "INSERT OR IGNORE INTO paused_destinations(key, reason, since) VALUES (?, ?, ?)",
+            (key, reason, now),
+        )
+        return cursor.rowcount == 1
+
+    def paused_destinations(self) -> dict[str, tuple[str, float]]:
+        """key -> (reason, since)."""
+        rows = self._execute("SELECT key, reason, since FROM paused_destinations").fetchall()
+        return {str(key): (str(reason), float(since)) for key, reason, since in rows}
+
+    def resume_destinations(self, prefix: str = "") -> int:
+        """Clear the pauses whose key starts with `prefix` (all by default)."""
+        cursor = self._execute(
+            "DELETE FROM paused_destinations WHERE substr(key, 1, length(?)) = ?", (prefix, prefix)
+        )
+        return cursor.rowcount
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self._execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
@@ -709,56 +805,66 @@ class Store:
         return Claim(claimed)
 
     def mark_uncertain(
-        self, outbox_id: int, error: str, next_attempt_at: float, *, owner: str
+        self,
+        outbox_id: int,
+        error: str,
+        next_attempt_at: float,
+        *,
+        owner: str,
+        now: float | None = None,
     ) -> bool:
         """Back to pending after an attempt that may have arrived: remember
-        since when to look for it at the destination before resending."""
+        the window to look for it in at the destination before resending
+        (from the first such attempt until `now`); a new window starts a
+        new lookup."""
         cursor = self._execute(
             "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
-            "verify_since = COALESCE(verify_since, sending_at, created_at) "
+            "verify_since = COALESCE(verify_since, sending_at, created_at), "
+            "verify_until = ?, verify_cursor = NULL, verify_tries = 0 "
             "WHERE id = ? AND state = ? AND sending_owner = ?",
-            (PENDING, error, next_attempt_at, outbox_id, SENDING, owner),
+            (PENDING, error, next_attempt_at, now, outbox_id, SENDING, owner),
         )
         return cursor.rowcount == 1
+
+    def save_lookup(self, outbox_id: int, cursor: str | None, tries: int, *, owner: str) -> bool:
+        """Where a history lookup for a message we hold left off."""
+        updated = self._execute(
+            "UPDATE outbox SET verify_cursor = ?, verify_tries = ? "
+            "WHERE id = ? AND state = ? AND sending_owner = ?",
+            (cursor, tries, outbox_id, SENDING, owner),
+        )
+        return updated.rowcount == 1
+
+    def alert_message_id(self, channel: str, item_id: int) -> str | None:
+        """The destination's id of the alert a channel got for a story
+        (Slack `ts`, Discord message id): what a threaded follow-up or an
+        edit refers to, without reading the channel's history."""
+        row = self._execute(
+            "SELECT o.remote_id FROM alerts a JOIN outbox o ON o.id = a.outbox_id "
+            "WHERE a.channel = ? AND a.item_id = ? AND o.state = ?",
+            (channel, item_id, SENT),
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def release_orphan(self, outbox_id: int, owner: str | None, now: float) -> bool:
         """A `sending` message whose sender died: pending again, to be looked
         for at the destination before it is resent. False if its owner moved on."""
         cursor = self._execute(
             "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
-            "verify_since = COALESCE(verify_since, sending_at, created_at) "
+            "verify_since = COALESCE(verify_since, sending_at, created_at), "
+            "verify_until = ?, verify_cursor = NULL, verify_tries = 0 "
             "WHERE id = ? AND state = ? AND sending_owner IS ?",
-            (PENDING, "interrupted; checking before resending", now, outbox_id, SENDING, owner),
+            (
+                PENDING,
+                "interrupted; checking before resending",
+                now,
+                now,
+                outbox_id,
+                SENDING,
+                owner,
+            ),
         )
         return cursor.rowcount == 1
-
-    # -- broken destinations ----------------------------------------------
-
-    def mark_broken(self, channel: str, reason: str, fingerprint: str, now: float) -> None:
-        """Stop calling `channel` (until its fingerprint changes or it is cleared)."""
-        self._execute(
-            "INSERT INTO broken_destinations(channel, reason, fingerprint, since) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT(channel) DO UPDATE SET "
-            "reason = excluded.reason, fingerprint = excluded.fingerprint",
-            (channel, reason, fingerprint, now),
-        )
-
-    def broken_destinations(self) -> dict[str, BrokenDestination]:
-        rows = self._rows("SELECT * FROM broken_destinations ORDER BY since")
-        return {
-            str(r["channel"]): BrokenDestination(
-                str(r["channel"]), str(r["reason"]), str(r["fingerprint"]), float(r["since"])
-            )
-            for r in rows
-        }
-
-    def clear_broken(self, channel: str | None = None) -> int:
-        """Call broken destinations again (`newshound retry`): all, or one channel."""
-        if channel is None:
-            return self._execute("DELETE FROM broken_destinations").rowcount
-        return self._execute(
-            "DELETE FROM broken_destinations WHERE channel = ?", (channel,)
-        ).rowcount
 
     # -- watch terms -----------------------------------------------------
 
@@ -890,6 +996,9 @@ def _outbox_row(r: dict[str, Any]) -> OutboxRow:
         sending_at=r.get("sending_at"),
         sending_owner=r.get("sending_owner"),
         verify_since=r.get("verify_since"),
+        verify_until=r.get("verify_until"),
+        verify_cursor=r.get("verify_cursor"),
+        verify_tries=r.get("verify_tries") or 0,
     )
 
 
@@ -916,5 +1025,6 @@ def _stored_item(r: dict[str, Any]) -> StoredItem:
             tags=tuple(json.loads(r["tags"])),
             published=r["published_at"],
             author=r["author"],
+            source_name=r["source_name"],
         ),
     )

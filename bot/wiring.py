@@ -68,13 +68,14 @@ def config_stamp(config: Config) -> str:
 
 def note_config(store: Store, config: Config) -> bool:
     """Record the config in use. When it changed since the last run or
-    reload, destinations marked broken are called again (README: "until the
-    config changes or `newshound retry` runs"). True if it changed."""
+    reload, paused Discord destinations (webhooks and channels that answered
+    401/403/404) are called again (README: "until the config changes or
+    `newshound retry` runs"). True if it changed."""
     stamp = config_stamp(config)
     if store.get_meta(CONFIG_STAMP_META) == stamp:
         return False
     store.set_meta(CONFIG_STAMP_META, stamp)
-    store.clear_broken()
+    store.resume_destinations("discord:")
     return True
 
 

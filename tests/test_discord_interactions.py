@@ -300,7 +300,7 @@ def test_wrong_methods_health_and_metrics(discord: Discord) -> None:
     metrics = discord.service.get("/metrics").body.decode()
     assert 'newshound_slash_commands_total{sub="help"}' in metrics
     health = discord.service.get("/healthz").json()
-    assert health["discord"] == "http" and health["destinations_broken"] == []
+    assert health["discord"] == "http" and health["delivery_paused"] == {}
 
 
 def test_a_channel_that_answers_404_is_held_and_reported(discord: Discord) -> None:
@@ -316,11 +316,12 @@ def test_a_channel_that_answers_404_is_held_and_reported(discord: Discord) -> No
     with Store(discord.service.db) as store:
         store.add_outbox(f"discord:{gone}", ALERT, payload, time.time())
 
-    def broken() -> list[dict[str, str]]:
-        return list(discord.service.get("/healthz").json()["destinations_broken"])
+    def paused() -> dict[str, str]:
+        health = discord.service.get("/healthz").json()
+        return dict(health["delivery_paused"])
 
-    (mark,) = wait_for(broken, timeout=10)
-    assert mark["channel"] == f"discord:{gone}" and "HTTP 404" in mark["reason"]
+    assert "HTTP 404" in wait_for(paused, timeout=10)[f"discord:{gone}"]
+    assert "delivery_paused" in discord.service.get("/healthz").json()["degraded_by"]
     time.sleep(0.6)  # several delivery ticks: it is not called again
     assert len(discord.api.calls_to("POST", f"/channels/{gone}/messages")) == 1
     feeds = discord.watch("feeds", channel=gone)

@@ -81,13 +81,13 @@ def test_help_speaks_each_platform() -> None:
 def test_feeds_says_why_a_destination_is_on_hold(tmp_path: Path) -> None:
     config = empty_config("feeds.yaml")
     with Store(tmp_path / "db.sqlite") as store:
-        store.mark_broken("discord:1", "the bot lacks permission there (HTTP 403)", "f", WHEN)
+        store.pause_destination("discord:1", "the bot lacks permission there (HTTP 403)", WHEN)
         ctx = CommandContext(
             store=store,
             config=lambda: config,
             platform="discord",
             destination_problem=lambda c: (
-                b.reason if (b := store.broken_destinations().get(c)) else None
+                p[0] if (p := store.paused_destinations().get(c)) else None
             ),
         )
         text = render(watch_feeds(ctx, "discord:1"), "discord")

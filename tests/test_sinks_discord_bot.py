@@ -202,22 +202,21 @@ def test_a_channel_the_bot_cannot_post_in_is_held_and_not_called_again(
     assert len(api.calls_to("POST", f"/channels/{X}/messages")) == 1
     row = store.outbox_message(held)
     assert row is not None and row.state == PENDING
-    assert str(status) in store.broken_destinations()[f"discord:{X}"].reason
+    assert str(status) in store.paused_destinations()[f"discord:{X}"][0]
     # Fixed in Discord, then `newshound retry`: the alert goes out.
     api.channels[X] = api.channels.get(X) or type(api.channel(Y))(X)
     api.channels[X].forbidden = False
-    store.clear_broken()
+    store.resume_destinations()
     assert d.deliver(retry_now=True).sent == 1
 
 
-def test_a_bad_token_holds_the_channel_until_the_token_changes(
-    api: FakeDiscordApi, store: Store
-) -> None:
+def test_a_bad_token_pauses_the_channel_until_retry(api: FakeDiscordApi, store: Store) -> None:
     queue(store, X, 1)
     deliverer(store, sink(api, token="wrong")).deliver(retry_now=True)
-    assert "401" in store.broken_destinations()[f"discord:{X}"].reason
+    assert "401" in store.paused_destinations()[f"discord:{X}"][0]
     assert deliverer(store, sink(api, token="wrong")).deliver(retry_now=True).sent == 0
     assert len(api.calls_to("POST", "/messages")) == 1
+    store.resume_destinations("discord:")  # token fixed, then `newshound retry`
     assert deliverer(store, sink(api)).deliver(retry_now=True).sent == 1
 
 

@@ -35,7 +35,6 @@ channel deleted): Discord bans IPs that keep sending invalid requests.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +42,7 @@ from typing import Any
 import httpx
 
 from bot.channels import discord_channel_id
-from bot.sinks.base import Delivered, DeliveryError
+from bot.sinks.base import Delivered, DeliveryError, HistoryLookup
 from bot.sinks.discord import _bucket_wait, _retry_after, broken_reason, format_message
 from bot.store import OutboxRow
 
@@ -94,9 +93,9 @@ class DiscordBotSink:
     def shared_gate_keys(self, channel: str) -> list[str]:
         return [GLOBAL_GATE]
 
-    def fingerprint(self, channel: str) -> str:
-        """The bot token (hashed) we call with: a new token retries a broken channel."""
-        return hashlib.sha256(f"{self.token}\n{channel}".encode()).hexdigest()[:16]
+    def pause_key(self, channel: str) -> str:
+        """What a 401/403/404 pauses: this channel (README "Delivery guarantees")."""
+        return channel
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bot {self.token}", "User-Agent": "newshound (bot delivery)"}
@@ -140,7 +139,7 @@ class DiscordBotSink:
                 gate_key=GLOBAL_GATE if _is_global(response) else None,
             )
         if status in (401, 403, 404):
-            raise DeliveryError(broken_reason("channel", status), broken=True)
+            raise DeliveryError(broken_reason("channel", status), pause_key=self.pause_key(channel))
         if status in (408, 409, 425):
             raise DeliveryError(f"Discord answered HTTP {status}")
         if 400 <= status < 500:
@@ -153,24 +152,34 @@ class DiscordBotSink:
 
     # -- crash recovery ------------------------------------------------------
 
-    def find_sent(self, channel: str, outbox_id: int, since: float | None = None) -> str | None:
+    def find_sent(
+        self,
+        channel: str,
+        outbox_id: int,
+        since: float | None = None,
+        lookup: HistoryLookup | None = None,
+    ) -> str | None:
         # The message's content is needed to recognise it: see find_posted.
         return None
 
-    def find_posted(self, message: OutboxRow, since: float | None = None) -> str | None:
+    def find_posted(self, message: OutboxRow, lookup: HistoryLookup) -> str | None:
         """The id of our message for this outbox row if an earlier attempt
-        arrived: our own message in the channel since `since` with the same
-        embed (title, link, timestamp). Raises DeliveryError when the history
-        cannot be read now."""
+        arrived: our own message in the channel since `lookup.since` with the
+        same embed (title, link, timestamp). Reads the history oldest first
+        from `lookup.cursor` (a message id), advancing it and counting
+        `lookup.tries`, so a rate limit or restart resumes where it stopped.
+        Raises DeliveryError when the history cannot be read now."""
         channel_id = self._channel_id(message.channel)
         wanted = _embed_key(format_message(message.kind, message.payload))
-        start = snowflake_at((since or 0.0) - CLOCK_SKEW) if since else 0
+        since = lookup.since
+        if lookup.cursor is None:
+            lookup.cursor = str(snowflake_at(since - CLOCK_SKEW) if since else 0)
         url = f"{self.api_url}/channels/{channel_id}/messages"
-        after = start
         for _ in range(HISTORY_PAGES):
+            lookup.tries += 1
             try:
                 response = self.client.get(
-                    url, params={"after": str(after), "limit": "100"}, headers=self._headers()
+                    url, params={"after": lookup.cursor, "limit": "100"}, headers=self._headers()
                 )
             except httpx.HTTPError as exc:
                 raise DeliveryError(f"connection error: {type(exc).__name__}") from None
@@ -188,19 +197,17 @@ class DiscordBotSink:
                 page = response.json()
             except ValueError:
                 raise DeliveryError("Discord sent an unreadable history page") from None
-            if not isinstance(page, list) or not page:
-                return None
-            for item in page:
-                if not isinstance(item, dict):
-                    continue
+            items = (
+                [item for item in page if isinstance(item, dict)] if isinstance(page, list) else []
+            )
+            for item in items:
                 if item.get("nonce") == nonce_for(message.id, self.nonce_tag):
                     return str(item.get("id"))
-                author = item.get("author") or {}
-                if self._is_us(author) and _embed_key(item) == wanted:
+                if self._is_us(item.get("author")) and _embed_key(item) == wanted:
                     return str(item.get("id"))
-            after = max(int(str(item.get("id", 0))) for item in page if isinstance(item, dict))
-            if len(page) < 100:
-                return None
+            if len(items) < 100:
+                return None  # read up to now: it never arrived
+            lookup.cursor = str(max(int(str(item.get("id", 0))) for item in items))
         return None
 
     def _is_us(self, author: Any) -> bool:
