@@ -32,6 +32,7 @@ from bot.reply import (
     User,
     reply,
     starred,
+    with_code,
 )
 from bot.store import FeedRow, Store
 from bot.watchlist import added_term_scope
@@ -163,7 +164,7 @@ def watch_add(ctx: CommandContext, channel: str, text: str, user: str | None = N
     if ctx.channel_problem is not None:
         problem = ctx.channel_problem(channel)
         if problem:
-            return reply(problem, ok=False)
+            return reply(*with_code(problem), ok=False)
     source = ctx.platform
     by = user if ctx.platform != "cli" else None
     limit = MAX_TERMS_PER_CHANNEL

@@ -123,6 +123,24 @@ def starred(text: str) -> list[Span]:
     return spans
 
 
+_BACKTICKED = re.compile(r"`([^`]+)`")
+
+
+def with_code(text: str) -> list[Span]:
+    """Spans from our own message text whose `code` parts are marked with
+    backticks (e.g. a channel check's hint naming a scope)."""
+    spans: list[Span] = []
+    last = 0
+    for match in _BACKTICKED.finditer(text):
+        if match.start() > last:
+            spans.append(Text(text[last : match.start()]))
+        spans.append(Code(match.group(1)))
+        last = match.end()
+    if last < len(text):
+        spans.append(Text(text[last:]))
+    return spans
+
+
 # -- rendering ---------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from bot.reply import (
     render,
     reply,
     starred,
+    with_code,
 )
 from bot.store import Store
 
@@ -102,3 +103,10 @@ def test_list_names_who_added_a_term_on_their_platform(tmp_path: Path) -> None:
         ctx = CommandContext(store=store, config=lambda: config, platform="discord")
         text = render(watch_list(ctx, "discord:1"), "discord")
         assert "• tariff (added by <@80351110224678912>, 2023-11-14)" in text
+
+
+def test_our_hints_keep_their_code_spans_on_every_platform() -> None:
+    hint = reply(*with_code("Slack answered `missing_scope`; add `channels:read`."))
+    assert render(hint, "slack") == "Slack answered `missing_scope`; add `channels:read`."
+    assert render(hint, "discord") == "Slack answered `missing_scope`; add `channels:read`."
+    assert render(hint, "cli") == "Slack answered missing_scope; add channels:read."

@@ -169,7 +169,10 @@ class DiscordSink:
         if status == 429:
             raise DeliveryError("rate limited by Discord", retry_after=_retry_after(response))
         if status in (401, 403, 404):
-            raise DeliveryError(broken_reason("webhook", status), pause_key=self.pause_key(channel))
+            raise DeliveryError(
+                f"Discord refused the webhook (HTTP {status}): it was deleted or its URL is wrong",
+                pause_key=self.pause_key(channel),
+            )
         if status in (408, 409, 425):
             raise DeliveryError(f"Discord answered HTTP {status}")
         if 400 <= status < 500:
@@ -191,19 +194,6 @@ class DiscordSink:
 
     def close(self) -> None:
         self.client.close()
-
-
-def broken_reason(what: str, status: int) -> str:
-    """Why a webhook or channel answering 401/403/404 is held, in words."""
-    why = {
-        401: "Discord refused the credentials (HTTP 401): check DISCORD_BOT_TOKEN",
-        403: "the bot lacks permission there (HTTP 403): it needs View Channel, "
-        "Send Messages and Embed Links",
-        404: "the channel no longer exists or the bot cannot see it (HTTP 404)",
-    }
-    if what == "webhook":
-        return f"Discord refused the webhook (HTTP {status}): it was deleted or its URL is wrong"
-    return why[status]
 
 
 def _message_id(response: httpx.Response) -> str | None:

@@ -43,7 +43,7 @@ import httpx
 
 from bot.channels import discord_channel_id
 from bot.sinks.base import Delivered, DeliveryError, HistoryLookup
-from bot.sinks.discord import _bucket_wait, _retry_after, broken_reason, format_message
+from bot.sinks.discord import _bucket_wait, _retry_after, format_message
 from bot.store import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,15 @@ GLOBAL_GATE = "discord:global"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 CLOCK_SKEW = 120.0  # seconds: look this much further back in the history
 HISTORY_PAGES = 5  # pages of 100 messages read when looking for a lost post
+
+
+# Why a channel is paused, by the status Discord answered.
+REFUSED = {
+    401: "Discord refused the bot token (HTTP 401): check DISCORD_BOT_TOKEN",
+    403: "the bot lacks permission there (HTTP 403): it needs View Channel, "
+    "Send Messages and Embed Links",
+    404: "the channel no longer exists or the bot cannot see it (HTTP 404)",
+}
 
 
 def nonce_for(outbox_id: int, tag: str = "") -> str:
@@ -139,7 +148,7 @@ class DiscordBotSink:
                 gate_key=GLOBAL_GATE if _is_global(response) else None,
             )
         if status in (401, 403, 404):
-            raise DeliveryError(broken_reason("channel", status), pause_key=self.pause_key(channel))
+            raise DeliveryError(REFUSED[status], pause_key=self.pause_key(channel))
         if status in (408, 409, 425):
             raise DeliveryError(f"Discord answered HTTP {status}")
         if 400 <= status < 500:
