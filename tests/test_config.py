@@ -350,6 +350,27 @@ def test_discord_env_channel_loads_and_warns_when_unset() -> None:
     assert "SECRET" not in "".join(warnings)
 
 
+def test_discord_channel_ids_load_and_warn_without_a_bot_token() -> None:
+    config = parse(
+        """\
+        settings:
+          managers: [U0123456789, "80351110224678912"]
+        watches:
+          - channel: "discord:1234567890123456789"
+            terms: [tariff]
+          - channel: "discord:1234567890123456780"
+            terms: [trade]
+        """
+    )
+    assert config.settings.managers == ("U0123456789", "80351110224678912")
+    assert config.watches[0].channel == "discord:1234567890123456789"
+    assert [str(w) for w in config_warnings(config, {})] == [
+        "feeds.yaml:4: DISCORD_BOT_TOKEN is not set, so alerts for "
+        "discord:1234567890123456789 cannot be sent until it is"
+    ]
+    assert config_warnings(config, {"DISCORD_BOT_TOKEN": "t"}) == []
+
+
 # --------------------------------------------------------------------------- problems
 
 # (case id, config text, expected "LINE: message" prefixes, exactly these, in order)

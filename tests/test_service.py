@@ -348,7 +348,7 @@ def test_idle_connections_are_dropped_after_the_read_timeout(
 
     assert 0 < web._QuietHandler.timeout <= 30  # the real setting: a few seconds
     monkeypatch.setattr(web._QuietHandler, "timeout", 0.5)  # shortened for the test
-    app = web.WebApp(lambda: (True, {}), lambda: (b"", "text/plain"), None)
+    app = web.WebApp({"/slack/events": web.Route(("POST",), lambda r: web.text(200, "ok"), True)})
     server = web.WebServer(app, "127.0.0.1", 0)
     server.start()
     try:
