@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from bot.channels import resolve_discord_webhook
+from bot.channels import display_channel, resolve_discord_webhook
 from bot.messages import ALERT, DIGEST, FOLLOWUP, as_datetime, listed_sources
 from bot.sinks.base import Delivered, DeliveryError, HistoryLookup, build_or_refuse
 from bot.text import clean_text, inline_text
@@ -176,6 +176,10 @@ class DiscordSink:
             target = channel
         return "discord:" + hashlib.sha256(target.encode()).hexdigest()[:16]
 
+    def pause_key(self, channel: str) -> str:
+        """What a 401/403/404 pauses: this webhook, named without its secret."""
+        return display_channel(channel)
+
     def send(
         self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int
     ) -> Delivered | None:
@@ -187,7 +191,7 @@ class DiscordSink:
             # with backoff instead of dying (SPEC §4: no alert is lost).
             raise DeliveryError(str(exc)) from None
         if kind == FOLLOWUP:
-            return self._edit(url, payload)
+            return self._edit(channel, url, payload)
         body = build_or_refuse(format_message, kind, payload)
         try:
             response = self.client.post(webhook_post_url(url), json=body)
@@ -203,7 +207,10 @@ class DiscordSink:
         if status == 429:
             raise DeliveryError("rate limited by Discord", retry_after=_retry_after(response))
         if status in (401, 403, 404):
-            raise DeliveryError(f"webhook rejected the message (HTTP {status})", permanent=True)
+            raise DeliveryError(
+                f"Discord refused the webhook (HTTP {status}): it was deleted or its URL is wrong",
+                pause_key=self.pause_key(channel),
+            )
         if status in (408, 409, 425):
             raise DeliveryError(f"Discord answered HTTP {status}")
         if 400 <= status < 500:
@@ -212,7 +219,7 @@ class DiscordSink:
             raise DeliveryError(f"Discord answered HTTP {status}", maybe_delivered=status >= 500)
         return Delivered(_message_id(response), wait=_bucket_wait(response.headers))
 
-    def _edit(self, url: str, payload: dict[str, Any]) -> Delivered:
+    def _edit(self, channel: str, url: str, payload: dict[str, Any]) -> Delivered:
         """A follow-up on a webhook channel edits the alert (an edit is
         idempotent: repeating it after a lost answer changes nothing)."""
         message_id = payload.get("parent_message")
@@ -228,8 +235,13 @@ class DiscordSink:
         status = response.status_code
         if status == 429:
             raise DeliveryError("rate limited by Discord", retry_after=_retry_after(response))
-        if status == 404:
-            raise DeliveryError("the alert to edit is gone (HTTP 404)", permanent=True)
+        if status == 404 and _error_code(response) == UNKNOWN_MESSAGE:
+            raise DeliveryError("the alert to edit was deleted (HTTP 404)", permanent=True)
+        if status in (401, 403, 404):
+            raise DeliveryError(
+                f"Discord refused the webhook (HTTP {status}): it was deleted or its URL is wrong",
+                pause_key=self.pause_key(channel),
+            )
         if 400 <= status < 500 and status not in (408, 409, 425):
             raise DeliveryError(f"Discord refused the edit (HTTP {status})", permanent=True)
         if status >= 300:
@@ -249,6 +261,20 @@ class DiscordSink:
 
     def close(self) -> None:
         self.client.close()
+
+
+# Discord's JSON error code for a message id that does not exist (any more):
+# discord.com/developers/docs/topics/opcodes-and-status-codes#json
+UNKNOWN_MESSAGE = 10008
+
+
+def _error_code(response: httpx.Response) -> int | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    code = data.get("code") if isinstance(data, dict) else None
+    return code if isinstance(code, int) else None
 
 
 def _message_id(response: httpx.Response) -> str | None:
