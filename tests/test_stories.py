@@ -385,3 +385,41 @@ def test_a_follow_up_is_never_sent_before_its_alert(store: Store) -> None:
     with pytest.raises(DeliveryError) as dead:
         deliverer.with_parent(followup_payload(other, []))
     assert dead.value.permanent
+
+
+def test_discord_bot_channel_follow_up_is_a_reply_to_the_alert(
+    feed_server: FeedServer, tmp_path: Path, console: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`discord:<channel id>`: the follow-up is posted with
+    `message_reference: {"message_id": <the alert's id>}` (discord-api-docs
+    developers/resources/message.mdx, Create Message: "Include to make your
+    message a reply") and pings nobody (`replied_user` false)."""
+    from fakediscord_api import BOT_TOKEN, FakeDiscordApi
+
+    channel_id = "1300000000000000001"
+    with FakeDiscordApi() as api:
+        api.channel(channel_id)
+        monkeypatch.setenv("DISCORD_BOT_TOKEN", BOT_TOKEN)
+        monkeypatch.setenv("DISCORD_API_URL", api.api_url)
+        feed_server.set("/wire.xml", rss([wire()], title="Wire"))
+        feed_server.set("/outlet.xml", rss([], title="Outlet B"))
+        config = write_config(
+            tmp_path / "feeds.yaml",
+            [
+                {"url": feed_server.url("/wire.xml"), "name": "Wire"},
+                {"url": feed_server.url("/outlet.xml"), "name": "Outlet @everyone"},
+            ],
+            [{"channel": f"discord:{channel_id}", "terms": ["trade deal"]}],
+        )
+        db = tmp_path / "db"
+        poll(config, db)
+        [alert] = api.posts(channel_id)
+        feed_server.set("/outlet.xml", rss([copy("outlet-b.example")], title="Outlet B"))
+        poll(config, db)
+        alert_msg, reply = api.posts(channel_id)
+        assert alert_msg["id"] == alert["id"]
+        assert reply["type"] == 19 and reply["message_reference"]["message_id"] == alert["id"]
+        [call] = api.calls_to("POST", f"/channels/{channel_id}/messages")[1:]
+        assert call.body["allowed_mentions"] == {"parse": [], "replied_user": False}
+        assert call.body["content"].startswith("Also reported by: Outlet @\u200beveryone — [")
+        assert "(https://outlet-b.example/business/india-eu-deal.html)" in call.body["content"]

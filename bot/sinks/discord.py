@@ -59,6 +59,8 @@ def _lines_within(lines: list[str], limit: int) -> str:
 
 
 def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    if kind == FOLLOWUP:
+        return format_reply(payload)
     if kind == ALERT:
         description = "".join(
             f"**{escape(t)}**" if bold else escape(t) for t, bold in payload["snippet"]
@@ -95,6 +97,29 @@ def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {"embeds": [embed], "allowed_mentions": {"parse": []}}
 
 
+def also_reported_lines(sources: list[dict[str, Any]]) -> list[str]:
+    """ "Also reported by: <source> — [title](link)" per source, at most
+    FOLLOWUP_SOURCES, then "+N more"; feed strings escaped for Discord."""
+    listed, more = listed_sources(sources)
+    lines = []
+    for entry in listed:
+        url = _url(entry.get("link"))
+        title = escape(clean_text(entry["title"], 200))
+        linked = f"[{title}]({url})" if url else title
+        lines.append(f"Also reported by: {escape(clean_text(entry['source'], 100))} — {linked}")
+    if more:
+        lines.append(f"+{more} more")
+    return lines
+
+
+def format_reply(payload: dict[str, Any]) -> dict[str, Any]:
+    """A follow-up in a bot channel: a plain reply with this cycle's sources
+    (the caller adds `message_reference`); link previews suppressed (flag
+    SUPPRESS_EMBEDS) so five links do not bring five cards."""
+    content = "\n".join(also_reported_lines(payload["new"]))
+    return {"content": content[:2000], "allowed_mentions": {"parse": []}, "flags": 1 << 2}
+
+
 def format_edited_alert(payload: dict[str, Any]) -> dict[str, Any]:
     """A follow-up on a webhook channel: the alert as it was sent, with an
     "Also reported by" line for every source reported so far (at most
@@ -104,16 +129,7 @@ def format_edited_alert(payload: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("the alert this follows up is gone")
     body = format_message(ALERT, parent)
     embed = body["embeds"][0]
-    listed, more = listed_sources([*payload.get("earlier", []), *payload["new"]])
-    lines = []
-    for entry in listed:
-        url = _url(entry.get("link"))
-        title = escape(clean_text(entry["title"], 200))
-        linked = f"[{title}]({url})" if url else title
-        lines.append(f"Also reported by: {escape(clean_text(entry['source'], 100))} — {linked}")
-    if more:
-        lines.append(f"+{more} more")
-    also = "\n".join(lines)
+    also = "\n".join(also_reported_lines([*payload.get("earlier", []), *payload["new"]]))
     room = 4096 - len(also) - 2
     description = embed.get("description", "")
     if len(description) > room:
