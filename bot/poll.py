@@ -316,6 +316,7 @@ class Poller:
         workers: int = 16,
         parser: FeedParser = parse_feed,
         pool: ParsePool | None = None,
+        merger: StoryMerger | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -330,7 +331,9 @@ class Poller:
         self.pool = pool
         self._watch = WatchList(())
         self._unchanged: list[FeedSuccess] = []
-        self.merger = StoryMerger(store, config.settings.merge_window)
+        # The service passes the one it keeps between cycles (built from the
+        # database once, then topped up); a one-off cycle builds its own.
+        self.merger = merger or StoryMerger(store, config.settings.merge_window)
 
     # -- the cycle -------------------------------------------------------
 
