@@ -172,16 +172,18 @@ def next_check_after_success(
     jitter: float,
     headers: Mapping[str, str] | None = None,
 ) -> float:
-    """The feed's interval, raised (never above a day) to what the publisher
-    asked for with RSS <ttl> or Cache-Control max-age."""
-    interval = feed_interval(feed, config)
+    """The feed's interval shortened by `jitter` (a fraction: polls are spread
+    by checking a little EARLY, so a new item never waits longer than the
+    interval), raised (never above a day) to what the publisher asked for with
+    RSS <ttl> or Cache-Control max-age; a publisher's wait is kept exactly."""
+    interval = feed_interval(feed, config) * (1.0 - min(max(jitter, 0.0), 1.0))
     asked = [float(ttl_seconds)] if ttl_seconds else []
     max_age = cache_max_age(headers or {})
     if max_age:
         asked.append(max_age)
     if asked:
         interval = max(interval, min(max(asked), MAX_PUBLISHER_INTERVAL))
-    return now + interval * (1.0 + jitter)
+    return now + interval
 
 
 def next_check_after_failure(
@@ -246,7 +248,7 @@ class Poller:
         self.fetcher = fetcher
         self.clock = clock
         self.rng = rng or random.Random()
-        self.jitter = jitter  # fraction of the interval added at random to spread polls
+        self.jitter = jitter  # most of the interval taken off at random to spread polls
         self.workers = workers
         # With a pool (CLI and service), parsing *and* matching run in worker
         # processes; without one (unit tests) `parser` runs in this process.
