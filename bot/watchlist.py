@@ -11,7 +11,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from bot.config import Config
 from bot.match import Matcher, Span
@@ -93,7 +93,15 @@ class WatchList:
                 continue
             self.scopes[(channel, term)] = scope
             queries.append(((channel, term), query))
-        self.matcher: Matcher[WatchKey] = Matcher(queries)
+        self._queries = queries
+
+    @cached_property
+    def matcher(self) -> Matcher[WatchKey]:
+        # Built on first use: with parser workers the poller process itself
+        # never matches, and 10,000 terms take a quarter of a second to build.
+        matcher: Matcher[WatchKey] = Matcher(self._queries)
+        self._queries = []
+        return matcher
 
     @staticmethod
     def cached(entries: tuple[WatchEntry, ...]) -> WatchList:
