@@ -68,8 +68,11 @@ def tree_rss_mb(pid: int, exclude: frozenset[int] = frozenset()) -> float:
                 for line in f:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
-            with open(f"/proc/{current}/task/{current}/children") as f:
-                pids.extend(int(p) for p in f.read().split())
+            # Children are listed per thread: a process started from another
+            # thread (the service's parser workers) is not under the main one.
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    pids.extend(int(p) for p in f.read().split())
         except OSError:
             continue
     return total / 1024
