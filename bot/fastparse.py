@@ -467,14 +467,17 @@ def _version(root: Any) -> tuple[str, Any, list[Any]]:
     raise Declined(f"unknown document type <{tag}>")
 
 
+_TITLE_NAMESPACES = frozenset({"", _RSS10, _RSS090, _ATOM10, _ATOM03, _DC})
+
+
 def _feed_meta(doc: _Doc, channel: Any) -> dict[str, Any]:
     feed: dict[str, Any] = {}
     for el in channel:
         tag = el.tag
         if not isinstance(tag, str):
             continue
-        name = tag.rpartition("}")[2]
-        if name == "title" and not feed.get("title") and tag.rpartition("}")[0] != "{" + _MEDIA:
+        ns, _, name = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
+        if name == "title" and not feed.get("title") and ns in _TITLE_NAMESPACES:
             _set_text(doc, feed, "title", el, "text/plain")
         elif name == "ttl" and tag == "ttl":
             feed["ttl"] = (el.text or "").strip() if not len(el) else ""

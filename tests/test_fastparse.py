@@ -196,6 +196,14 @@ GENERATED = [
         ),
         declined="media:keywords",
     ),
+    Doc(
+        "rss20-foreign-channel-title",
+        _rss_items(
+            "<item><title>x</title></item>",
+            head="<itunes:title>Not the title</itunes:title>",
+            attrs=' xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"',
+        ).replace(b"<title>T</title>", b""),
+    ),
     Doc("rss20-ttl", _rss_items("<item><title>x</title></item>", head="<ttl>90</ttl>")),
     Doc("rss20-empty-channel", _rss_items("")),
     Doc(
@@ -307,7 +315,10 @@ GENERATED = [
     Doc("html-page", b"<!doctype html><html><body><p>Not a feed</p></body></html>", declined=""),
 ]
 
-FIXTURE_DOCS = [Doc(p.name, p.read_bytes()) for p in sorted(FIXTURES.iterdir())]
+DEMO = Path(__file__).parent.parent / "bot" / "demo"
+FIXTURE_DOCS = [Doc(p.name, p.read_bytes()) for p in sorted(FIXTURES.iterdir())] + [
+    Doc(f"demo-{p.name}", p.read_bytes()) for p in sorted(DEMO.glob("*.xml"))
+]
 FARM_DOCS = [Doc(f"farm-{i}", make_feed(i, 20)) for i in range(3)]
 CORPUS = FIXTURE_DOCS + GENERATED + FARM_DOCS
 
