@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.identity import keys_for_feed
 from bot.messages import alert_payload
 from bot.messages import feed_display_name as display_name
 from bot.models import Item, ParsedFeed
+from bot.story_identity import identify_feed
 from bot.watchlist import WatchList
 
 
@@ -30,7 +30,8 @@ class AlertDraft:
 @dataclass(frozen=True)
 class AnalyzedItem:
     item: Item
-    keys: tuple[str, ...]  # primary story key first, then aliases
+    keys: tuple[str, ...]  # primary story key first, then aliases (stored)
+    lookups: tuple[str, ...]  # an earlier story under any of these is this one
     alerts: tuple[AlertDraft, ...]
 
 
@@ -55,7 +56,7 @@ def analyze(
     parsed: ParsedFeed, watch: WatchList, *, feed_url: str, feed_name: str | None
 ) -> AnalyzedFeed:
     source = display_name(feed_name, parsed.title, feed_url)
-    keys = keys_for_feed(parsed.items, feed_url)
+    identities = identify_feed(parsed.items, feed_url)
     analyzed = []
     for index in newest_first(parsed.items):
         item = parsed.items[index]
@@ -63,6 +64,9 @@ def analyze(
         for channel, hits in watch.channels_for(item, feed_url).items():
             terms = tuple(hit.term for hit in hits)
             spans = [span for hit in hits for span in hit.spans]
-            drafts.append(AlertDraft(channel, terms, alert_payload(item, source, terms, spans)))
-        analyzed.append(AnalyzedItem(item, tuple(keys[index]), tuple(drafts)))
+            # An aggregator's entry is the publisher's story: named after it.
+            named = item.source_name or source
+            drafts.append(AlertDraft(channel, terms, alert_payload(item, named, terms, spans)))
+        identity = identities[index]
+        analyzed.append(AnalyzedItem(item, identity.keys, identity.lookups, tuple(drafts)))
     return AnalyzedFeed(parsed.title, parsed.ttl_seconds, source, tuple(analyzed))

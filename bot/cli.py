@@ -1,7 +1,7 @@
 """The `newshound` command line (SPEC §1).
 
-Exit codes: 0 ok; 2 bad config or bad input. Errors are one clear line on
-stderr, never a traceback.
+Exit codes: 0 ok; 1 `poll --once` found every due feed failing; 2 bad config
+or bad input. Errors are one clear line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import re
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from bot import redact
 from bot.channels import display_channel, validate_channel, webhook_env_warnings
@@ -25,7 +26,7 @@ from bot.fetch import Fetcher
 from bot.messages import DIGEST, NOTICE, format_time
 from bot.parsepool import ParsePool
 from bot.poll import CycleReport, Poller
-from bot.store import DEAD, PENDING, SENDING, FeedRow, OutboxRow, Store
+from bot.store import DEAD, PENDING, SCHEMA_VERSION, SENDING, FeedRow, OutboxRow, Store
 from bot.wiring import (
     SinkRouter,
     config_terms,
@@ -35,6 +36,7 @@ from bot.wiring import (
 )
 
 EXIT_OK = 0
+EXIT_ALL_FEEDS_FAILED = 1  # `poll --once`: every due feed failed, so cron sees an outage
 EXIT_BAD_INPUT = 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like `yes | head -1`
 
@@ -75,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newshound", description="News-watch bot: feeds in, one alert per story out."
     )
-    parser.add_argument("--version", action="version", version=f"newshound {_version()}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"newshound {_version()} (database schema {SCHEMA_VERSION})",
+    )
     parser.add_argument("--config", default=None, help="feeds.yaml path (env NEWSHOUND_CONFIG)")
     parser.add_argument("--db", default=None, help="SQLite database path (env NEWSHOUND_DB)")
     parser.add_argument("-v", "--verbose", action="store_true", default=False)
@@ -304,6 +310,18 @@ def open_store(path: str, *, check: bool = False) -> Store:
     return store
 
 
+def existing_store(path: str) -> Store:
+    """`open_store` for read-only commands: they never create a database, so
+    a mistyped --db or a run from the wrong folder is an error, not an empty
+    new database that silently hides the real one."""
+    if not Path(path).exists():
+        raise UsageError(
+            f"no database at {path} (check --db or NEWSHOUND_DB; "
+            "`newshound poll --once` or `newshound run` creates it)"
+        )
+    return open_store(path)
+
+
 def prepare(config: Config, store: Store) -> None:
     """Mirror the config's feeds and terms into the database."""
     store.sync_feeds([f.url for f in config.feeds])
@@ -311,8 +329,16 @@ def prepare(config: Config, store: Store) -> None:
 
 
 def run_poll_cycle(
-    config: Config, store: Store, sinks: SinkRouter, *, all_feeds: bool
+    config: Config,
+    store: Store,
+    sinks: SinkRouter,
+    *,
+    all_feeds: bool,
+    clock: Callable[[], float] = time.time,
+    in_order: bool = False,
 ) -> tuple[CycleReport, DeliveryReport]:
+    """clock: what the poller takes for now (the demo's is fixed); in_order:
+    see Poller.run_cycle."""
     prepare(config, store)
     channels = [*config.channels(), *(row.channel for row in store.terms())]
     redact.add_secrets(redact.webhook_secrets(channels, os.environ))
@@ -321,8 +347,8 @@ def run_poll_cycle(
         Fetcher(fetch_policy(config.settings)) as fetcher,
         ParsePool(timeout=config.settings.parse_timeout) as parse_pool,
     ):
-        poller = Poller(config, store, fetcher, pool=parse_pool)
-        report = poller.run_cycle(all_feeds=all_feeds)
+        poller = Poller(config, store, fetcher, pool=parse_pool, clock=clock)
+        report = poller.run_cycle(all_feeds=all_feeds, in_order=in_order)
     deliverer = Deliverer(store, sinks, send_interval=config.settings.send_interval)
     delivery = deliverer.deliver(retry_now=True)
     return report, delivery
@@ -334,7 +360,9 @@ def warn_unresolved_webhooks(channels: Sequence[str]) -> None:
         logging.getLogger("bot").warning("%s", warning)
 
 
-def print_cycle(report: CycleReport, delivery: DeliveryReport, store: Store) -> None:
+def print_cycle(
+    report: CycleReport, delivery: DeliveryReport, store: Store, *, timing: bool = True
+) -> None:
     width = max([len(f.name) for f in report.feeds] + [4])
     if report.feeds:
         print(f"{'feed':<{width}}  {'status':<13} {'items':>5} {'new':>5} {'alerts':>6}")
@@ -347,8 +375,12 @@ def print_cycle(report: CycleReport, delivery: DeliveryReport, store: Store) -> 
     print(
         f"cycle: {len(report.feeds)} feeds polled ({report.failed} failed), {report.items} items, "
         f"{report.new_items} new, {report.alerts} alerts, {report.digests} digests, "
-        f"{report.duplicates} duplicates suppressed in {report.duration:.1f}s"
+        f"{report.duplicates} duplicates suppressed"
+        + (f" in {report.duration:.1f}s" if timing else "")
     )
+    if report.held_back:
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.held_back.items()))
+        print(f"matched but not alerted: {reasons}")
     print(
         f"delivery: {delivery.sent} sent, {counts.get(PENDING, 0) + counts.get(SENDING, 0)} "
         f"pending, {counts.get(DEAD, 0)} dead"
@@ -377,6 +409,12 @@ def cmd_poll(args: argparse.Namespace) -> int:
         if not report.feeds:
             print(nothing_polled(config, store))
         print_cycle(report, delivery, store)
+    if report.feeds and report.failed == len(report.feeds):
+        print(
+            f"newshound: every due feed failed ({report.failed} of {report.failed})",
+            file=sys.stderr,
+        )
+        return EXIT_ALL_FEEDS_FAILED
     return EXIT_OK
 
 
@@ -402,7 +440,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             "it lists every term of the --channel"
         )
     query = join_query(args.query)
-    with open_store(paths.db) as store:
+    with existing_store(paths.db) if args.action == "list" else open_store(paths.db) as store:
         prepare(config, store)
         ctx = CommandContext(store=store, config=lambda: config)
         if args.action == "list":
@@ -448,7 +486,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     paths = resolve_paths(args.config, args.db)
     config = load_or_empty(paths.config)
     now = time.time()
-    with open_store(paths.db) as store:
+    with existing_store(paths.db) as store:
+        print(f"Database: {paths.db} (schema {store.schema_version()})")
         store.sync_feeds([f.url for f in config.feeds])
         rows = {row.url: row for row in store.feeds()}
         print(f"Feeds ({len(config.feeds)}):")

@@ -14,7 +14,8 @@ Fields filled for each entry (the ones `bot.parse` reads; feedparser's
 names and value rules): title/title_detail, link, links (href/rel/type,
 enclosures included), enclosures, id, guidislink, summary/summary_detail,
 content, published(_parsed), updated(_parsed), tags (term/scheme/label),
-author/author_detail, source. Feed: title/title_detail, link, ttl.
+author/author_detail, source (title/href). Feed: title/title_detail, link,
+links, ttl.
 
 feedparser's own helpers decide the details that have to match exactly:
 dates (`_parse_date`), URL joining (`_urljoin`), the plain-text-or-HTML
@@ -479,6 +480,15 @@ def _feed_meta(doc: _Doc, channel: Any) -> dict[str, Any]:
         ns, _, name = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
         if name == "title" and not feed.get("title") and ns in _TITLE_NAMESPACES:
             _set_text(doc, feed, "title", el, "text/plain")
+        elif name == "link" and ns in _TITLE_NAMESPACES:
+            # The site the feed describes: relative RSS item links resolve
+            # against it (bot.parse._link_base).
+            if doc.atom or ns == _ATOM10 or el.get("href") is not None:
+                _add_link(doc, feed, el)
+            else:
+                value = doc.plain(el)
+                value = _urljoin(doc.base(el), value) if value else value
+                feed["link"] = _LINK_ENTITY.sub(r"&\g<1>", value)
         elif name == "ttl" and tag == "ttl":
             feed["ttl"] = (el.text or "").strip() if not len(el) else ""
     return feed

@@ -73,6 +73,15 @@ def _authors(item: Mapping[str, Any], feed: Mapping[str, Any]) -> str | None:
     return _names(item) or _names(feed)
 
 
+def _attachment_link(raw: Mapping[str, Any], base: str) -> str | None:
+    """An item with only attachments (a podcast episode) links to the first."""
+    attachments = raw.get("attachments")
+    if not isinstance(attachments, list):
+        return None
+    urls = (web_link(a.get("url"), base) for a in attachments if isinstance(a, Mapping))
+    return next((url for url in urls if url), None)
+
+
 def _item(raw: Mapping[str, Any], feed: Mapping[str, Any], base: str) -> Item:
     raw_id = raw.get("id")
     guid: str | None = None
@@ -80,7 +89,11 @@ def _item(raw: Mapping[str, Any], feed: Mapping[str, Any], base: str) -> Item:
         guid = clean_text(raw_id, 2000) or None
     elif isinstance(raw_id, int) and not isinstance(raw_id, bool):
         guid = str(raw_id)
-    link = web_link(raw.get("url"), base) or web_link(raw.get("external_url"), base)
+    link = (
+        web_link(raw.get("url"), base)
+        or web_link(raw.get("external_url"), base)
+        or _attachment_link(raw, base)
+    )
     # Searched fields are plain text without markup or URLs, as for RSS/Atom.
     title = searchable_text(_str(raw, "title") or "", is_html=False, max_len=TITLE_MAX) or UNTITLED
     candidates = [

@@ -43,16 +43,16 @@ def digest_payload(
 ) -> dict[str, Any]:
     """`entries` come from `Store.digest_entries`; `feed_names` maps feed URLs
     to their configured `name:`. Each item's source is the same display name
-    single alerts use: the configured name, else the feed's title, else its host."""
+    single alerts use: the publisher an aggregator named, else the configured
+    name, else the feed's title, else its host."""
     names = feed_names or {}
     return {
         "items": [
             {
                 "title": _cap(e["title"], TITLE_CHARS),
                 "link": e["link"],
-                "source": feed_display_name(
-                    names.get(e["feed_url"]), e["feed_title"], e["feed_url"]
-                ),
+                "source": e.get("source_name")
+                or feed_display_name(names.get(e["feed_url"]), e["feed_title"], e["feed_url"]),
                 "terms": e["terms"] if isinstance(e["terms"], list) else _json_list(e["terms"]),
             }
             for e in entries

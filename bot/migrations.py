@@ -167,4 +167,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE feeds ADD COLUMN check_interval REAL;
         """,
     ),
+    (
+        7,
+        """
+        -- The publisher an aggregator's entry names (Google News' <source>):
+        -- digests name it as single alerts do, instead of the aggregator.
+        ALTER TABLE items ADD COLUMN source_name TEXT;
+        """,
+    ),
 ]

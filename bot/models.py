@@ -24,6 +24,14 @@ class Item:
     tags: tuple[str, ...] = ()
     published: float | None = None  # epoch seconds, UTC; None when undated
     author: str | None = None
+    # The publisher an aggregator's entry names (RSS <source>): the alert's
+    # source, and the site its headline belongs to (bot.story_identity).
+    source_name: str | None = None
+    source_url: str | None = None
+    # The link releases before 2026-12 gave this item, where it differs (a
+    # relative RSS link resolved against the feed URL, a Reddit post's
+    # thread): looked up so upgraded databases know the story, never stored.
+    legacy_link: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,16 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
+from bot.aggregators import reddit_article, without_publisher
 from bot.fastparse import Declined, read_feed
 from bot.models import FeedError, Item, ParsedFeed
+from bot.story_identity import is_aggregated
 from bot.text import clean_text, plain_text, searchable_text
 
 SUMMARY_MAX = 4000
@@ -263,20 +266,53 @@ def _entry_tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
     return unique(_category(tag) for tag in tags if isinstance(tag, Mapping))
 
 
-def _entry_link(entry: Mapping[str, Any], base: str) -> str | None:
+def _link_rows(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    links = entry.get("links")
+    return [one for one in links if isinstance(one, Mapping)] if isinstance(links, list) else []
+
+
+def _own_link(entry: Mapping[str, Any], base: str) -> str | None:
     """The entry's web link. feedparser also copies a permalink <guid> (RSS
     guid without isPermaLink="false") or an Atom <id> into `link` when there
     is no link element; such a value is a link only when it is an absolute
-    http(s) URL already, never "story-123" resolved against the feed URL."""
+    http(s) URL already, never "story-123" resolved against the base."""
     link = entry.get("link")
-    links = entry.get("links")
-    hrefs: list[Any] = []
-    if isinstance(links, list):
-        hrefs = [one.get("href") for one in links if isinstance(one, Mapping)]
+    rows = _link_rows(entry)
+    hrefs = [one.get("href") for one in rows if one.get("rel", "alternate") != "enclosure"]
     return web_link(link, base if link in hrefs else "")
 
 
-def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
+def _enclosure_link(entry: Mapping[str, Any], base: str) -> str | None:
+    """The first usable enclosure (a podcast episode's audio)."""
+    enclosures = [one.get("href") for one in _link_rows(entry) if one.get("rel") == "enclosure"]
+    raw = entry.get("enclosures")
+    if isinstance(raw, list):
+        enclosures += [one.get("href") for one in raw if isinstance(one, Mapping)]
+    return next((url for url in (web_link(e, base) for e in enclosures) if url), None)
+
+
+def _raw_content(entry: Mapping[str, Any]) -> str:
+    """The entry's content (else summary) as the feed wrote it, markup and all."""
+    content = entry.get("content")
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        value = content[0].get("value")
+        if isinstance(value, str):
+            return value
+    summary = entry.get("summary")
+    return summary if isinstance(summary, str) else ""
+
+
+def _publisher(entry: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """RSS <source url="…">Name</source>: the publisher an aggregator's entry
+    copies (Google News names the outlet behind every headline this way)."""
+    source = entry.get("source")
+    if not isinstance(source, Mapping):
+        return None, None
+    name = _label(source.get("title"), None, 200) or None
+    return name, web_link(source.get("href"), "")
+
+
+def _entry_to_item(entry: Mapping[str, Any], base: str, feed_url: str) -> Item:
     title = _text(entry.get("title"), entry.get("title_detail"), TITLE_MAX) or UNTITLED
     guid = entry.get("id")
     guid = clean_text(guid, 2000) if isinstance(guid, str) else ""
@@ -284,15 +320,41 @@ def _entry_to_item(entry: Mapping[str, Any], base: str) -> Item:
     if published is None:
         published = _timestamp(_field(entry, "updated_parsed"))
     author = _label(entry.get("author"), entry.get("author_detail"), 200)
-    return Item(
-        title=title,
-        link=_entry_link(entry, base),
+    own = _own_link(entry, base)
+    link = own or _enclosure_link(entry, base)
+    link = reddit_article(_raw_content(entry), link) or link
+    # Earlier releases resolved against the feed URL and kept Reddit threads.
+    before = _own_link(entry, feed_url) if base != feed_url else own
+    publisher, publisher_url = _publisher(entry)
+    item = Item(
+        title=without_publisher(title, publisher),
+        link=link,
         guid=guid or None,
         summary=_entry_summary(entry),
         tags=_entry_tags(entry),
         published=published,
         author=author or None,
+        source_name=publisher,
+        source_url=publisher_url,
+        legacy_link=before if before != link else None,
     )
+    if is_aggregated(item):
+        # Google News descriptions only list the cluster's headlines and
+        # outlets (the first is this one): nothing to search or show.
+        item = replace(item, summary="")
+    return item
+
+
+def _link_base(doc: Mapping[str, Any], url: str) -> str:
+    """What a relative item link is relative to: in RSS the channel's <link>
+    (the site the feed describes; RSS has no xml:base), else the feed's URL.
+    Atom links arrive already resolved against their xml:base."""
+    feed = doc.get("feed") or {}
+    if str(doc.get("version") or "").startswith("rss") and isinstance(feed, Mapping):
+        home = web_link(feed.get("link"), url)
+        if home:
+            return home
+    return url
 
 
 def _ttl_seconds(value: Any) -> int | None:
@@ -350,7 +412,8 @@ def _parse_xml(
             if exc is not None and "SAX" in type(exc).__name__:
                 reason = "malformed XML"
         raise FeedError("parse", f"not a feed: {reason}")
-    items = [_entry_to_item(e, url) for e in entries if isinstance(e, Mapping)]
+    base = _link_base(doc, url)
+    items = [_entry_to_item(e, base, url) for e in entries if isinstance(e, Mapping)]
     title = _label(feed.get("title"), feed.get("title_detail"), TITLE_MAX) or None
     return ParsedFeed(
         title=title,

@@ -17,7 +17,8 @@ import queue
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
@@ -46,6 +47,9 @@ INTERVAL_WITH_JITTER = 1.25  # a wait set by the interval is at most this much o
 # The one result every abandoned fetch of a cycle shares (compared by identity).
 CANCELLED = abandoned()
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
+# Why a matching item did not alert (SPEC §4), as counted in FeedOutcome.held_back.
+TOO_OLD = "older than max_age"
+UNDATED_ON_FIRST_POLL = "undated on a feed's first poll"
 
 
 @dataclass
@@ -57,6 +61,8 @@ class FeedOutcome:
     new_items: int = 0
     alerts: int = 0
     duplicates: int = 0
+    # New items that matched a watch but may not alert, by reason (TOO_OLD, ...).
+    held_back: Counter[str] = field(default_factory=Counter)
     error: str | None = None
     error_kind: str | None = None
 
@@ -83,6 +89,10 @@ class CycleReport:
     @property
     def duplicates(self) -> int:
         return sum(f.duplicates for f in self.feeds)
+
+    @property
+    def held_back(self) -> Counter[str]:
+        return sum((f.held_back for f in self.feeds), Counter())
 
     @property
     def failed(self) -> int:
@@ -145,12 +155,30 @@ def feed_display_name(feed: FeedConfig, row: FeedRow | None) -> str:
     return display_name(feed.name, row.title if row is not None else None, feed.url)
 
 
-def is_eligible(item: Item, *, first_poll: bool, max_age: float, now: float) -> bool:
-    """SPEC §4: on a feed's first poll only recent dated items alert; later
-    polls alert undated newcomers too; nothing older than max_age ever does."""
+def ineligible_reason(item: Item, *, first_poll: bool, max_age: float, now: float) -> str | None:
+    """Why a new item may not alert, or None when it may. SPEC §4: on a feed's
+    first poll only recent dated items alert; later polls alert undated
+    newcomers too; nothing older than max_age ever does."""
     if item.published is None:
-        return not first_poll
-    return not (max_age > 0 and item.published < now - max_age)
+        return UNDATED_ON_FIRST_POLL if first_poll else None
+    if max_age > 0 and item.published < now - max_age:
+        return TOO_OLD
+    return None
+
+
+def in_feed_order(
+    results: Iterable[_Fetched], feeds: Sequence[tuple[FeedConfig, FeedRow]]
+) -> Iterator[_Fetched]:
+    """`results` (in whatever order fetches finished) in the order of `feeds`,
+    each as soon as every feed before it is done: a reproducible cycle."""
+    order = iter(feed.url for feed, _row in feeds)
+    wanted = next(order, None)
+    waiting: dict[str, _Fetched] = {}
+    for fetched in results:
+        waiting[fetched.feed.url] = fetched
+        while wanted is not None and wanted in waiting:
+            yield waiting.pop(wanted)
+            wanted = next(order, None)
 
 
 def cache_max_age(headers: Mapping[str, str]) -> float | None:
@@ -199,6 +227,16 @@ def next_check_after_failure(
     if error.retry_after:
         delay = max(delay, min(BACKOFF_CAP, error.retry_after))
     return now + delay
+
+
+def failure_change(row: FeedRow, error: FeedError) -> str | None:
+    """How this failure changes the feed's state, in words for the log, or
+    None when it fails the same way as last time (just another retry)."""
+    if not row.consecutive_failures:
+        return "is failing"
+    if row.last_error_kind != error.kind:
+        return f"now fails differently (was: {row.last_error_kind})"
+    return None
 
 
 def suspended_next_check(now: float) -> float:
@@ -260,10 +298,17 @@ class Poller:
     # -- the cycle -------------------------------------------------------
 
     def run_cycle(
-        self, *, all_feeds: bool = False, should_stop: Callable[[], bool] = lambda: False
+        self,
+        *,
+        all_feeds: bool = False,
+        should_stop: Callable[[], bool] = lambda: False,
+        in_order: bool = False,
     ) -> CycleReport:
         """should_stop: checked between feeds; when it turns true the rest of
-        the cycle is abandoned (each feed commits on its own, so that is safe)."""
+        the cycle is abandoned (each feed commits on its own, so that is safe).
+        in_order: process feeds in config order rather than as their fetches
+        finish (slower, but the same input always gives the same alerts in
+        the same order: the demo)."""
         started = self.clock()
         self.finish_digests()  # a previous cycle that crashed may have left some open
         self.store.sync_feeds([f.url for f in self.config.feeds])
@@ -276,7 +321,8 @@ class Poller:
         report = CycleReport()
         cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle
         try:
-            for fetched in self.fetch_all(feeds):
+            results = self.fetch_all(feeds)
+            for fetched in in_feed_order(results, feeds) if in_order else results:
                 if should_stop():
                     break
                 report.feeds.append(self.process(fetched, watchlist, budget, cycle_items))
@@ -455,6 +501,13 @@ class Poller:
             return FeedOutcome(feed.url, name, "cancelled", error=CANCELLED.message)
         if fetched.error is not None:
             return self.record_failure(feed, row, fetched.error, now, watchlist)
+        if row.consecutive_failures:
+            log.info(
+                "feed %s (%s) works again after %d failed checks",
+                name,
+                feed.url,
+                row.consecutive_failures,
+            )
         result = fetched.result
         assert result is not None
         jitter = self.rng.random() * self.jitter
@@ -489,12 +542,12 @@ class Poller:
         with self.store.transaction():
             # A few batched statements per feed: one lookup of all story keys
             # (most items of a feed are known), then one insert per table.
-            known_keys = self.store.find_stories([k for a in analyzed.items for k in a.keys])
+            known_keys = self.store.find_stories([k for a in analyzed.items for k in a.lookups])
             seen_again: list[tuple[int, Sequence[str]]] = []
             known_entries: list[tuple[AnalyzedItem, int]] = []
             new_entries: list[AnalyzedItem] = []
             for entry in analyzed.items:
-                known = next((known_keys[k] for k in entry.keys if k in known_keys), None)
+                known = next((known_keys[k] for k in entry.lookups if k in known_keys), None)
                 if known is None:
                     # Mark its keys so a repeated entry in this feed is not new again.
                     known_keys.update(dict.fromkeys(entry.keys, -1 - len(new_entries)))
@@ -518,7 +571,13 @@ class Poller:
             singles: list[tuple[str, str, dict[str, Any]]] = []
             for entry, item_id, alerted in offers:
                 cycle_items.setdefault(item_id, row.id)
-                if not is_eligible(entry.item, first_poll=first_poll, max_age=max_age, now=now):
+                reason = ineligible_reason(
+                    entry.item, first_poll=first_poll, max_age=max_age, now=now
+                )
+                if reason is not None:
+                    # Counted once per story and cycle, by the feed that brought it.
+                    if entry.alerts and not alerted and cycle_items[item_id] == row.id:
+                        outcome.held_back[reason] += 1
                     continue
                 for draft in entry.alerts:
                     if draft.channel in alerted:
@@ -596,6 +655,14 @@ class Poller:
         watchlist: WatchList,
     ) -> FeedOutcome:
         failures = row.consecutive_failures + 1
+        change = failure_change(row, error)
+        if change is not None:
+            # Once per change of state, not per retry: a feed that is down for
+            # a day would otherwise fill the log with the same line.
+            name = feed_display_name(feed, row)
+            log.warning(
+                "feed %s (%s) %s: %s [%s]", name, feed.url, change, error.message, error.kind
+            )
         suspend = not error.gone and failures >= self.config.settings.failure_threshold
         next_check = next_check_after_failure(feed, self.config, failures, error, now)
         if suspend:
@@ -632,7 +699,6 @@ class Poller:
     ) -> None:
         """Inside the success transaction: one notice when a suspended feed works again."""
         if row.suspended_at is not None:
-            log.warning("feed %s recovered", feed.url)
             self.notify(watchlist, feed.url, recovery_notice(name), now)
 
     def finish_digests(self) -> int:

@@ -381,6 +381,7 @@ class Service:
         try:
             values = self._snapshot()
             last_cycle_meta = self.web_store.get_meta(LAST_POLL_META)
+            data["schema"] = self.web_store.schema_version()
             data["db_ok"] = True
         except Exception as exc:
             log.warning("health check: database error: %s", type(exc).__name__)
@@ -404,8 +405,23 @@ class Service:
         if self.socket is not None:
             data["socket_mode_connected"] = self.socket.connected
         healthy = data["db_ok"] and running
-        data["status"] = "ok" if healthy else "unhealthy"
+        data["degraded_by"] = degraded_by(data)
+        if not healthy:
+            data["status"] = "unhealthy"
+        else:
+            data["status"] = "degraded" if data["degraded_by"] else "ok"
         return healthy, data
+
+
+# Counts in /healthz that mean the service runs but some news is not getting
+# through. "degraded" still answers 200: restarting would not fix a feed that
+# is down or a destination that refuses messages; people have to look.
+DEGRADING_COUNTS = ("feeds_failing", "alerts_dead")
+
+
+def degraded_by(health: Mapping[str, Any]) -> list[str]:
+    """The names of the /healthz counts that are above zero and make it degraded."""
+    return [name for name in DEGRADING_COUNTS if health.get(name)]
 
 
 def _iso(epoch: float) -> str:

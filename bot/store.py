@@ -8,6 +8,8 @@ and concurrent writers. Times are epoch seconds (float, UTC).
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -20,6 +22,11 @@ import sqlite_utils
 
 from bot.migrations import MIGRATIONS
 from bot.models import Item
+
+log = logging.getLogger(__name__)
+
+# The schema this newshound creates and migrates to (`PRAGMA user_version`).
+SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # Outbox states. An alert is `pending` from the moment it is stored; a sender
 # marks it `sending` just before the call, then `sent` or `dead`. A digest is
@@ -126,7 +133,7 @@ def check_schema(conn: sqlite3.Connection) -> None:
     (not even the journal mode). An empty file or a new database is fine.
     Raises DatabaseRefused, or sqlite3.DatabaseError for a file that is not
     a database at all."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    version = schema_of(conn)
     tables = {
         str(row[0])
         for row in conn.execute(
@@ -134,7 +141,7 @@ def check_schema(conn: sqlite3.Connection) -> None:
             "ESCAPE '\\'"
         )
     }
-    latest = MIGRATIONS[-1][0]
+    latest = SCHEMA_VERSION
     if version > latest:
         raise DatabaseRefused(
             f"made by a newer newshound (schema {version}; this newshound knows "
@@ -142,6 +149,38 @@ def check_schema(conn: sqlite3.Connection) -> None:
         )
     if (version == 0 and tables) or (version > 0 and not CORE_TABLES.issubset(tables)):
         raise DatabaseRefused("not a newshound database (it holds other data); left untouched")
+
+
+def schema_of(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def backup_path(db_path: str, schema: int) -> str:
+    """Where the copy taken before upgrading from `schema` goes: next to the database."""
+    return f"{db_path}.bak-schema{schema}"
+
+
+def back_up(conn: sqlite3.Connection, target: str) -> None:
+    """Copy the database with SQLite's online backup API: consistent even in
+    WAL mode and while other processes write (a plain file copy of a live WAL
+    database can miss committed pages or catch half a checkpoint). Written
+    under a temporary name of this process first, so `target` is only ever a
+    whole copy, also when two processes upgrade at once."""
+    partial = f"{target}.{os.getpid()}.partial"
+    Path(partial).unlink(missing_ok=True)  # left by a crashed earlier attempt
+    try:
+        dest = sqlite3.connect(partial)
+        try:
+            conn.backup(dest)
+        finally:
+            dest.close()
+        os.replace(partial, target)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+
+
+class BackupFailed(Exception):
+    """The copy taken before an upgrade could not be written: nothing was migrated."""
 
 
 def term_key(term: str) -> str:
@@ -163,6 +202,7 @@ class Store:
         )
         try:
             check_schema(conn)
+            self._back_up_before_upgrade(conn)
         except BaseException:
             conn.close()
             raise
@@ -175,6 +215,27 @@ class Store:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
         self._migrate()
+
+    def _back_up_before_upgrade(self, conn: sqlite3.Connection) -> None:
+        """An existing database about to be migrated is copied first, so an
+        upgrade can be undone by restoring the copy (with the old newshound)."""
+        schema = schema_of(conn)
+        if self.path == ":memory:" or schema == 0 or schema >= SCHEMA_VERSION:
+            return  # new, or already current: nothing to lose
+        target = backup_path(self.path, schema)
+        try:
+            back_up(conn, target)
+        except (OSError, sqlite3.Error) as exc:
+            raise BackupFailed(
+                f"not upgraded from schema {schema}: could not back it up to {target}: {exc}"
+            ) from None
+        log.warning(
+            "upgrading database %s from schema %d to %d; the old database is backed up at %s",
+            self.path,
+            schema,
+            SCHEMA_VERSION,
+            target,
+        )
 
     # -- plumbing --------------------------------------------------------
 
@@ -219,9 +280,13 @@ class Store:
         with self._lock:
             return list(self.db.query(sql, params))
 
+    def schema_version(self) -> int:
+        with self._lock:
+            return schema_of(self.db.conn)
+
     def _migrate(self) -> None:
         with self._lock:
-            current = self.db.conn.execute("PRAGMA user_version").fetchone()[0]
+            current = schema_of(self.db.conn)
             for number, script in MIGRATIONS:
                 if number <= current:
                     continue
@@ -425,8 +490,9 @@ class Store:
             ids = self._next_ids("items", len(entries))
             self.db.conn.executemany(
                 """INSERT INTO items(id, story_key, feed_id, guid, link, title, summary, tags,
-                                     author, published_at, first_seen_at, last_seen_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                     author, published_at, first_seen_at, last_seen_at,
+                                     source_name)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
                     (
                         item_id,
@@ -441,6 +507,7 @@ class Store:
                         item.published,
                         now,
                         now,
+                        item.source_name,
                     )
                     for item_id, (item, keys) in zip(ids, entries, strict=True)
                 ],
@@ -532,8 +599,8 @@ class Store:
 
     def digest_entries(self, outbox_id: int) -> list[dict[str, Any]]:
         return self._rows(
-            """SELECT i.title, i.link, i.published_at, f.title AS feed_title, f.url AS feed_url,
-                      a.terms
+            """SELECT i.title, i.link, i.published_at, i.source_name, f.title AS feed_title,
+                      f.url AS feed_url, a.terms
                FROM alerts a JOIN items i ON i.id = a.item_id JOIN feeds f ON f.id = i.feed_id
                WHERE a.outbox_id = ? ORDER BY a.id""",
             (outbox_id,),
@@ -869,5 +936,6 @@ def _stored_item(r: dict[str, Any]) -> StoredItem:
             tags=tuple(json.loads(r["tags"])),
             published=r["published_at"],
             author=r["author"],
+            source_name=r["source_name"],
         ),
     )

@@ -4,8 +4,14 @@ import hashlib
 
 import pytest
 
-from bot.canonical import canonical_link, story_key
 from bot.models import Item
+from bot.story_identity import (
+    canonical_link,
+    identify,
+    identify_feed,
+    legacy_canonical_link,
+    story_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -29,6 +35,68 @@ from bot.models import Item
         ("https://example.org/a?fbclid=abc&gclid=def", "example.org/a"),
         ("https://example.org/a?mc_cid=1&mc_eid=2&ref_src=twsrc&x=", "example.org/a?x="),
         ("https://example.org/a?UTM_Campaign=x&q=1", "example.org/a?q=1"),
+        # www. and http/https are the same page
+        ("https://www.example.org/a", "example.org/a"),
+        ("http://WWW.Example.org/a", "example.org/a"),
+        ("https://www.example.org", "example.org"),
+        ("https://www.co/a", "www.co/a"),  # a host that is only "www." + a TLD keeps it
+        ("https://www2.example.org/a", "www2.example.org/a"),  # another host
+        ("https://news.example.org/a", "news.example.org/a"),
+        # paths are case-sensitive
+        ("https://example.org/News/Story-ABC", "example.org/News/Story-ABC"),
+        ("https://example.org/a?Q=Case", "example.org/a?Q=Case"),
+        # AMP forms
+        ("https://www.example.org/news/story-1/amp/", "example.org/news/story-1"),
+        ("https://www.example.org/news/story-1/amp", "example.org/news/story-1"),
+        ("https://www.example.org/amp/news/story-1", "example.org/news/story-1"),
+        ("https://www.nbcnews.example/news/amp/ncna1234", "nbcnews.example/news/ncna1234"),
+        ("https://www.example.org/news/world-1234.amp", "example.org/news/world-1234"),
+        ("https://example.org/news/story.amp.html", "example.org/news/story.html"),
+        ("https://amp.example.org/world/2026/dec/04/story", "example.org/world/2026/dec/04/story"),
+        ("https://www.example.org/world/x?outputType=amp", "example.org/world/x"),
+        ("https://www.example.org/world/x?outputtype=AMP&id=2", "example.org/world/x?id=2"),
+        ("https://example.org/x?amp=1", "example.org/x"),
+        ("https://example.org/x?amp", "example.org/x"),
+        ("https://example.org/x?amp=true&p=2", "example.org/x?p=2"),
+        ("https://example.org/x?amp=section", "example.org/x?amp=section"),  # not a switch
+        ("https://example.org/x?outputType=json", "example.org/x?outputType=json"),
+        ("https://example.org/ampersand/amplify", "example.org/ampersand/amplify"),
+        (
+            "https://www-example-org.cdn.ampproject.org/c/s/www.example.org/news/story-1/amp/",
+            "example.org/news/story-1",
+        ),
+        (
+            "https://www-example-org.cdn.ampproject.org/v/s/www.example.org/a?amp_js_v=0.1",
+            "example.org/a?amp_js_v=0.1",
+        ),
+        ("https://example-org.cdn.ampproject.org/c/example.org/plain", "example.org/plain"),
+        ("https://cdn.ampproject.org/v0.js", "cdn.ampproject.org/v0.js"),
+        # tracking parameters of news sites, newsletters and social networks
+        ("https://www.theguardian.example/a?CMP=share_btn_tw", "theguardian.example/a"),
+        (
+            "https://www.nytimes.example/2026/12/04/a.html?smid=nytcore-ios-share&smtyp=cur",
+            "nytimes.example/2026/12/04/a.html",
+        ),
+        ("https://example.org/a?ref=rss&id=3", "example.org/a?id=3"),
+        ("https://www.msn.example/a?ocid=BingNewsSearch", "msn.example/a"),
+        ("https://example.org/a?cmpid=rss&CMPID=x", "example.org/a"),
+        ("https://example.org/a?mc_cid=1&mc_eid=2", "example.org/a"),
+        ("https://example.org/a?igshid=MzRlODBiNWFlZA==", "example.org/a"),
+        ("https://example.org/a?_ga=2.1.2.3&_gl=1*abc", "example.org/a"),
+        ("https://example.org/a?spm=a2.b.c&id=9", "example.org/a?id=9"),
+        ("https://news.sky.example/story/a-123?sr_share=twitter", "news.sky.example/story/a-123"),
+        ("https://example.org/a?msclkid=1&twclid=2&ttclid=3&dclid=4", "example.org/a"),
+        ("https://example.org/a?itm_source=x&pk_campaign=y&mtm_kwd=z", "example.org/a"),
+        ("https://example.org/a?xtor=RSS-1&ns_source=x&at_medium=y", "example.org/a"),
+        ("https://example.org/a?guccounter=1&_hsenc=p2&__hstc=1", "example.org/a"),
+        ("https://example.org/a?WT.mc_id=x&icid=y", "example.org/a"),
+        ("https://example.org/a?%75tm_source=x", "example.org/a"),  # percent-encoded name
+        # look-alikes that are real parameters stay
+        ("https://example.org/search?q=ref&page=2", "example.org/search?q=ref&page=2"),
+        ("https://example.org/a?reference=7", "example.org/a?reference=7"),
+        ("https://example.org/a?pk_id=7&pk_campaign=x", "example.org/a?pk_id=7"),
+        ("https://example.org/a?source=wire&session=2", "example.org/a?source=wire&session=2"),
+        ("https://example.org/a?id=utm_source", "example.org/a?id=utm_source"),
         ("https://example.org/a/?utm_source=x#frag", "example.org/a"),
         ("https://example.org/a?", "example.org/a"),
         ("https://example.org/a?x=1&&y=2", "example.org/a?x=1&y=2"),
@@ -50,6 +118,19 @@ from bot.models import Item
 )
 def test_canonical_link(url: str, expected: str | None) -> None:
     assert canonical_link(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # The form stored before AMP folding and the longer tracking table.
+        ("https://www.Example.org/a/amp/?utm_source=x&CMP=y", "www.example.org/a/amp?CMP=y"),
+        ("http://example.org:80/a/?fbclid=1#f", "example.org/a"),
+        ("mailto:x@example.org", None),
+    ],
+)
+def test_legacy_canonical_link(url: str, expected: str | None) -> None:
+    assert legacy_canonical_link(url) == expected
 
 
 def test_http_and_https_and_tracking_variants_are_one_story() -> None:
@@ -83,3 +164,113 @@ def test_story_key_hash_distinguishes_summary() -> None:
     b = Item(title="Same title", summary="two")
     assert story_key(a) != story_key(b)
     assert story_key(a).startswith("hash:")
+
+
+# --- identify: keys and probes ---------------------------------------------------
+
+DAY = 1_796_392_800.0  # 2026-12-04 14:00 UTC
+GN_LINK = "https://news.google.com/rss/articles/CBMiTOKEN{}?oc=5"
+
+
+def reuters(**fields: object) -> Item:
+    values: dict[str, object] = {
+        "title": "U.S. raises duties on Canadian softwood lumber",
+        "link": "https://www.reuters.com/markets/lumber-2026-12-04/",
+        "guid": "reuters-lumber-2026-12-04",
+        "summary": "Washington raised duties on Canadian softwood lumber on Friday.",
+        "published": DAY,
+    }
+    values.update(fields)
+    return Item(**values)  # type: ignore[arg-type]
+
+
+def google_news(token: str = "A", **fields: object) -> Item:
+    values: dict[str, object] = {
+        "title": "U.S. raises duties on Canadian softwood lumber",
+        "link": GN_LINK.format(token),
+        "guid": "CBMiTOKEN" + token,
+        "published": DAY + 60,
+        "source_name": "Reuters",
+        "source_url": "https://www.reuters.com",
+    }
+    values.update(fields)
+    return Item(**values)  # type: ignore[arg-type]
+
+
+def meet(a: Item, b: Item) -> bool:
+    """Would `b`, arriving after `a` was stored, be found as the same story?"""
+    return bool(set(identify(a).keys) & set(identify(b).lookups))
+
+
+def test_publisher_item_and_its_google_news_entry_are_one_story_either_way() -> None:
+    assert meet(reuters(), google_news())
+    assert meet(google_news(), reuters())
+
+
+def test_headline_key_shape() -> None:
+    assert "title:reuters.com|2026-12-04|u s raises duties on canadian softwood lumber" in (
+        identify(reuters()).keys
+    )
+    assert "via:reuters.com|2026-12-04|u s raises duties on canadian softwood lumber" in (
+        identify(google_news()).keys
+    )
+
+
+def test_a_rotated_google_news_token_is_the_same_story() -> None:
+    assert meet(google_news("A"), google_news("B"))
+    # Undated: the content (title + summary) still names it.
+    assert meet(google_news("A", published=None), google_news("B", published=None))
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # Two items of one site sharing a headline are not merged on it.
+        (reuters(), reuters(link="https://www.reuters.com/other", guid="reuters-other-1")),
+        # Another publisher's identical headline is another story.
+        (google_news(), reuters(link="https://apnews.com/article/x", guid="ap-lumber-1")),
+        (google_news(source_url="https://apnews.com", source_name="AP"), reuters()),
+        # The same headline on another day (a recurring column) is another story.
+        (google_news(), reuters(published=DAY + 2 * 86400)),
+        # A different headline from the same publisher.
+        (google_news(title="Canada vows to fight lumber duties"), reuters()),
+        # Google News entries of different stories.
+        (google_news("A"), google_news("B", title="Lumber prices jump")),
+        # An undated publisher item has no headline key to meet.
+        (google_news(), reuters(published=None)),
+    ],
+)
+def test_distinct_stories_stay_apart(first: Item, second: Item) -> None:
+    assert not meet(first, second)
+
+
+def test_reddit_link_post_is_the_article() -> None:
+    # bot.parse gives a Reddit link post the article's link; it keeps its GUID.
+    post = reuters(
+        title="US raises duties on Canadian lumber",
+        link="https://reuters.com/markets/lumber-2026-12-04?utm_source=reddit.com",
+        guid="t3_1h5lmbr",
+    )
+    assert identify(post).keys[0] == identify(reuters()).keys[0]
+
+
+def test_old_key_forms_are_probed_never_stored() -> None:
+    item = reuters(link="https://www.reuters.com/markets/lumber/amp/?CMP=share")
+    identity = identify(item)
+    assert identity.keys[0] == "link:reuters.com/markets/lumber"
+    old = "link:www.reuters.com/markets/lumber/amp?CMP=share"
+    assert old in identity.lookups
+    assert old not in identity.keys
+    # Nothing extra to look up when the old form was the same.
+    plain = identify(reuters(link="https://reuters.com/markets/lumber"))
+    assert [k for k in plain.lookups if k.startswith("link:")] == [plain.keys[0]]
+
+
+def test_home_page_links_name_no_story_and_give_no_headline_key() -> None:
+    items = [
+        reuters(link="https://news.example/", guid=f"https://news.example/?p={n}", title=f"T{n}")
+        for n in (1, 2)
+    ]
+    for identity in identify_feed(items):
+        assert identity.keys[0].startswith("guid:")
+        assert not [k for k in (*identity.keys, *identity.lookups) if k.startswith("title:")]

@@ -49,8 +49,8 @@ def test_watch_refuses_an_invalid_channel(
     assert why in result.err
     assert result.out == ""
     assert "s3cret" not in result.err
-    # Nothing was stored for the bad channel.
-    assert run_cli(*common, "watch", "list", "--channel", CHANNEL).code == 0
+    # Refused before anything was stored: not even a database was made.
+    assert not Path(common[-1]).exists()
 
 
 def test_watch_error_shows_the_typed_channel_but_not_a_secret(common: tuple[str, ...]) -> None:
@@ -117,6 +117,7 @@ def status(common: tuple[str, ...]) -> str:
 
 def test_status_shows_a_never_polled_feed_as_due_now(tmp_path: Path) -> None:
     config = write_config(tmp_path / "feeds.yaml", ["http://127.0.0.1:9/feed.xml"], [])
+    Store(tmp_path / "db.sqlite").close()
     out = status(("--config", str(config), "--db", str(tmp_path / "db.sqlite")))
     assert "health: not polled yet" in out
     assert "next check: due now" in out
@@ -126,6 +127,7 @@ def test_status_shows_a_never_polled_feed_as_due_now(tmp_path: Path) -> None:
 def test_status_survives_a_next_check_beyond_the_calendar(tmp_path: Path) -> None:
     common = ("--config", str(tmp_path / "feeds.yaml"), "--db", str(tmp_path / "db.sqlite"))
     write_config(tmp_path / "feeds.yaml", ["http://127.0.0.1:9/feed.xml"], [])
+    Store(tmp_path / "db.sqlite").close()
     status(common)
     with Store(str(tmp_path / "db.sqlite")) as store:
         (row,) = store.feeds()
@@ -274,11 +276,11 @@ def test_poll_once_keeps_working_for_a_feed_that_failed_very_often(tmp_path: Pat
         [{"channel": CHANNEL, "terms": ["x"]}],
     )
     common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
-    assert run_cli(*common, "status").code == 0
     with Store(str(tmp_path / "db.sqlite")) as store:
+        store.sync_feeds(["http://127.0.0.1:9/feed.xml"])
         store._execute("UPDATE feeds SET consecutive_failures = 1024")
     result = run_cli(*common, "poll", "--once", "--all")
-    assert result.code == 0, result.err
+    assert result.code == 1, result.err  # its only feed failed
     assert "internal error" not in result.err
     assert "failed 1025 times in a row" in result.out
     status = run_cli(*common, "status")

@@ -15,6 +15,7 @@ from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 
 from bot.cli import EXIT_BROKEN_PIPE
+from bot.store import Store
 
 CHANNEL = "C0CLITEST01"
 
@@ -60,6 +61,7 @@ def test_watch_list_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
 def test_other_commands_into_a_closed_pipe_are_quiet(tmp_path: Path, command: list[str]) -> None:
     config = write_config(tmp_path / "feeds.yaml", [], [])
     common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
+    Store(tmp_path / "db.sqlite").close()
     assert_quiet(*run_into_closed_pipe(*common, *command))
 
 

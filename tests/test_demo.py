@@ -92,3 +92,40 @@ def test_demo_help_says_it_uses_a_temporary_database() -> None:
     text = " ".join(result.out.split())
     assert "fresh temporary database" in text
     assert "NEWSHOUND_DB" in text
+
+
+# -- the same alerts every run, and what was filtered and why ------------------
+
+
+def test_demo_prints_the_same_every_run() -> None:
+    # The feeds are dated relative to a fixed moment the poller also takes
+    # for now, and processed in config order (not as their fetches finish).
+    first = run_subprocess("demo")
+    second = run_subprocess("demo")
+    assert first.code == 0 and second.code == 0, first.err + second.err
+    assert first.out == second.out
+    assert first.out.count("== alert -> ") == 5
+    assert "127.0.0.1" not in first.out  # the server's port changes every run
+
+
+def test_demo_summary_says_what_was_filtered_and_why() -> None:
+    result = run_cli("demo")
+    assert result.code == 0, result.err
+    summary = result.out.strip().splitlines()[-1]
+    assert summary.startswith("demo summary: 3 feeds, 12 items, 5 matches, ")
+    assert summary.endswith(
+        "3 items filtered: 1 excluded by -rumor, 1 older than max_age, 1 only a partial word match"
+    )
+    # The items behind those reasons never alerted; the duplicate alerted once.
+    for title in ("merger rumor", "Dairy farmers", "Dealer networks"):
+        assert title not in result.out
+    assert result.out.count("US-India trade deal") + result.out.count("US and India") == 1
+
+
+def test_demo_sample_feeds_read_like_news() -> None:
+    from importlib import resources
+
+    for name in ("world.xml", "markets.xml", "policy.json"):
+        text = resources.files("bot.demo").joinpath(name).read_text(encoding="utf-8").lower()
+        for wording in ("test", "demo", "should match", "must alert", "too old to alert"):
+            assert wording not in text, (name, wording)

@@ -29,6 +29,13 @@ def test_digest_sources_use_the_configured_name_then_title_then_host() -> None:
     assert digest_payload(entries)["items"][0]["source"] == "Own Title"
 
 
+def test_digest_names_the_publisher_an_aggregator_named() -> None:
+    aggregated = {**entry("https://news.google.com/rss/search?q=x", "Google News")}
+    aggregated["source_name"] = "Reuters"
+    payload = digest_payload([aggregated], {"https://news.google.com/rss/search?q=x": "GN"})
+    assert payload["items"][0]["source"] == "Reuters"
+
+
 @pytest.mark.parametrize(
     ("epoch", "text"),
     [

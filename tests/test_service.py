@@ -85,7 +85,8 @@ def test_healthz_reports_db_scheduler_last_cycle_and_failing_feeds(env: Env) -> 
         return data if data["last_cycle_at"] and data["feeds_failing"] == 1 else None
 
     data = wait_for(cycled)
-    assert data["status"] == "ok"
+    assert data["status"] == "degraded"  # the broken feed; still 200
+    assert data["degraded_by"] == ["feeds_failing"]
     assert data["db_ok"] is True and data["scheduler_running"] is True
     assert data["feeds"] == 2 and data["slack"] == "http"
     datetime.fromisoformat(data["last_cycle_at"])

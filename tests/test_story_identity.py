@@ -15,6 +15,7 @@ from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 
 from bot.store import Store
+from bot.story_identity import legacy_canonical_link
 
 NOW = datetime.now(UTC)
 CHANNEL_A = "C0IDENTA001"
@@ -197,3 +198,147 @@ def test_feeds_read_before_the_upgrade_alert_nothing_old(
     feed_server.set("/b.xml", rss([story(3, title="Tariff news"), shock]))
     poll(config, db)
     assert titles(slack, CHANNEL_B) == ["Tariff news"]
+
+
+# --- one story behind a publisher, an aggregator and a link post -------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+AGGREGATED_FEEDS = {
+    "Reuters Markets": ("/reuters.xml", "reuters_markets.xml"),
+    "Google News": ("/gnews.xml", "google_news.xml"),
+    "r/worldnews": ("/reddit.atom", "reddit_worldnews.atom"),
+}
+
+
+def aggregated_config(
+    feed_server: FeedServer, tmp_path: Path, order: list[str], **settings: object
+) -> Path:
+    for path, fixture in AGGREGATED_FEEDS.values():
+        feed_server.set(path, (FIXTURES / fixture).read_bytes())
+    return write_config(
+        tmp_path / "feeds.yaml",
+        [{"url": feed_server.url(AGGREGATED_FEEDS[name][0]), "name": name} for name in order],
+        [{"channel": CHANNEL_A, "terms": ["softwood lumber"]}],
+        max_age="0",  # the fixtures are dated
+        **settings,
+    )
+
+
+@pytest.mark.parametrize("first", list(AGGREGATED_FEEDS))
+def test_publisher_item_google_news_entry_and_reddit_post_alert_once(
+    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path, first: str
+) -> None:
+    db = tmp_path / "db"
+    # One feed brings the story first (a poll of it alone: feeds of one cycle
+    # are handled in the order their answers arrive), then all three carry it.
+    poll(aggregated_config(feed_server, tmp_path, [first]), db)
+    (post,) = slack.posts(CHANNEL_A)
+    text = post["text"]
+    assert text.startswith("U.S. raises duties on Canadian softwood lumber (")
+    if first == "Google News":  # the publisher is the source, never "Google News"
+        assert "(Reuters)" in text
+    if first == "r/worldnews":  # the alert links to the article, not the thread
+        assert "https://www.reuters.com/markets/commodities/us-raises-duties" in str(post)
+        assert "comments/1h5lmbr" not in str(post)
+    config = aggregated_config(feed_server, tmp_path, list(AGGREGATED_FEEDS))
+    poll(config, db)
+    assert len(slack.posts(CHANNEL_A)) == 1, [p["text"] for p in slack.posts(CHANNEL_A)]
+    # Google News rotates its link tokens; the story stays the same.
+    rotated = (FIXTURES / "google_news.xml").read_bytes().replace(b"CBMiowFBVV95", b"CBMiqgFBVV95")
+    feed_server.set("/gnews.xml", rotated)
+    poll(config, db)
+    assert len(slack.posts(CHANNEL_A)) == 1
+
+
+def test_publisher_item_google_news_entry_and_reddit_post_in_one_cycle_alert_once(
+    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+) -> None:
+    poll(aggregated_config(feed_server, tmp_path, list(AGGREGATED_FEEDS)), tmp_path / "db")
+    assert len(slack.posts(CHANNEL_A)) == 1
+
+
+def test_google_news_alone_names_the_publisher_and_shows_no_cluster_list(
+    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+) -> None:
+    config = aggregated_config(feed_server, tmp_path, ["Google News"])
+    poll(config, tmp_path / "db")
+    (post,) = slack.posts(CHANNEL_A)
+    assert post["text"].startswith("U.S. raises duties on Canadian softwood lumber (Reuters)")
+    # The cluster list names another outlet's headline: it is not shown.
+    assert "CBC" not in str(post) and "Canada vows" not in str(post)
+
+
+def test_stories_stored_under_old_link_keys_do_not_alert_after_an_upgrade(
+    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """A database written before links were folded further (www., AMP forms,
+    the longer tracking table) keeps old-format keys; their stories stay known."""
+    links = [
+        "https://www.news.example/2026/tariff-shock/amp/?CMP=share_btn",
+        "https://news.example/2026/tariff-rise?ref=rss",
+        "https://news.example/2026/tariff-talks",  # the same key in both releases
+    ]
+    entries = [story(n, link=link) for n, link in enumerate(links, start=1)]
+    feed_server.set("/a.xml", rss(entries))
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        [feed_server.url("/a.xml")],
+        [{"channel": CHANNEL_A, "terms": ["tariff"]}],
+    )
+    db = tmp_path / "db"
+    poll(config, db)
+    assert len(slack.posts()) == 3
+    with Store(db) as store:  # what the older release had stored for them
+        store._execute("DELETE FROM story_keys")
+        for item_id, link in store._execute("SELECT id, link FROM items").fetchall():
+            old = "link:" + str(legacy_canonical_link(link))
+            store._execute("UPDATE items SET story_key = ? WHERE id = ?", (old, item_id))
+            store._execute("INSERT INTO story_keys(key, item_id) VALUES (?, ?)", (old, item_id))
+    feed_server.set("/a.xml", rss([story(4, title="Tariff news"), *entries]))
+    poll(config, db)
+    poll(config, db)
+    assert titles(slack) == ["Tariff news", "Tariff story 1", "Tariff story 2", "Tariff story 3"]
+    with Store(db) as store:  # seen again: the new keys are stored beside the old
+        keys = {row[0] for row in store._execute("SELECT key FROM story_keys").fetchall()}
+    assert "link:news.example/2026/tariff-shock" in keys
+    assert "link:www.news.example/2026/tariff-shock/amp?CMP=share_btn" in keys
+
+
+def test_a_digest_names_the_publishers_of_google_news_entries(
+    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+) -> None:
+    config = aggregated_config(feed_server, tmp_path, ["Google News"], max_alerts_per_poll=1)
+    config.write_text(config.read_text().replace("softwood lumber", "lumber"))
+    poll(config, tmp_path / "db")
+    single, digest = slack.posts(CHANNEL_A)
+    assert "(Reuters)" in single["text"]
+    assert "Lumber prices jump after tariff news" in str(digest)
+    assert "The Globe and Mail" in str(digest)
+    assert "Google News" not in str(digest)
+
+
+def test_relative_links_resolved_the_old_way_are_known_after_an_upgrade(
+    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Earlier releases resolved a relative RSS link against the feed URL; an
+    item without a GUID was stored under that link alone."""
+    entries = [story(1, link="2026/tariff-shock", guid=None), story(2, published=None)]
+    feed_server.set("/rel.xml", rss(entries))  # its channel <link> is https://feeds.example/
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        [feed_server.url("/rel.xml")],
+        [{"channel": CHANNEL_A, "terms": ["tariff"]}],
+    )
+    db = tmp_path / "db"
+    poll(config, db)
+    assert titles(slack) == ["Tariff story 1"]
+    with Store(db) as store:
+        (link,) = [row[0] for row in store._execute("SELECT link FROM items WHERE id = 1")]
+        assert link == "https://feeds.example/2026/tariff-shock"
+        old = "link:" + str(legacy_canonical_link(feed_server.url("/2026/tariff-shock")))
+        store._execute("DELETE FROM story_keys WHERE item_id = 1")
+        store._execute("UPDATE items SET story_key = ? WHERE id = 1", (old,))
+        store._execute("INSERT INTO story_keys(key, item_id) VALUES (?, 1)", (old,))
+    feed_server.set("/rel.xml", rss([story(3, title="Tariff news"), *entries]))
+    poll(config, db)
+    assert titles(slack) == ["Tariff news", "Tariff story 1"]

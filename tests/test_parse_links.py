@@ -1,0 +1,160 @@
+"""Links of real-world feed shapes (SPEC §4): relative links, xml:base,
+enclosures, Reddit link posts and Google News entries.
+
+The fixtures copy the structure of the real documents: Google News search
+RSS (`<source url>`, " - Publisher" titles, cluster lists in the
+description), Reddit's Atom listing (`[link]` / `[comments]` anchors in the
+content), a podcast RSS served from a hosting domain whose channel <link> is
+the show's site, and an Atom feed with feed- and entry-level xml:base
+(RFC 4287 §2, XML Base).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.models import ParsedFeed
+from bot.parse import parse_feed
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def parse_fixture(name: str, url: str) -> ParsedFeed:
+    return parse_feed((FIXTURES / name).read_bytes(), url=url)
+
+
+def test_rss_relative_links_resolve_against_the_channel_link_not_the_feed_url() -> None:
+    feed = parse_fixture("podcast_relative.xml", "https://feeds.hosting.example/tradetalk/rss.xml")
+    assert [item.link for item in feed.items] == [
+        "https://www.tradetalk.example/show/episodes/41-lumber-duties",
+        "https://www.tradetalk.example/show/episodes/40-ports",
+        # Only an enclosure: the episode's audio is its link.
+        "https://www.tradetalk.example/show/media/bonus-7.mp3",
+    ]
+
+
+def test_rss_without_a_usable_channel_link_resolves_against_the_feed_url() -> None:
+    body = (FIXTURES / "podcast_relative.xml").read_bytes()
+    body = body.replace(b"<link>https://www.tradetalk.example/show/</link>", b"<link>  </link>")
+    feed = parse_feed(body, url="https://feeds.hosting.example/tradetalk/rss.xml")
+    assert feed.items[0].link == "https://feeds.hosting.example/tradetalk/episodes/41-lumber-duties"
+
+
+def test_rss_relative_channel_link_resolves_against_the_feed_url_first() -> None:
+    body = (FIXTURES / "podcast_relative.xml").read_bytes()
+    body = body.replace(b"https://www.tradetalk.example/show/</link>", b"/show/</link>")
+    feed = parse_feed(body, url="https://feeds.hosting.example/tradetalk/rss.xml")
+    assert feed.items[1].link == "https://feeds.hosting.example/show/episodes/40-ports"
+
+
+def test_atom_links_resolve_against_xml_base_and_enclosures_are_links() -> None:
+    feed = parse_fixture("atom_xml_base.xml", "https://feeds.mirror.example/trade.atom")
+    assert [item.link for item in feed.items] == [
+        "https://blog.example.org/trade/2026/12/lumber-duties",
+        "https://blog.example.org/archive/tariffs.html",
+        "https://blog.example.org/trade/audio/minister.mp3",
+    ]
+
+
+def test_an_enclosure_never_replaces_a_real_link() -> None:
+    feed = parse_fixture("podcast_relative.xml", "https://feeds.hosting.example/tradetalk/rss.xml")
+    assert not any(item.link and item.link.endswith(".mp3") for item in feed.items[:2])
+
+
+def test_reddit_link_post_links_to_the_article_and_self_post_to_itself() -> None:
+    feed = parse_fixture("reddit_worldnews.atom", "https://www.reddit.com/r/worldnews/.rss")
+    link_post, self_post = feed.items
+    assert link_post.link == (
+        "https://www.reuters.com/markets/commodities/"
+        "us-raises-duties-canadian-softwood-lumber-2026-12-04/"
+        "?utm_source=reddit.com&utm_medium=social"
+    )
+    assert link_post.guid == "t3_1h5lmbr"
+    assert self_post.link == (
+        "https://www.reddit.com/r/worldnews/comments/1h5q000/lumber_duties_and_house_prices/"
+    )
+
+
+def test_a_link_anchor_outside_reddit_changes_nothing() -> None:
+    body = (FIXTURES / "reddit_worldnews.atom").read_bytes()
+    body = body.replace(
+        b"https://www.reddit.com/r/worldnews/comments/", b"https://forum.example/t/"
+    )
+    feed = parse_feed(body, url="https://forum.example/.rss")
+    assert feed.items[0].link == (
+        "https://forum.example/t/1h5lmbr/us_raises_duties_on_canadian_softwood_lumber/"
+    )
+
+
+def test_google_news_names_the_publisher_and_drops_suffix_and_cluster_list() -> None:
+    feed = parse_fixture("google_news.xml", "https://news.google.com/rss/search?q=lumber+duties")
+    reuters, globe = feed.items
+    assert reuters.title == "U.S. raises duties on Canadian softwood lumber"
+    assert reuters.source_name == "Reuters"
+    assert reuters.source_url == "https://www.reuters.com"
+    # The cluster list (this headline and others' with their outlets) is
+    # neither searched nor shown.
+    assert reuters.summary == ""
+    assert reuters.link is not None and reuters.link.startswith("https://news.google.com/rss/")
+    assert globe.title == "Lumber prices jump after tariff news"
+    assert globe.source_name == "The Globe and Mail"
+
+
+def test_a_title_keeps_a_dash_that_is_not_the_publisher() -> None:
+    body = (FIXTURES / "google_news.xml").read_bytes()
+    body = body.replace(b"lumber - Reuters</title>", b"lumber - analysis</title>")
+    reuters = parse_feed(body, url="https://news.google.com/rss/search?q=x").items[0]
+    assert reuters.title == "U.S. raises duties on Canadian softwood lumber - analysis"
+
+
+def test_json_feed_item_with_only_an_attachment_links_to_it() -> None:
+    # JSON Feed 1.1 `attachments` (https://jsonfeed.org/version/1.1): a podcast.
+    body = b"""{"version": "https://jsonfeed.org/version/1.1", "title": "Trade Talk",
+    "home_page_url": "https://www.tradetalk.example/show/",
+    "items": [
+      {"id": "ep-42", "title": "Episode 42", "content_text": "Duties.",
+       "attachments": [{"url": "media/ep42.mp3", "mime_type": "audio/mpeg"}]},
+      {"id": "ep-43", "title": "Episode 43", "content_text": "Quotas.",
+       "url": "https://www.tradetalk.example/show/43",
+       "attachments": [{"url": "https://media.example/ep43.mp3", "mime_type": "audio/mpeg"}]},
+      {"id": "ep-44", "title": "Episode 44", "content_text": "Nothing to link.",
+       "attachments": [{"url": "mailto:show@example.org"}, "junk"]}
+    ]}"""
+    feed = parse_feed(body, url="https://feeds.hosting.example/tradetalk/feed.json")
+    assert [item.link for item in feed.items] == [
+        "https://feeds.hosting.example/tradetalk/media/ep42.mp3",
+        "https://www.tradetalk.example/show/43",
+        None,
+    ]
+
+
+def test_reddit_self_post_with_a_link_written_in_its_text_keeps_its_thread() -> None:
+    body = (FIXTURES / "reddit_worldnews.atom").read_bytes()
+    written = (
+        b"&lt;p&gt;Does anyone know how the new lumber duties affect house prices? "
+        b"&lt;a href=&quot;https://blog.example.org/lumber&quot;&gt;[link]&lt;/a&gt;&lt;/p&gt;"
+    )
+    body = body.replace(
+        b"&lt;p&gt;Does anyone know how the new lumber duties affect house prices?&lt;/p&gt;",
+        written,
+    )
+    assert b"blog.example.org" in body
+    self_post = parse_feed(body, url="https://www.reddit.com/r/worldnews/.rss").items[1]
+    assert self_post.link == (
+        "https://www.reddit.com/r/worldnews/comments/1h5q000/lumber_duties_and_house_prices/"
+    )
+
+
+def test_the_link_earlier_releases_gave_an_item_is_kept_for_upgrades() -> None:
+    feed = parse_fixture("podcast_relative.xml", "https://feeds.hosting.example/tradetalk/rss.xml")
+    assert [item.legacy_link for item in feed.items] == [
+        "https://feeds.hosting.example/tradetalk/episodes/41-lumber-duties",
+        "https://feeds.hosting.example/show/episodes/40-ports",
+        None,  # earlier releases gave an enclosure-only item no link at all
+    ]
+    reddit = parse_fixture("reddit_worldnews.atom", "https://www.reddit.com/r/worldnews/.rss")
+    assert reddit.items[0].legacy_link == (
+        "https://www.reddit.com/r/worldnews/comments/1h5lmbr/"
+        "us_raises_duties_on_canadian_softwood_lumber/"
+    )
+    assert reddit.items[1].legacy_link is None  # a self post's link did not change
