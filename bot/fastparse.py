@@ -193,15 +193,24 @@ def _add_link(doc: _Doc, target: dict[str, Any], el: Any) -> None:
     attrs = {k: v for k, v in el.attrib.items() if "{" not in k}
     rel = attrs.setdefault("rel", "alternate")
     attrs.setdefault("type", "application/atom+xml" if rel == "self" else "text/html")
-    href = attrs.pop("url", None) or attrs.pop("uri", None) or attrs.get("href")
+    _enforce_href(attrs)
     links = target.setdefault("links", [])
-    if href:
-        attrs["href"] = _urljoin(doc.base(el), doc.fix(href))
-        links.append(attrs)
+    links.append(attrs)
+    if "href" in attrs:
+        # Even an empty href: it refers to the base (RFC 3986), as in feedparser.
+        attrs["href"] = _urljoin(doc.base(el), attrs["href"])
         if rel == "alternate" and _map_type(attrs["type"]) in _HTML_TYPES:
             target["link"] = attrs["href"]
-    else:
-        links.append(attrs)
+
+
+def _enforce_href(attrs: dict[str, str]) -> None:
+    """feedparser's rule: url=, uri= or href= (the first present) becomes href
+    when it is not empty."""
+    href = attrs.get("url", attrs.get("uri", attrs.get("href")))
+    if href:
+        attrs.pop("url", None)
+        attrs.pop("uri", None)
+        attrs["href"] = href
 
 
 def _rss_author(value: str) -> tuple[str, dict[str, str]]:
@@ -332,9 +341,7 @@ def _entry(doc: _Doc, item: Any) -> dict[str, Any]:
                 state.author(el)
             elif name == "enclosure":
                 attrs = {k: v for k, v in el.attrib.items() if "{" not in k}
-                href = attrs.pop("url", None) or attrs.pop("uri", None) or attrs.get("href")
-                if href:
-                    attrs["href"] = href
+                _enforce_href(attrs)
                 attrs["rel"] = "enclosure"
                 entry.setdefault("links", []).append(attrs)
             elif name == "source":
