@@ -89,19 +89,19 @@ def _q(ns: str, name: str) -> str:
 class _Doc:
     """Per-document state: the format and the clean-ups feedparser applies."""
 
-    def __init__(self, version: str, utf8: bool, has_base: bool) -> None:
+    def __init__(self, version: str, has_base: bool) -> None:
         self.version = version
         self.atom = version.startswith("atom")
-        self.utf8 = utf8
         self.has_base = has_base
 
     def fix(self, text: str) -> str:
         """feedparser's repairs on every string it stores: UTF-8 that was
         decoded as Latin-1 once too often, and C1 controls that stand for
-        Windows-1252 characters."""
+        Windows-1252 characters. (feedparser transcodes every document to
+        UTF-8 first, so the first repair applies whatever the encoding.)"""
         if text.isascii():
             return text
-        if self.utf8 and _HIGH_LATIN1.search(text):
+        if _HIGH_LATIN1.search(text):
             with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
                 text = text.encode("iso-8859-1").decode("utf-8")
         if _C1.search(text):
@@ -252,6 +252,8 @@ class _Entry:
         self.data: dict[str, Any] = {}
         self.has_content = False
         self.summary_depth: int | None = None
+        self.title_depth: int | None = None  # depth of the stored non-empty core title
+        self.title_store_depth: int | None = None
 
     def summary(self, el: Any, default_type: str, depth: int) -> None:
         data = self.data
@@ -270,6 +272,21 @@ class _Entry:
         self.data.setdefault("content", []).append(detail)
         if _map_type(detail["type"]) in _HTML_TYPES or detail["type"] == "text/plain":
             self.data.setdefault("summary", detail["value"])
+
+    def title(self, el: Any, depth: int, core: bool) -> None:
+        """feedparser's title rule: once a non-empty <title>/<dc:title> is
+        stored, titles as deep or deeper are ignored; otherwise the value is
+        stored unless an earlier one sits shallower (media:title inside
+        media:group is deeper), and the detail always follows."""
+        if self.title_depth is not None and self.title_depth <= depth:
+            return
+        detail = self.doc.content(el, "text/plain")
+        if self.title_store_depth is None or depth <= self.title_store_depth:
+            self.title_store_depth = depth
+            self.data["title"] = detail["value"]
+        self.data["title_detail"] = detail
+        if core and detail["value"]:
+            self.title_depth = depth
 
     def author(self, el: Any) -> None:
         if len(el):
@@ -290,7 +307,6 @@ def _entry(doc: _Doc, item: Any) -> dict[str, Any]:
     about = item.get(_q(_RDF, "about"))
     if about:
         entry["id"] = about
-    media_title: Any = None
     guid: str | None = None
     guid_is_link = False
     link_seen = False
@@ -301,8 +317,7 @@ def _entry(doc: _Doc, item: Any) -> dict[str, Any]:
         ns, _, name = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
         if ns in ("", _RSS10, _RSS090, _ATOM10, _ATOM03):
             if name == "title":
-                if not entry.get("title"):
-                    _set_text(doc, entry, "title", el, "text/plain")
+                state.title(el, 1, core=True)
             elif name == "link":
                 if doc.atom or ns == _ATOM10 or el.get("href") is not None:
                     _add_link(doc, entry, el)
@@ -353,8 +368,7 @@ def _entry(doc: _Doc, item: Any) -> dict[str, Any]:
             state.content(el, "text/html")
         elif ns in (_DC, _DCTERMS):
             if name == "title" and ns == _DC:
-                if not entry.get("title"):
-                    _set_text(doc, entry, "title", el, "text/plain")
+                state.title(el, 1, core=True)
             elif (name == "date" and ns == _DC) or name == "modified":
                 entry["updated"] = value = doc.plain(el)
                 entry["updated_parsed"] = _date(value)
@@ -382,13 +396,11 @@ def _entry(doc: _Doc, item: Any) -> dict[str, Any]:
             for sub in el if name == "group" else (el,):
                 sub_name = etree.QName(sub).localname if isinstance(sub.tag, str) else ""
                 if sub.tag == _q(_MEDIA, "title"):
-                    media_title = sub
+                    state.title(sub, 2 if sub is not el else 1, core=False)
                 elif sub.tag == _q(_MEDIA, "description"):
                     state.summary(sub, "text/html", 2 if sub is not el else 1)
                 elif sub_name in ("category", "keywords") and sub.tag.startswith("{" + _MEDIA):
                     raise Declined(f"media:{sub_name}")
-    if not entry.get("title") and media_title is not None:
-        _set_text(doc, entry, "title", media_title, "text/plain")
     if guid and guid_is_link and not link_seen and "link" not in entry:
         entry["link"] = guid
     entry["guidislink"] = bool(guid_is_link and guid and not link_seen)
@@ -533,8 +545,7 @@ def read_feed(body: bytes, content_type: str | None = None) -> dict[str, Any]:
     if not _encoding_agrees(tree, content_type):
         raise Declined("the HTTP charset contradicts the document's encoding")
     version, channel, items = _version(root)
-    encoding = (tree.docinfo.encoding or "utf-8").lower().replace("_", "-")
-    doc = _Doc(version, encoding in ("utf-8", "utf8"), b"xml:base" in body)
+    doc = _Doc(version, b"xml:base" in body)
     result = {
         "feed": _feed_meta(doc, channel),
         "entries": [_entry(doc, item) for item in items],
