@@ -37,7 +37,7 @@ from typing import Any
 
 from feedparser.datetimes import _parse_date
 from feedparser.mixin import _cp1252, _FeedParserMixin
-from feedparser.urls import _urljoin
+from feedparser.urls import _urljoin as _feedparser_urljoin
 from lxml import etree
 
 __all__ = ["Declined", "check_result", "read_feed"]
@@ -77,6 +77,14 @@ _PARSER_OPTIONS: dict[str, Any] = {
     "remove_pis": True,
     "strip_cdata": True,  # CDATA sections become ordinary text
 }
+
+
+def _urljoin(base: str, uri: str) -> str:
+    """feedparser's URL joining; without a base it only collapses extra
+    slashes after "scheme://", so most URLs skip it."""
+    if not base and ":///" not in uri:
+        return uri
+    return str(_feedparser_urljoin(base, uri))
 
 
 def _q(ns: str, name: str) -> str:
