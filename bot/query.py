@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 __all__ = [
@@ -476,6 +477,9 @@ def _lex(text: str) -> list[_Element]:
     return elements
 
 
+# Config validation, the watch list and every reload parse the same terms in
+# one process: each is parsed once (a Query is immutable; errors are not cached).
+@lru_cache(maxsize=20_000)
 def parse_query(text: str) -> Query:
     """Parse a watch term; raises `QueryError` with a user-facing reason."""
     stripped = text.strip()
