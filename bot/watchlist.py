@@ -12,12 +12,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.match import Matcher, Span
 from bot.models import Item
 from bot.query import Query, QueryError, parse_query
-from bot.store import TermRow
+
+if TYPE_CHECKING:  # parser workers import this module: they need no database code
+    from bot.store import TermRow
 
 log = logging.getLogger(__name__)
 
