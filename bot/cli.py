@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot import redact
-from bot.channels import display_channel, validate_channel, webhook_env_warnings
+from bot.channels import channel_kind, display_channel, validate_channel, webhook_env_warnings
 from bot.commands import CommandContext, feed_health, watch_add, watch_list, watch_remove
 from bot.config import Config, ConfigError, config_warnings, load_config
 from bot.deliver import Deliverer, DeliveryReport
@@ -110,6 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("check", parents=[common], help="validate the config file")
     sub.add_parser("status", parents=[common], help="feed health and undelivered alerts")
+    retry = sub.add_parser(
+        "retry",
+        parents=[common],
+        help="put dead messages (and paused destinations) back in the queue",
+        description="Dead messages go back in the queue, due now, and a paused destination "
+        "(a Slack token that was broken) is tried again: run it after fixing the cause, "
+        "e.g. inviting the bot or setting a new token. The running service (or the next "
+        "poll) sends them.",
+    )
+    retry.add_argument(
+        "-c", "--channel", default=None, help="only this channel (Slack channel ID or discord:…)"
+    )
 
     watch = sub.add_parser(
         "watch",
@@ -517,6 +529,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"Alerts: {counts.get('sent', 0)} sent, {undelivered['Pending']} pending, "
             f"{undelivered['Dead']} dead"
         )
+        for key, (reason, since) in sorted(store.paused_destinations().items()):
+            print(
+                f"Paused: {key} since {format_time(since)}: {reason}. Messages wait; fix it, "
+                "then run `newshound retry`."
+            )
         for label, states in (("Pending", (PENDING, SENDING)), ("Dead", (DEAD,))):
             # Oldest first; a message being sent right now is still pending.
             messages = sorted(
@@ -535,6 +552,26 @@ def cmd_status(args: argparse.Namespace) -> int:
             more = undelivered[label] - len(messages)
             if more > 0:
                 print(f"  … and {more} more")
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    if args.channel is not None:
+        problem = validate_channel(args.channel)
+        if problem is not None:
+            raise UsageError(f"invalid --channel: {problem}")
+    paths = resolve_paths(args.config, args.db)
+    with existing_store(paths.db) as store:
+        # A paused destination is a whole platform's (e.g. the Slack token):
+        # retrying one of its channels tries the platform again.
+        prefix = "" if args.channel is None else channel_kind(args.channel) + ":"
+        resumed = sorted(key for key in store.paused_destinations() if key.startswith(prefix))
+        store.resume_destinations(prefix)
+        count = store.requeue(args.channel, time.time())
+    where = "" if args.channel is None else f" for {display_channel(args.channel)}"
+    print(f"{count} dead {'message' if count == 1 else 'messages'}{where} queued again.")
+    for key in resumed:
+        print(f"Delivery through {key} resumed.")
     return EXIT_OK
 
 
@@ -561,6 +598,7 @@ COMMANDS = {
     "poll": cmd_poll,
     "watch": cmd_watch,
     "status": cmd_status,
+    "retry": cmd_retry,
     "demo": cmd_demo,
     "run": cmd_run,
 }

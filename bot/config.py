@@ -34,6 +34,7 @@ from bot.channels import (
     webhook_env_warning,
 )
 from bot.durations import format_duration, parse_duration
+from bot.query import term_key
 
 __all__ = [
     "Config",
@@ -983,7 +984,9 @@ class _Parser:
                 )
                 ok = False
                 continue
-            key = _fold(term)
+            # The store's term key: spellings that differ only in case,
+            # punctuation or spacing are one term.
+            key = term_key(term)
             if key in first_line:
                 self.problem(
                     child,

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.channels import channel_kind, display_channel
-from bot.sinks.base import DeliveryError, Sink, remote_id_of
+from bot.sinks.base import DeliveryError, HistoryLookup, Sink, remote_id_of
 from bot.store import SENDING, OutboxRow, Store
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ RETRY_START = 5.0  # first retry after a transient failure, doubling
 RETRY_CAP = 3600.0  # never wait more than an hour between two attempts
 LEASE = 120.0  # a `sending` message held longer than this is presumed orphaned
 RATE_LIMITED_TRIES = 3  # 429s one message may take within one deliver() call
+# History requests spent looking for one uncertain attempt (pages and 429s
+# alike) before it is sent again as a possible duplicate.
+LOOKUP_TRIES = 20
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # transient failure: backoff
     RATE_LIMITED = "rate_limited"  # destination asked us to wait: a gate closed
     SKIPPED = "skipped"  # could not claim it (gate closed, taken by another sender)
+    PAUSED = "paused"  # its whole destination is broken (e.g. the Slack token)
 
 
 def retry_delay(attempts: int, rng: random.Random) -> float:
@@ -155,6 +159,8 @@ class Deliverer:
                 if should_stop():
                     break
                 outcome = self._send(message, report)
+                if outcome is Outcome.PAUSED:
+                    break  # the rest of this round may be behind the same pause
                 if outcome is Outcome.RETRY:
                     given_up.add(message.id)
                 elif outcome is Outcome.RATE_LIMITED:
@@ -168,11 +174,14 @@ class Deliverer:
     ) -> tuple[list[OutboxRow], float]:
         """Channel heads that may be sent now, and when the next gate opens."""
         gates = self.store.gates()
+        paused = self.store.paused_destinations()
         ready: list[OutboxRow] = []
         wake_at = float("inf")
         for head in self.store.channel_heads():
             if head.state == SENDING or head.id in given_up:
                 continue  # in flight elsewhere (or orphaned: next call recovers it)
+            if paused and self._pause_key(head.channel) in paused:
+                continue  # its destination is broken until `newshound retry`
             if not retry_now and head.next_attempt_at > now:
                 continue  # in backoff: a later call sends it
             keys = self._gate_keys(head, self.sink_for(head.channel))
@@ -183,12 +192,17 @@ class Deliverer:
                 wake_at = min(wake_at, not_before)
         return ready, wake_at
 
+    def _pause_key(self, channel: str) -> str | None:
+        pause_key = getattr(self.sink_for(channel), "pause_key", None)
+        return None if pause_key is None else str(pause_key(channel))
+
     def _gate_keys(self, message: OutboxRow, sink: Sink) -> list[str]:
         """Gates that must be open to send `message`; the last one is the
         destination's own (closed by its 429 answers)."""
         keys = [channel_gate(message.channel)]
         lookup_key = getattr(sink, "lookup_key", None)
-        if message.verify_since is not None and lookup_key is not None:
+        looking = message.verify_since is not None and message.verify_tries < LOOKUP_TRIES
+        if looking and lookup_key is not None:
             keys.append(str(lookup_key(message.channel)))
         rate_key = getattr(sink, "rate_key", None)
         if rate_key is not None:
@@ -244,21 +258,45 @@ class Deliverer:
 
     def _look_up(self, sink: Sink, message: OutboxRow, report: DeliveryReport) -> Outcome | None:
         """Did an earlier attempt arrive? SENT if so, None to go on sending.
-        Raises DeliveryError when the destination cannot tell us yet."""
+        Raises DeliveryError when the destination cannot tell us yet; where
+        the lookup got to is kept for the next try."""
+        lookup = HistoryLookup(
+            message.verify_since,
+            message.verify_until,
+            message.verify_cursor,
+            message.verify_tries,
+        )
+        if lookup.tries >= LOOKUP_TRIES:
+            # Rate-limited hard, or a very busy channel: one possible
+            # duplicate is better than a channel that never gets anything again.
+            log.warning(
+                "could not check within %d history requests whether message %s reached %s; "
+                "sending it again, a duplicate is possible",
+                lookup.tries,
+                message.id,
+                display_channel(message.channel),
+            )
+            return None
         try:
-            remote_id = sink.find_sent(message.channel, message.id, since=message.verify_since)
+            remote_id = sink.find_sent(
+                message.channel, message.id, since=message.verify_since, lookup=lookup
+            )
         except DeliveryError as exc:
             if not exc.permanent:
                 raise
             # We cannot look (e.g. no history scope). Losing the alert is
             # worse than a possible repeat: send it again.
             log.warning(
-                "cannot check whether message %s reached %s (%s); sending it again",
+                "cannot check whether message %s reached %s (%s); sending it again, "
+                "a duplicate is possible",
                 message.id,
                 display_channel(message.channel),
                 exc.message,
             )
             return None
+        finally:
+            if lookup.tries != message.verify_tries:  # resume here after a 429 or restart
+                self.store.save_lookup(message.id, lookup.cursor, lookup.tries, owner=self.owner)
         if remote_id is None:
             return None
         if not self.store.mark_sent(message.id, remote_id, self.clock(), owner=self.owner):
@@ -291,6 +329,21 @@ class Deliverer:
             log.warning("message %s to %s is dead: %s", message.id, where, reason)
             self._count(kind, "dead")
             return Outcome.DEAD
+        if exc.pause_key is not None:
+            # Not this message's fault either, and nothing gets through until
+            # someone fixes the destination: pause it, keep the message.
+            if self.store.pause_destination(exc.pause_key, exc.message, now):
+                log.error(
+                    "%s: delivery paused until the cause is fixed and `newshound retry` "
+                    "is run; messages stay pending",
+                    exc.message,
+                )
+            if not self._back_to_pending(message, exc, now):
+                return self._taken_over(message, exc.message)
+            report.failed += 1
+            report.errors.append(f"{where}: {exc.message} (paused)")
+            self._count(kind, "paused")
+            return Outcome.PAUSED
         if exc.retry_after is not None:
             # Not the message's fault: the destination paces us. Close the
             # gate for everyone; the message keeps its place and goes first.
@@ -310,7 +363,9 @@ class Deliverer:
 
     def _back_to_pending(self, message: OutboxRow, exc: DeliveryError, next_at: float) -> bool:
         if exc.maybe_delivered:
-            return self.store.mark_uncertain(message.id, exc.message, next_at, owner=self.owner)
+            return self.store.mark_uncertain(
+                message.id, exc.message, next_at, owner=self.owner, now=self.clock()
+            )
         return self.store.mark_retry(message.id, exc.message, next_at, owner=self.owner)
 
     def _taken_over(self, message: OutboxRow, result: str) -> Outcome:

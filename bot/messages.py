@@ -32,7 +32,7 @@ def alert_payload(
         "title": _cap(item.title, TITLE_CHARS),
         "link": item.link,
         "source": source,
-        "published": item.published,
+        "published": item.published if as_datetime(item.published) else None,
         "terms": list(terms),
         "snippet": [[text, bold] for text, bold in snippet],
     }
@@ -69,13 +69,25 @@ def notice_payload(text: str) -> dict[str, Any]:
     return {"text": text}
 
 
+def as_datetime(epoch: float | None) -> datetime | None:
+    """`epoch` as an aware UTC datetime, or None when there is none or it
+    lies outside what a datetime (and Discord's ISO 8601 timestamps) can
+    hold: a feed date like `9999-12-31T23:59:59-05:00` is year 10000 in UTC."""
+    if epoch is None:
+        return None
+    try:
+        return datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def format_time(epoch: float | None) -> str:
     if epoch is None:
         return "undated"
-    try:
-        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    except (OverflowError, OSError, ValueError):  # beyond what datetime can show
+    when = as_datetime(epoch)
+    if when is None:  # beyond what datetime can show
         return "far in the future" if epoch > 0 else "long ago"
+    return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def snippet_text(payload: dict[str, Any]) -> str:

@@ -6,7 +6,53 @@
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[int, str]] = [
+import sqlite3
+from collections.abc import Callable
+
+from bot.query import term_key
+from bot.slack_text import unescape_command_text
+
+# A migration is SQL, or a function for data changes SQL cannot express
+# (it runs inside the migration's transaction).
+Migration = str | Callable[[sqlite3.Connection], None]
+
+
+def repair_terms(conn: sqlite3.Connection) -> None:
+    """Terms added from Slack before its `&amp;`, `&lt;`, `&gt;` were decoded
+    get their characters back, every key is recomputed with `term_key` (the
+    normalisation matching uses), and terms that now share a key in a channel
+    are merged into one that keeps the earliest author and time. A term from
+    feeds.yaml stays owned by the config, remembering who had it before."""
+    rows = conn.execute(
+        "SELECT id, channel, term, source, added_by, added_at, claimed_from FROM terms "
+        "ORDER BY added_at, id"
+    ).fetchall()
+    groups: dict[tuple[str, str], list[tuple[int, str, str, str | None, float, str | None]]] = {}
+    for row_id, channel, term, source, added_by, added_at, claimed_from in rows:
+        if source != "config":
+            term = unescape_command_text(term)
+        groups.setdefault((channel, term_key(term)), []).append(
+            (row_id, term, source, added_by, added_at, claimed_from)
+        )
+    # Temporary keys first: a row's new key may be another row's old one.
+    conn.execute("UPDATE terms SET term_key = '#' || id")
+    for (_channel, key), members in groups.items():
+        earliest = members[0]
+        keeper = next((m for m in members if m[2] == "config"), earliest)
+        claimed_from = keeper[5]
+        if keeper[2] == "config" and claimed_from is None:
+            claimed_from = next((m[2] for m in members if m[2] != "config"), None)
+        for other in members:
+            if other is not keeper:
+                conn.execute("DELETE FROM terms WHERE id = ?", (other[0],))
+        conn.execute(
+            "UPDATE terms SET term = ?, term_key = ?, added_by = ?, added_at = ?, "
+            "claimed_from = ? WHERE id = ?",
+            (keeper[1], key, earliest[3], earliest[4], claimed_from, keeper[0]),
+        )
+
+
+MIGRATIONS: list[tuple[int, Migration]] = [
     (
         1,
         """
@@ -173,6 +219,33 @@ MIGRATIONS: list[tuple[int, str]] = [
         -- The publisher an aggregator's entry names (Google News' <source>):
         -- digests name it as single alerts do, instead of the aggregator.
         ALTER TABLE items ADD COLUMN source_name TEXT;
+        """,
+    ),
+    (8, repair_terms),
+    (
+        9,
+        """
+        -- A destination that no message can reach until someone fixes it
+        -- (a revoked or invalid Slack token): its messages stay pending and
+        -- are not tried until `newshound retry` clears the row.
+        CREATE TABLE paused_destinations (
+            key TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            since REAL NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
+    (
+        10,
+        """
+        -- Looking for an uncertain attempt in the destination's history is
+        -- bounded and resumable: the window ends when the last uncertain
+        -- attempt was recorded, the page cursor survives rate limits and
+        -- restarts, and after a bounded number of tries the message is sent
+        -- again (a possible duplicate) instead of holding its channel.
+        ALTER TABLE outbox ADD COLUMN verify_until REAL;
+        ALTER TABLE outbox ADD COLUMN verify_cursor TEXT;
+        ALTER TABLE outbox ADD COLUMN verify_tries INTEGER NOT NULL DEFAULT 0;
         """,
     ),
 ]

@@ -523,3 +523,23 @@ def parse_query(text: str) -> Query:
         shown = _join_words(both[0].words)
         raise QueryError(f"“{shown}” is both looked for and excluded, so nothing could match")
     return Query(text=stripped, include=unique, exclude=exclude)
+
+
+def term_key(text: str) -> str:
+    """The identity of a watch term: two terms with the same key match the
+    same stories, so a channel holds only one of them. Built from the parsed
+    query (folded words, the same normalisation matching uses), so `trade
+    deal`, `trade-deal` and `Trade, Deal` are one term; OR alternatives and
+    exclusions are sets, so their order does not matter either. Text that is
+    no valid query keys by its words and case alone."""
+    try:
+        query = parse_query(text)
+    except QueryError:
+        return " ".join(text.split()).casefold()
+    key = " OR ".join(sorted(_phrase_key(p) for p in query.include))
+    return key + "".join(" -" + _phrase_key(p) for p in sorted(query.exclude, key=_phrase_key))
+
+
+def _phrase_key(phrase: Phrase) -> str:
+    words = _join_words(phrase.words)
+    return f'"{words}"' if phrase.exact else words

@@ -41,7 +41,7 @@ from bot.fetch import Fetcher
 from bot.metrics import CONTENT_TYPE, Metrics, outbox_snapshot
 from bot.parsepool import ParsePool
 from bot.poll import Poller
-from bot.sinks.slack import DEFAULT_API_URL
+from bot.sinks.slack import DEFAULT_API_URL, TOKEN_PAUSE
 from bot.sinks.slack import escape as slack_escape
 from bot.slack_app import (
     ChannelCheck,
@@ -402,6 +402,14 @@ class Service:
         data["feeds_failing"] = values.get("feeds_failing", 0)
         data["alerts_pending"] = values.get("pending", 0)
         data["alerts_dead"] = values.get("dead", 0)
+        try:
+            paused = self.web_store.paused_destinations()
+        except Exception:
+            paused = {}
+        # e.g. {"slack:token": "the Slack token is broken (token_revoked)"}
+        data["delivery_paused"] = {key: reason for key, (reason, _since) in paused.items()}
+        if self.slack is not None:
+            data["slack_token"] = "broken" if TOKEN_PAUSE in paused else "ok"
         if self.socket is not None:
             data["socket_mode_connected"] = self.socket.connected
         healthy = data["db_ok"] and running
@@ -413,14 +421,16 @@ class Service:
         return healthy, data
 
 
-# Counts in /healthz that mean the service runs but some news is not getting
+# Fields of /healthz that mean the service runs but some news is not getting
 # through. "degraded" still answers 200: restarting would not fix a feed that
-# is down or a destination that refuses messages; people have to look.
-DEGRADING_COUNTS = ("feeds_failing", "alerts_dead")
+# is down, a destination that refuses messages or a revoked token; people
+# have to look.
+DEGRADING_COUNTS = ("feeds_failing", "alerts_dead", "delivery_paused")
 
 
 def degraded_by(health: Mapping[str, Any]) -> list[str]:
-    """The names of the /healthz counts that are above zero and make it degraded."""
+    """The names of the /healthz fields that are non-zero (or non-empty) and
+    make it degraded."""
     return [name for name in DEGRADING_COUNTS if health.get(name)]
 
 

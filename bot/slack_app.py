@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from slack_bolt import Ack, App, BoltRequest, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.commands import Reply
+from bot.slack_text import unescape_command_text
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +59,47 @@ def verify_signature(secret: str, headers: Mapping[str, str], body: bytes, now: 
     return hmac.compare_digest(expected, signature)
 
 
-class ChannelCheck:
-    """Can the bot post in a channel? Asks `conversations.info` once per
-    channel (a positive answer is cached). Unknown answers allow the command:
-    only a clear "not in channel" refuses it."""
+DIRECT_MESSAGE_REPLY = (
+    "Alerts can't be posted in direct or group messages. "
+    "Run `/watch add` in a channel instead, and invite me there (`/invite @newshound`)."
+)
+MISSING_SCOPE_REPLY = (
+    "I can't see this conversation (Slack answered `missing_scope`), so alerts for it "
+    "might never arrive. If it is a direct or group message, use a channel instead; "
+    "otherwise whoever runs newshound needs to add the `channels:read` and `groups:read` "
+    "scopes to the Slack app."
+)
+CHANNEL_CHECK_TTL = 600.0  # seconds a "bot can post here" answer is trusted
 
-    def __init__(self, client: WebClient) -> None:
+
+class ChannelCheck:
+    """Can the bot post alerts in a channel? Asks `conversations.info`.
+
+    Direct messages (IDs starting with D) and group DMs (`is_mpim`) are
+    refused: the app has no `im:*`/`mpim:*` scopes, so every alert there would
+    die `channel_not_found`. `missing_scope` is never taken as "allowed" (it
+    is what Slack answers for a DM the app cannot read). A positive answer is
+    cached for CHANNEL_CHECK_TTL, since the bot may be removed later; other
+    failures (rate limits, outages) allow the command, and delivery reports
+    any problem."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        clock: Callable[[], float] = time.monotonic,
+        ttl: float = CHANNEL_CHECK_TTL,
+    ) -> None:
         self.client = client
-        self._ok: set[str] = set()
+        self.clock = clock
+        self.ttl = ttl
+        self._ok_until: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def __call__(self, channel: str) -> str | None:
+        if channel.startswith("D"):
+            return DIRECT_MESSAGE_REPLY
         with self._lock:
-            if channel in self._ok:
+            if self._ok_until.get(channel, 0.0) > self.clock():
                 return None
         try:
             info = self.client.conversations_info(channel=channel)
@@ -77,16 +107,20 @@ class ChannelCheck:
             error = str(exc.response.get("error") or "")
             if error in ("channel_not_found", "not_in_channel"):
                 return INVITE_HINT
+            if error == "missing_scope":
+                return MISSING_SCOPE_REPLY
             log.warning("conversations.info for %s failed: %s", channel, error or "error")
             return None
         except Exception as exc:
             log.warning("conversations.info for %s failed: %s", channel, type(exc).__name__)
             return None
         data = info.get("channel") or {}
-        if data.get("is_member") is False and not data.get("is_im"):
+        if data.get("is_im") or data.get("is_mpim"):
+            return DIRECT_MESSAGE_REPLY
+        if data.get("is_member") is False:
             return INVITE_HINT
         with self._lock:
-            self._ok.add(channel)
+            self._ok_until[channel] = self.clock() + self.ttl
         return None
 
 
@@ -140,7 +174,9 @@ def build_app(settings: SlackSettings, handle: CommandHandler) -> App:
     def run_watch(command: dict[str, Any], respond: Respond) -> None:
         channel = str(command.get("channel_id") or "")
         user = command.get("user_id")
-        text = str(command.get("text") or "")
+        # Slack sends `&`, `<`, `>` as entities: `/watch add AT&T` arrives as
+        # `AT&amp;T`, which would be stored and never match "AT&T".
+        text = unescape_command_text(str(command.get("text") or ""))
         try:
             reply = handle(channel, user, text)
         except Exception:
@@ -152,6 +188,19 @@ def build_app(settings: SlackSettings, handle: CommandHandler) -> App:
             log.warning("could not send the /watch reply: %s", type(exc).__name__)
 
     return app
+
+
+def is_ssl_check(headers: Mapping[str, str], body: bytes) -> bool:
+    """Slack's certificate check: a form post with `ssl_check=1` (and a
+    token, no signature). Bolt answers it the same way, before verification
+    (slack_bolt/middleware/ssl_check/ssl_check.py: `_is_ssl_check_request`)."""
+    if "json" in headers.get("content-type", "") or len(body) > 4096:
+        return False
+    try:
+        fields = parse_qs(body.decode("ascii"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return False
+    return fields.get("ssl_check") == ["1"]
 
 
 class SlackHttpEndpoint:
@@ -167,6 +216,10 @@ class SlackHttpEndpoint:
     def handle(
         self, headers: Mapping[str, str], body: bytes, query: str
     ) -> tuple[int, dict[str, str], bytes]:
+        if is_ssl_check(headers, body):
+            # Slack checks the certificate when the app's URL is saved, with an
+            # unsigned request; it is answered with an empty 200 and nothing runs.
+            return 200, {"content-type": "text/plain"}, b""
         if not verify_signature(self.signing_secret, headers, body, self.clock()):
             log.info("rejected a Slack request with a bad, missing or stale signature")
             return 401, {"content-type": "application/json"}, b'{"error":"invalid request"}'

@@ -22,6 +22,7 @@ import sqlite_utils
 
 from bot.migrations import MIGRATIONS
 from bot.models import Item
+from bot.query import term_key
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,9 @@ class OutboxRow:
     sending_at: float | None = None
     sending_owner: str | None = None
     verify_since: float | None = None
+    verify_until: float | None = None
+    verify_cursor: str | None = None
+    verify_tries: int = 0
 
 
 @dataclass(frozen=True)
@@ -181,11 +185,6 @@ def back_up(conn: sqlite3.Connection, target: str) -> None:
 
 class BackupFailed(Exception):
     """The copy taken before an upgrade could not be written: nothing was migrated."""
-
-
-def term_key(term: str) -> str:
-    """Two spellings of a term that differ only in case/spacing are one term."""
-    return " ".join(term.split()).casefold()
 
 
 class Store:
@@ -291,8 +290,11 @@ class Store:
                 if number <= current:
                     continue
                 with self.transaction():
-                    for statement in _split_sql(script):
-                        self.db.conn.execute(statement)
+                    if callable(script):
+                        script(self.db.conn)
+                    else:
+                        for statement in _split_sql(script):
+                            self.db.conn.execute(statement)
                     self.db.conn.execute(f"PRAGMA user_version = {int(number)}")
 
     def damage(self) -> str | None:
@@ -673,6 +675,41 @@ class Store:
         )
         return cursor.rowcount == 1
 
+    def requeue(self, channel: str | None, now: float) -> int:
+        """Dead messages (of one channel, or all) back to pending, due now
+        and with a fresh attempt count, e.g. after the bot was invited or a
+        token fixed. They keep their place (id order) in their channel.
+        Returns how many."""
+        cursor = self._execute(
+            "UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = ?, "
+            "last_error = 'queued again by newshound retry (was: ' || COALESCE(last_error, '') "
+            "|| ')' WHERE state = ? AND (? IS NULL OR channel = ?)",
+            (PENDING, now, DEAD, channel, channel),
+        )
+        return cursor.rowcount
+
+    # -- paused destinations ---------------------------------------------
+
+    def pause_destination(self, key: str, reason: str, now: float) -> bool:
+        """Pause every message behind `key`; False if it already was paused."""
+        cursor = self._execute(
+            "INSERT OR IGNORE INTO paused_destinations(key, reason, since) VALUES (?, ?, ?)",
+            (key, reason, now),
+        )
+        return cursor.rowcount == 1
+
+    def paused_destinations(self) -> dict[str, tuple[str, float]]:
+        """key -> (reason, since)."""
+        rows = self._execute("SELECT key, reason, since FROM paused_destinations").fetchall()
+        return {str(key): (str(reason), float(since)) for key, reason, since in rows}
+
+    def resume_destinations(self, prefix: str = "") -> int:
+        """Clear the pauses whose key starts with `prefix` (all by default)."""
+        cursor = self._execute(
+            "DELETE FROM paused_destinations WHERE substr(key, 1, length(?)) = ?", (prefix, prefix)
+        )
+        return cursor.rowcount
+
     def outbox_counts(self) -> dict[str, int]:
         rows = self._execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
         return {str(state): int(count) for state, count in rows}
@@ -757,26 +794,64 @@ class Store:
         return Claim(claimed)
 
     def mark_uncertain(
-        self, outbox_id: int, error: str, next_attempt_at: float, *, owner: str
+        self,
+        outbox_id: int,
+        error: str,
+        next_attempt_at: float,
+        *,
+        owner: str,
+        now: float | None = None,
     ) -> bool:
         """Back to pending after an attempt that may have arrived: remember
-        since when to look for it at the destination before resending."""
+        the window to look for it in at the destination before resending
+        (from the first such attempt until `now`); a new window starts a
+        new lookup."""
         cursor = self._execute(
             "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
-            "verify_since = COALESCE(verify_since, sending_at, created_at) "
+            "verify_since = COALESCE(verify_since, sending_at, created_at), "
+            "verify_until = ?, verify_cursor = NULL, verify_tries = 0 "
             "WHERE id = ? AND state = ? AND sending_owner = ?",
-            (PENDING, error, next_attempt_at, outbox_id, SENDING, owner),
+            (PENDING, error, next_attempt_at, now, outbox_id, SENDING, owner),
         )
         return cursor.rowcount == 1
+
+    def save_lookup(self, outbox_id: int, cursor: str | None, tries: int, *, owner: str) -> bool:
+        """Where a history lookup for a message we hold left off."""
+        updated = self._execute(
+            "UPDATE outbox SET verify_cursor = ?, verify_tries = ? "
+            "WHERE id = ? AND state = ? AND sending_owner = ?",
+            (cursor, tries, outbox_id, SENDING, owner),
+        )
+        return updated.rowcount == 1
+
+    def alert_message_id(self, channel: str, item_id: int) -> str | None:
+        """The destination's id of the alert a channel got for a story
+        (Slack `ts`, Discord message id): what a threaded follow-up or an
+        edit refers to, without reading the channel's history."""
+        row = self._execute(
+            "SELECT o.remote_id FROM alerts a JOIN outbox o ON o.id = a.outbox_id "
+            "WHERE a.channel = ? AND a.item_id = ? AND o.state = ?",
+            (channel, item_id, SENT),
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def release_orphan(self, outbox_id: int, owner: str | None, now: float) -> bool:
         """A `sending` message whose sender died: pending again, to be looked
         for at the destination before it is resent. False if its owner moved on."""
         cursor = self._execute(
             "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, "
-            "verify_since = COALESCE(verify_since, sending_at, created_at) "
+            "verify_since = COALESCE(verify_since, sending_at, created_at), "
+            "verify_until = ?, verify_cursor = NULL, verify_tries = 0 "
             "WHERE id = ? AND state = ? AND sending_owner IS ?",
-            (PENDING, "interrupted; checking before resending", now, outbox_id, SENDING, owner),
+            (
+                PENDING,
+                "interrupted; checking before resending",
+                now,
+                now,
+                outbox_id,
+                SENDING,
+                owner,
+            ),
         )
         return cursor.rowcount == 1
 
@@ -910,6 +985,9 @@ def _outbox_row(r: dict[str, Any]) -> OutboxRow:
         sending_at=r.get("sending_at"),
         sending_owner=r.get("sending_owner"),
         verify_since=r.get("verify_since"),
+        verify_until=r.get("verify_until"),
+        verify_cursor=r.get("verify_cursor"),
+        verify_tries=r.get("verify_tries") or 0,
     )
 
 

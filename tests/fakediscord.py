@@ -6,12 +6,22 @@ its receive time, answers `?wait=true` posts with a message object, sends the
 X-RateLimit-* headers of a per-webhook bucket (`bucket(limit, reset_after)`)
 and can inject faults: `fail_next(Fault(...))` (status, JSON `retry_after`,
 delay, dropped connection, accept-then-misbehave).
+
+Like Discord, it serves both `/api/webhooks/…` (the unversioned URL Discord's
+UI hands out, which means the old default version v6) and `/api/v10/webhooks/…`,
+and answers a 429's JSON `retry_after` in milliseconds on the unversioned path
+and in seconds (a float) on v8 and later
+(https://discord.com/developers/docs/reference#api-versioning: requests without
+a version use the default, deprecated v6; discord-api-docs
+docs/topics/Rate_Limits.md: "retry_after: The number of seconds to wait";
+API v8 changelog: rate-limit values moved from milliseconds to seconds).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -27,6 +37,7 @@ class Request:
     query: dict[str, str]
     body: dict[str, Any]
     at: float  # time.monotonic() when received
+    version: int | None = None  # the API version in the path (None: unversioned)
 
 
 @dataclass
@@ -72,12 +83,15 @@ class FakeDiscord:
                 raw = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
                 segments = [s for s in parts.path.split("/") if s]
+                version = None
+                if len(segments) > 1 and re.fullmatch(r"v\d+", segments[1]):
+                    version = int(segments.pop(1)[1:])
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 try:
                     body = json.loads(raw or b"{}")
                 except ValueError:
                     body = {}
-                owner._handle(self, segments, query, body)
+                owner._handle(self, segments, query, body, version)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -142,6 +156,7 @@ class FakeDiscord:
         segments: list[str],
         query: dict[str, str],
         body: dict[str, Any],
+        version: int | None = None,
     ) -> None:
         now = time.monotonic()
         webhook_id = (
@@ -149,7 +164,7 @@ class FakeDiscord:
         )
         token = segments[3] if len(segments) >= 4 else ""
         with self.lock:
-            self.requests.append(Request(webhook_id, query, body, now))
+            self.requests.append(Request(webhook_id, query, body, now, version))
             if self.tokens.get(webhook_id) != token:
                 answer: tuple[int, dict[str, Any], dict[str, str]] | None = (
                     404,
@@ -161,7 +176,7 @@ class FakeDiscord:
                 fault = self.faults.popleft() if self.faults else None
                 answer = None
                 if fault is None or fault.accept or _benign(fault):
-                    answer = self._accept(webhook_id, query, body, now)
+                    answer = self._accept(webhook_id, query, body, now, version)
         try:
             if fault is not None:
                 if fault.delay:
@@ -175,7 +190,7 @@ class FakeDiscord:
                     if fault.retry_after is not None:
                         error = {
                             "message": "You are being rate limited.",
-                            "retry_after": fault.retry_after,
+                            "retry_after": _retry_after(fault.retry_after, version),
                             "global": False,
                         }
                     self._answer(handler, fault.status, error, fault.headers)
@@ -186,7 +201,12 @@ class FakeDiscord:
             handler.close_connection = True
 
     def _accept(
-        self, webhook_id: str, query: dict[str, str], body: dict[str, Any], now: float
+        self,
+        webhook_id: str,
+        query: dict[str, str],
+        body: dict[str, Any],
+        now: float,
+        version: int | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         headers: dict[str, str] = {}
         if self.bucket_limit is not None:
@@ -201,7 +221,7 @@ class FakeDiscord:
                     429,
                     {
                         "message": "You are being rate limited.",
-                        "retry_after": left,
+                        "retry_after": _retry_after(left, version),
                         "global": False,
                     },
                     {"Retry-After": str(max(1, round(left)))},
@@ -236,10 +256,18 @@ class FakeDiscord:
         handler.wfile.write(data)
 
 
+def _retry_after(seconds: float, version: int | None) -> float | int:
+    """A 429's `retry_after` as the API version writes it: whole
+    milliseconds before v8 (and unversioned), seconds from v8 on."""
+    if version is None or version < 8:
+        return int(seconds * 1000)
+    return seconds
+
+
 def _benign(fault: Fault) -> bool:
     return fault.status == 200 and not fault.drop
 
 
 def _webhook_id(url: str) -> str:
-    segments = [s for s in urlsplit(url).path.split("/") if s]
+    segments = [s for s in urlsplit(url).path.split("/") if s and not re.fullmatch(r"v\d+", s)]
     return segments[2] if len(segments) >= 3 else ""

@@ -54,7 +54,12 @@ class _State:
     counter: int = 0
     not_member: set[str] = field(default_factory=set)  # conversations.info is_member false
     missing: set[str] = field(default_factory=set)  # conversations.info channel_not_found
+    group_dms: set[str] = field(default_factory=set)  # multi-person DMs (G...)
     socket_url: str | None = None
+    # conversations.history at Slack's tier for non-Marketplace apps:
+    # (messages per page at most, seconds between requests); None: unlimited.
+    history_tier: tuple[int, float] | None = None
+    history_last: float = 0.0
     last_ts: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -91,7 +96,7 @@ class FakeSlack:
                 call = Call(method, args, dict(self.headers), time.monotonic(), self.path)
                 with state.lock:
                     state.calls.append(call)
-                    fault = _next_fault(state, method)
+                    fault = _next_fault(state, method) or _history_throttle(state, method)
                     answer = None
                     if fault is None or fault.accept or _benign(fault):
                         answer = _respond(state, method, args)
@@ -195,6 +200,14 @@ class FakeSlack:
             return found
 
 
+def escape_like_slack(text: str) -> str:
+    """Slash-command text as Slack sends it: `&`, `<` and `>` as `&amp;`,
+    `&lt;` and `&gt;`, the same escaping as message text
+    (https://api.slack.com/reference/surfaces/formatting#escaping; Bolt hands
+    `command["text"]` over undecoded)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def outbox_id_of(message: dict[str, Any]) -> int | None:
     """The newshound outbox id in a posted message's metadata."""
     metadata = message.get("metadata") or {}
@@ -214,6 +227,40 @@ def _next_fault(state: _State, method: str) -> Fault | None:
         count = sum(1 for c in state.calls if c.method == method)
         if count % n == 0:
             return fault
+    return None
+
+
+# The scopes slack-manifest.yaml requests.
+BOT_SCOPES = "chat:write,commands,channels:read,groups:read,channels:history,groups:history"
+
+
+def _dm_scope(state: _State, channel: str) -> str | None:
+    """The scope conversations.info needs for a DM or group DM, which the
+    app lacks: Slack answers `missing_scope` with `needed` and `provided`
+    (https://api.slack.com/methods/conversations.info: "missing_scope: The
+    token used is not granted the specific scope permissions required";
+    reading an IM takes im:read, a multi-person IM mpim:read)."""
+    if channel.startswith("D"):
+        return "im:read"
+    if channel in state.group_dms:
+        return "mpim:read"
+    return None
+
+
+def _history_throttle(state: _State, method: str) -> Fault | None:
+    """Since 2025, apps distributed outside the Marketplace may call
+    conversations.history once a minute and get at most 15 messages a page
+    (https://api.slack.com/changelog/2025-05-terms-rate-limit-update-and-faq:
+    "rate limit of 1 request per minute" and "maximum and default limit
+    value of 15"); a faster call is answered 429 with Retry-After."""
+    if method != "conversations.history" or state.history_tier is None:
+        return None
+    _page, interval = state.history_tier
+    now = time.monotonic()
+    wait = state.history_last + interval - now
+    if wait > 0:
+        return Fault(status=429, error="ratelimited", retry_after=round(wait, 3) or 0.001)
+    state.history_last = now
     return None
 
 
@@ -240,11 +287,20 @@ def _history(state: _State, args: dict[str, Any]) -> dict[str, Any]:
     oldest = float(args.get("oldest") or 0)
     latest = float(args.get("latest") or "inf")
     limit = int(args.get("limit") or 100)
+    if state.history_tier is not None:
+        limit = min(limit, state.history_tier[0])
     start = int(args.get("cursor") or 0)
+    inclusive = str(args.get("inclusive")).lower() in ("1", "true")
+
+    def within(ts: float) -> bool:
+        if inclusive:
+            return oldest <= ts <= latest
+        return oldest < ts < latest
+
     messages = [
         m
         for m in reversed(state.posted.get(str(args.get("channel")), []))
-        if oldest < float(m["ts"]) < latest
+        if within(float(m["ts"]))
     ]
     page = messages[start : start + limit]
     has_more = start + limit < len(messages)
@@ -290,6 +346,9 @@ def _respond(state: _State, method: str, args: dict[str, Any]) -> dict[str, Any]
         channel = str(args.get("channel"))
         if channel in state.missing:
             return {"ok": False, "error": "channel_not_found"}
+        needed = _dm_scope(state, channel)
+        if needed:
+            return {"ok": False, "error": "missing_scope", "needed": needed, "provided": BOT_SCOPES}
         member = channel not in state.not_member
         return {"ok": True, "channel": {"id": channel, "is_channel": True, "is_member": member}}
     if method == "apps.connections.open":

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from cli_helpers import REPO
-from fakeslack import FakeSlack
+from fakeslack import FakeSlack, escape_like_slack
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -167,7 +167,7 @@ class Service:
             "user_id": user,
             "user_name": "alice",
             "command": "/watch",
-            "text": text,
+            "text": escape_like_slack(text),
             "api_app_id": "A1",
             "response_url": self.slack.response_url(key),
             "trigger_id": "1.2.3",

@@ -497,7 +497,7 @@ def test_deliverer_drops_its_result_after_a_takeover(store: Store, outcome: str)
                 retry_after=0.01 if outcome == "rate_limited" else None,
             )
 
-        def find_sent(self, channel, outbox_id, since=None):
+        def find_sent(self, channel, outbox_id, since=None, lookup=None):
             return None
 
     report = Deliverer(store, lambda channel: SlowSink(), send_interval=0.0).deliver(max_wait=0)

@@ -161,8 +161,9 @@ def test_pipeline_at_debug_logs_no_secrets(
     combined = verbose_runs(config, tmp_path / "n.db", env)
     # The destinations really were called, and libraries really did log.
     assert "/slack/chat.postMessage" in posted
-    assert f"/api/webhooks/123456/{HOOK_TOKEN}" in posted
-    assert f"/api/webhooks/777/{LITERAL_TOKEN}" in posted
+    # (on API v10, whatever version the configured URL names)
+    assert f"/api/v10/webhooks/123456/{HOOK_TOKEN}" in posted
+    assert f"/api/v10/webhooks/777/{LITERAL_TOKEN}" in posted
     assert "HTTP Request" in combined  # httpx's request log line, scrubbed
     assert "***" in combined
     for secret in SECRETS:
@@ -247,8 +248,8 @@ def test_cli_at_debug_masks_every_spelling_of_webhook_urls(
     env = {"TEAM_HOOK_URL": f"http://127.0.0.1:{port}/custom/{generic}"}
     combined = verbose_runs(config, tmp_path / "n.db", env)
     # Every webhook really was called (in httpx's normalised spelling) and logged.
-    assert f"/api/webhooks/1001/{upper}" in posted
-    assert f"/api/webhooks/1002/{dotted}" in posted
+    assert f"/api/v10/webhooks/1001/{upper}" in posted
+    assert f"/api/v10/webhooks/1002/{dotted}" in posted
     assert f"/custom/{generic}" in posted
     assert f"/x/in/{dotpath}" in posted
     assert combined.count("HTTP Request: POST") >= 8

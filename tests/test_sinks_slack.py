@@ -62,9 +62,7 @@ def test_digest_header_counts_stories(count: int, header: str):
     assert blocks[0]["text"]["text"] == f"{header} this round:"
 
 
-@pytest.mark.parametrize(
-    "error", ["channel_not_found", "not_in_channel", "is_archived", "invalid_auth"]
-)
+@pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "is_archived"])
 def test_permanent_errors(slack: FakeSlack, error: str):
     exc = send_error(slack, Fault(error=error))
     assert exc.permanent and exc.message == error

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from cli_helpers import run_cli, write_config
-from fakeslack import FakeSlack
+from fakeslack import FakeSlack, escape_like_slack
 from feedserver import FeedServer
 from service_helpers import Service, free_port, sign, wait_for
 from websockets.exceptions import ConnectionClosed
@@ -128,7 +128,7 @@ def slash_envelope(envelope_id: str, text: str, channel: str, response_url: str)
             "user_id": "U0ALICE0001",
             "user_name": "alice",
             "command": "/watch",
-            "text": text,
+            "text": escape_like_slack(text),
             "api_app_id": "A1",
             "response_url": response_url,
             "trigger_id": "1.2.3",

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from bot.channels import display_channel
 from bot.messages import ALERT, DIGEST, format_time
-from bot.sinks.base import DeliveryError
+from bot.sinks.base import DeliveryError, HistoryLookup
 from bot.text import clean_text, inline_text
 
 
@@ -59,5 +59,11 @@ class ConsoleSink:
                 raise DeliveryError("console output closed (broken pipe)") from None
         return None
 
-    def find_sent(self, channel: str, outbox_id: int, since: float | None = None) -> str | None:
+    def find_sent(
+        self,
+        channel: str,
+        outbox_id: int,
+        since: float | None = None,
+        lookup: HistoryLookup | None = None,
+    ) -> str | None:
         return None

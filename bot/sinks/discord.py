@@ -8,17 +8,19 @@ that looks like `@everyone` or `<@123>` never pings anyone.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from bot.channels import resolve_discord_webhook
-from bot.messages import ALERT, DIGEST
-from bot.sinks.base import Delivered, DeliveryError
+from bot.messages import ALERT, DIGEST, as_datetime
+from bot.sinks.base import Delivered, DeliveryError, HistoryLookup, build_or_refuse
 from bot.text import clean_text, inline_text
+
+log = logging.getLogger(__name__)
 
 _MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#-])")
 
@@ -75,8 +77,9 @@ def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = _url(payload.get("link"))
         if url:
             embed["url"] = url
-        if payload.get("published") is not None:
-            embed["timestamp"] = datetime.fromtimestamp(payload["published"], UTC).isoformat()
+        published = as_datetime(payload.get("published"))
+        if published is not None:  # an out-of-range date is left out, not an error
+            embed["timestamp"] = published.isoformat()
     elif kind == DIGEST:
         lines = []
         for entry in payload["items"]:
@@ -102,13 +105,25 @@ def _defuse(text: str) -> str:
     return text.replace("@", "@\u200b").replace("<", "<\u200b")
 
 
-def webhook_post_url(url: str) -> httpx.URL:
-    """The webhook URL with `wait=true` added to its own query.
+API_VERSION = 10
+# `/api/webhooks/…` as Discord's UI copies it, or an explicit older version.
+_WEBHOOK_PATH = re.compile(r"^(.*?/api)(?:/v\d+)?(/webhooks/.*)$")
+# Longest wait a 429 or an exhausted bucket may impose; a longer one is taken
+# as a misread unit (say milliseconds as seconds) and capped, with a log line.
+MAX_WAIT = 600.0
 
+
+def webhook_post_url(url: str) -> httpx.URL:
+    """The webhook URL on API v10, with `wait=true` added to its own query.
+
+    Unversioned webhook paths get Discord's old default version, which
+    answers `retry_after` in milliseconds: always ask for v10 (seconds).
     `client.post(url, params=...)` would replace the URL's query, dropping
     e.g. `?thread_id=123` (a webhook that posts into a forum thread).
     """
-    return httpx.URL(url).copy_merge_params({"wait": "true"})
+    parsed = httpx.URL(url)
+    versioned = _WEBHOOK_PATH.sub(rf"\1/v{API_VERSION}\2", parsed.path)
+    return parsed.copy_with(path=versioned).copy_merge_params({"wait": "true"})
 
 
 class DiscordSink:
@@ -135,7 +150,7 @@ class DiscordSink:
             # the operator can fix that, so the alert waits and is retried
             # with backoff instead of dying (SPEC §4: no alert is lost).
             raise DeliveryError(str(exc)) from None
-        body = format_message(kind, payload)
+        body = build_or_refuse(format_message, kind, payload)
         try:
             response = self.client.post(webhook_post_url(url), json=body)
         except httpx.ConnectError:
@@ -159,7 +174,13 @@ class DiscordSink:
             raise DeliveryError(f"Discord answered HTTP {status}", maybe_delivered=status >= 500)
         return Delivered(_message_id(response), wait=_bucket_wait(response.headers))
 
-    def find_sent(self, channel: str, outbox_id: int, since: float | None = None) -> str | None:
+    def find_sent(
+        self,
+        channel: str,
+        outbox_id: int,
+        since: float | None = None,
+        lookup: HistoryLookup | None = None,
+    ) -> str | None:
         # Webhooks cannot list past messages: a crash between Discord accepting
         # a post and us recording it can repeat that one post (README).
         return None
@@ -201,4 +222,11 @@ def _seconds(value: str | None, *, default: float) -> float:
         return default
     if seconds != seconds:  # NaN
         return default
-    return min(max(seconds, 0.0), 3600.0)
+    if seconds > MAX_WAIT:
+        log.warning(
+            "Discord asked us to wait %.0f s, which looks wrong; waiting %.0f s instead",
+            seconds,
+            MAX_WAIT,
+        )
+        return MAX_WAIT
+    return max(seconds, 0.0)

@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.messages import ALERT, DIGEST, format_time
-from bot.sinks.base import DeliveryError
+from bot.sinks.base import DeliveryError, HistoryLookup, build_or_refuse
 from bot.text import clean_text, inline_text
 
 DEFAULT_API_URL = "https://slack.com/api/"
@@ -45,11 +45,6 @@ PERMANENT_ERRORS = frozenset(
         "channel_not_found",
         "not_in_channel",
         "is_archived",
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "token_revoked",
-        "token_expired",
         "no_permission",
         "missing_scope",
         "invalid_blocks",
@@ -62,6 +57,13 @@ PERMANENT_ERRORS = frozenset(
         "ekm_access_denied",
     }
 )
+
+# The token itself is broken: no message to any channel can get through, so
+# Slack delivery pauses (messages stay pending) until `newshound retry`.
+TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+)
+TOKEN_PAUSE = "slack:token"
 
 _MRKDWN_LOOKALIKES = str.maketrans({"*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"})
 
@@ -200,12 +202,16 @@ class SlackSink:
         """The gate a 429 closes: Slack limits chat.postMessage per method."""
         return POST_GATE
 
+    def pause_key(self, channel: str) -> str:
+        """What a broken token pauses: all of Slack."""
+        return TOKEN_PAUSE
+
     def lookup_key(self, channel: str) -> str:
         """The gate a 429 from `find_sent` closes."""
         return HISTORY_GATE
 
     def send(self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int) -> str | None:
-        message = format_message(kind, payload)
+        message = build_or_refuse(format_message, kind, payload)
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
@@ -222,20 +228,38 @@ class SlackSink:
         ts = response.get("ts")
         return str(ts) if ts else None
 
-    def find_sent(self, channel: str, outbox_id: int, since: float | None = None) -> str | None:
-        """Look for our metadata in the channel's history since the first
-        attempt that may have arrived (a few minutes earlier for clock skew),
-        following pagination."""
-        oldest = (since if since is not None else time.time() - 86400) - CLOCK_SKEW
-        cursor: str | None = None
+    def find_sent(
+        self,
+        channel: str,
+        outbox_id: int,
+        since: float | None = None,
+        lookup: HistoryLookup | None = None,
+    ) -> str | None:
+        """Look for our metadata in the channel's history between the first
+        attempt that may have arrived and the last one (a few minutes either
+        side for clock skew), page by page from where `lookup` left off.
+
+        Each request counts in `lookup.tries` and the cursor is kept when
+        Slack answers 429, so a lookup at one request a minute (Slack's tier
+        for apps outside the Marketplace since 2025, 15 messages a page)
+        still moves on instead of starting over. The deliverer bounds the tries.
+        """
+        if lookup is None:
+            lookup = HistoryLookup(since)
+        start = lookup.since if lookup.since is not None else time.time() - 86400
+        oldest = f"{max(0.0, start - CLOCK_SKEW):.6f}"
+        latest = None if lookup.until is None else f"{lookup.until + CLOCK_SKEW:.6f}"
         for _ in range(HISTORY_PAGES):
+            lookup.tries += 1
             try:
                 response = self.client.conversations_history(
                     channel=channel,
                     limit=HISTORY_PAGE_SIZE,
                     include_all_metadata=True,
-                    oldest=f"{max(0.0, oldest):.6f}",
-                    cursor=cursor,
+                    oldest=oldest,
+                    latest=latest,
+                    inclusive=True,
+                    cursor=lookup.cursor,
                 )
             except SlackApiError as exc:
                 raise _delivery_error(exc, HISTORY_GATE) from None
@@ -247,7 +271,8 @@ class SlackSink:
             cursor = ((response.get("response_metadata") or {}).get("next_cursor")) or None
             if not response.get("has_more") or not cursor:
                 return None
-        raise DeliveryError("channel history too long to check; will try again")
+            lookup.cursor = cursor
+        raise DeliveryError("channel history too long to check in one go; will go on")
 
 
 def _outbox_id_of(message: dict[str, Any]) -> int | None:
@@ -285,6 +310,8 @@ def _delivery_error(exc: SlackApiError, gate_key: str) -> DeliveryError:
             retry_after=_seconds(_header(headers, "retry-after")),
             gate_key=gate_key,
         )
+    if error in TOKEN_ERRORS:
+        return DeliveryError(f"the Slack token is broken ({error})", pause_key=TOKEN_PAUSE)
     if error in PERMANENT_ERRORS:
         return DeliveryError(error, permanent=True)
     if status >= 500 or not error:
