@@ -316,7 +316,7 @@ class Poller:
         feeds = self.due_feeds(started, all_feeds=all_feeds, rows=rows)
         watchlist = self._watch = self.watchlist(rows)
         if self.pool is not None:
-            self.pool.set_watch(str(hash(watchlist.entries)), watchlist.entries)
+            self.pool.set_watch(str(hash(watchlist.entries)), watchlist)
         budget = _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll)
         report = CycleReport()
         cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle
