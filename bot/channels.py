@@ -4,6 +4,8 @@ A channel string in feeds.yaml (and in the database) is one of:
 
 * a Slack channel ID: ``C0123456789`` (public), ``G…`` (private) or ``D…``
   (direct message) — upper-case letters and digits, at least 9 characters;
+* ``discord:<channel ID>`` — a Discord channel or thread (a snowflake,
+  digits only), posted to with the application's bot token;
 * ``discord:<http(s) webhook URL>``;
 * ``discord:$ENV_VAR`` — the webhook URL is read from that environment
   variable when a message is sent, so the secret need not be in the file.
@@ -25,6 +27,7 @@ __all__ = [
     "MASK",
     "SHOWN_LENGTH",
     "channel_kind",
+    "discord_channel_id",
     "display_channel",
     "env_var_name",
     "is_slack_channel_id",
@@ -41,6 +44,7 @@ DISCORD_PREFIX = "discord:"
 _SLACK_ID = re.compile(r"[CGD][A-Z0-9]{8,}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WEBHOOK_ID = re.compile(r"[0-9]{1,30}")
+_SNOWFLAKE = re.compile(r"[0-9]{1,20}")
 _SAFE_PLAIN = re.compile(r"[A-Za-z0-9_#.-]{1,80}")
 
 MASK = "***"
@@ -66,6 +70,14 @@ def is_slack_channel_id(channel: str) -> bool:
 def channel_kind(channel: str) -> str:
     """``"discord"`` for ``discord:…`` channels, otherwise ``"slack"``."""
     return "discord" if channel.startswith(DISCORD_PREFIX) else "slack"
+
+
+def discord_channel_id(channel: str) -> str | None:
+    """The channel ID of a ``discord:<snowflake>`` channel (bot delivery), else None."""
+    if not channel.startswith(DISCORD_PREFIX):
+        return None
+    rest = channel[len(DISCORD_PREFIX) :]
+    return rest if _SNOWFLAKE.fullmatch(rest) and int(rest) > 0 else None
 
 
 def env_var_name(channel: str) -> str | None:
@@ -118,7 +130,13 @@ def validate_channel(channel: str) -> str | None:
     if channel.startswith(DISCORD_PREFIX):
         rest = channel[len(DISCORD_PREFIX) :].strip()
         if not rest:
-            return "discord: must be followed by a webhook URL or $ENVIRONMENT_VARIABLE"
+            return (
+                "discord: must be followed by a channel ID, a webhook URL or $ENVIRONMENT_VARIABLE"
+            )
+        if discord_channel_id(channel) is not None:
+            return None
+        if rest.isdigit():
+            return f"{_quote(rest)} is not a Discord channel ID (a number of up to 20 digits)"
         name = env_var_name(channel)
         if name is not None:
             if not _ENV_NAME.fullmatch(name):
@@ -158,6 +176,8 @@ def resolve_discord_webhook(channel: str, env: Mapping[str, str]) -> str:
     """
     if not channel.startswith(DISCORD_PREFIX):
         raise ValueError(f"{display_channel(channel)} is not a Discord channel")
+    if discord_channel_id(channel) is not None:
+        raise ValueError(f"{channel} is a Discord channel ID, not a webhook")
     name = env_var_name(channel)
     if name is not None:
         if not _ENV_NAME.fullmatch(name):
@@ -220,6 +240,8 @@ def display_channel(channel: str) -> str:
     `looks_secret`), which is shown as ``***``.
     """
     if channel.startswith(DISCORD_PREFIX):
+        if discord_channel_id(channel) is not None:
+            return channel
         name = env_var_name(channel)
         if name is not None:
             if _ENV_NAME.fullmatch(name):

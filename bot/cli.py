@@ -10,7 +10,6 @@ import argparse
 import importlib.metadata
 import logging
 import os
-import re
 import sqlite3
 import sys
 import time
@@ -19,19 +18,21 @@ from pathlib import Path
 
 from bot import redact
 from bot.channels import channel_kind, display_channel, validate_channel, webhook_env_warnings
-from bot.commands import CommandContext, feed_health, watch_add, watch_list, watch_remove
+from bot.commands import CommandContext, feed_health, run_subcommand
 from bot.config import Config, ConfigError, config_warnings, load_config
 from bot.deliver import Deliverer, DeliveryReport
 from bot.fetch import Fetcher
 from bot.messages import DIGEST, NOTICE, format_time
 from bot.parsepool import ParsePool
 from bot.poll import CycleReport, Poller
+from bot.reply import render
 from bot.store import DEAD, PENDING, SCHEMA_VERSION, SENDING, FeedRow, OutboxRow, Store
 from bot.wiring import (
     SinkRouter,
     config_terms,
     fetch_policy,
     load_or_empty,
+    note_config,
     resolve_paths,
 )
 
@@ -115,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="put dead messages (and paused destinations) back in the queue",
         description="Dead messages go back in the queue, due now, and a paused destination "
-        "(a Slack token that was broken) is tried again: run it after fixing the cause, "
+        "(a Slack token that was broken, a Discord webhook or channel that answered "
+        "401/403/404) is tried again: run it after fixing the cause, "
         "e.g. inviting the bot or setting a new token. The running service (or the next "
         "poll) sends them.",
     )
@@ -135,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("action", choices=WATCH_ACTIONS)
     watch.add_argument(
-        "-c", "--channel", required=True, help="Slack channel ID or discord:<webhook URL>"
+        "-c",
+        "--channel",
+        required=True,
+        help="Slack channel ID, discord:<channel ID> or discord:<webhook URL>",
     )
     watch.add_argument(
         "query",
@@ -143,10 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help='the watch term (query language: words, OR, "phrase", -word)',
     )
+    discord = sub.add_parser("discord", parents=[common], help="Discord application setup")
+    discord_sub = discord.add_subparsers(dest="discord_command", metavar="ACTION", required=True)
+    register = discord_sub.add_parser(
+        "register",
+        parents=[common],
+        help="register the /watch command (needs DISCORD_BOT_TOKEN, DISCORD_APPLICATION_ID)",
+    )
+    register.add_argument(
+        "--guild", metavar="ID", help="register in one server only (usable at once, for testing)"
+    )
     return parser
 
 
-WATCH_ACTIONS = ("add", "remove", "list")
+WATCH_ACTIONS = ("add", "remove", "list", "test")
 # Options that take a value: at the top level and in `watch` after its action.
 _TOP_VALUE_OPTIONS = ("--config", "--db")
 _WATCH_VALUE_OPTIONS = ("--channel", "-c", "--config", "--db")
@@ -338,6 +353,7 @@ def prepare(config: Config, store: Store) -> None:
     """Mirror the config's feeds and terms into the database."""
     store.sync_feeds([f.url for f in config.feeds])
     store.sync_config_terms(config_terms(config), time.time())
+    note_config(store, config)
 
 
 def run_poll_cycle(
@@ -417,7 +433,9 @@ def cmd_poll(args: argparse.Namespace) -> int:
     paths = resolve_paths(args.config, args.db)
     config = load_config(paths.config)
     with open_store(paths.db) as store:
-        report, delivery = run_poll_cycle(config, store, SinkRouter(), all_feeds=args.all)
+        report, delivery = run_poll_cycle(
+            config, store, SinkRouter(nonce_tag=store.instance_tag()), all_feeds=args.all
+        )
         if not report.feeds:
             print(nothing_polled(config, store))
         print_cycle(report, delivery, store)
@@ -430,14 +448,13 @@ def cmd_poll(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# Slack mrkdwn bold: `*word*` or `*a few words*`, never a `***` mask or a lone `*`.
-_MRKDWN_BOLD = re.compile(r"(?<![*\w])\*(?=[^\s*])([^*\n]*?[^\s*])\*(?![*\w])")
-
-
-def plain_text(mrkdwn: str) -> str:
-    """A `/watch` reply for the terminal: Slack bold markers removed, the rest
-    (masked webhooks like `discord:…/ID/***`, asterisks in terms) kept."""
-    return _MRKDWN_BOLD.sub(r"\1", mrkdwn)
+def trim_query(query: str) -> str:
+    """A query without dangling `-` words at its end (`tariff -`, left over
+    from a shell line): they exclude nothing."""
+    words = query.split(" ")
+    while words and words[-1].strip() in ("", "-"):
+        words.pop()
+    return " ".join(words).strip()
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -451,18 +468,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
             f"watch list takes no query (got {' '.join(args.query)!r}); "
             "it lists every term of the --channel"
         )
-    query = join_query(args.query)
+    query = trim_query(join_query(args.query))
     with existing_store(paths.db) if args.action == "list" else open_store(paths.db) as store:
         prepare(config, store)
-        ctx = CommandContext(store=store, config=lambda: config)
-        if args.action == "list":
-            reply = watch_list(ctx, args.channel)
-        elif args.action == "add":
-            reply = watch_add(ctx, args.channel, query)
-        else:
-            reply = watch_remove(ctx, args.channel, query)
+        ctx = CommandContext(store=store, config=lambda: config, platform="cli")
+        reply = run_subcommand(ctx, args.channel, None, args.action, query)
     stream = sys.stdout if reply.ok else sys.stderr
-    print(plain_text(reply.text), file=stream)
+    print(render(reply, "cli", channel=args.channel), file=stream)
     return EXIT_OK if reply.ok else EXIT_BAD_INPUT
 
 
@@ -575,6 +587,19 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_discord(args: argparse.Namespace) -> int:
+    from bot.discord_register import RegisterError, RegisterUsageError, register
+
+    try:
+        print(register(os.environ, args.guild))
+    except RegisterUsageError as exc:
+        raise UsageError(f"discord register: {exc}") from None
+    except RegisterError as exc:
+        print(f"newshound: discord register: {exc}", file=sys.stderr)
+        return 1
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -601,4 +626,5 @@ COMMANDS = {
     "retry": cmd_retry,
     "demo": cmd_demo,
     "run": cmd_run,
+    "discord": cmd_discord,
 }

@@ -1,8 +1,10 @@
-"""The `/watch` commands as plain functions, shared by Slack and the CLI.
+"""The `/watch` commands as plain functions, shared by Slack, Discord and the CLI.
 
-Each returns a `Reply`; the caller decides how to show it (ephemeral Slack
-message or terminal). Feed-derived text in replies goes through `escape`,
-which the Slack caller sets to its mrkdwn escaper.
+Each returns a `Reply` (bot/reply.py): lines of spans that the caller renders
+for its platform (Slack mrkdwn, Discord markdown, terminal text). Nothing
+here escapes or formats for a platform; the caller's platform is explicit in
+`CommandContext.platform` and decides only who may change terms and what
+source a new term records.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.channels import display_channel
@@ -18,6 +20,20 @@ from bot.config import Config
 from bot.match import Matcher
 from bot.messages import format_time
 from bot.query import Query, QueryError, parse_query
+from bot.reply import (
+    Bold,
+    Code,
+    Command,
+    Platform,
+    Reply,
+    ReplyBuilder,
+    Text,
+    Time,
+    User,
+    reply,
+    starred,
+    with_code,
+)
 from bot.store import FeedRow, Store
 from bot.watchlist import added_term_scope
 
@@ -25,43 +41,59 @@ MAX_TERMS_PER_CHANNEL = 500
 RECENT_ITEMS_SCANNED = 500
 PREVIEW_ITEMS = 5
 
-HELP = """\
-*newshound* watches news feeds and posts one alert per matching story here.
-• `/watch add QUERY` - watch a term in this channel, e.g. `/watch add trade deal`
-• `/watch remove QUERY` - stop watching a term
-• `/watch list` - terms this channel watches
-• `/watch test QUERY` - show recent stories a query would match (adds nothing)
-• `/watch feeds` - the feeds and their health
-• `/watch help` - this text
-Query language: words side by side form a phrase (`trade deal` also matches "Trade-Deal"); \
-the last word also matches plurals (`tariff` → tariffs); `"quotes"` for the exact form; \
-`a OR b` for either; `-word` to exclude stories mentioning it."""
 
-
-@dataclass
-class Reply:
-    text: str
-    ok: bool = True
+def help_reply() -> Reply:
+    b = ReplyBuilder()
+    b.line(Bold("newshound"), " watches news feeds and posts one alert per matching story here.")
+    b.bullet(
+        Command("add", "QUERY"),
+        " - watch a term in this channel, e.g. ",
+        Command("add", "trade deal"),
+    )
+    b.bullet(Command("remove", "QUERY"), " - stop watching a term")
+    b.bullet(Command("list"), " - terms this channel watches")
+    b.bullet(Command("test", "QUERY"), " - show recent stories a query would match (adds nothing)")
+    b.bullet(Command("feeds"), " - the feeds and their health")
+    b.bullet(Command("help"), " - this text")
+    b.line(
+        "Query language: words side by side form a phrase (",
+        Code("trade deal"),
+        ' also matches "Trade-Deal"); the last word also matches plurals (',
+        Code("tariff"),
+        " → tariffs); ",
+        Code('"quotes"'),
+        " for the exact form; ",
+        Code("a OR b"),
+        " for either; ",
+        Code("-word"),
+        " to exclude stories mentioning it.",
+    )
+    return b.build()
 
 
 @dataclass
 class CommandContext:
     store: Store
     config: Callable[[], Config]
+    platform: Platform = "cli"
     clock: Callable[[], float] = time.time
-    escape: Callable[[str], str] = lambda s: s
-    managers_override: tuple[str, ...] | None = None
-    # Slack: why the bot could not post alerts to a channel (None = it can).
+    # Why the bot could not post alerts to a channel (None = it can).
     channel_problem: Callable[[str], str | None] | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    # Why alerts to a channel are held back right now (a destination marked
+    # broken), shown by `feeds`; None when nothing is held.
+    destination_problem: Callable[[str], str | None] | None = None
 
 
 def _check_manager(ctx: CommandContext, user: str | None) -> Reply | None:
+    if ctx.platform == "cli":
+        return None  # whoever runs the shell command runs newshound
     managers = ctx.config().settings.managers
     if managers and user not in managers:
-        return Reply(
+        return reply(
             "Sorry, only the people listed as managers in feeds.yaml can change the watch "
-            "terms here. Ask one of them, or use `/watch test` to try a query.",
+            "terms here. Ask one of them, or use ",
+            Command("test"),
+            " to try a query.",
             ok=False,
         )
     return None
@@ -71,41 +103,57 @@ def _parse(text: str) -> Query | Reply:
     try:
         return parse_query(text)
     except QueryError as exc:
-        return Reply(f"Can't use that query: {exc}.", ok=False)
+        return reply(f"Can't use that query: {exc}.", ok=False)
 
 
 def _preview(
     ctx: CommandContext, query: Query, channel: str, limit: int = PREVIEW_ITEMS
-) -> list[str]:
-    """Recent stored stories the query matches, from the feeds it would watch."""
+) -> list[tuple[str, float]]:
+    """Recent stored stories the query matches, from the feeds it would watch:
+    (title, published or first seen)."""
     matcher: Matcher[int] = Matcher([(0, query)])
     titles = {row.url: row.title for row in ctx.store.feeds() if row.title}
     scope = added_term_scope(ctx.config(), channel, titles)
     recent = ctx.store.recent_items(RECENT_ITEMS_SCANNED)
     carriers = ctx.store.feeds_carrying([s.id for s in recent]) if scope is not None else {}
-    lines = []
+    found: list[tuple[str, float]] = []
     for stored in recent:
         if scope is not None and not carriers.get(stored.id, set()) & scope:
             continue  # only in feeds this channel does not watch
         if matcher.match(stored.item):
-            when = format_time(stored.item.published or stored.first_seen_at)
-            lines.append(f"• {ctx.escape(stored.item.title)} ({when})")
-            if len(lines) >= limit:
+            found.append((stored.item.title, stored.item.published or stored.first_seen_at))
+            if len(found) >= limit:
                 break
-    return lines
+    return found
 
 
-def _symbols_note(ctx: CommandContext, text: str) -> list[str]:
+def _add_preview(b: ReplyBuilder, found: list[tuple[str, float]]) -> None:
+    for title, when in found:
+        b.bullet(Text(title), " (", Time(when), ")")
+
+
+def _symbols_note(b: ReplyBuilder, text: str, parsed: Query) -> None:
     """A one-line note when the query holds symbols or emoji, which matching
-    skips (only letters and digits count): `🚀 launch` matches "launch"."""
+    skips (only letters and digits count): `🚀 launch` matches "launch".
+    Symbols that are part of a name (the + of C++) are not skipped."""
+    kept = {ch for phrase in (*parsed.include, *parsed.exclude) for w in phrase.words for ch in w}
     symbols: list[str] = []
     for ch in text:
-        if unicodedata.category(ch).startswith("S") and ch not in symbols:
+        if unicodedata.category(ch).startswith("S") and ch not in symbols and ch not in kept:
             symbols.append(ch)
-    if not symbols:
-        return []
-    shown = " ".join(ctx.escape(ch) for ch in symbols[:5]) + (" …" if len(symbols) > 5 else "")
-    return [f"Note: symbols and emoji ({shown}) are ignored when matching."]
+    if symbols:
+        shown = " ".join(symbols[:5]) + (" …" if len(symbols) > 5 else "")
+        b.line(f"Note: symbols and emoji ({shown}) are ignored when matching.")
+
+
+def _acronyms_note(b: ReplyBuilder, parsed: Query) -> None:
+    """Which words the term takes as acronyms (SPEC §3: written in capitals)."""
+    if parsed.acronyms:
+        b.line(
+            "Acronyms (matched only where a story writes them in capitals): ",
+            ", ".join(parsed.acronyms),
+            ". Write a word in lower case to match it in any case.",
+        )
 
 
 def watch_add(ctx: CommandContext, channel: str, text: str, user: str | None = None) -> Reply:
@@ -117,30 +165,41 @@ def watch_add(ctx: CommandContext, channel: str, text: str, user: str | None = N
         return parsed
     existing = ctx.store.find_term(channel, parsed.text)
     if existing is not None:
-        where = "feeds.yaml" if existing.source == "config" else "an earlier /watch add"
-        return Reply(f"This channel already watches {parsed.describe()} (from {where}).")
+        where: list[Text | Command] = (
+            [Text("feeds.yaml")]
+            if existing.source == "config"
+            else [Text("an earlier "), Command("add")]
+        )
+        return reply(
+            "This channel already watches ", *starred(parsed.describe()), " (from ", *where, ")."
+        )
     if ctx.channel_problem is not None:
         problem = ctx.channel_problem(channel)
         if problem:
-            return Reply(problem, ok=False)
-    source = "slack" if user else "cli"
+            return reply(*with_code(problem), ok=False)
+    source = ctx.platform
+    by = user if ctx.platform != "cli" else None
     limit = MAX_TERMS_PER_CHANNEL
-    if not ctx.store.add_term(channel, parsed.text, source, user, ctx.clock(), limit=limit):
+    if not ctx.store.add_term(channel, parsed.text, source, by, ctx.clock(), limit=limit):
         if ctx.store.find_term(channel, parsed.text) is not None:  # added meanwhile
-            return Reply(f"This channel already watches {parsed.describe()}.")
-        return Reply(
+            return reply("This channel already watches ", *starred(parsed.describe()), ".")
+        return reply(
             f"This channel already has {MAX_TERMS_PER_CHANNEL} terms, the most it can have. "
-            "Remove some with `/watch remove` first.",
+            "Remove some with ",
+            Command("remove"),
+            " first.",
             ok=False,
         )
-    lines = [f"Now watching {parsed.describe()} in this channel.", *_symbols_note(ctx, text)]
+    b = ReplyBuilder().line("Now watching ", *starred(parsed.describe()), " in this channel.")
+    _acronyms_note(b, parsed)
+    _symbols_note(b, text, parsed)
     preview = _preview(ctx, parsed, channel)
     if preview:
-        lines.append("Recent stories it would have matched:")
-        lines.extend(preview)
+        b.line("Recent stories it would have matched:")
+        _add_preview(b, preview)
     else:
-        lines.append("No recent stored story matches it yet; new ones will be posted here.")
-    return Reply("\n".join(lines))
+        b.line("No recent stored story matches it yet; new ones will be posted here.")
+    return b.build()
 
 
 def watch_remove(ctx: CommandContext, channel: str, text: str, user: str | None = None) -> Reply:
@@ -148,41 +207,54 @@ def watch_remove(ctx: CommandContext, channel: str, text: str, user: str | None 
     if refused:
         return refused
     if not text.strip():
-        return Reply("Say which term to remove, e.g. `/watch remove trade deal`.", ok=False)
+        return reply(
+            "Say which term to remove, e.g. ", Command("remove", "trade deal"), ".", ok=False
+        )
     existing = ctx.store.find_term(channel, text.strip())
     if existing is None:
-        return Reply(
-            f"This channel doesn't watch `{ctx.escape(text.strip())}`. "
-            "`/watch list` shows its terms.",
+        return reply(
+            "This channel doesn't watch ",
+            Code(text.strip()),
+            ". ",
+            Command("list"),
+            " shows its terms.",
             ok=False,
         )
     if existing.source == "config":
-        return Reply(
-            f"`{ctx.escape(existing.term)}` comes from feeds.yaml, so it can't be removed from "
+        return reply(
+            Code(existing.term),
+            " comes from feeds.yaml, so it can't be removed from "
             "here. Ask whoever runs newshound to remove it from the config file.",
             ok=False,
         )
     ctx.store.remove_term(channel, existing.term)
-    return Reply(f"Stopped watching `{ctx.escape(existing.term)}` in this channel.")
+    return reply("Stopped watching ", Code(existing.term), " in this channel.")
 
 
 def watch_list(ctx: CommandContext, channel: str) -> Reply:
     rows = ctx.store.terms(channel)
     if not rows:
-        return Reply("This channel watches no terms yet. Add one with `/watch add QUERY`.")
+        return reply(
+            "This channel watches no terms yet. Add one with ", Command("add", "QUERY"), "."
+        )
     config_rows = [r for r in rows if r.source == "config"]
     added_rows = [r for r in rows if r.source != "config"]
-    lines = [f"Terms watched in {display_channel(channel)}:"]
+    b = ReplyBuilder().line(f"Terms watched in {display_channel(channel)}:")
     if config_rows:
-        lines.append("From feeds.yaml:")
-        lines.extend(f"• {ctx.escape(r.term)}" for r in config_rows)
+        b.line("From feeds.yaml:")
+        for r in config_rows:
+            b.bullet(r.term)
     if added_rows:
-        lines.append("Added with /watch:")
+        b.line("Added with /watch:")
         for r in added_rows:
-            who = f"<@{r.added_by}>" if r.added_by and r.source == "slack" else "the command line"
+            who: Text | User = (
+                User(r.source, r.added_by)
+                if r.added_by and r.source in ("slack", "discord")
+                else Text("the command line")
+            )
             when = datetime.fromtimestamp(r.added_at, UTC).strftime("%Y-%m-%d")
-            lines.append(f"• {ctx.escape(r.term)} (added by {who}, {when})")
-    return Reply("\n".join(lines))
+            b.bullet(r.term, " (added by ", who, f", {when})")
+    return b.build()
 
 
 def watch_test(ctx: CommandContext, channel: str, text: str) -> Reply:
@@ -190,26 +262,33 @@ def watch_test(ctx: CommandContext, channel: str, text: str) -> Reply:
     if isinstance(parsed, Reply):
         return parsed
     preview = _preview(ctx, parsed, channel)
-    lines = [f"{parsed.describe()} (nothing was added)", *_symbols_note(ctx, text)]
+    b = ReplyBuilder().line(*starred(parsed.describe()), " (nothing was added)")
+    _acronyms_note(b, parsed)
+    _symbols_note(b, text, parsed)
     if preview:
-        lines.append("It matches these recent stories:")
-        lines.extend(preview)
+        b.line("It matches these recent stories:")
+        _add_preview(b, preview)
     else:
-        lines.append("It matches none of the recent stored stories.")
-    return Reply("\n".join(lines))
+        b.line("It matches none of the recent stored stories.")
+    return b.build()
 
 
-def watch_feeds(ctx: CommandContext) -> Reply:
+def watch_feeds(ctx: CommandContext, channel: str | None = None) -> Reply:
     config = ctx.config()
+    b = ReplyBuilder()
+    if channel is not None and ctx.destination_problem is not None:
+        problem = ctx.destination_problem(channel)
+        if problem:
+            b.line(Bold("Alerts for this channel are on hold: "), problem)
     if not config.feeds:
-        return Reply("No feeds are configured yet.")
+        return b.line("No feeds are configured yet.").build()
     rows = {row.url: row for row in ctx.store.feeds()}
-    lines = ["Feeds:"]
+    b.line("Feeds:")
     for feed in config.feeds:
         row = rows.get(feed.url)
-        name = ctx.escape(feed.name or (row.title if row and row.title else feed.url))
-        lines.append(f"• {name}: {ctx.escape(feed_health(row))}")
-    return Reply("\n".join(lines))
+        name = feed.name or (row.title if row and row.title else feed.url)
+        b.bullet(name, ": ", feed_health(row))
+    return b.build()
 
 
 def feed_health(row: FeedRow | None) -> str:
@@ -235,6 +314,13 @@ def dispatch(ctx: CommandContext, channel: str, user: str | None, text: str) -> 
     parts = text.strip().split(None, 1)
     sub = parts[0].lower() if parts else ""
     rest = parts[1].strip() if len(parts) > 1 else ""
+    return run_subcommand(ctx, channel, user, sub, rest)
+
+
+def run_subcommand(
+    ctx: CommandContext, channel: str, user: str | None, sub: str, rest: str
+) -> Reply:
+    """One subcommand with its argument text (Discord sends them apart)."""
     if sub == "add":
         return watch_add(ctx, channel, rest, user)
     if sub in ("remove", "rm", "delete"):
@@ -244,7 +330,7 @@ def dispatch(ctx: CommandContext, channel: str, user: str | None, text: str) -> 
     if sub == "test":
         return watch_test(ctx, channel, rest)
     if sub == "feeds":
-        return watch_feeds(ctx)
+        return watch_feeds(ctx, channel)
     if sub in ("", "help"):
-        return Reply(HELP)
-    return Reply(f"Unknown command `{ctx.escape(sub)}`.\n{HELP}", ok=False)
+        return help_reply()
+    return ReplyBuilder().line("Unknown command ", Code(sub), ".").extend(help_reply()).build(False)

@@ -28,6 +28,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.channels import (
+    discord_channel_id,
     display_channel,
     env_var_name,
     validate_channel,
@@ -99,6 +100,7 @@ _TAG_NULL = "tag:yaml.org,2002:null"
 _TAG_MERGE = "tag:yaml.org,2002:merge"
 
 _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{8,}")
+_DISCORD_USER_ID = re.compile(r"[1-9][0-9]{5,19}")
 
 
 # --------------------------------------------------------------------------- data
@@ -110,7 +112,7 @@ class Settings:
     max_age: float = 172800.0  # seconds; 0 = no limit
     max_alerts_per_poll: int = 10  # >= 1
     allow_networks: tuple[IPNetwork, ...] = ()
-    managers: tuple[str, ...] = ()  # Slack user IDs; empty = everyone
+    managers: tuple[str, ...] = ()  # Slack or Discord user IDs; empty = everyone
     fetch_timeout: float = 20.0  # seconds, > 0
     max_body_mb: float = 10.0  # > 0
     max_items_per_feed: int = 500  # >= 1
@@ -227,11 +229,24 @@ def config_warnings(config: Config, env: Mapping[str, str]) -> list[Problem]:
     """Problems that do not stop the config from loading but will stop alerts.
 
     Today: ``discord:$VAR`` channels whose variable is unset or does not hold
-    a usable webhook URL. Messages never contain the webhook URL.
+    a usable webhook URL, and ``discord:<channel ID>`` channels without
+    DISCORD_BOT_TOKEN. Messages never contain the webhook URL.
     """
     warnings: list[Problem] = []
     reported: set[str] = set()
     for watch in config.watches:
+        if discord_channel_id(watch.channel) and not env.get("DISCORD_BOT_TOKEN", "").strip():
+            if "DISCORD_BOT_TOKEN" not in reported:
+                reported.add("DISCORD_BOT_TOKEN")
+                warnings.append(
+                    Problem(
+                        config.path,
+                        watch.line,
+                        f"DISCORD_BOT_TOKEN is not set, so alerts for {watch.channel} "
+                        "cannot be sent until it is",
+                    )
+                )
+            continue
         name = env_var_name(watch.channel)
         if name is None or name in reported:
             continue
@@ -711,11 +726,12 @@ class _Parser:
             return None
         managers: list[str] = []
         for text, child in items:
-            if not _SLACK_USER_ID.fullmatch(text):
+            if not (_SLACK_USER_ID.fullmatch(text) or _DISCORD_USER_ID.fullmatch(text)):
                 self.problem(
                     child,
                     f"managers: {_quote(text)} is not a Slack user ID "
-                    "(upper-case letters and digits starting with U or W, like U0123456789)",
+                    "(upper-case letters and digits starting with U or W, like U0123456789) "
+                    "or a Discord user ID (digits only, like 80351110224678912)",
                 )
                 continue
             managers.append(text)

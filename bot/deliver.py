@@ -200,6 +200,9 @@ class Deliverer:
         """Gates that must be open to send `message`; the last one is the
         destination's own (closed by its 429 answers)."""
         keys = [channel_gate(message.channel)]
+        shared_keys = getattr(sink, "shared_gate_keys", None)
+        if shared_keys is not None:  # e.g. Discord's global rate limit
+            keys.extend(str(key) for key in shared_keys(message.channel))
         lookup_key = getattr(sink, "lookup_key", None)
         looking = message.verify_since is not None and message.verify_tries < LOOKUP_TRIES
         if looking and lookup_key is not None:
@@ -278,9 +281,13 @@ class Deliverer:
             )
             return None
         try:
-            remote_id = sink.find_sent(
-                message.channel, message.id, since=message.verify_since, lookup=lookup
-            )
+            find_posted = getattr(sink, "find_posted", None)
+            if find_posted is not None:  # recognises the message by its content
+                remote_id = find_posted(message, lookup)
+            else:
+                remote_id = sink.find_sent(
+                    message.channel, message.id, since=message.verify_since, lookup=lookup
+                )
         except DeliveryError as exc:
             if not exc.permanent:
                 raise

@@ -20,6 +20,14 @@ that applies to them:
 A word with two plain spellings (`bot.query.spellings`: "đ" is "d" or "dj")
 is both: on the text side its labels are those of every spelling, on the
 term side each spelling is a path of its own in the trie.
+
+Acronyms: a text word written in capitals keeps them (``US``, ``NGOs``, see
+`bot.query.capitals_form`) and has the labels of its lower-case self plus its
+own, so a lower-case term still meets it while an acronym term (whose word is
+in capitals) meets nothing else. Korean particles are de-inflected like the
+possessive (반도체가 -> 반도체). Other spellings of hyphenated and closed words
+(`bot.query.WordForm`) are further trie paths to the same phrase; a gap that
+must be a hyphen in the text is checked when such a path completes.
 """
 
 from __future__ import annotations
@@ -32,7 +40,20 @@ from functools import lru_cache
 from typing import Generic, TypeVar
 
 from bot.models import Item
-from bot.query import Phrase, Query, Token, ascii_words, plural_forms, spellings, tokenize
+from bot.query import (
+    HYPHENS,
+    IRREGULAR_SINGULARS,
+    Phrase,
+    Query,
+    Token,
+    WordForm,
+    ascii_words,
+    capitals_form,
+    is_capitals,
+    plural_forms,
+    spellings,
+    tokenize,
+)
 
 __all__ = ["FIELDS", "TAG_SEPARATOR", "Matcher", "Span", "document_fields", "highlight"]
 
@@ -66,9 +87,31 @@ def document_fields(item: Item) -> dict[str, str]:
     }
 
 
+# Korean particles (josa) written onto the word before them: 반도체가,
+# 반도체를, 서울에서. Longest first, so 에서는 is tried before 는.
+_PARTICLES = tuple(
+    sorted(
+        {
+            *("이", "가", "은", "는", "을", "를", "의", "에", "와", "과", "도", "로", "만", "께"),
+            *("에서", "에게", "으로", "까지", "부터", "보다", "처럼", "이나", "한테", "께서"),
+            *("이라", "이랑", "랑", "에는", "에도", "에서는", "에서도", "으로는", "로는", "과의"),
+            *("와의", "들", "들이", "들은", "들을", "들의", "들도", "이다", "이며", "라는"),
+        },
+        key=len,
+        reverse=True,
+    )
+)
+
+
+def _is_hangul(ch: str) -> bool:
+    return "\uac00" <= ch <= "\ud7a3"
+
+
 @lru_cache(maxsize=1 << 16)
 def _labels(word: str) -> tuple[_Label, ...]:
     """Every (base word, rule) that a text word satisfies."""
+    if is_capitals(word):
+        return (*_capitals_labels(word), *_labels(word.lower()))
     forms = spellings(word)
     if len(forms) == 1:
         return tuple(_spelling_labels(word))
@@ -77,8 +120,11 @@ def _labels(word: str) -> tuple[_Label, ...]:
 
 def _spelling_labels(word: str) -> list[_Label]:
     labels: list[_Label] = [(word, _EXACT), (word, _POSSESSIVE), (word, _PLURAL)]
+    if word.endswith("+") and not word.endswith("++") and len(word) > 2:
+        labels += _spelling_labels(word[:-1])  # Disney+ is also Disney; C++ is not C
     if word.endswith("'s") and len(word) > 2:
         labels += [(word[:-2], _POSSESSIVE), (word[:-2], _PLURAL)]
+        labels += [(base, _PLURAL) for base in _irregular_bases(word[:-2])]  # women's
     elif word.endswith("s") and len(word) > 1:
         # The bases this could be a plural of (tariffs, taxes, quizzes,
         # companies), each kept only if its plural forms really include it:
@@ -87,6 +133,31 @@ def _spelling_labels(word: str) -> list[_Label]:
         if word.endswith("ies"):
             candidates.append(word[:-3] + "y")
         labels += [(base, _PLURAL) for base in candidates if base and word in plural_forms(base)]
+    elif _is_hangul(word[-1]):
+        for particle in _PARTICLES:
+            if word.endswith(particle) and len(word) > len(particle):
+                stem = word[: -len(particle)]
+                labels += [(stem, _POSSESSIVE), (stem, _PLURAL)]
+    labels += [(base, _PLURAL) for base in _irregular_bases(word)]
+    return labels
+
+
+def _irregular_bases(word: str) -> list[str]:
+    """The words `word` is an irregular plural of: crises -> crisis, men -> man."""
+    bases = [IRREGULAR_SINGULARS[word]] if word in IRREGULAR_SINGULARS else []
+    if word.endswith("men"):
+        bases.append(word[:-3] + "man")  # women, spokesmen
+    return [base for base in bases if word in plural_forms(base)]
+
+
+def _capitals_labels(word: str) -> list[_Label]:
+    """The acronym labels of a text word written in capitals: itself, and
+    the base of a plural or possessive ending (NGOs, NGO's -> NGO)."""
+    labels: list[_Label] = [(word, _EXACT), (word, _POSSESSIVE), (word, _PLURAL)]
+    if word.endswith("'s"):
+        labels += [(word[:-2], _POSSESSIVE), (word[:-2], _PLURAL)]
+    elif word.endswith("s") and is_capitals(word[:-1]):
+        labels.append((word[:-1], _PLURAL))
     return labels
 
 
@@ -94,23 +165,45 @@ def _surface_forms(label: _Label) -> set[str]:
     """The text words whose `_labels` include `label` (its inverse), for a
     label whose base is one spelling (no "đ")."""
     base, rule = label
+    if is_capitals(base):  # an acronym: NGO, NGO's, NGOs
+        if rule == _EXACT:
+            return {base}
+        return {base, base + "'s"} if rule == _POSSESSIVE else {base, base + "'s", base + "s"}
     if rule == _EXACT:
-        return {base}
-    forms = {base, base + "'s"}
-    if rule == _PLURAL:
-        forms.update(plural_forms(base))
+        forms = {base}
+    else:
+        forms = {base, base + "'s"}
+        if rule == _PLURAL:
+            plurals = plural_forms(base)
+            forms.update(plurals)
+            forms.update(plural + "'s" for plural in plurals if not plural.endswith("s"))
+        forms.add(base + "+")  # Disney+
+        if base and _is_hangul(base[-1]):
+            forms.update(base + particle for particle in _PARTICLES)
+    # The same words written in capitals (DEAL, DEALs, DEAL's) are text words
+    # too; a capitals word has at most 5 letters, an "&" and an ending.
+    for form in [form for form in forms if len(form) <= 8]:
+        forms.add(capitals_form(form.upper(), form))
+        for ending in ("'s", "s"):
+            if form.endswith(ending) and len(form) > len(ending):
+                stem = form[: -len(ending)]
+                forms.add(capitals_form(stem.upper() + ending, form))
     return forms
 
 
-def _phrase_paths(phrase: Phrase) -> list[list[_Label]]:
-    """The trie paths of a phrase: one per combination of spellings."""
-    if phrase.exact:
-        rules = [_EXACT] * len(phrase.words)
-    else:
-        rules = [_POSSESSIVE] * (len(phrase.words) - 1) + [_PLURAL]
-    paths: list[list[_Label]] = [[]]
-    for word, rule in zip(phrase.words, rules, strict=True):
-        paths = [[*path, (spelling, rule)] for path in paths for spelling in spellings(word)]
+def _phrase_paths(phrase: Phrase) -> list[tuple[list[_Label], tuple[int, ...]]]:
+    """The trie paths of a phrase, each with the gaps that must be hyphens:
+    one per written form (`Phrase.forms`) and combination of spellings."""
+    paths: list[tuple[list[_Label], tuple[int, ...]]] = []
+    for form in (WordForm(phrase.words), *phrase.forms):
+        if phrase.exact:
+            rules = [_EXACT] * len(form.words)
+        else:
+            rules = [_POSSESSIVE] * (len(form.words) - 1) + [_PLURAL]
+        labels: list[list[_Label]] = [[]]
+        for word, rule in zip(form.words, rules, strict=True):
+            labels = [[*path, (spelling, rule)] for path in labels for spelling in spellings(word)]
+        paths.extend((path, form.hyphen_gaps) for path in labels)
     return paths
 
 
@@ -119,7 +212,8 @@ class _Node:
 
     def __init__(self) -> None:
         self.children: dict[_Label, _Node] = {}
-        self.phrases: list[int] = []  # ids of the phrases that end here
+        # (phrase id, gaps that must be hyphens) of the phrases that end here
+        self.phrases: list[tuple[int, tuple[int, ...]]] = []
 
 
 class Matcher(Generic[K]):
@@ -135,7 +229,9 @@ class Matcher(Generic[K]):
         # the vast majority of words before any trie walking.
         self._first_forms: set[str] = set()
         self._keys: list[K] = []
-        self._phrase_ids: dict[Phrase, int] = {}
+        # Keyed with the written forms too: `trade-deal` (also "tradedeal")
+        # equals `trade deal` as a Phrase but has one more path.
+        self._phrase_ids: dict[tuple[Phrase, tuple[WordForm, ...]], int] = {}
         self._includers: list[list[int]] = []  # phrase id -> terms that include it
         self._excludes: list[tuple[int, ...]] = []  # term -> phrase ids it excludes
         for key, query in terms:
@@ -146,18 +242,19 @@ class Matcher(Generic[K]):
             self._excludes.append(tuple({self._add_phrase(p) for p in query.exclude}))
 
     def _add_phrase(self, phrase: Phrase) -> int:
-        pid = self._phrase_ids.get(phrase)
+        pid = self._phrase_ids.get((phrase, phrase.forms))
         if pid is not None:
             return pid
         pid = len(self._includers)
-        self._phrase_ids[phrase] = pid
+        self._phrase_ids[(phrase, phrase.forms)] = pid
         self._includers.append([])
-        for labels in _phrase_paths(phrase):
+        for labels, hyphen_gaps in _phrase_paths(phrase):
             self._first_forms.update(_surface_forms(labels[0]))
             node = self._root
             for label in labels:
                 node = node.children.setdefault(label, _Node())
-            node.phrases.append(pid)
+            if (pid, hyphen_gaps) not in node.phrases:
+                node.phrases.append((pid, hyphen_gaps))
         return pid
 
     def __len__(self) -> int:
@@ -195,9 +292,10 @@ class Matcher(Generic[K]):
     def _scan(self, name: str, text: str, found: dict[int, list[Span]]) -> None:
         """Record every phrase occurrence in one field's text into `found`."""
         tokens: list[Token] | None = None
-        if text.isascii() and name != "tags":
-            # Words only (C speed); offsets are computed just for texts that match.
-            words = ascii_words(text.lower())
+        # Words only (near C speed); offsets are computed just for texts that match.
+        plain_words = ascii_words(text) if name != "tags" else None
+        if plain_words is not None:
+            words = plain_words
         else:
             tokens = tokenize(text)
             words = [t.word for t in tokens]
@@ -225,7 +323,9 @@ class Matcher(Generic[K]):
                         if tokens is None:  # first real match in this text: now offsets
                             tokens = tokenize(text)
                         span = Span(name, tokens[first].start, tokens[last].end)
-                        for pid in node.phrases:
+                        for pid, hyphen_gaps in node.phrases:
+                            if hyphen_gaps and not _hyphenated(text, tokens, first, hyphen_gaps):
+                                continue
                             found.setdefault(pid, []).append(span)
                 last += 1
                 if last >= count or last in breaks:
@@ -239,6 +339,13 @@ class Matcher(Generic[K]):
                             if child is not None:
                                 following.append(child)
                 nodes = following
+
+
+def _hyphenated(text: str, tokens: list[Token], first: int, gaps: tuple[int, ...]) -> bool:
+    """Whether each gap (after word `first` + gap) is a hyphen in `text`."""
+    return all(
+        text[tokens[first + gap].end : tokens[first + gap + 1].start] in HYPHENS for gap in gaps
+    )
 
 
 def _tag_breaks(text: str, tokens: list[Token]) -> frozenset[int]:

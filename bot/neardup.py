@@ -88,7 +88,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from bot.query import tokenize
+from bot.query import Token, is_capitals, tokenize
 
 __all__ = [
     "LEAD_CONTAINMENT",
@@ -266,11 +266,18 @@ def _key(text: str, start: int, word: str, first: bool) -> tuple[str, bool] | No
     return word, not (first or not before or before[-1] in _SENTENCE_END)
 
 
+def _tokens(text: str) -> list[Token]:
+    """The matcher's tokens, every word in lower case: the matcher keeps an
+    acronym in capitals (US), but for telling stories apart "NATO" and
+    "Nato" are one word."""
+    return [t._replace(word=t.word.lower()) if is_capitals(t.word) else t for t in tokenize(text)]
+
+
 def normalise(title: str, lead: str) -> Normalised:
     """Decorations stripped, then the matcher's tokens (folded words)."""
-    title_words = tuple(t.word for t in tokenize(strip_title_decorations(title)))
+    title_words = tuple(t.word for t in _tokens(strip_title_decorations(title)))
     lead_text = strip_lead_decorations(lead)
-    tokens = tokenize(lead_text)[: CONTEXT_TOKENS + len(title_words)]
+    tokens = _tokens(lead_text)[: CONTEXT_TOKENS + len(title_words)]
     # Many feeds start the summary with the headline: only the rest is lead.
     if title_words and tuple(t.word for t in tokens[: len(title_words)]) == title_words:
         tokens = tokens[len(title_words) :]

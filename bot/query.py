@@ -19,22 +19,30 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
 __all__ = [
+    "ACRONYM_LETTERS",
+    "HYPHENS",
+    "IRREGULAR_PLURALS",
+    "IRREGULAR_SINGULARS",
     "MAX_TERM_LENGTH",
     "Phrase",
     "Query",
     "QueryError",
     "Token",
+    "WordForm",
     "ascii_words",
+    "capitals_form",
     "fold",
+    "is_capitals",
     "parse_query",
     "plural_forms",
     "spellings",
     "tokenize",
+    "word_forms",
 ]
 
 MAX_TERM_LENGTH = 200
@@ -179,28 +187,54 @@ def _mark_class() -> str:
     return "".join(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges)
 
 
-# Ideographs and kana: written without spaces, so each character is a word of
-# its own and a term like 東京 becomes the two-word phrase 東 京.
+# Scripts written without spaces between words: ideographs and kana, and the
+# Thai, Lao, Khmer and Myanmar letters. Each character (with the marks that
+# follow it) is a word of its own, so a term like 東京 becomes the two-word
+# phrase 東 京 and ภาษี matches inside "ขึ้นภาษีนำเข้า". No word segmenter is
+# used (see README, "Scripts without spaces").
 _CJK = (
     "\u3005-\u3007\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff"
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
     "\U00020000-\U0002fa1f\U00030000-\U0003134f"
+    "\u0e01-\u0e5b\u0e81-\u0edf\u1000-\u109f\u1780-\u17dd"  # Thai, Lao, Myanmar, Khmer
 )
 # Combining marks and ignorable format characters belong to the word they
 # follow: "e" + U+0301 is one letter, "ta" + soft hyphen + "riff" one word.
 _M = f"[{_mark_class()}{_IGNORABLE}]"
 _A = f"[{_APOSTROPHES}]"
 _W = r"[^\W_]"  # a letter or digit: \w without the underscore
-# A word: a letter/digit, then letters/digits/marks, with single apostrophes
-# allowed between them (don't, tariff's). Leading/trailing apostrophes are not
-# part of the word (tariffs' -> tariffs).
-_WORD_RE = re.compile(f"{_W}(?:{_W}|{_M})*(?:{_A}{_W}(?:{_W}|{_M})*)*")
+_LETTER = r"[^\W\d_]"
+# Capitals with dots between them are one word: U.S., E.U., A.I., U.S (an
+# abbreviation's last dot is optional; "U.S.-China" is U.S. and China).
+_DOTTED = r"(?:[A-Z]\.){2,}(?![^\W_])|(?:[A-Z]\.)+[A-Z](?![^\W_])"
+# Symbols that belong to a name: "&" between letters (AT&T, R&D, S&P) and a
+# trailing "++", "+" or "#" after a letter (C++, C#, F#, Disney+).
+_AMPERSAND = f"(?<={_LETTER})&(?={_LETTER})"
+_SUFFIX = f"(?:(?<={_LETTER})(?:\\+\\+|[+#])(?![^\\W_]))?"
+# A word: a letter/digit, then letters/digits/marks, with single apostrophes,
+# underscores (eu_watcher is one word) and name ampersands allowed between
+# them (don't, tariff's, AT&T). Leading/trailing apostrophes are not part of
+# the word (tariffs' -> tariffs).
+_WORD_RE = re.compile(
+    f"{_DOTTED}|{_W}(?:{_W}|{_M})*(?:(?:{_A}|_+|{_AMPERSAND}){_W}(?:{_W}|{_M})*)*{_SUFFIX}"
+)
 _CJK_RE = re.compile(f"[{_CJK}]")
 # Words of pure-ASCII text (the common case): same rules, no folding beyond lower().
-_ASCII_WORD_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
+_ASCII_WORD_RE = re.compile(
+    f"{_DOTTED}|[A-Za-z0-9]+(?:(?:'|_+|(?<=[A-Za-z])&(?=[A-Za-z]))[A-Za-z0-9]+)*"
+    r"(?:(?<=[A-Za-z])(?:\+\+|[+#])(?![A-Za-z0-9]))?"
+)
+# Text where every word is lower case or capitalised ("Trade Deal"): no
+# capitals word (US, NGOs, AT&T) and no dotted one (U.S.), so the words of its
+# lower-cased copy are its words.
+_CAPITALS_RE = re.compile(r"[A-Z][.&]?[A-Z]")
 # The same, for the rare run that contains ideographs or kana: those split off.
 _WL = f"(?![{_CJK}]){_W}"
-_SPLIT_RE = re.compile(f"[{_CJK}]{_M}*|{_WL}(?:{_WL}|{_M})*(?:{_A}{_WL}(?:{_WL}|{_M})*)*")
+_SPLIT_RE = re.compile(
+    f"[{_CJK}]{_M}*|{_WL}(?:{_WL}|{_M})*(?:(?:{_A}|_+|{_AMPERSAND}){_WL}(?:{_WL}|{_M})*)*{_SUFFIX}"
+)
+# Hyphens that join the parts of one word written two ways (G-7 / G7).
+HYPHENS = frozenset("-\u2010\u2011")
 
 # French and Italian elided articles and prepositions: "l’Ukraine" is the two
 # words "l" and "ukraine", so `Ukraine` matches it (and `l'Ukraine` still
@@ -217,36 +251,130 @@ _ELIDED = frozenset(
 )
 
 
+# Typographic punctuation of otherwise ASCII news text, each mapped to one
+# ASCII character with the same role, so that such text (most English feeds)
+# takes the ASCII paths below with unchanged offsets: ’ ‘ ʼ are apostrophes,
+# the rest separate words as they would anyway.
+_ASCII_STAND_INS = str.maketrans(
+    {
+        **dict.fromkeys(_APOSTROPHES[1:], "'"),
+        **dict.fromkeys("\u00a0\u2002\u2003\u2009\u202f", " "),
+        **dict.fromkeys("\u201c\u201d\u201e\u00ab\u00bb", '"'),
+        **dict.fromkeys("\u2012\u2013\u2014\u2015\u2212", "~"),  # dashes: not "-" (HYPHENS)
+        "\u2026": ".",
+        "\u00b7": ";",
+        "\u2022": ";",
+    }
+)
+
+
+def _as_ascii(text: str) -> str | None:
+    """`text` with typographic punctuation replaced one-for-one by ASCII, if
+    that makes it ASCII; else None (letters that need folding, CJK, ...)."""
+    if text.isascii():
+        return text
+    probe = text.translate(_ASCII_STAND_INS)
+    return probe if probe.isascii() else None
+
+
 def tokenize(text: str) -> list[Token]:
     """Split text into words: runs of letters and digits (with their combining
-    marks, inner apostrophes and invisible format characters). Everything
-    else, including ``_`` and ``-``, separates words: ``"Trade-Deal"`` ->
-    trade, deal; ``"tariff’s"`` -> tariff's; an elided article is a word of
-    its own: ``"l’Ukraine"`` -> l, ukraine.
+    marks, inner apostrophes, underscores and invisible format characters,
+    and the symbols of names: AT&T, C++, C#). Everything else, including
+    ``-``, separates words: ``"Trade-Deal"`` -> trade, deal; ``"tariff’s"``
+    -> tariff's; an elided article is a word of its own: ``"l’Ukraine"`` ->
+    l, ukraine. Dotted capitals are one word (``"U.S."`` -> US) and a word
+    written in capitals keeps them (see `capitals_form`): ``"US"`` -> US,
+    ``"us"`` -> us.
     """
     tokens: list[Token] = []
-    if text.isascii():
+    plain = _as_ascii(text)
+    if plain is not None:
         # Fast path for the common case: same words, no folding beyond lower().
-        for m in _ASCII_WORD_RE.finditer(text):
+        for m in _ASCII_WORD_RE.finditer(plain):
             word = m.group().lower()
+            if "." in word:
+                word = word.replace(".", "")
             if "'" in word:
                 tokens.extend(_split_word(m.start(), m.end(), word, word))
             else:
                 tokens.append(Token(m.start(), m.end(), word))
-        return tokens
-    for m in _WORD_RE.finditer(text):
-        if _CJK_RE.search(m.group()) is None:
-            _add_token(tokens, m.start(), m.end(), m.group())
-        else:
-            for sub in _SPLIT_RE.finditer(text, m.start(), m.end()):
-                _add_token(tokens, sub.start(), sub.end(), sub.group())
+        if _CAPITALS_RE.search(plain) is None:
+            return tokens
+    else:
+        for m in _WORD_RE.finditer(text):
+            if _CJK_RE.search(m.group()) is None:
+                _add_token(tokens, m.start(), m.end(), m.group())
+            else:
+                for sub in _SPLIT_RE.finditer(text, m.start(), m.end()):
+                    _add_token(tokens, sub.start(), sub.end(), sub.group())
+    for index, token in enumerate(tokens):
+        # Cheap test first: a capitals word starts with two characters that
+        # are not lower case (US, U.S., AT&T, Q&A); "Trade" does not.
+        if text[token.start].isupper() and not text[token.start + 1 : token.start + 2].islower():
+            word = capitals_form(text[token.start : token.end], token.word)
+            if word is not token.word:
+                tokens[index] = token._replace(word=word)
     return tokens
 
 
-def ascii_words(text: str) -> list[str]:
-    """``[t.word for t in tokenize(text)]`` for an ASCII `text` already in
-    lower case, at C speed: the matcher's way to reject most texts before it
-    needs any offsets."""
+# A word written in capitals with this many letters is an acronym (SPEC §3).
+ACRONYM_LETTERS = range(2, 6)
+
+
+def capitals_form(raw: str, word: str) -> str:
+    """The word for `raw` (whose fold is `word`): `word` itself, or, when
+    `raw` is written in capitals with 2–5 letters, `word` in capitals
+    (``"US"``, ``"U.S."`` -> US, ``"AT&T"`` -> AT&T), keeping a lower-case
+    plural or possessive ending (``"NGOs"`` -> NGOs, ``"EU’s"`` -> EU's).
+    Folded text is otherwise lower case, so capitals in a word mean "written
+    in capitals" and an acronym term only meets words written that way."""
+    stem, suffix = raw, ""
+    if len(raw) > 2 and raw[-1] == "s" and raw[-2] in _APOSTROPHES:
+        stem, suffix = raw[:-2], "'s"
+    elif raw[-1:] == "s":
+        stem, suffix = raw[:-1], "s"
+    if len(stem) < 2 or not stem.isupper():
+        return word
+    letters = len(stem) if stem.isalpha() else sum(map(str.isalpha, stem))
+    if letters not in ACRONYM_LETTERS:
+        return word
+    return fold(stem.replace(".", "")).upper() + suffix
+
+
+def is_capitals(word: str) -> bool:
+    """Whether a folded word is an acronym written in capitals (see `capitals_form`)."""
+    return word != word.lower()
+
+
+def ascii_words(text: str) -> list[str] | None:
+    """``[t.word for t in tokenize(text)]`` at near C speed, for text that is
+    ASCII apart from typographic punctuation; None for other text. The
+    matcher's way to reject most texts before it needs any offsets."""
+    plain = _as_ascii(text)
+    if plain is None:
+        return None
+    if _CAPITALS_RE.search(plain) is None:
+        return _lower_words(plain.lower())
+    words: list[str] = []
+    for raw in _ASCII_WORD_RE.findall(plain):
+        if raw.islower() or raw.isdigit() or raw[1:2].islower():
+            words.append(raw.lower())  # "tariff", "2024", "Trade": no capitals word
+        else:  # US, U.S., NGOs, AT&T, L'OTAN: the rare words that need the full rules
+            words.extend(token.word for token in tokenize(raw))
+    if "'" not in plain:
+        return words
+    out: list[str] = []
+    for word in words:
+        if "'" in word and word.partition("'")[0] in _ELIDED:
+            out.extend(token.word for token in _split_word(0, len(word), word))
+        else:
+            out.append(word)
+    return out
+
+
+def _lower_words(text: str) -> list[str]:
+    """The words of a lower-case ASCII text (also: of one such word)."""
     words = _ASCII_WORD_RE.findall(text)
     if "'" not in text:
         return words
@@ -264,6 +392,8 @@ def ascii_words(text: str) -> list[str]:
 def _add_token(tokens: list[Token], start: int, end: int, raw: str) -> None:
     """Append the word `raw` (= text[start:end]), split after an elided article."""
     word = fold(raw)
+    if "." in word:  # dotted capitals: U.S.
+        word = word.replace(".", "")
     if "'" in word:
         tokens.extend(_split_word(start, end, raw, word))
     elif word:
@@ -297,12 +427,27 @@ def _split_word(start: int, end: int, raw: str, word: str | None = None) -> list
 
 
 @dataclass(frozen=True)
+class WordForm:
+    """Another way to write a phrase's words: `words`, where each gap listed
+    in `hyphen_gaps` (gap i lies between words i and i+1) must be a hyphen
+    in the text. ``nonprofit`` is also ``non``-``profit`` (gap 0 a hyphen),
+    ``e-commerce`` also ``ecommerce`` (no gaps)."""
+
+    words: tuple[str, ...]
+    hyphen_gaps: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Phrase:
-    """Consecutive words to find. `words` are folded; `exact` means it was
-    written in double quotes, so the last word gets no plural/possessive forms."""
+    """Consecutive words to find. `words` are folded (an acronym in capitals,
+    see `capitals_form`); `exact` means it was written in double quotes, so
+    the last word gets no plural/possessive forms. `forms` are the other
+    spellings of hyphenated and closed words (`word_forms`); they follow
+    from how the term was typed, so they take no part in equality."""
 
     words: tuple[str, ...]
     exact: bool = False
+    forms: tuple[WordForm, ...] = field(default=(), compare=False)
 
     def describe(self, *, show_forms: bool = True) -> str:
         shown = _join_words(self.words)
@@ -328,10 +473,19 @@ class Query:
     include: tuple[Phrase, ...]
     exclude: tuple[Phrase, ...] = ()
 
+    @property
+    def acronyms(self) -> tuple[str, ...]:
+        """The words of the term taken as acronyms (written in capitals, so
+        matched only where the text writes them in capitals), e.g. ("US",)."""
+        words = (word for phrase in (*self.include, *self.exclude) for word in phrase.words)
+        return tuple(dict.fromkeys(_acronym_stem(word) for word in words if is_capitals(word)))
+
     def describe(self) -> str:
         """The query in words, Slack mrkdwn, e.g.
         ``*tariff* (also: tariffs) or exact phrase *"pax silica"*, excluding *rumor*``.
-        Words only contain letters, digits and apostrophes, so this needs no escaping."""
+        Words contain letters, digits, apostrophes and the symbols of names
+        (``&``, ``+``, ``#``, ``_``): no mrkdwn markup, but an ``&`` (AT&T) is
+        one of the characters Slack asks senders to escape."""
         text = " or ".join(p.describe() for p in self.include)
         if self.exclude:
             text += ", excluding " + " or ".join(p.describe(show_forms=False) for p in self.exclude)
@@ -339,6 +493,31 @@ class Query:
 
 
 _CONSONANTS = frozenset("bcdfghjklmnpqrstvwxz")
+
+# English plurals no rule produces. Words ending in "man" also take "men"
+# (chairman, spokeswoman; see `plural_forms`).
+IRREGULAR_PLURALS = {
+    "analysis": "analyses",
+    "axis": "axes",
+    "basis": "bases",
+    "child": "children",
+    "crisis": "crises",
+    "diagnosis": "diagnoses",
+    "foot": "feet",
+    "goose": "geese",
+    "hypothesis": "hypotheses",
+    "index": "indices",
+    "louse": "lice",
+    "medium": "media",
+    "mouse": "mice",
+    "ox": "oxen",
+    "person": "people",
+    "phenomenon": "phenomena",
+    "thesis": "theses",
+    "tooth": "teeth",
+}
+# text word -> the bases it may be an irregular plural of
+IRREGULAR_SINGULARS = {plural: base for base, plural in IRREGULAR_PLURALS.items()}
 
 
 def plural_forms(word: str) -> tuple[str, ...]:
@@ -355,7 +534,9 @@ def plural_forms(word: str) -> tuple[str, ...]:
       other short words would meet "uses", "cases", "doses");
     - +es after a consonant + o in words of three letters or more (heroes,
       vetoes, embargoes, tomatoes; not "does", "goes", "toes");
-    - y -> ies after a consonant: companies, policies (not "daies").
+    - y -> ies after a consonant: companies, policies (not "daies");
+    - irregular plurals from a table (crises, children, people, indices) and
+      man -> men at the end of a word (women, spokesmen).
     """
     forms = [word + "s"]
     if _takes_es(word):
@@ -364,6 +545,11 @@ def plural_forms(word: str) -> tuple[str, ...]:
             forms.append(word + "zes")  # quizzes, fezzes
     if len(word) >= 2 and word[-1] == "y" and word[-2] in _CONSONANTS:
         forms.append(word[:-1] + "ies")
+    irregular = IRREGULAR_PLURALS.get(word)
+    if irregular is not None:
+        forms.append(irregular)
+    elif word.endswith("man"):
+        forms.append(word[:-3] + "men")
     return tuple(forms)
 
 
@@ -385,7 +571,10 @@ def _example_plurals(word: str) -> tuple[str, ...]:
     """The plural forms to show users (matching accepts the same), or none
     when a hint would only look odd: non-Latin words, single letters (`x` ->
     "xes") and words that already end in a single s (`chips` -> "chipses").
-    A word that ends in a consonant + o shows both forms (vetos, vetoes)."""
+    A word that ends in a consonant + o shows both forms (vetos, vetoes);
+    an acronym its "s" form (NGOs)."""
+    if is_capitals(word):
+        return (word + "s",) if word[-1].isalpha() and word[-1] != "S" else ()
     if len(word) < 2 or not ("a" <= word[-1] <= "z"):
         return ()
     forms = plural_forms(word)
@@ -400,11 +589,71 @@ def _example_plurals(word: str) -> tuple[str, ...]:
 
 def _join_words(words: tuple[str, ...]) -> str:
     out = ""
+    previous = ""
     for word in words:
-        if out and not (_CJK_RE.match(out[-1]) and _CJK_RE.match(word)):
+        if out and not (_CJK_RE.match(previous) and _CJK_RE.match(word)):
             out += " "
         out += word
+        previous = word
     return out
+
+
+def _acronym_stem(word: str) -> str:
+    """An acronym word without its plural/possessive ending: NGOs -> NGO."""
+    for ending in ("'s", "s"):
+        if word.endswith(ending) and is_capitals(word[: -len(ending)]):
+            return word[: -len(ending)]
+    return word
+
+
+# Prefixes that English writes both closed and hyphenated (nonprofit /
+# non-profit, email / e-mail, cyberattack / cyber-attack).
+_CLOSED_PREFIX_RE = re.compile(
+    r"(anti|co|cyber|e|ex|inter|multi|non|post|pre|re|semi|sub)([^\W\d_]{3,})"
+)
+_LETTERS_DIGITS = re.compile(r"([^\W\d_]+)(\d+)|(\d+)([^\W\d_]+)")
+
+
+def _closed_parts(word: str) -> tuple[str, ...]:
+    """The parts a closed word is written with when hyphenated, or ()
+    when it has none: g7 -> g, 7; COVID19 -> COVID, 19; nonprofit -> non,
+    profit. The hyphenated spelling must really have a hyphen in the text."""
+    m = _LETTERS_DIGITS.fullmatch(word)
+    if m is not None:
+        return tuple(part for part in m.groups() if part)
+    m = _CLOSED_PREFIX_RE.fullmatch(word)  # lower case only: no acronym
+    return (m[1], m[2]) if m is not None else ()
+
+
+def word_forms(words: tuple[str, ...], joins: frozenset[int]) -> tuple[WordForm, ...]:
+    """The other spellings of a phrase whose words `words` were typed with a
+    hyphen at the gaps in `joins`: those gaps closed (G-7 -> G7, e-commerce
+    -> ecommerce), and its closed words hyphenated (G7 -> G-7, nonprofit ->
+    non-profit)."""
+    forms: list[WordForm] = []
+    if joins:
+        closed = [words[0]]
+        for index in range(1, len(words)):
+            if index - 1 in joins:
+                joined = closed[-1] + words[index]
+                # "COVID"+"19" stays in capitals; "EU"+"wide" is no acronym.
+                closed[-1] = joined if joined.isupper() else joined.lower()
+            else:
+                closed.append(words[index])
+        forms.append(WordForm(tuple(closed)))
+    split: list[str] = []
+    gaps: list[int] = []
+    for index, word in enumerate(words):
+        # A word typed as part of a hyphenated one is no closed word.
+        parts = () if {index - 1, index} & joins else _closed_parts(word)
+        if parts:
+            gaps.extend(range(len(split), len(split) + len(parts) - 1))
+            split.extend(parts)
+        else:
+            split.append(word)
+    if gaps:
+        forms.append(WordForm(tuple(split), tuple(gaps)))
+    return tuple(forms)
 
 
 class _Or:
@@ -418,11 +667,27 @@ _OR = _Or()
 class _Words:
     words: tuple[str, ...]
     quoted: bool
+    joins: frozenset[int] = frozenset()  # gaps typed as a hyphen
 
 
 @dataclass(frozen=True)
 class _Exclude:
     phrase: Phrase
+
+
+def _chunk_words(chunk: str) -> tuple[tuple[str, ...], frozenset[int]]:
+    """The words of a chunk of a term and the gaps between them that are a hyphen."""
+    tokens = tokenize(chunk)
+    joins = frozenset(
+        index
+        for index in range(len(tokens) - 1)
+        if chunk[tokens[index].end : tokens[index + 1].start] in HYPHENS
+    )
+    return tuple(t.word for t in tokens), joins
+
+
+def _phrase(words: tuple[str, ...], joins: frozenset[int], *, exact: bool) -> Phrase:
+    return Phrase(words, exact=exact, forms=word_forms(words, joins))
 
 
 _Element = _Words | _Exclude | _Or
@@ -442,13 +707,13 @@ def _lex(text: str) -> list[_Element]:
         if chunk == "OR":
             elements.append(_OR)
         elif chunk.startswith("-"):
-            words = tuple(t.word for t in tokenize(chunk.lstrip("-")))
+            words, joins = _chunk_words(chunk.lstrip("-"))
             if words:  # a lone "-" (as in "trade - deal") is just punctuation
-                elements.append(_Exclude(Phrase(words, exact=False)))
+                elements.append(_Exclude(_phrase(words, joins, exact=False)))
         else:
-            words = tuple(t.word for t in tokenize(chunk))
+            words, joins = _chunk_words(chunk)
             if words:
-                elements.append(_Words(words, quoted=False))
+                elements.append(_Words(words, quoted=False, joins=joins))
 
     while i < len(text):
         ch = text[i]
@@ -464,17 +729,25 @@ def _lex(text: str) -> list[_Element]:
             close = next((j for j in range(i + 1, len(text)) if text[j] in _QUOTES), -1)
             if close < 0:
                 raise QueryError('unbalanced quote: every " needs a closing "')
-            words = tuple(t.word for t in tokenize(text[i + 1 : close]))
+            words, joins = _chunk_words(text[i + 1 : close])
             if not words:
                 raise QueryError("a quoted phrase has no letters or digits")
-            phrase = Phrase(words, exact=True)
-            elements.append(_Exclude(phrase) if negate else _Words(words, quoted=True))
+            if negate:
+                elements.append(_Exclude(_phrase(words, joins, exact=True)))
+            else:
+                elements.append(_Words(words, quoted=True, joins=joins))
             i = close
         elif chunk_start is None:
             chunk_start = i
         i += 1
     flush(len(text))
     return elements
+
+
+def _is_single_letter(word: str) -> bool:
+    """A lone letter of a cased alphabet (Latin, Greek, Cyrillic, ...): a
+    single ideograph or Hangul syllable is a word."""
+    return len(word) == 1 and word.isalpha() and word.lower() != word.upper()
 
 
 # Config validation, the watch list and every reload parse the same terms in
@@ -514,8 +787,17 @@ def parse_query(text: str) -> Query:
                 "a quoted phrase can't stand next to other words: "
                 "quote the whole phrase, or put OR between them"
             )
-        words = tuple(word for part in group for word in part.words)
-        include.append(Phrase(words, exact=group[0].quoted))
+        words: tuple[str, ...] = ()
+        joins: set[int] = set()
+        for part in group:
+            joins.update(len(words) + gap for gap in part.joins)
+            words += part.words
+        if len(words) == 1 and _is_single_letter(words[0]):
+            raise QueryError(
+                f"“{words[0]}” is a single letter, which would match almost every story: "
+                "add the words around it (e.g. “vitamin c”) or write the name in full"
+            )
+        include.append(_phrase(words, frozenset(joins), exact=group[0].quoted))
 
     unique = tuple(dict.fromkeys(include))
     both = [p for p in unique if p in exclude]

@@ -16,6 +16,7 @@ long poll transaction never delays an ack or a health check.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -34,16 +35,25 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import redact
 from bot.channels import webhook_env_warnings
-from bot.commands import CommandContext, Reply, dispatch
+from bot.commands import CommandContext, dispatch, run_subcommand
 from bot.config import Config, ConfigError, load_config
 from bot.deliver import Deliverer
+from bot.discord_app import (
+    INTERACTIONS_PATH,
+    BadPublicKey,
+    DiscordChannelCheck,
+    DiscordInteractions,
+    DiscordSettings,
+)
 from bot.fetch import Fetcher
 from bot.metrics import CONTENT_TYPE, Metrics, outbox_snapshot
 from bot.parsepool import ParsePool
 from bot.poll import Poller
+from bot.reply import Reply
+from bot.sinks.discord_bot import api_base
 from bot.sinks.slack import DEFAULT_API_URL, TOKEN_PAUSE
-from bot.sinks.slack import escape as slack_escape
 from bot.slack_app import (
+    EVENTS_PATH,
     ChannelCheck,
     SlackHttpEndpoint,
     SlackSettings,
@@ -51,13 +61,14 @@ from bot.slack_app import (
     build_app,
 )
 from bot.store import Store
-from bot.web import WebApp, WebServer
-from bot.wiring import SinkRouter, config_terms, fetch_policy, load_or_empty
+from bot.web import HttpRequest, HttpResponse, Route, WebApp, WebServer
+from bot.wiring import SinkRouter, config_terms, fetch_policy, load_or_empty, note_config
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_BAD_SETTING = 2
 
 DEFAULT_TICK = 5.0  # seconds between checks for due feeds / pending alerts
 DEFAULT_GRACE = 6.0  # how long shutdown waits for the current cycle
@@ -111,6 +122,23 @@ def slack_settings(env: Mapping[str, str]) -> SlackSettings | None:
     return SlackSettings(bot_token, api_url, signing_secret, app_token)
 
 
+def discord_settings(env: Mapping[str, str]) -> DiscordSettings | None:
+    """Discord's /watch endpoint settings (None: DISCORD_PUBLIC_KEY unset)."""
+    public_key = env.get("DISCORD_PUBLIC_KEY", "").strip()
+    if not public_key:
+        log.info("Discord commands are off: set DISCORD_PUBLIC_KEY to enable /watch in Discord")
+        return None
+    application_id = env.get("DISCORD_APPLICATION_ID", "").strip() or None
+    if application_id is None:
+        log.warning("DISCORD_APPLICATION_ID is not set: /watch in Discord cannot answer")
+    return DiscordSettings(
+        public_key=public_key,
+        application_id=application_id,
+        api_url=api_base(env.get("DISCORD_API_URL")),
+        bot_token=env.get("DISCORD_BOT_TOKEN", "").strip() or None,
+    )
+
+
 class ConfigHolder:
     """The current config; swapped whole on reload."""
 
@@ -159,7 +187,7 @@ class Service:
         self._sync(self.holder.get(), self.poll_store)
         self._register_secrets(self.holder.get())
 
-        self.sinks = SinkRouter(env)
+        self.sinks = SinkRouter(env, nonce_tag=self.deliver_store.instance_tag())
         self.deliverer = self._deliverer(self.holder.get())
         self.metrics = Metrics(self._snapshot)
 
@@ -181,6 +209,17 @@ class Service:
         self.slack = slack_settings(env)
         self.socket: SocketModeRunner | None = None
         endpoint: SlackHttpEndpoint | None = None
+        self.discord = discord_settings(env)
+        self.discord_check: DiscordChannelCheck | None = None
+        self.interactions: DiscordInteractions | None = None
+        if self.discord is not None:
+            self.discord_check = DiscordChannelCheck(self.discord)
+            self.interactions = DiscordInteractions(
+                self.discord,
+                self.handle_discord_command,
+                clock,
+                on_command=self.metrics.observe_command,
+            )
         if self.slack is not None:
             app = build_app(self.slack, self.handle_command)
             self.channel_check: Callable[[str], str | None] | None = ChannelCheck(app.client)
@@ -192,7 +231,38 @@ class Service:
                 endpoint = SlackHttpEndpoint(app, self.slack.signing_secret, clock)
         else:
             self.channel_check = None
-        self.web = WebServer(WebApp(self.health, self.render_metrics, endpoint), options.host, port)
+        self.web = WebServer(WebApp(self._routes(endpoint)), options.host, port)
+
+    def _routes(self, slack: SlackHttpEndpoint | None) -> dict[str, Route]:
+        """The one route table of the HTTP front."""
+        get = ("GET", "HEAD")
+        routes = {
+            "/healthz": Route(get, self._health_route),
+            "/metrics": Route(get, self._metrics_route),
+        }
+        if slack is not None:
+            routes[EVENTS_PATH] = Route(
+                ("POST",),
+                lambda r: HttpResponse(*slack.handle(r.headers, r.body, r.query)),
+                reads_body=True,
+            )
+        interactions = self.interactions
+        if interactions is not None:
+            routes[INTERACTIONS_PATH] = Route(
+                ("POST",),
+                lambda r: HttpResponse(*interactions.handle(r.headers, r.body)),
+                reads_body=True,
+            )
+        return routes
+
+    def _health_route(self, request: HttpRequest) -> HttpResponse:
+        healthy, data = self.health()
+        body = json.dumps(data, sort_keys=True).encode() + b"\n"
+        return HttpResponse(200 if healthy else 503, {"content-type": "application/json"}, body)
+
+    def _metrics_route(self, request: HttpRequest) -> HttpResponse:
+        body, content_type = self.render_metrics()
+        return HttpResponse(200, {"content-type": content_type}, body)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -230,6 +300,9 @@ class Service:
             self._parse_pool.close()
         if self._fetcher is not None:
             self._fetcher.close()  # one a cycle may have opened meanwhile
+        for client in (self.interactions, self.discord_check):
+            if client is not None:
+                client.close()
         for store in (self.poll_store, self.deliver_store, self.web_store):
             store.close()
         return True
@@ -269,6 +342,8 @@ class Service:
     def _sync(self, config: Config, store: Store) -> None:
         store.sync_feeds([f.url for f in config.feeds])
         store.sync_config_terms(config_terms(config), self.clock())
+        if note_config(store, config):
+            self._wake_delivery.set()  # held destinations may be called again
 
     def _deliverer(self, config: Config) -> Deliverer:
         return Deliverer(
@@ -355,11 +430,33 @@ class Service:
         ctx = CommandContext(
             store=self.web_store,
             config=self.holder.get,
+            platform="slack",
             clock=self.clock,
-            escape=slack_escape,
             channel_problem=self.channel_check,
+            destination_problem=self._destination_problem,
         )
         return dispatch(ctx, channel, user, text)
+
+    def handle_discord_command(
+        self, channel: str, user: str | None, subcommand: str, query: str
+    ) -> Reply:
+        ctx = CommandContext(
+            store=self.web_store,
+            config=self.holder.get,
+            platform="discord",
+            clock=self.clock,
+            channel_problem=self.discord_check,
+            destination_problem=self._destination_problem,
+        )
+        return run_subcommand(ctx, channel, user, subcommand, query)
+
+    def _destination_problem(self, channel: str) -> str | None:
+        """Why alerts to `channel` are held (its destination is paused), or None."""
+        pause_key = getattr(self.sinks(channel), "pause_key", None)
+        if pause_key is None:
+            return None
+        paused = self.web_store.paused_destinations().get(str(pause_key(channel)))
+        return paused[0] if paused is not None else None
 
     # -- observation -------------------------------------------------------
 
@@ -377,7 +474,10 @@ class Service:
         return self.metrics.render(), CONTENT_TYPE
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        data: dict[str, Any] = {"slack": self.mode}
+        data: dict[str, Any] = {
+            "slack": self.mode,
+            "discord": "http" if self.interactions is not None else "off",
+        }
         try:
             values = self._snapshot()
             last_cycle_meta = self.web_store.get_meta(LAST_POLL_META)
@@ -459,6 +559,9 @@ def run_service(
     except OSError as exc:
         print(f"newshound: cannot start: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BadPublicKey as exc:
+        print(f"newshound: cannot start: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTING
 
     stop = threading.Event()
     reload_requested = threading.Event()

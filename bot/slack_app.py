@@ -21,14 +21,13 @@ from slack_bolt import Ack, App, BoltRequest, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.commands import Reply
+from bot.reply import Reply, render, reply
 from bot.slack_text import unescape_command_text
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 MAX_SKEW = 300  # seconds: Slack's replay window for signed requests
-MAX_BODY = 1024 * 1024
 
 # (channel, user, text) -> reply. Runs after the ack, off the request thread.
 CommandHandler = Callable[[str, str | None, str], Reply]
@@ -178,12 +177,12 @@ def build_app(settings: SlackSettings, handle: CommandHandler) -> App:
         # `AT&amp;T`, which would be stored and never match "AT&T".
         text = unescape_command_text(str(command.get("text") or ""))
         try:
-            reply = handle(channel, user, text)
+            answer = handle(channel, user, text)
         except Exception:
             log.exception("/watch failed in %s", channel)
-            reply = Reply(FAILURE_REPLY, ok=False)
+            answer = reply(FAILURE_REPLY, ok=False)
         try:
-            respond(text=reply.text, response_type="ephemeral")
+            respond(text=render(answer, "slack"), response_type="ephemeral")
         except Exception as exc:
             log.warning("could not send the /watch reply: %s", type(exc).__name__)
 

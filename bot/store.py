@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -322,6 +323,16 @@ class Store:
     def get_meta(self, key: str) -> str | None:
         row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def instance_tag(self) -> str:
+        """A short random tag made once per database: tells this deployment's
+        outbox ids apart from another's (e.g. staging) that posts with the
+        same Discord bot."""
+        self._execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('instance_tag', ?)",
+            (secrets.token_hex(3),),
+        )
+        return self.get_meta("instance_tag") or ""
 
     # -- feeds -----------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import re
 
+from bot.boilerplate import strip_boilerplate
+
 # Script/style bodies, comments and CDATA wrappers go first. An unterminated one
 # (or an unterminated tag) swallows the rest of the input (matching `\Z`), which
 # keeps this linear: a pattern that can fail after scanning to the end of the
@@ -128,9 +130,11 @@ def plain_text(value: str, *, is_html: bool, max_len: int | None = None) -> str:
 
 
 def searchable_text(value: str, *, is_html: bool, max_len: int | None = None) -> str:
-    """`plain_text` without the URLs written in it: the text that is searched
-    and shown as a snippet (SPEC §3: never URLs or markup)."""
-    return clean_text(remove_urls(plain_text(value, is_html=is_html)), max_len)
+    """`plain_text` without the URLs written in it and without feed
+    boilerplate (`bot.boilerplate`): the text that is searched and shown as
+    a snippet (SPEC §3: never URLs, markup or platform furniture)."""
+    text = strip_boilerplate(remove_urls(plain_text(value, is_html=is_html)))
+    return clean_text(text, max_len)
 
 
 def truncate(s: str, max_len: int) -> str:

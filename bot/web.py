@@ -1,26 +1,27 @@
-"""The service's HTTP front: `/healthz`, `/metrics` and `/slack/events` on one port.
+"""The service's HTTP front: one route table on one port.
 
-A small threaded WSGI server from the standard library (one thread per
-request), so a slow handler never blocks an ack. Request bodies are never
+`/healthz`, `/metrics`, `/slack/events` (when Slack's HTTP mode is on) and
+`/discord/interactions` (when DISCORD_PUBLIC_KEY is set). A small threaded
+WSGI server from the standard library (one thread per request), so a slow
+handler never blocks an ack. Request bodies are capped at 1 MB and never
 logged; access lines carry only method, path and status.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-from bot.slack_app import EVENTS_PATH, MAX_BODY, SlackHttpEndpoint
 
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
+MAX_BODY = 1024 * 1024
 
 _REASONS = {
     200: "OK",
@@ -34,61 +35,98 @@ _REASONS = {
 }
 
 
-class WebApp:
-    """WSGI application routing the service's three endpoints."""
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    query: str
 
-    def __init__(
-        self,
-        health: Callable[[], tuple[bool, dict[str, Any]]],
-        metrics: Callable[[], tuple[bytes, str]],
-        slack: SlackHttpEndpoint | None,
-    ) -> None:
-        self.health = health
-        self.metrics = metrics
-        self.slack = slack
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    # Runs once the response has been written (e.g. Discord's deferred work,
+    # which may only edit the answer after Discord has received it).
+    after: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    methods: tuple[str, ...]
+    handle: Callable[[HttpRequest], HttpResponse]
+    reads_body: bool = False
+
+
+def text(status: int, message: str, **headers: str) -> HttpResponse:
+    return HttpResponse(status, {"content-type": "text/plain", **headers}, message.encode())
+
+
+@dataclass
+class _Body(Iterable[bytes]):
+    """The WSGI response body; `close()` (called by the server after the
+    response was sent) starts the route's follow-up work."""
+
+    data: bytes
+    after: Callable[[], None] | None = field(default=None)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.data
+
+    def close(self) -> None:
+        if self.after is not None:
+            try:
+                self.after()
+            except Exception:
+                log.exception("error after answering a request")
+
+
+class WebApp:
+    """WSGI application: path -> Route."""
+
+    def __init__(self, routes: Mapping[str, Route]) -> None:
+        self.routes = dict(routes)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            status, headers, body = self.route(environ)
+            response = self.route(environ)
         except Exception:
             log.exception("error handling %s", environ.get("PATH_INFO"))
-            status, headers, body = 500, {"content-type": "text/plain"}, b"internal error\n"
-        headers = {**headers, "content-length": str(len(body))}
+            response = text(500, "internal error\n")
+        headers = {**response.headers, "content-length": str(len(response.body))}
         start_response(
-            f"{status} {_REASONS.get(status, 'Status')}",
+            f"{response.status} {_REASONS.get(response.status, 'Status')}",
             [(name.title(), value) for name, value in headers.items()],
         )
-        return [body]
+        return _Body(response.body, response.after)
 
-    def route(self, environ: Environ) -> tuple[int, dict[str, str], bytes]:
+    def route(self, environ: Environ) -> HttpResponse:
         method = environ.get("REQUEST_METHOD", "GET")
-        path = environ.get("PATH_INFO", "/")
-        if path == "/healthz" and method in ("GET", "HEAD"):
-            healthy, data = self.health()
-            body = json.dumps(data, sort_keys=True).encode() + b"\n"
-            return (200 if healthy else 503), {"content-type": "application/json"}, body
-        if path == "/metrics" and method in ("GET", "HEAD"):
-            text, content_type = self.metrics()
-            return 200, {"content-type": content_type}, text
-        if path == EVENTS_PATH and self.slack is not None:
-            if method != "POST":
-                return 405, {"content-type": "text/plain", "allow": "POST"}, b"POST only\n"
+        route = self.routes.get(environ.get("PATH_INFO", "/"))
+        if route is None:
+            return text(404, "not found\n")
+        if method not in route.methods:
+            return text(405, f"{' or '.join(route.methods)} only\n", allow=", ".join(route.methods))
+        body = b""
+        if route.reads_body:
             try:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
             except ValueError:
-                return 400, {"content-type": "text/plain"}, b"bad content-length\n"
+                return text(400, "bad content-length\n")
             if length < 0 or length > MAX_BODY:
-                return 413, {"content-type": "text/plain"}, b"too large\n"
+                return text(413, "too large\n")
             body = environ["wsgi.input"].read(length) if length else b""
-            headers = {
-                key[5:].replace("_", "-").lower(): str(value)
-                for key, value in environ.items()
-                if key.startswith("HTTP_")
-            }
-            if environ.get("CONTENT_TYPE"):
-                headers["content-type"] = str(environ["CONTENT_TYPE"])
-            return self.slack.handle(headers, body, str(environ.get("QUERY_STRING") or ""))
-        return 404, {"content-type": "text/plain"}, b"not found\n"
+        headers = {
+            key[5:].replace("_", "-").lower(): str(value)
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = str(environ["CONTENT_TYPE"])
+        request = HttpRequest(method, headers, body, str(environ.get("QUERY_STRING") or ""))
+        return route.handle(request)
 
 
 READ_TIMEOUT = 10.0

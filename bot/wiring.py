@@ -5,18 +5,21 @@ Secrets are read from the environment only, here, and never logged.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.channels import channel_kind
+from bot.channels import channel_kind, discord_channel_id
 from bot.config import Config, Settings, empty_config, load_config
 from bot.fetch import FetchPolicy
 from bot.sinks.base import Sink
 from bot.sinks.console import ConsoleSink
 from bot.sinks.discord import DiscordSink
+from bot.sinks.discord_bot import DiscordBotSink
 from bot.sinks.slack import DEFAULT_API_URL, SlackSink
+from bot.store import Store
 
 DEFAULT_CONFIG = "feeds.yaml"
 DEFAULT_DB = "newshound.db"
@@ -53,15 +56,45 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
     )
 
 
+CONFIG_STAMP_META = "config_stamp"
+
+
+def config_stamp(config: Config) -> str:
+    """Identifies the config's content (not its file's comments or layout)."""
+    return hashlib.sha256(
+        repr((config.settings, config.feeds, config.watches)).encode()
+    ).hexdigest()
+
+
+def note_config(store: Store, config: Config) -> bool:
+    """Record the config in use. When it changed since the last run or
+    reload, paused Discord destinations (webhooks and channels that answered
+    401/403/404) are called again (README: "until the config changes or
+    `newshound retry` runs"). True if it changed."""
+    stamp = config_stamp(config)
+    if store.get_meta(CONFIG_STAMP_META) == stamp:
+        return False
+    store.set_meta(CONFIG_STAMP_META, stamp)
+    store.resume_destinations("discord:")
+    return True
+
+
 def config_terms(config: Config) -> list[tuple[str, str]]:
     return [(watch.channel, term) for watch in config.watches for term in watch.terms]
 
 
 class SinkRouter:
     """Picks the sink for a channel: Slack (or the console when no bot token
-    is configured) for Slack IDs, a webhook for `discord:` channels."""
+    is configured) for Slack IDs, the Discord bot for `discord:<channel ID>`,
+    a webhook for other `discord:` channels."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, *, console_only: bool = False) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        console_only: bool = False,
+        nonce_tag: str = "",
+    ) -> None:
         env = dict(os.environ if env is None else env)
         self.console = ConsoleSink()
         token = env.get("SLACK_BOT_TOKEN", "").strip()
@@ -69,8 +102,15 @@ class SinkRouter:
         if token and not console_only:
             self.slack = SlackSink(token, env.get("SLACK_API_URL") or DEFAULT_API_URL)
         self.discord: Sink | None = None if console_only else DiscordSink(env)
+        self.discord_bot: Sink | None = None
+        if not console_only:
+            self.discord_bot = DiscordBotSink(
+                env.get("DISCORD_BOT_TOKEN"), env.get("DISCORD_API_URL"), nonce_tag=nonce_tag
+            )
 
     def __call__(self, channel: str) -> Sink:
+        if discord_channel_id(channel) is not None and self.discord_bot is not None:
+            return self.discord_bot
         if channel_kind(channel) == "discord" and self.discord is not None:
             return self.discord
         if channel_kind(channel) == "slack" and self.slack is not None:

@@ -25,6 +25,7 @@ HOOK = "https://discord.com/api/webhooks/123456789012345678/s3cr3t-T0KEN_value"
         ("D0123456789", "slack"),
         (f"discord:{HOOK}", "discord"),
         ("discord:$TRADE_WEBHOOK", "discord"),
+        ("discord:1234567890123456789", "discord"),
     ],
 )
 def test_channel_kind(channel: str, kind: str) -> None:
@@ -43,6 +44,7 @@ def test_channel_kind(channel: str, kind: str) -> None:
         "discord:$TRADE_WEBHOOK",
         "discord:${TRADE_WEBHOOK}",
         "discord:$_x1",
+        "discord:1234567890123456789",  # a channel or thread ID: bot delivery
     ],
 )
 def test_valid_channels(channel: str) -> None:
@@ -60,7 +62,9 @@ def test_valid_channels(channel: str) -> None:
         ("#general", '"#general" is a channel name; use the Slack channel ID'),
         (HOOK, "a URL alone is not a channel; write discord:<webhook URL>"),
         ("Discord:" + HOOK, "write the discord: prefix in lower case"),
-        ("discord:", "discord: must be followed by a webhook URL or $ENVIRONMENT_VARIABLE"),
+        ("discord:", "discord: must be followed by a channel ID, a webhook URL or $ENVIRONMENT_"),
+        ("discord:123456789012345678901", '"123456789012345678901" is not a Discord channel ID'),
+        ("discord:0", '"0" is not a Discord channel ID'),
         ("discord:ftp://discord.com/api/webhooks/1/TOKEN", "the Discord webhook URL must start"),
         ("discord:discord.com/api/webhooks/1/TOKEN", "the Discord webhook URL must start"),
         ("discord:https:///api/webhooks/1/TOKEN", "the Discord webhook URL has no host name"),
@@ -86,6 +90,7 @@ def test_invalid_channels(channel: str, message: str) -> None:
     ("channel", "shown"),
     [
         ("C0123456789", "C0123456789"),
+        ("discord:1234567890123456789", "discord:1234567890123456789"),
         (f"discord:{HOOK}", "discord:…/123456789012345678/***"),
         ("discord:https://discord.com/api/webhooks/123/TOKEN?wait=true", "discord:…/123/***"),
         ("discord:http://127.0.0.1:9/hooks/42/TOKEN", "discord:…/42/***"),

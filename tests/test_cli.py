@@ -10,7 +10,6 @@ from cli_helpers import run_cli, run_subprocess, write_config
 from feedgen import rss
 from feedserver import FeedServer
 
-from bot.cli import plain_text
 from bot.messages import ALERT, DIGEST, NOTICE
 from bot.store import FeedSuccess, Store
 
@@ -86,24 +85,31 @@ def test_watch_output_keeps_webhook_masks_and_asterisks_in_terms(common: tuple[s
     assert "s3cret" not in listed.out
 
 
-@pytest.mark.parametrize(
-    ("mrkdwn", "plain"),
-    [
-        ("*newshound* watches", "newshound watches"),
-        ("phrase *trade deal* (also: trade deals)", "phrase trade deal (also: trade deals)"),
-        (
-            'exact phrase *"pax silica"*, excluding *rumor*',
-            'exact phrase "pax silica", excluding rumor',
-        ),
-        ("*x* and *tariff* or *tax*", "x and tariff or tax"),
-        ("Terms watched in discord:…/123/***:", "Terms watched in discord:…/123/***:"),
-        ("• 5*star (added by <@U0ALICE01>)", "• 5*star (added by <@U0ALICE01>)"),
-        ("a * b * c and 2*3*4", "a * b * c and 2*3*4"),
-        ("**", "**"),
-    ],
-)
-def test_plain_text_removes_only_bold_markers(mrkdwn: str, plain: str) -> None:
-    assert plain_text(mrkdwn) == plain
+def test_watch_replies_speak_cli_not_slack(common: tuple[str, ...]) -> None:
+    missing = run_cli(*common, "watch", "remove", "--channel", CHANNEL, "tariff")
+    assert missing.code == 2
+    assert "/watch" not in missing.err
+    assert f"`newshound watch list --channel {CHANNEL}` shows its terms" in missing.err
+    empty = run_cli(*common, "watch", "list", "--channel", CHANNEL)
+    assert f"newshound watch add --channel {CHANNEL} QUERY" in empty.out
+    assert "/watch" not in empty.out and "*" not in empty.out
+
+
+def test_watch_test_adds_nothing(common: tuple[str, ...]) -> None:
+    tested = run_cli(*common, "watch", "test", "--channel", CHANNEL, "trade", "deal")
+    assert tested.code == 0, tested.err
+    assert tested.out.startswith("phrase trade deal (also: trade deals) (nothing was added)")
+    assert "no terms yet" in run_cli(*common, "watch", "list", "--channel", CHANNEL).out
+    bad = run_cli(*common, "watch", "test", "--channel", CHANNEL, "-rumor")
+    assert bad.code == 2 and "Can't use that query" in bad.err
+
+
+def test_watch_trims_a_dangling_dash(common: tuple[str, ...]) -> None:
+    added = run_cli(*common, "watch", "add", "--channel", CHANNEL, "tariff", "-")
+    assert added.code == 0, added.err
+    listed = run_cli(*common, "watch", "list", "--channel", CHANNEL)
+    assert "• tariff (added by the command line" in listed.out
+    assert run_cli(*common, "watch", "remove", "--channel", CHANNEL, "tariff -").code == 0
 
 
 # -- status -------------------------------------------------------------------
@@ -273,7 +279,7 @@ def test_poll_once_keeps_working_for_a_feed_that_failed_very_often(tmp_path: Pat
     config = write_config(
         tmp_path / "feeds.yaml",
         ["http://127.0.0.1:9/feed.xml"],
-        [{"channel": CHANNEL, "terms": ["x"]}],
+        [{"channel": CHANNEL, "terms": ["tariff"]}],
     )
     common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
     with Store(str(tmp_path / "db.sqlite")) as store:

@@ -284,16 +284,16 @@ def test_feeds_for_watch_selectors() -> None:
           - url: https://c.example/rss
         watches:
           - channel: C0123456789
-            terms: [x]
+            terms: [tariff]
             feeds: [alpha]
           - channel: C0123456789
-            terms: [y]
+            terms: [yen]
             feeds: [INDIA]
           - channel: G0123456789
-            terms: [z]
+            terms: [zinc]
             feeds: ["HTTPS://C.example/rss/", trade]
           - channel: D0123456789
-            terms: [w]
+            terms: [wheat]
         """
     )
     a, b, c = config.feeds
@@ -327,7 +327,7 @@ def test_discord_env_channel_loads_and_warns_when_unset() -> None:
           - channel: discord:$TRADE_WEBHOOK
             terms: [trade]
           - channel: discord:$OTHER_HOOK
-            terms: [x]
+            terms: [tariff]
         """
     )
     assert config.watches[0].channel == "discord:$TRADE_WEBHOOK"
@@ -348,6 +348,27 @@ def test_discord_env_channel_loads_and_warns_when_unset() -> None:
         "with https:// (or http://)"
     ]
     assert "SECRET" not in "".join(warnings)
+
+
+def test_discord_channel_ids_load_and_warn_without_a_bot_token() -> None:
+    config = parse(
+        """\
+        settings:
+          managers: [U0123456789, "80351110224678912"]
+        watches:
+          - channel: "discord:1234567890123456789"
+            terms: [tariff]
+          - channel: "discord:1234567890123456780"
+            terms: [trade]
+        """
+    )
+    assert config.settings.managers == ("U0123456789", "80351110224678912")
+    assert config.watches[0].channel == "discord:1234567890123456789"
+    assert [str(w) for w in config_warnings(config, {})] == [
+        "feeds.yaml:4: DISCORD_BOT_TOKEN is not set, so alerts for "
+        "discord:1234567890123456789 cannot be sent until it is"
+    ]
+    assert config_warnings(config, {"DISCORD_BOT_TOKEN": "t"}) == []
 
 
 # --------------------------------------------------------------------------- problems
@@ -1021,7 +1042,7 @@ def test_selector_for_a_broken_feed_is_not_reported_twice() -> None:
             interval: 1s
         watches:
           - channel: C0123456789
-            terms: [x]
+            terms: [tariff]
             feeds: [Alpha]
         """
     )

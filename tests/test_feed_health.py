@@ -25,6 +25,7 @@ from bot.poll import (
     Poller,
     next_check_after_failure,
 )
+from bot.reply import render
 from bot.store import Store
 from bot.wiring import config_terms
 
@@ -141,7 +142,7 @@ def test_suspension_and_recovery_notify_once(feed_server: FeedServer, fetcher: F
         assert row is not None
         assert feed_health(row).startswith("suspended since")
         ctx = CommandContext(store=store, config=lambda: config)
-        assert "suspended" in watch_feeds(ctx).text
+        assert "suspended" in render(watch_feeds(ctx), "cli")
         # Not due again within the day, unless --all.
         assert flaky not in [f.url for f, _ in poller.due_feeds(clock.now, all_feeds=False)]
 

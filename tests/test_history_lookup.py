@@ -46,7 +46,9 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with FakeSlack() as slack:
         monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
         monkeypatch.setenv("SLACK_API_URL", slack.api_url)
-        config = write_config(tmp_path / "feeds.yaml", [], [{"channel": CHANNEL, "terms": ["t"]}])
+        config = write_config(
+            tmp_path / "feeds.yaml", [], [{"channel": CHANNEL, "terms": ["tariff"]}]
+        )
         yield slack, config, tmp_path / "n.db"
 
 

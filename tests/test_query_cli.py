@@ -137,3 +137,59 @@ def test_watch_add_shows_the_forms_a_term_matches(common: tuple[str, ...], tmp_p
         result = run_cli(*common, "watch", "add", "--channel", CHANNEL, term)
         assert result.code == 0, result.err
         assert shown.replace("*", "") in result.out.replace("*", "")
+
+
+# SPEC §3 acronyms, symbols, word forms and boilerplate: (title, summary) -> terms.
+HN_FOOTER = (
+    '<p>Article URL: <a href="https://example.org/pg">https://example.org/pg</a></p>'
+    '<p>Comments URL: <a href="https://news.ycombinator.com/item?id=7">'
+    "https://news.ycombinator.com/item?id=7</a></p><p>Points: 512</p><p># Comments: 230</p>"
+)
+NAME_CASES: list[tuple[str, str, set[str]]] = [
+    ("[1] Lumber duties to double", "Washington raised U.S. duties on lumber.", {"US"}),
+    ("[2] Let us know what you think", "Write to us below.", set()),
+    ("[3] AT&T to sell DirecTV stake", "", {"AT&T"}),
+    ("[4] Fans line up at T-Mobile Park", "", set()),
+    ("[5] C++ 26 adds reflection", "", {"C++"}),
+    ("[6] Vitamin C may not prevent colds", "", set()),
+    ("[7] G-7 leaders meet in Italy", "", {"G7"}),
+    ("[8] Postgres 18 released", HN_FOOTER, set()),
+    ("[9] 반도체가 수출을 이끌었다", "", {"반도체"}),
+    ("[10] IT outage grounds flights", "It rained, too.", {"IT"}),
+    ("[11] It rained all weekend", "Its rivers rose.", set()),
+]
+NAME_TERMS = ["US", "AT&T", "C++", "G7", "comments", "반도체", "IT"]
+
+
+def test_acronyms_symbols_and_boilerplate_through_the_cli(
+    feed_server: FeedServer, tmp_path: Path, common: tuple[str, ...]
+) -> None:
+    entries = [
+        FeedEntry(
+            title=title,
+            link=f"https://ex.org/n{index}",
+            summary=summary,
+            published=NOW - timedelta(minutes=index),
+        )
+        for index, (title, summary, _) in enumerate(NAME_CASES, start=1)
+    ]
+    feed_server.set("/names.xml", rss(entries, title="Names"))
+    write_config(
+        tmp_path / "feeds.yaml",
+        [feed_server.url("/names.xml")],
+        [{"channel": CHANNEL, "terms": NAME_TERMS}],
+        max_age=0,
+        max_alerts_per_poll=100,
+    )
+    added = run_cli(*common, "watch", "add", "--channel", CHANNEL, "E.U. OR UK")
+    assert added.code == 0, added.err
+    assert "Acronyms (matched only where a story writes them in capitals): EU, UK." in added.out
+    refused = run_cli(*common, "watch", "add", "--channel", CHANNEL, "C")
+    assert refused.code == 2
+    assert "single letter" in refused.err
+
+    result = run_cli(*common, "poll", "--once", "--all")
+    assert result.code == 0, result.err
+    assert alerts(result.out) == {title: terms for title, _, terms in NAME_CASES if terms}
+    assert "Washington raised **U.S.** duties on lumber." in result.out
+    assert "Points" not in result.out and "Comments URL" not in result.out

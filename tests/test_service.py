@@ -249,7 +249,8 @@ def test_list_separates_config_terms_and_config_terms_cannot_be_removed(env: Env
         ("add " + "a" * 201, "longer than 200 characters"),
         ("add -word", "only exclusions"),
         ("add 🚀", "no letters or digits"),
-        ("add a OR", "OR needs a phrase on both sides"),
+        ("add tariff OR", "OR needs a phrase on both sides"),
+        ("add C", "single letter"),
         ("frobnicate tariff", "Unknown command"),
         ("remove", "Say which term to remove"),
         ("remove never-added", "doesn't watch"),
@@ -347,7 +348,7 @@ def test_idle_connections_are_dropped_after_the_read_timeout(
 
     assert 0 < web._QuietHandler.timeout <= 30  # the real setting: a few seconds
     monkeypatch.setattr(web._QuietHandler, "timeout", 0.5)  # shortened for the test
-    app = web.WebApp(lambda: (True, {}), lambda: (b"", "text/plain"), None)
+    app = web.WebApp({"/slack/events": web.Route(("POST",), lambda r: web.text(200, "ok"), True)})
     server = web.WebServer(app, "127.0.0.1", 0)
     server.start()
     try:

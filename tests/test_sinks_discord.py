@@ -13,7 +13,7 @@ from bot.deliver import Deliverer
 from bot.messages import ALERT, DIGEST, NOTICE
 from bot.sinks.base import Delivered, DeliveryError
 from bot.sinks.discord import DiscordSink, format_message
-from bot.store import DEAD, PENDING, SENT, Store
+from bot.store import PENDING, SENT, Store
 
 HOSTILE = {
     "title": "@everyone tariff <@123> news",
@@ -147,16 +147,45 @@ def test_remaining_zero_is_reported_as_a_wait(discord: FakeDiscord):
     assert 0.1 < result.wait <= 0.25
 
 
-def test_unknown_webhook_is_dead_and_others_flow(discord: FakeDiscord, store: Store):
+def test_unknown_webhook_is_paused_and_others_flow(discord: FakeDiscord, store: Store):
     good, gone = discord.webhook("good"), discord.webhook("gone")
     discord.delete(gone)
-    (dead_id,) = queue(store, f"discord:{gone}", 1)
+    (held_id,) = queue(store, f"discord:{gone}", 1)
     queue(store, f"discord:{good}", 2)
-    report = deliverer(store, DiscordSink({})).deliver()
-    assert report.dead == 1 and report.sent == 2
-    row = store.outbox_message(dead_id)
-    assert row is not None and row.state == DEAD and "404" in (row.last_error or "")
+    d = deliverer(store, DiscordSink({}))
+    report = d.deliver()
+    assert report.dead == 0 and report.sent == 2
+    row = store.outbox_message(held_id)
+    assert row is not None and row.state == PENDING and "404" in (row.last_error or "")
+    paused = store.paused_destinations()
+    assert "404" in paused[DiscordSink({}).pause_key(f"discord:{gone}")][0]
     assert "SECRET" not in " ".join(report.errors)  # the token never shows
+    # Not called again, however often we deliver, until `retry` clears it.
+    calls = len(discord.received(gone))
+    for _ in range(3):
+        assert d.deliver(retry_now=True).sent == 0
+    assert len(discord.received(gone)) == calls == 1
+    store.resume_destinations()
+    d.deliver(retry_now=True)
+    assert len(discord.received(gone)) == 2
+
+
+def test_a_paused_env_webhook_waits_for_retry_after_its_variable_is_fixed(
+    discord: FakeDiscord, store: Store
+):
+    gone, fixed = discord.webhook("gone"), discord.webhook("fixed")
+    discord.delete(gone)
+    queue(store, "discord:$TRADE_HOOK", 1)
+    d = deliverer(store, DiscordSink({"TRADE_HOOK": gone}))
+    d.deliver()
+    d.deliver(retry_now=True)
+    assert len(discord.received(gone)) == 1
+    assert list(store.paused_destinations()) == ["discord:$TRADE_HOOK"]
+    fixed_d = deliverer(store, DiscordSink({"TRADE_HOOK": fixed}))
+    assert fixed_d.deliver(retry_now=True).sent == 0  # still paused: nobody said it is fixed
+    store.resume_destinations("discord:")  # `newshound retry`
+    assert fixed_d.deliver(retry_now=True).sent == 1
+    assert len(discord.posts(fixed)) == 1 and store.paused_destinations() == {}
 
 
 def test_500_burst_drop_and_timeout_are_retried(discord: FakeDiscord, store: Store):

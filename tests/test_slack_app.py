@@ -140,14 +140,14 @@ def slash_envelope(envelope_id: str, text: str, channel: str, response_url: str)
 def test_socket_mode_logs_connected_only_once_really_connected(
     socket_server: FakeSocketModeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from bot.commands import Reply
+    from bot.reply import reply
     from bot.slack_app import SlackSettings, SocketModeRunner, build_app
 
     caplog.set_level(logging.INFO, logger="bot.slack_app")
     with FakeSlack() as slack:
         slack.state.socket_url = f"ws://127.0.0.1:{free_port()}/link/?ticket=refused"
         settings = SlackSettings("xoxb-test", slack.api_url, app_token="xapp-1-test")
-        app = build_app(settings, lambda channel, user, text: Reply("ok"))
+        app = build_app(settings, lambda channel, user, text: reply("ok"))
         runner = SocketModeRunner(app, "xapp-1-test", retry_every=0.2)
         runner.start()
         try:
@@ -209,7 +209,7 @@ def test_slow_commands_never_hold_up_the_acknowledgement_of_others() -> None:
     API, locked database) must not keep later commands from their ack."""
     from urllib.parse import urlencode
 
-    from bot.commands import Reply
+    from bot.reply import Reply, reply
     from bot.slack_app import SlackHttpEndpoint, SlackSettings, build_app
 
     release = threading.Event()
@@ -218,7 +218,7 @@ def test_slow_commands_never_hold_up_the_acknowledgement_of_others() -> None:
     def slow_handle(channel: str, user: str | None, text: str) -> Reply:
         release.wait(10)
         handled.append(text)
-        return Reply("done")
+        return reply("done")
 
     with FakeSlack() as slack:
         app = build_app(SlackSettings("xoxb-test", slack.api_url, SECRET), slow_handle)

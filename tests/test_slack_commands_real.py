@@ -93,8 +93,11 @@ def test_ampersand_terms_are_stored_as_typed_and_match(env: Env) -> None:
 def test_terms_differing_in_punctuation_are_one_term(env: Env) -> None:
     channel = "C0PUNCT0001"
     assert "Now watching" in env.service.watch("add trade deal", channel)["text"]
-    for spelling in ("trade-deal", "Trade, Deal", "  TRADE   deal "):
+    for spelling in ("trade-deal", "Trade, Deal", "  Trade   deal "):
         assert "already watches" in env.service.watch(f"add {spelling}", channel)["text"]
+    # A word in capitals is an acronym (SPEC §3), so `TRADE deal` is another term.
+    assert "Now watching" in env.service.watch("add TRADE deal", channel)["text"]
+    assert "Stopped watching" in env.service.watch("remove TRADE deal", channel)["text"]
     assert "Stopped watching" in env.service.watch("remove Trade-Deal", channel)["text"]
     assert "watches no terms" in env.terms(channel)
 

@@ -91,7 +91,9 @@ def test_a_payload_that_cannot_be_built_is_dead_and_the_channel_flows(
         with Store(db) as store:
             broken = store.add_outbox(channel, ALERT, {"snippet": []}, time.time())
             fine = store.add_outbox(channel, ALERT, good, time.time())
-        config = write_config(tmp_path / "feeds.yaml", [], [{"channel": channel, "terms": ["x"]}])
+        config = write_config(
+            tmp_path / "feeds.yaml", [], [{"channel": channel, "terms": ["tariff"]}]
+        )
         result = run_cli("--config", str(config), "--db", str(db), "poll", "--once")
         assert result.code == 0, result.err
         with Store(db) as store:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from bot.channels import resolve_discord_webhook
+from bot.channels import display_channel, resolve_discord_webhook
 from bot.messages import ALERT, DIGEST, as_datetime
 from bot.sinks.base import Delivered, DeliveryError, HistoryLookup, build_or_refuse
 from bot.text import clean_text, inline_text
@@ -140,6 +140,10 @@ class DiscordSink:
             target = channel
         return "discord:" + hashlib.sha256(target.encode()).hexdigest()[:16]
 
+    def pause_key(self, channel: str) -> str:
+        """What a 401/403/404 pauses: this webhook, named without its secret."""
+        return display_channel(channel)
+
     def send(
         self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int
     ) -> Delivered | None:
@@ -165,7 +169,10 @@ class DiscordSink:
         if status == 429:
             raise DeliveryError("rate limited by Discord", retry_after=_retry_after(response))
         if status in (401, 403, 404):
-            raise DeliveryError(f"webhook rejected the message (HTTP {status})", permanent=True)
+            raise DeliveryError(
+                f"Discord refused the webhook (HTTP {status}): it was deleted or its URL is wrong",
+                pause_key=self.pause_key(channel),
+            )
         if status in (408, 409, 425):
             raise DeliveryError(f"Discord answered HTTP {status}")
         if 400 <= status < 500:
