@@ -140,6 +140,15 @@ def test_clean_text() -> None:
     assert clean_text("<b>kept</b>") == "<b>kept</b>"
 
 
+def test_every_removed_control_character_is_unprintable() -> None:
+    """clean_text skips the control-character regex for printable text: that
+    is only right while no character it removes is printable."""
+    from bot.text import _CONTROL
+
+    removed = [c for c in map(chr, range(0x110000)) if _CONTROL.match(c)]
+    assert removed and not any(c.isprintable() for c in removed)
+
+
 def test_clean_text_equals_the_regex_definition() -> None:
     """clean_text's fast collapse gives exactly "controls removed, every
     run of whitespace one space, trimmed" on any mix of the tricky characters."""
