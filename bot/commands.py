@@ -245,7 +245,7 @@ def watch_list(ctx: CommandContext, channel: str) -> Reply:
         for r in config_rows:
             b.bullet(r.term)
     if added_rows:
-        b.line("Added with /watch:")
+        b.line("Added in chat or from the command line:")
         for r in added_rows:
             who: Text | User = (
                 User(r.source, r.added_by)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.demo.explain import PARTIAL_WORD, near_miss
+from bot.demo.explain import NOT_CAPITALS, PARTIAL_WORD, near_miss
 from bot.models import Item
 
 FEED = "https://feeds.example/markets.xml"
@@ -48,3 +48,8 @@ def test_terms_scoped_to_other_feeds_are_ignored() -> None:
     assert near_miss(item("Semiconductor merger rumor"), OTHER_FEED, watches) == (
         "excluded by -rumor"
     )
+
+
+def test_an_acronym_found_in_lower_case_is_explained_as_such() -> None:
+    assert near_miss(item("Let us know what you think"), FEED, [("C1", "US", None)]) == NOT_CAPITALS
+    assert near_miss(item("Markets rebound"), FEED, [("C1", "US", None)]) is None

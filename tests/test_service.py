@@ -222,7 +222,7 @@ def test_list_and_remove_round_trip(env: Env) -> None:
     reply = env.service.watch("add semiconductor", channel, user="U0BOB000001")
     assert "Now watching" in reply["text"]
     listing = env.service.watch("list", channel)["text"]
-    assert "Added with /watch:" in listing
+    assert "Added in chat or from the command line:" in listing
     assert "semiconductor (added by <@U0BOB000001>, " + NOW.strftime("%Y-%m") in listing
 
     removed = env.service.watch("remove semiconductor", channel)["text"]
@@ -233,7 +233,7 @@ def test_list_and_remove_round_trip(env: Env) -> None:
 def test_list_separates_config_terms_and_config_terms_cannot_be_removed(env: Env) -> None:
     env.service.watch("add pax silica", CHANNEL)
     listing = env.service.watch("list", CHANNEL)["text"]
-    config_part, _, added_part = listing.partition("Added with /watch:")
+    config_part, _, added_part = listing.partition("Added in chat or from the command line:")
     assert "From feeds.yaml:" in config_part and "trade deal" in config_part
     assert "pax silica" in added_part and "<@U0ALICE0001>" in added_part
 

@@ -10,6 +10,7 @@ Items held back for their age are counted by the poller itself
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 
 from bot.match import Matcher, document_fields
@@ -18,6 +19,7 @@ from bot.query import Phrase, Query, QueryError, fold, parse_query
 from bot.watchlist import WatchEntry
 
 PARTIAL_WORD = "only a partial word match"
+NOT_CAPITALS = "an acronym not written in capitals"
 
 
 def excluded_by(phrase: Phrase) -> str:
@@ -47,10 +49,15 @@ def near_miss(item: Item, feed_url: str, watches: Sequence[WatchEntry]) -> str |
             for phrase in query.exclude:
                 if _matches(Query(query.text, include=(phrase,)), fields):
                     return excluded_by(phrase)
-    text = " ".join(fold(" ".join(fields.values())).split())
+    text = " ".join(fold(" ".join(fields.values())).split()).casefold()
     for query in queries:
-        if any(" ".join(phrase.words).casefold() in text for phrase in query.include):
-            return PARTIAL_WORD
+        for phrase in query.include:
+            words = " ".join(phrase.words).casefold()
+            if words not in text:
+                continue
+            # "US" in "let us know": the whole word is there, in lower case.
+            whole = re.search(rf"(?<!\w){re.escape(words)}(?!\w)", text)
+            return NOT_CAPITALS if query.acronyms and whole else PARTIAL_WORD
     return None
 
 
