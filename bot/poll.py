@@ -2,30 +2,26 @@
 
 `Poller.run_cycle` is the table of contents; each stage is a plain function
 or an injected object (fetcher, store, clock), so every step is testable on
-its own. Fetching runs concurrently as coroutines on the fetcher's event loop
-and parsing in worker processes; everything that touches the database happens
-on the calling thread, one transaction per feed, so a feed's items, its alerts
-and its bookkeeping commit together.
+its own. Fetching and parsing run concurrently in `bot.runner` (event loop,
+threads, parser processes); when a feed is due again is `bot.schedule`'s
+policy. Everything that touches the database happens on the calling thread,
+one transaction per feed, so a feed's items, its alerts and its bookkeeping
+commit together.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import logging
-import queue
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from bot.analyze import AnalyzedFeed, AnalyzedItem, analyze
+from bot.analyze import AnalyzedItem
 from bot.config import Config, FeedConfig
-from bot.fetch import Fetcher, FetcherClosed, abandoned
+from bot.fetch import Fetcher
 from bot.merging import Merged, StoryMerger
 from bot.messages import (
     ALERT,
@@ -37,9 +33,10 @@ from bot.messages import (
     notice_payload,
 )
 from bot.messages import feed_display_name as display_name
-from bot.models import FeedError, FetchResult, Item
+from bot.models import FeedError, Item
 from bot.parse import FeedParser, parse_feed
 from bot.parsepool import ParsePool
+from bot.runner import CANCELLED, FeedRunner, Fetched, in_feed_order
 from bot.schedule import (
     effective_next_check,
     failure_change,
@@ -55,8 +52,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-# The one result every abandoned fetch of a cycle shares (compared by identity).
-CANCELLED = abandoned()
 # Why a matching item did not alert (SPEC §4), as counted in FeedOutcome.held_back.
 TOO_OLD = "older than max_age"
 UNDATED_ON_FIRST_POLL = "undated on a feed's first poll"
@@ -114,31 +109,6 @@ class CycleReport:
     @property
     def failed(self) -> int:
         return sum(1 for f in self.feeds if f.status == "error")
-
-
-@dataclass
-class _Fetched:
-    feed: FeedConfig
-    row: FeedRow
-    result: FetchResult | None = None
-    analyzed: AnalyzedFeed | None = None
-    body_hash: str | None = None
-    error: FeedError | None = None
-
-
-@dataclass
-class _Job:
-    """One feed's place in `fetch_all`: it puts exactly one `_Fetched` into
-    `results`, even when cancelled before its coroutine ever ran."""
-
-    feed: FeedConfig
-    row: FeedRow
-    results: queue.SimpleQueue[_Fetched]
-    started: bool = False
-
-    def cancelled_before_start(self, future: Future[None]) -> None:
-        if future.cancelled() and not self.started:
-            self.results.put(_Fetched(self.feed, self.row, error=CANCELLED))
 
 
 class _ChannelBudget:
@@ -201,21 +171,6 @@ def ineligible_reason(item: Item, *, first_poll: bool, max_age: float, now: floa
     return None
 
 
-def in_feed_order(
-    results: Iterable[_Fetched], feeds: Sequence[tuple[FeedConfig, FeedRow]]
-) -> Iterator[_Fetched]:
-    """`results` (in whatever order fetches finished) in the order of `feeds`,
-    each as soon as every feed before it is done: a reproducible cycle."""
-    order = iter(feed.url for feed, _row in feeds)
-    wanted = next(order, None)
-    waiting: dict[str, _Fetched] = {}
-    for fetched in results:
-        waiting[fetched.feed.url] = fetched
-        while wanted is not None and wanted in waiting:
-            yield waiting.pop(wanted)
-            wanted = next(order, None)
-
-
 def vars_of(line: FollowupLine) -> dict[str, Any]:
     return {"source": line.source, "title": line.title, "link": line.link}
 
@@ -264,12 +219,13 @@ class Poller:
         self.clock = clock
         self.rng = rng or random.Random()
         self.jitter = jitter  # most of the interval taken off at random to spread polls
-        self.workers = workers
-        # With a pool (CLI and service), parsing *and* matching run in worker
-        # processes; without one (unit tests) `parser` runs in this process.
-        self.parser = parser
-        self.pool = pool
-        self._watch = WatchList(())
+        self.runner = FeedRunner(
+            fetcher,
+            max_items=config.settings.max_items_per_feed,
+            workers=workers,
+            parser=parser,
+            pool=pool,
+        )
         self._unchanged: list[FeedSuccess] = []
         # The service passes the one it keeps between cycles (built from the
         # database once, then topped up); a one-off cycle builds its own.
@@ -296,15 +252,14 @@ class Poller:
         self.store.sync_feeds([f.url for f in self.config.feeds])
         rows = self.store.feeds()  # read once: for due feeds and for feed titles
         feeds = self.due_feeds(started, all_feeds=all_feeds, rows=rows)
-        watchlist = self._watch = self.watchlist(rows)
-        if self.pool is not None:
-            self.pool.set_watch(str(hash(watchlist.entries)), watchlist)
+        watchlist = self.watchlist(rows)
+        self.runner.set_watch(watchlist)
         budget = _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll)
         followups = _CycleFollowups(self.store)
         report = CycleReport()
         cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle
         try:
-            results = self.fetch_all(feeds)
+            results = self.runner.fetch_all(feeds)
             for fetched in in_feed_order(results, feeds) if in_order else results:
                 if should_stop():
                     break
@@ -342,125 +297,11 @@ class Poller:
                 due.append((feed, row))
         return due
 
-    def fetch_all(self, feeds: Sequence[tuple[FeedConfig, FeedRow]]) -> Iterable[_Fetched]:
-        """Yield each feed's fetch+parse result as soon as it is ready.
-
-        Every feed is a coroutine on the fetcher's event loop; at most
-        `workers` of them are fetching or parsing at once. Parsing (and
-        hashing the body) runs in threads that hand the work to the parser
-        processes, so the loop only ever waits on sockets."""
-        if not feeds:
-            return
-        # Results come through a queue rather than futures: a processed
-        # result is then referenced nowhere, so a cycle's memory stays at
-        # the results in flight, and waiting costs O(1) per feed.
-        results: queue.SimpleQueue[_Fetched] = queue.SimpleQueue()
-        in_flight = asyncio.Semaphore(self.workers)
-        parsers = ThreadPoolExecutor(
-            max_workers=min(self.workers, len(feeds)), thread_name_prefix="newshound-parse"
-        )
-        futures = []
-        for feed, row in feeds:
-            job = _Job(feed, row, results)
-            try:
-                future = self.fetcher.submit(self._fetch_into(job, in_flight, parsers))
-            except FetcherClosed:  # shutting down: the feed waits for the next run
-                results.put(_Fetched(feed, row, error=CANCELLED))
-                continue
-            future.add_done_callback(job.cancelled_before_start)
-            futures.append(future)
-        try:
-            for _ in range(len(feeds)):
-                yield results.get()
-        finally:
-            # Left early (should_stop): cancel what has not finished, don't wait.
-            for future in futures:
-                future.cancel()
-            parsers.shutdown(wait=False, cancel_futures=True)
-
-    async def _fetch_into(
-        self, job: _Job, in_flight: asyncio.Semaphore, parsers: ThreadPoolExecutor
-    ) -> None:
-        job.started = True
-        # Replaced by fetch_one's result unless the coroutine is cancelled.
-        fetched = _Fetched(job.feed, job.row, error=CANCELLED)
-        try:
-            fetched = await self.fetch_one(job.feed, job.row, in_flight, parsers)
-        finally:
-            job.results.put(fetched)  # always exactly one result per feed
-
-    async def fetch_one(
-        self,
-        feed: FeedConfig,
-        row: FeedRow,
-        in_flight: asyncio.Semaphore,
-        parsers: ThreadPoolExecutor,
-    ) -> _Fetched:
-        fetched = _Fetched(feed, row)
-        try:
-            async with AsyncExitStack() as cycle_slot:
-                async with self.fetcher.host_slot(feed.url):
-                    # The cycle slot only once the host has room: a feed that
-                    # waits for a busy (or stuck) host holds nothing that feeds
-                    # on other hosts need.
-                    await cycle_slot.enter_async_context(in_flight)
-                    result = await self.fetcher.fetch_now(
-                        feed.url, etag=row.etag, last_modified=row.last_modified
-                    )
-                # The host slot is free again; the cycle slot is kept while
-                # parsing, so bodies waiting to be parsed stay few.
-                fetched.result = result
-                if not result.not_modified:
-                    await self._parse_in_thread(fetched, result, parsers)
-        except FeedError as exc:
-            fetched.error = exc
-        except Exception as exc:  # a bug must cost one feed, never the cycle
-            log.exception("unexpected error polling %s", feed.url)
-            fetched.error = FeedError("internal", f"internal error: {type(exc).__name__}")
-        return fetched
-
-    async def _parse_in_thread(
-        self, fetched: _Fetched, result: FetchResult, parsers: ThreadPoolExecutor
-    ) -> None:
-        try:
-            handoff = asyncio.get_running_loop().run_in_executor(
-                parsers, self._hash_and_parse, fetched, result
-            )
-        except RuntimeError:  # the cycle was abandoned and its parser threads shut down
-            raise asyncio.CancelledError from None
-        await handoff
-
-    def _hash_and_parse(self, fetched: _Fetched, result: FetchResult) -> None:
-        """In a parser thread: skip bodies seen last time, else parse and match."""
-        row = fetched.row
-        fetched.body_hash = hashlib.sha256(result.body).hexdigest()
-        if fetched.body_hash == row.body_hash and row.first_polled_at is not None:
-            return  # server ignores conditional GET but nothing changed
-        fetched.analyzed = self.parse_and_analyze(fetched.feed, result)
-        fetched.result = replace(result, body=b"")  # parsed: the bytes are no longer needed
-
-    def parse_and_analyze(self, feed: FeedConfig, result: FetchResult) -> AnalyzedFeed:
-        content_type = result.headers.get("content-type")
-        max_items = self.config.settings.max_items_per_feed
-        if self.pool is not None:
-            return self.pool.analyze(
-                result.body,
-                url=result.url,
-                content_type=content_type,
-                max_items=max_items,
-                feed_url=feed.url,
-                feed_name=feed.name,
-            )
-        parsed = self.parser(
-            result.body, url=result.url, content_type=content_type, max_items=max_items
-        )
-        return analyze(parsed, self._watch, feed_url=feed.url, feed_name=feed.name)
-
     # -- one feed ----------------------------------------------------------
 
     def process(
         self,
-        fetched: _Fetched,
+        fetched: Fetched,
         watchlist: WatchList,
         budget: _ChannelBudget,
         cycle_items: dict[int, int],
