@@ -15,12 +15,13 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.analyze import AnalyzedItem
 from bot.config import Config, FeedConfig
+from bot.decide import FeedDecision, FeedFacts, Seen, StoryRow, decide_feed
 from bot.fetch import Fetcher
 from bot.merging import Merged, StoryMerger
 from bot.messages import (
@@ -33,7 +34,7 @@ from bot.messages import (
     notice_payload,
 )
 from bot.messages import feed_display_name as display_name
-from bot.models import FeedError, Item
+from bot.models import FeedError
 from bot.parse import FeedParser, parse_feed
 from bot.parsepool import ParsePool
 from bot.runner import CANCELLED, FeedRunner, Fetched, in_feed_order
@@ -51,10 +52,6 @@ from bot.watchlist import WatchList, watch_entries
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-
-# Why a matching item did not alert (SPEC §4), as counted in FeedOutcome.held_back.
-TOO_OLD = "older than max_age"
-UNDATED_ON_FIRST_POLL = "undated on a feed's first poll"
 
 
 @dataclass
@@ -121,12 +118,13 @@ class _ChannelBudget:
         self.singles: dict[str, int] = {}
         self.digests: dict[str, int] = {}
 
-    def takes_single(self, channel: str) -> bool:
-        used = self.singles.get(channel, 0)
-        if used < self.limit:
-            self.singles[channel] = used + 1
-            return True
-        return False
+    def left(self, channels: Iterable[str]) -> dict[str, int]:
+        """Single alerts each of `channels` may still take this cycle."""
+        return {channel: self.limit - self.singles.get(channel, 0) for channel in channels}
+
+    def use(self, channels: Iterable[str]) -> None:
+        for channel in channels:
+            self.singles[channel] = self.singles.get(channel, 0) + 1
 
     def digest_for(self, channel: str, now: float) -> int:
         if channel not in self.digests:
@@ -158,17 +156,6 @@ class _CycleFollowups:
 
 def feed_display_name(feed: FeedConfig, row: FeedRow | None) -> str:
     return display_name(feed.name, row.title if row is not None else None, feed.url)
-
-
-def ineligible_reason(item: Item, *, first_poll: bool, max_age: float, now: float) -> str | None:
-    """Why a new item may not alert, or None when it may. SPEC §4: on a feed's
-    first poll only recent dated items alert; later polls alert undated
-    newcomers too; nothing older than max_age ever does."""
-    if item.published is None:
-        return UNDATED_ON_FIRST_POLL if first_poll else None
-    if max_age > 0 and item.published < now - max_age:
-        return TOO_OLD
-    return None
 
 
 def vars_of(line: FollowupLine) -> dict[str, Any]:
@@ -350,8 +337,6 @@ class Poller:
 
         name = analyzed.source
         outcome = FeedOutcome(feed.url, name, "ok", items=len(analyzed.items))
-        first_poll = row.first_polled_at is None
-        max_age = self.config.settings.max_age
         wrote_signatures = False
         with self.store.transaction():
             # A few batched statements per feed: one lookup of all story keys
@@ -385,47 +370,33 @@ class Poller:
             item_ids = self.store.insert_items(row.id, [(e.item, e.keys) for e in new_entries], now)
             outcome.new_items = len(new_entries) + len(merged)
             self.record_merges(row, analyzed.source, new_entries, item_ids, merged, now)
-            outcome.followups = self.queue_followups(row, analyzed.source, merged, followups, now)
-            # (entry, story id, channels that already have the story)
-            offers: list[tuple[AnalyzedItem, int, frozenset[str]]] = [
-                (entry, item_id, frozenset())
-                for entry, item_id in zip(new_entries, item_ids, strict=True)
-            ]
-            offers += self.known_but_new_here(row, known_entries)
-            pending: list[tuple[str, int, Sequence[str], bool]] = []
-            singles: list[tuple[str, str, dict[str, Any]]] = []
-            for entry, item_id, alerted in offers:
-                cycle_items.setdefault(item_id, row.id)
-                reason = ineligible_reason(
-                    entry.item, first_poll=first_poll, max_age=max_age, now=now
-                )
-                if reason is not None:
-                    # Counted once per story and cycle, by the feed that brought it.
-                    if entry.alerts and not alerted and cycle_items[item_id] == row.id:
-                        outcome.held_back[reason] += 1
-                    continue
-                for draft in entry.alerts:
-                    if draft.channel in alerted:
-                        continue  # one alert per (channel, story), whichever feed
-                    single = budget.takes_single(draft.channel)
-                    if single:
-                        singles.append((draft.channel, ALERT, draft.payload))
-                    pending.append((draft.channel, item_id, draft.terms, single))
-            # Singles first, so a digest opened now is queued behind them.
-            single_ids = iter(self.store.add_outbox_many(singles, now))
-            self.store.add_alerts(
-                [
-                    (
-                        channel,
-                        item_id,
-                        terms,
-                        next(single_ids) if single else budget.digest_for(channel, now),
-                    )
-                    for channel, item_id, terms, single in pending
-                ],
-                now,
+            stories = self.story_rows(
+                row, analyzed.source, new_entries, item_ids, known_entries, merged, cycle_items
             )
-            outcome.alerts = len(pending)
+            decision = decide_feed(
+                FeedFacts(
+                    now=now,
+                    max_age=self.config.settings.max_age,
+                    first_poll=row.first_polled_at is None,
+                    tracks_carriage=row.first_polled_at is None or row.items_seen_at is not None,
+                    singles_left=budget.left(
+                        d.channel for story in stories for d in story.entry.alerts
+                    ),
+                    followups_off=frozenset(
+                        draft.channel
+                        for copy in merged
+                        for draft in copy.entry.alerts
+                        if not self.config.followups_for(draft.channel)
+                    ),
+                ),
+                stories,
+            )
+            for item_id in decision.offered:
+                cycle_items.setdefault(item_id, row.id)
+            outcome.held_back.update(decision.held_back)
+            self.commit_alerts(decision, budget, now)
+            outcome.alerts = len(decision.alerts)
+            outcome.followups = self.commit_followups(decision, followups, now)
             self.store.touch_stories(seen_again, now)
             self.store.record_carried(row.id, [*item_ids, *(i for i, _ in seen_again)], now)
             self.record_recovery(feed, row, name, watchlist, now)
@@ -480,70 +451,88 @@ class Poller:
             ]
         )
 
-    def queue_followups(
+    def story_rows(
         self,
         row: FeedRow,
         source: str,
+        new_entries: Sequence[AnalyzedItem],
+        item_ids: Sequence[int],
+        known_entries: Sequence[tuple[AnalyzedItem, int]],
         merged: Sequence[Merged],
-        followups: _CycleFollowups,
-        now: float,
-    ) -> int:
-        """An "Also reported by" line for each channel that watches this
-        feed, matched the copy and already got the story as a single alert
-        (a story in a digest has no message of its own to answer). A feed
-        that carried the story before (an updated headline) is no new source."""
-        if not merged:
-            return 0
-        stories = [copy.item_id for copy in merged]
-        carried = self.store.carried_by(row.id, stories)
-        parents = self.store.single_alerts(stories)
-        lines = []
-        for copy in merged:
-            if copy.item_id in carried:
-                continue
-            for draft in copy.entry.alerts:
-                parent = parents.get((draft.channel, copy.item_id))
-                if parent is None or not self.config.followups_for(draft.channel):
-                    continue
-                outbox_id = followups.outbox_for(draft.channel, copy.item_id, parent, now)
-                lines.append(
-                    FollowupLine(
-                        outbox_id=outbox_id,
-                        parent_id=parent,
-                        channel=draft.channel,
-                        item_id=copy.item_id,
-                        source=copy.entry.item.source_name or source,
-                        title=copy.entry.item.title,
-                        link=copy.entry.item.link,
-                    )
-                )
-        return self.store.add_followup_lines(lines)
-
-    def known_but_new_here(
-        self, row: FeedRow, known: Sequence[tuple[AnalyzedItem, int]]
-    ) -> list[tuple[AnalyzedItem, int, frozenset[str]]]:
-        """Stories another feed brought first that this feed carries for the
-        first time: channels that watch this feed (and not that one) still
-        get them once. A feed read before newshound tracked what feeds carry
-        only records what it carries, so an upgrade alerts nothing old."""
-        if not known or (row.first_polled_at is not None and row.items_seen_at is None):
-            return []
-        carried = self.store.carried_by(row.id, [item_id for _, item_id in known])
-        fresh: dict[int, AnalyzedItem] = {}
-        for entry, item_id in known:
-            if item_id not in carried and entry.alerts:
-                fresh.setdefault(item_id, entry)  # a story repeated in the feed: once
-        if not fresh:
-            return []
-        alerted = self.store.alerted(list(fresh))
-        return [
-            (
-                entry,
-                item_id,
-                frozenset(channel for channel, alerted_id in alerted if alerted_id == item_id),
-            )
-            for item_id, entry in fresh.items()
+        cycle_items: dict[int, int],
+    ) -> list[StoryRow]:
+        """The decision's input: each entry with what the database knows of
+        its story (carried by this feed before, channels that have it)."""
+        stories = [
+            StoryRow(entry, item_id, Seen.NEW, source=entry.item.source_name or source)
+            for entry, item_id in zip(new_entries, item_ids, strict=True)
         ]
+        copies = {id(copy.entry) for copy in merged}
+        seen = [item_id for _, item_id in known_entries]
+        if not seen:
+            return stories
+        carried = self.store.carried_by(row.id, seen)
+        alerted: dict[int, set[str]] = {}
+        for channel, item_id in self.store.alerted(seen):
+            alerted.setdefault(item_id, set()).add(channel)
+        singles: dict[int, dict[str, int]] = {}
+        for (channel, item_id), outbox_id in self.store.single_alerts(seen).items():
+            singles.setdefault(item_id, {})[channel] = outbox_id
+        for entry, item_id in known_entries:
+            stories.append(
+                StoryRow(
+                    entry,
+                    item_id,
+                    Seen.COPY if id(entry) in copies else Seen.KNOWN,
+                    carried_before=item_id in carried,
+                    alerted=frozenset(alerted.get(item_id, ())),
+                    single_alerts=singles.get(item_id, {}),
+                    first_in_cycle=cycle_items.get(item_id, row.id) == row.id,
+                    source=entry.item.source_name or source,
+                )
+            )
+        return stories
+
+    def commit_alerts(self, decision: FeedDecision, budget: _ChannelBudget, now: float) -> None:
+        """The decided alerts into the outbox: singles first, so a digest
+        opened now is queued behind them."""
+        singles = [a for a in decision.alerts if a.single]
+        budget.use(a.channel for a in singles)
+        single_ids = iter(
+            self.store.add_outbox_many([(a.channel, ALERT, a.payload) for a in singles], now)
+        )
+        self.store.add_alerts(
+            [
+                (
+                    a.channel,
+                    a.item_id,
+                    a.terms,
+                    next(single_ids) if a.single else budget.digest_for(a.channel, now),
+                )
+                for a in decision.alerts
+            ],
+            now,
+        )
+
+    def commit_followups(
+        self, decision: FeedDecision, followups: _CycleFollowups, now: float
+    ) -> int:
+        """The decided "Also reported by" lines, each in its (channel, story)
+        follow-up of this cycle; a source already reported is left out."""
+        return self.store.add_followup_lines(
+            [
+                FollowupLine(
+                    outbox_id=followups.outbox_for(f.channel, f.item_id, f.parent, now),
+                    parent_id=f.parent,
+                    channel=f.channel,
+                    item_id=f.item_id,
+                    source=f.source,
+                    title=f.title,
+                    link=f.link,
+                )
+                for f in decision.followups
+            ]
+        )
 
     def record_failure(
         self,
