@@ -472,11 +472,13 @@ class Poller:
         if not seen:
             return stories
         carried = self.store.carried_by(row.id, seen)
+        # Who has the story matters only for entries some channel matched.
+        matched = [item_id for entry, item_id in known_entries if entry.alerts]
         alerted: dict[int, set[str]] = {}
-        for channel, item_id in self.store.alerted(seen):
+        for channel, item_id in self.store.alerted(matched):
             alerted.setdefault(item_id, set()).add(channel)
         singles: dict[int, dict[str, int]] = {}
-        for (channel, item_id), outbox_id in self.store.single_alerts(seen).items():
+        for (channel, item_id), outbox_id in self.store.single_alerts(matched).items():
             singles.setdefault(item_id, {})[channel] = outbox_id
         for entry, item_id in known_entries:
             stories.append(
