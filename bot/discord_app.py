@@ -218,7 +218,8 @@ def missing_permissions(invocation: Invocation) -> str | None:
     if not lacking:
         return None
     return (
-        "I can't post alerts in this channel: I lack the permission "
+        "I can't post alerts in this channel: I lack the permission"
+        + ("s " if len(lacking) > 1 else " ")
         + ", ".join(lacking)
         + ". Ask a server admin to grant it to the newshound role here, then try again."
     )
@@ -320,6 +321,11 @@ class DiscordInteractions:
                 return
             if response.status_code == 429 and attempt < 2:
                 time.sleep(min(5.0, _retry_after_seconds(response)))
+                continue
+            if response.status_code == 404 and attempt == 0:
+                # Unknown Webhook (10015): Discord may not have registered the
+                # deferred answer yet when the edit arrives; try once more.
+                time.sleep(1.0)
                 continue
             if response.status_code >= 300:
                 log.warning("Discord refused the /watch reply (HTTP %d)", response.status_code)

@@ -693,7 +693,14 @@ def _phrase(words: tuple[str, ...], joins: frozenset[int], *, exact: bool) -> Ph
 _Element = _Words | _Exclude | _Or
 
 
+# A dash a keyboard or autocorrect put where "-" was typed (U+2010 hyphen,
+# U+2011 non-breaking hyphen, figure/en/em dash, minus sign) still starts an
+# exclusion when it begins a word: "‑rumor" means "-rumor", never "rumor".
+_WORD_START_DASH = re.compile(r"(?:^|(?<=\s))[\u2010-\u2014\u2212](?=\S)")
+
+
 def _lex(text: str) -> list[_Element]:
+    text = _WORD_START_DASH.sub("-", text)
     elements: list[_Element] = []
     chunk_start: int | None = None
     i = 0

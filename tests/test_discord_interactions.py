@@ -254,7 +254,7 @@ def test_channels_the_bot_cannot_post_in_are_refused_at_add(discord: Discord) ->
     assert terms(discord, HIDDEN) == []
     no_send = str((1 << 10) | (1 << 14))  # View Channel + Embed Links, no Send Messages
     refused = discord.watch("add", "tariff", permissions=no_send)
-    assert "I lack the permission Send Messages" in refused
+    assert "I lack the permission Send Messages." in refused
     assert terms(discord, X) == []
 
 
