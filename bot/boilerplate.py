@@ -24,10 +24,14 @@ _REDDIT = re.compile(
     r"\bsubmitted by\s+/?u/[\w-]+\s*(?:to\s+/?r/\w+\s*)?(?:\[link\]\s*)?(?:\[comments\])?"
 )
 # Substack: "Thanks for reading Name! Subscribe for free to receive new posts
-# and support my work." (also "Subscribe now", "… is a reader-supported
-# publication. To receive new posts …, consider becoming a … subscriber.")
+# and support my work." (also "Subscribe now", a nameless "Thanks for
+# reading!", the share call "Thanks for reading Name! This post is public so
+# feel free to share it. Share", "… is a reader-supported publication. To
+# receive new posts …, consider becoming a … subscriber.")
 _SUBSTACK = re.compile(
-    r"\bThanks for reading [^.!?]{1,120}[.!?]\s*Subscribe\b[^.!?]{0,160}[.!?]?"
+    r"\bThanks for reading\b[^.!?]{0,120}[.!?]\s*"
+    r"(?:Subscribe\b[^.!?]{0,160}[.!?]?"
+    r"|This post is public so feel free to share it\.(?:\s*Share\b)?)"
     r"|\b[^.!?]{1,120} is a reader-supported publication\.\s*To receive new posts"
     r"[^.!?]{0,200}subscriber\.?"
 )

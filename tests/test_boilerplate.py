@@ -61,6 +61,13 @@ SUBSTACK_FOOTER = (
             "Maintainers are burning out.",
         ),
         ("Thanks for reading Chip Notes! Subscribe now. More below.", "More below."),
+        ("Thanks for reading! Subscribe for free to receive new posts.", ""),
+        (
+            "Mills cut output. Thanks for reading Timber Notes! This post is public so feel "
+            "free to share it. Share",
+            "Mills cut output.",
+        ),
+        ("Thanks for reading, everyone. Share your views.", None),
         ("Thanks for reading, everyone.", None),  # no "Subscribe": unchanged
         (
             "Notes. Chip Notes is a reader-supported publication. To receive new posts and "
@@ -84,6 +91,13 @@ def test_strip_boilerplate(text: str, expected: str | None) -> None:
             "What about my order?",
         ),
         ("<p>TSMC raised prices.</p>" + SUBSTACK_FOOTER, "TSMC raised prices."),
+        (
+            "<p>TSMC raised prices.</p><p>Thanks for reading Chip Notes! This post is public so "
+            'feel free to share it.</p><p class="button-wrapper"><a class="button primary" '
+            'href="https://chipnotes.substack.com/p/prices?utm_source=substack&amp;'
+            'utm_medium=email&amp;utm_content=share&amp;action=share"><span>Share</span></a></p>',
+            "TSMC raised prices.",
+        ),
     ],
 )
 def test_parsed_summaries_hold_no_boilerplate(summary: str, expected: str) -> None:
