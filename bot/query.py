@@ -621,9 +621,10 @@ def _acronym_stem(word: str) -> str:
 
 
 # Prefixes that English writes both closed and hyphenated (nonprofit /
-# non-profit, email / e-mail, cyberattack / cyber-attack).
+# non-profit, email / e-mail, cyberattack / cyber-attack, kpop / K-pop,
+# midterm / mid-term).
 _CLOSED_PREFIX_RE = re.compile(
-    r"(anti|co|cyber|e|ex|inter|multi|non|post|pre|re|semi|sub)([^\W\d_]{3,})"
+    r"(anti|co|cyber|e|ex|inter|k|mid|multi|non|post|pre|re|semi|sub)([^\W\d_]{3,})"
 )
 _LETTERS_DIGITS = re.compile(r"([^\W\d_]+)(\d+)|(\d+)([^\W\d_]+)")
 

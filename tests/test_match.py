@@ -239,6 +239,9 @@ MATCH_CASES = [
     ("trade-deal", "tradedeal app", "", True),
     ("trade deal", "tradedeal app", "", False),
     ('"e-commerce"', "ecommerce", "", True),
+    ("kpop", "K-pop stars", "", True),
+    ("midterm", "mid-term elections", "", True),
+    ("midterm", "mid term", "", False),
     # irregular English plurals
     ("crisis", "twin crises", "", True),
     ("analysis", "three analyses", "", True),
