@@ -690,8 +690,15 @@ class _Exclude:
     phrase: Phrase
 
 
+# Letters with dots typed in lower case (u.s., e.u): still an abbreviation.
+_LOWER_DOTTED = re.compile(r"(?<![^\W_])(?:(?:[a-z]\.){2,}|(?:[a-z]\.)+[a-z])(?![^\W_])")
+
+
 def _chunk_words(chunk: str) -> tuple[tuple[str, ...], frozenset[int]]:
-    """The words of a chunk of a term and the gaps between them that are a hyphen."""
+    """The words of a chunk of a term and the gaps between them that are a hyphen.
+    Dotted letters are an acronym however they are typed: `u.s.` is US (as
+    "U.S." in a text is), never the two one-letter words "u s"."""
+    chunk = _LOWER_DOTTED.sub(lambda m: m.group().upper(), chunk)
     tokens = tokenize(chunk)
     joins = frozenset(
         index

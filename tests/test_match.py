@@ -240,6 +240,12 @@ MATCH_CASES = [
     ("trade deal", "tradedeal app", "", False),
     ('"e-commerce"', "ecommerce", "", True),
     ("kpop", "K-pop stars", "", True),
+    # dotted letters typed in lower case are still the acronym
+    ("u.s.", "U.S. lumber duties", "", True),
+    ("u.s.", "US lumber duties", "", True),
+    ("u.s.", "Let us know", "", False),
+    ("e.u.", "E.U. rules", "", True),
+    ("u.s.-china", "U.S.-China talks", "", True),
     ("midterm", "mid-term elections", "", True),
     ("midterm", "mid term", "", False),
     # irregular English plurals
