@@ -562,8 +562,8 @@ def plural_forms(word: str) -> tuple[str, ...]:
     irregular = IRREGULAR_PLURALS.get(word)
     if irregular is not None:
         forms.append(irregular)
-    elif word.endswith("man"):
-        forms.append(word[:-3] + "men")
+    elif word == "man" or (len(word) > 4 and word.endswith("man")):
+        forms.append(word[:-3] + "men")  # not Oman -> "omen"
     return tuple(forms)
 
 
