@@ -1,7 +1,8 @@
 """Feed boilerplate that is not the story (SPEC §3 "Fields searched"). Pure.
 
 Aggregators and newsletter platforms append the same furniture to every
-item's summary: Hacker News its link/points/comments footer, Reddit its
+item's summary: Hacker News its link/points/comments footer (hnrss.org) or a
+bare "Comments" link (its own feed), Reddit its
 "submitted by /u/… [link] [comments]" line, Substack its "Thanks for
 reading … Subscribe" call. Those words are never searched (a `comments`
 term would match every Hacker News item) and never shown in snippets.
@@ -37,9 +38,16 @@ _SUBSTACK = re.compile(
 )
 
 
+# news.ycombinator.com/rss itself: the whole description is a link to the
+# thread, `<a href="https://news.ycombinator.com/item?id=N">Comments</a>`.
+_HACKER_NEWS_LINK_ONLY = "Comments"
+
+
 def strip_boilerplate(text: str) -> str:
     """`text` without the platform furniture described above; whitespace
     around a removed part collapses to one space. Other text is unchanged."""
+    if text.strip() == _HACKER_NEWS_LINK_ONLY:
+        return ""
     out = text
     if "Comments URL:" in out:
         out = _HACKER_NEWS.sub(" ", out)

@@ -1,10 +1,10 @@
 """Feed boilerplate that is not the story: removed from searched/shown text.
 
-Shapes as the platforms publish them: Hacker News RSS (hnrss.org and
-news.ycombinator.com/rss "Article URL / Comments URL / Points / # Comments"
-footer), Reddit's .rss ("submitted by /u/NAME [link] [comments]"), Substack's
-"Thanks for reading NAME! Subscribe for free to receive new posts and support
-my work." call to action.
+Shapes as the platforms publish them: Hacker News RSS (hnrss.org's "Article
+URL / Comments URL / Points / # Comments" footer; news.ycombinator.com/rss a
+bare "Comments" link to the thread), Reddit's .rss ("submitted by /u/NAME
+[link] [comments]"), Substack's "Thanks for reading NAME! Subscribe for free
+to receive new posts and support my work." call to action.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ SUBSTACK_FOOTER = (
             "I want a simple reader.",
         ),
         ("Comments URL: Points: 3", ""),
+        ("Comments", ""),  # news.ycombinator.com/rss: the description is only that link
+        ("Comments closed after abuse.", None),
         ("The comments section closed. Points: 3 were made.", None),  # no footer: unchanged
         ("Article URL: is what we call it", None),  # no "Comments URL:": unchanged
         # Reddit
@@ -84,6 +86,9 @@ def test_strip_boilerplate(text: str, expected: str | None) -> None:
     ("summary", "expected"),
     [
         (HN_FOOTER, ""),
+        # news.ycombinator.com/rss (the official feed; its shape as quoted in
+        # feed-reader test suites, e.g. Chromium's DirectFeedFetcher tests)
+        ('<a href="https://news.ycombinator.com/item?id=39585207">Comments</a>', ""),
         ("<p>I want a simple feed reader.</p><hr>" + HN_FOOTER, "I want a simple feed reader."),
         (REDDIT_FOOTER, ""),
         (
