@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent))
 
-from cycle import write_config  # noqa: E402
+from cycle import tree_rss_mb, write_config  # noqa: E402
 from fakeslack import FakeSlack  # noqa: E402
 from feedfarm import FeedFarm, make_terms  # noqa: E402
 from service_helpers import Service  # noqa: E402
@@ -51,13 +51,18 @@ def main() -> None:
         config, db = Path(tmp) / "feeds.yaml", Path(tmp) / "newshound.db"
         write_config(config, farm.urls(), make_terms(args.terms))
         service = Service(config, db, slack).start()
+        assert service.proc is not None
         latencies: list[float] = []
+        peak_rss = 0.0
         started = time.monotonic()
         try:
             while not cycle_finished(db, args.feeds) and time.monotonic() - started < 600:
                 result, _ = service.post_command("list", "C0BENCH0000")
                 if result.status == 200:
                     latencies.append(result.elapsed)
+                # The service and its parser workers (the farm and fake Slack
+                # run in this process, not under the service).
+                peak_rss = max(peak_rss, tree_rss_mb(service.proc.pid))
                 time.sleep(0.1)
         finally:
             code, _ = service.stop()
@@ -75,6 +80,10 @@ def main() -> None:
             f"(e) /watch ack latency over {len(latencies)} requests: "
             f"p50 {1000 * statistics.median(latencies):.0f} ms, p99 {1000 * p99:.0f} ms, "
             f"max {1000 * latencies[-1]:.0f} ms (target p99 < 1000 ms)"
+        )
+        print(
+            f"(f) service peak RSS (service + parser workers, {args.feeds} feeds, "
+            f"{args.terms} terms): {peak_rss:.0f} MB (target <= 250 MB with 500 feeds)"
         )
 
 

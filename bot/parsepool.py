@@ -82,10 +82,12 @@ def _worker_main(conn: Connection, parse: ParseFunction, memory_limit_mb: int | 
             return  # the parent went away
         url, content_type, max_items, analysis, context_update = header
         if context_update is not None:
-            # The watch terms changed: compile them once per worker, not per job.
+            # The watch terms changed: compile them once per worker, not per
+            # job. They arrive parsed (a WatchList) or as entries to parse.
             from bot.watchlist import WatchList
 
-            watch = WatchList(context_update[1])
+            terms = context_update[1]
+            watch = terms if isinstance(terms, WatchList) else WatchList(terms)
         reply: tuple[Any, ...]
         try:
             parsed = parse(body, url=url, content_type=content_type, max_items=max_items)
@@ -209,8 +211,9 @@ class ParsePool:
             self._release(worker, True)
 
     def set_watch(self, version: str, entries: Any) -> None:
-        """The watch entries `analyze` matches against; each worker receives
-        them with its next job after `version` changes."""
+        """The watch list (a WatchList, sent parsed, or its entries) `analyze`
+        matches against; each worker receives it with its next job after
+        `version` changes."""
         with self._cond:
             self._context = (version, entries)
 

@@ -200,16 +200,18 @@ def next_check_after_success(
     jitter: float,
     headers: Mapping[str, str] | None = None,
 ) -> float:
-    """The feed's interval, raised (never above a day) to what the publisher
-    asked for with RSS <ttl> or Cache-Control max-age."""
-    interval = feed_interval(feed, config)
+    """The feed's interval shortened by `jitter` (a fraction: polls are spread
+    by checking a little EARLY, so a new item never waits longer than the
+    interval), raised (never above a day) to what the publisher asked for with
+    RSS <ttl> or Cache-Control max-age; a publisher's wait is kept exactly."""
+    interval = feed_interval(feed, config) * (1.0 - min(max(jitter, 0.0), 1.0))
     asked = [float(ttl_seconds)] if ttl_seconds else []
     max_age = cache_max_age(headers or {})
     if max_age:
         asked.append(max_age)
     if asked:
         interval = max(interval, min(max(asked), MAX_PUBLISHER_INTERVAL))
-    return now + interval * (1.0 + jitter)
+    return now + interval
 
 
 def next_check_after_failure(
@@ -284,7 +286,7 @@ class Poller:
         self.fetcher = fetcher
         self.clock = clock
         self.rng = rng or random.Random()
-        self.jitter = jitter  # fraction of the interval added at random to spread polls
+        self.jitter = jitter  # most of the interval taken off at random to spread polls
         self.workers = workers
         # With a pool (CLI and service), parsing *and* matching run in worker
         # processes; without one (unit tests) `parser` runs in this process.
@@ -314,7 +316,7 @@ class Poller:
         feeds = self.due_feeds(started, all_feeds=all_feeds, rows=rows)
         watchlist = self._watch = self.watchlist(rows)
         if self.pool is not None:
-            self.pool.set_watch(str(hash(watchlist.entries)), watchlist.entries)
+            self.pool.set_watch(str(hash(watchlist.entries)), watchlist)
         budget = _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll)
         report = CycleReport()
         cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle

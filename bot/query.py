@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple
 
 __all__ = [
@@ -772,6 +773,9 @@ def _is_single_letter(word: str) -> bool:
     return len(word) == 1 and word.isalpha() and word.lower() != word.upper()
 
 
+# Config validation, the watch list and every reload parse the same terms in
+# one process: each is parsed once (a Query is immutable; errors are not cached).
+@lru_cache(maxsize=20_000)
 def parse_query(text: str) -> Query:
     """Parse a watch term; raises `QueryError` with a user-facing reason."""
     stripped = text.strip()

@@ -72,7 +72,7 @@ EXIT_BAD_SETTING = 2
 
 DEFAULT_TICK = 5.0  # seconds between checks for due feeds / pending alerts
 DEFAULT_GRACE = 6.0  # how long shutdown waits for the current cycle
-JITTER = 0.1  # up to 10 % of a feed's interval added to spread polls
+JITTER = 0.1  # polls spread by checking up to 10 % of a feed's interval early
 # Meta key: when the service last polled at least one feed (survives restarts
 # for /healthz; the poller's own last_cycle_at also moves on idle ticks).
 LAST_POLL_META = "last_poll_at"

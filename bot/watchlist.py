@@ -11,13 +11,16 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Config
 from bot.match import Matcher, Span
 from bot.models import Item
 from bot.query import Query, QueryError, parse_query
-from bot.store import TermRow
+
+if TYPE_CHECKING:  # parser workers import this module: they need no database code
+    from bot.store import TermRow
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,18 @@ class WatchList:
                 continue
             self.scopes[(channel, term)] = scope
             queries.append(((channel, term), query))
-        self.matcher: Matcher[WatchKey] = Matcher(queries)
+        self._queries = queries
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Parser workers receive the parsed terms, not the text: unpickling
+        # 10,000 queries costs a quarter of parsing them again in each worker.
+        return (_restored, (self.entries, self.scopes, self._queries))
+
+    @cached_property
+    def matcher(self) -> Matcher[WatchKey]:
+        # Built on first use: with parser workers the poller process itself
+        # never matches, and 10,000 terms take a quarter of a second to build.
+        return Matcher(self._queries)
 
     @staticmethod
     def cached(entries: tuple[WatchEntry, ...]) -> WatchList:
@@ -127,6 +141,19 @@ def _union(current: set[str] | None, more: set[str] | None) -> set[str] | None:
     if current is None or more is None:
         return None
     return current | more
+
+
+def _restored(
+    entries: tuple[WatchEntry, ...],
+    scopes: dict[WatchKey, frozenset[str] | None],
+    queries: list[tuple[WatchKey, Query]],
+) -> WatchList:
+    """A WatchList from its parsed parts (see WatchList.__reduce__)."""
+    watch = WatchList.__new__(WatchList)
+    watch.entries = entries
+    watch.scopes = scopes
+    watch._queries = queries
+    return watch
 
 
 @lru_cache(maxsize=4)

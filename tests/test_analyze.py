@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from bot.analyze import analyze, display_name
@@ -84,3 +86,16 @@ def test_display_name(name: str | None, title: str | None, url: str, expected: s
 def test_watchlist_is_reused_for_the_same_entries() -> None:
     entries = (("C0TRADE0001", "tariff", None),)
     assert WatchList.cached(entries) is WatchList.cached(tuple(entries))
+
+
+def test_watch_list_travels_to_workers_parsed() -> None:
+    """The poller sends its WatchList to the parser workers pickled: the
+    parsed terms and scopes arrive (nothing is parsed again there) and match
+    exactly as the original does, whether or not its matcher was built."""
+    item = Item(title="Chips and tariffs: India trade deal", link="https://n.example/1")
+    before = WATCH.channels_for(item, "https://feed.example/")
+    assert before  # the item does match
+    for original in (WATCH, WatchList(WATCH.entries)):  # matcher built / not yet
+        copy = pickle.loads(pickle.dumps(original))
+        assert copy.entries == original.entries and copy.scopes == original.scopes
+        assert copy.channels_for(item, "https://feed.example/") == before

@@ -50,7 +50,8 @@ def test_status_shows_paused_discord_destinations_and_retry_resumes_them(
 def test_a_config_change_calls_paused_discord_destinations_again(
     common: tuple[str, ...], tmp_path: Path
 ) -> None:
-    assert run_cli(*common, "watch", "add", "--channel", CHANNEL, "lumber").code == 0  # config noted
+    # config noted
+    assert run_cli(*common, "watch", "add", "--channel", CHANNEL, "lumber").code == 0
     with Store(common[3]) as store:
         store.pause_destination(CHANNEL, "the bot lacks permission there (HTTP 403)", 1.0)
         store.pause_destination("slack:token", "the Slack token is broken", 1.0)

@@ -1,13 +1,15 @@
 """Hostile feeds (SPEC §6): every attack fails cleanly for its own feed only.
 
 Each fixture is generated in code and served from loopback. The parametrized
-test runs fetch + parse (in the worker pool) per fixture; the last test polls
+test runs fetch + parse (in the worker pool) per fixture, once on the default
+path (fast reader first) and once on feedparser alone; the last test polls
 all of them together with one healthy feed through `newshound poll --once
 --all` in a subprocess and watches the process tree's memory.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -42,6 +44,7 @@ from hostile import (
 
 from bot.fetch import Fetcher, FetchPolicy
 from bot.models import FeedError, ParsedFeed
+from bot.parse import parse_feed
 from bot.parsepool import ParsePool
 
 FETCH_TIMEOUT = 2.0
@@ -126,9 +129,12 @@ def servers() -> Iterator[Servers]:
                 canary.__exit__(None, None, None)
 
 
-@pytest.fixture(scope="module")
-def pool() -> Iterator[ParsePool]:
-    with ParsePool(timeout=PARSE_TIMEOUT) as p:
+@pytest.fixture(scope="module", params=["auto", "feedparser"])
+def pool(request: pytest.FixtureRequest) -> Iterator[ParsePool]:
+    """Workers on the default path (the fast reader, feedparser when it
+    declines) and on feedparser alone: the protections hold on both."""
+    parse = functools.partial(parse_feed, engine=request.param)
+    with ParsePool(timeout=PARSE_TIMEOUT, parse_function=parse) as p:
         yield p
 
 

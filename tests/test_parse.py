@@ -140,6 +140,33 @@ def test_clean_text() -> None:
     assert clean_text("<b>kept</b>") == "<b>kept</b>"
 
 
+def test_every_removed_control_character_is_unprintable() -> None:
+    """clean_text skips the control-character regex for printable text: that
+    is only right while no character it removes is printable."""
+    from bot.text import _CONTROL
+
+    removed = [c for c in map(chr, range(0x110000)) if _CONTROL.match(c)]
+    assert removed and not any(c.isprintable() for c in removed)
+
+
+def test_clean_text_equals_the_regex_definition() -> None:
+    """clean_text's fast collapse gives exactly "controls removed, every
+    run of whitespace one space, trimmed" on any mix of the tricky characters."""
+    import random
+    import re
+
+    control = re.compile(
+        "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
+        "\u2060-\u2064\u2066-\u2069\ufeff]"
+    )
+    alphabet = "ab é\t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000\u200b\u202e\ufeff\x00\x7f"
+    rng = random.Random(7)
+    for _ in range(3000):
+        s = "".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
+        expected = re.sub(r"\s+", " ", control.sub("", s)).strip()
+        assert clean_text(s) == expected, repr(s)
+
+
 # --- RSS / Atom / JSON Feed ----------------------------------------------------------------
 
 

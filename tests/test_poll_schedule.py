@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -89,3 +90,43 @@ def test_a_wait_the_publisher_asked_for_is_kept(feed_server: FeedServer, tmp_pat
         assert run_at(schedule(url, "10m"), store, fetcher, t0) == ["ok"]
         assert run_at(schedule(url, "5m"), store, fetcher, t0 + 3600) == []
         assert run_at(schedule(url, "5m"), store, fetcher, t0 + 7201) != []
+
+
+class _FixedRandom(random.Random):
+    """A random source that always draws `value` (the poller's jitter)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.5, 0.999999])
+def test_jitter_polls_early_never_late(
+    draw: float, feed_server: FeedServer, tmp_path: Path
+) -> None:
+    """Polls are spread by checking up to 10 % of the interval EARLY: whatever
+    the random draw, the feed is due again no later than one interval after
+    its last poll (so a new item waits at most the interval plus the tick),
+    and never before 90 % of it. The clock is injected: no waiting."""
+    feed_server.set("/j.xml", rss([FeedEntry(title="x", link="https://n.example/1")]))
+    url = feed_server.url("/j.xml")
+    config = parse_config(schedule(url, "60s"), "feeds.yaml")
+    policy = FetchPolicy(timeout=5.0, allow_networks=(ip_network("127.0.0.0/8"),))
+    t0 = 1_900_000_000.0
+    now = [t0]
+    with Store(tmp_path / "db") as store, Fetcher(policy) as fetcher:
+        poller = Poller(
+            config, store, fetcher, clock=lambda: now[0], rng=_FixedRandom(draw), jitter=0.1
+        )
+        assert [f.status for f in poller.run_cycle().feeds] == ["ok"]
+        now[0] = t0 + 60 * 0.9 - 0.01
+        assert poller.run_cycle().feeds == []  # not yet: at most 10 % early
+        expected_due = t0 + 60 * (1 - 0.1 * draw)
+        now[0] = expected_due - 0.01
+        assert poller.run_cycle().feeds == []
+        now[0] = expected_due
+        assert poller.run_cycle().feeds != []  # due at the interval or earlier
+        assert expected_due <= t0 + 60
