@@ -423,3 +423,17 @@ def test_discord_bot_channel_follow_up_is_a_reply_to_the_alert(
         assert call.body["allowed_mentions"] == {"parse": [], "replied_user": False}
         assert call.body["content"].startswith("Also reported by: Outlet @\u200beveryone — [")
         assert "(https://outlet-b.example/business/india-eu-deal.html)" in call.body["content"]
+
+
+def test_a_webhook_edit_goes_where_the_post_went() -> None:
+    """The edit of a forum-thread webhook keeps `thread_id`, is on v10, and
+    a discord.com webhook goes through DISCORD_API_URL like its posts."""
+    from bot.sinks.discord import webhook_edit_url
+
+    hook = "https://discord.com/api/webhooks/1/tok?thread_id=5"
+    assert str(webhook_edit_url(hook, "99")) == (
+        "https://discord.com/api/v10/webhooks/1/tok/messages/99?thread_id=5"
+    )
+    assert str(webhook_edit_url(hook, "99", "http://127.0.0.1:9/api/v10")) == (
+        "http://127.0.0.1:9/api/v10/webhooks/1/tok/messages/99?thread_id=5"
+    )

@@ -138,13 +138,13 @@ def format_edited_alert(payload: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def webhook_edit_url(url: str, message_id: str) -> httpx.URL:
-    """PATCH target that edits a message the webhook posted: its own URL
-    (on API v10, query such as `thread_id` kept) + `/messages/{id}`
+def webhook_edit_url(url: str, message_id: str, api_url: str | None = None) -> httpx.URL:
+    """PATCH target that edits a message the webhook posted: the URL posts go
+    to (API v10, DISCORD_API_URL for discord.com, query such as `thread_id`
+    kept, no `wait`) + `/messages/{id}`
     (discord.com/developers/docs/resources/webhook#edit-webhook-message)."""
-    parsed = httpx.URL(url)
-    versioned = _WEBHOOK_PATH.sub(rf"\1/v{API_VERSION}\2", parsed.path).rstrip("/")
-    return parsed.copy_with(path=f"{versioned}/messages/{message_id}")
+    posted = webhook_post_url(url, api_url).copy_remove_param("wait")
+    return posted.copy_with(path=posted.path.rstrip("/") + f"/messages/{message_id}")
 
 
 def _defuse(text: str) -> str:
@@ -262,7 +262,9 @@ class DiscordSink:
             )
         body = build_or_refuse(lambda _kind, p: format_edited_alert(p), FOLLOWUP, payload)
         try:
-            response = self.client.patch(webhook_edit_url(url, str(message_id)), json=body)
+            response = self.client.patch(
+                webhook_edit_url(url, str(message_id), self.env.get("DISCORD_API_URL")), json=body
+            )
         except httpx.HTTPError as exc:
             raise DeliveryError(f"connection error: {type(exc).__name__}") from None
         status = response.status_code
