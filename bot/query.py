@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
+from bot.unicode_marks import mark_ranges
+
 __all__ = [
     "ACRONYM_LETTERS",
     "HYPHENS",
@@ -172,19 +174,12 @@ def _mark_class() -> str:
     """A regex character class body with every combining mark (category M).
 
     Python's ``\\w`` covers letters and digits but not combining marks, which
-    belong to the word they follow ("e" + U+0301). Marks only exist in planes
-    0, 1 and 14; scanning those takes a few tens of milliseconds, once.
+    belong to the word they follow ("e" + U+0301). The marks are written as
+    themselves, not as ``\\U`` escapes: the regex parser reads a literal
+    character in one step and an escape in ten, which was most of the cost
+    of compiling the word patterns at every start.
     """
-    ranges: list[tuple[int, int]] = []
-    for block in (range(0x20000), range(0xE0000, 0xE1000)):
-        for cp in block:
-            if unicodedata.category(chr(cp))[0] != "M":
-                continue
-            if ranges and ranges[-1][1] == cp - 1:
-                ranges[-1] = (ranges[-1][0], cp)
-            else:
-                ranges.append((cp, cp))
-    return "".join(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges)
+    return "".join(chr(lo) if lo == hi else f"{chr(lo)}-{chr(hi)}" for lo, hi in mark_ranges())
 
 
 # Scripts written without spaces between words: ideographs and kana, and the
@@ -230,9 +225,17 @@ _ASCII_WORD_RE = re.compile(
 _CAPITALS_RE = re.compile(r"[A-Z][.&]?[A-Z]")
 # The same, for the rare run that contains ideographs or kana: those split off.
 _WL = f"(?![{_CJK}]){_W}"
-_SPLIT_RE = re.compile(
+_SPLIT_PATTERN = (
     f"[{_CJK}]{_M}*|{_WL}(?:{_WL}|{_M})*(?:(?:{_A}|_+|{_AMPERSAND}){_WL}(?:{_WL}|{_M})*)*{_SUFFIX}"
 )
+
+
+@lru_cache(maxsize=1)
+def _split_re() -> re.Pattern[str]:
+    """Compiled on first use: most runs never meet an ideograph or kana."""
+    return re.compile(_SPLIT_PATTERN)
+
+
 # Hyphens that join the parts of one word written two ways (G-7 / G7).
 HYPHENS = frozenset("-\u2010\u2011")
 
@@ -306,7 +309,7 @@ def tokenize(text: str) -> list[Token]:
             if _CJK_RE.search(m.group()) is None:
                 _add_token(tokens, m.start(), m.end(), m.group())
             else:
-                for sub in _SPLIT_RE.finditer(text, m.start(), m.end()):
+                for sub in _split_re().finditer(text, m.start(), m.end()):
                     _add_token(tokens, sub.start(), sub.end(), sub.group())
     for index, token in enumerate(tokens):
         # Cheap test first: a capitals word starts with two characters that

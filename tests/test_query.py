@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
+from bot import unicode_marks
 from bot.query import (
     MAX_TERM_LENGTH,
     Phrase,
@@ -391,3 +394,19 @@ def test_query_is_hashable_value() -> None:
     assert parse_query("trade deal") == parse_query("trade deal")
     assert len({parse_query("ab OR bc"), parse_query("ab OR bc")}) == 1
     assert isinstance(parse_query("xy"), Query)
+
+
+def test_stored_mark_table_is_this_unicode_database() -> None:
+    """The combining marks kept in bot/unicode_marks.py (read at every start
+    instead of scanning 135,000 code points) are exactly what `unicodedata`
+    says, whenever this Python has the table's Unicode version."""
+    if unicodedata.unidata_version != unicode_marks.TABLE_VERSION:
+        pytest.skip(f"table is for Unicode {unicode_marks.TABLE_VERSION}")
+    assert unicode_marks.mark_ranges() == unicode_marks.scan_mark_ranges()
+
+
+@pytest.mark.parametrize("mark", ["\u0301", "\u093f", "\U0001d167", "\U000e0100"])
+def test_a_combining_mark_stays_in_its_word(mark: str) -> None:
+    """Marks in the BMP, plane 1 and plane 14 all belong to the word before them."""
+    assert [t.word for t in tokenize(f"x{mark}y z")][1:] == ["z"]
+    assert len(tokenize(f"x{mark}y z")) == 2
