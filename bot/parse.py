@@ -15,10 +15,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
-import feedparser
-
 from bot.aggregators import reddit_article, without_publisher
-from bot.fastparse import Declined, read_feed
 from bot.models import FeedError, Item, ParsedFeed
 from bot.story_identity import is_aggregated
 from bot.text import clean_text, plain_text, searchable_text
@@ -378,6 +375,14 @@ def _read_document(body: bytes, content_type: str | None, engine: str) -> Mappin
     # Refused before any parser sees the document.
     if _declares_entities(body, headers):
         raise FeedError("parse", _ENTITY_REFUSED)
+    # The readers are imported on first use (in the parser workers): lxml and
+    # feedparser are a tenth of a second of start-up that a process which
+    # never parses (the poller itself, a `poll --once` of unchanged feeds)
+    # need not pay.
+    import feedparser
+
+    from bot.fastparse import Declined, read_feed
+
     if engine != "feedparser":
         try:
             return read_feed(body, content_type)
