@@ -161,7 +161,8 @@ def _capitals_labels(word: str) -> list[_Label]:
     return labels
 
 
-def _surface_forms(label: _Label) -> set[str]:
+@lru_cache(maxsize=1 << 16)
+def _surface_forms(label: _Label) -> frozenset[str]:
     """The text words whose `_labels` include `label` (its inverse), for a
     label whose base is one spelling (no "đ")."""
     base, rule = label
@@ -188,7 +189,7 @@ def _surface_forms(label: _Label) -> set[str]:
             if form.endswith(ending) and len(form) > len(ending):
                 stem = form[: -len(ending)]
                 forms.add(capitals_form(stem.upper() + ending, form))
-    return forms
+    return frozenset(forms)
 
 
 def _phrase_paths(phrase: Phrase) -> list[tuple[list[_Label], tuple[int, ...]]]:
