@@ -109,6 +109,9 @@ def _unwrap_amp_cache(url: str) -> str:
     return f"{scheme}://{match.group('rest')}{query}"
 
 
+# Every item's link is split three times (its site, its canonical link and
+# the one earlier releases stored): once is enough.
+@lru_cache(maxsize=1024)
 def _split_host(url: str) -> tuple[str, str, int | None, str, str, str] | None:
     """(scheme, host, port, path, query, fragment) of an http(s) URL, or None."""
     if not isinstance(url, str):
