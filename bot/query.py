@@ -831,6 +831,7 @@ def _simple_query(stripped: str) -> Query:
     return Query(text=stripped, include=(_phrase(words, frozenset(), exact=False),), exclude=())
 
 
+@lru_cache(maxsize=20_000)  # config validation and the store key the same terms
 def term_key(text: str) -> str:
     """The identity of a watch term: two terms with the same key match the
     same stories, so a channel holds only one of them. Built from the parsed
