@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
@@ -76,6 +77,38 @@ def web_link(link: Any, base: str) -> str | None:
     link = _ESCAPED_AMPERSAND.sub("&", link.strip())
     if not link or len(link) > 4096:
         return None
+    if base and _ABSOLUTE_HTTP.match(link) and link.isprintable():
+        base_scheme = _http_scheme(base)
+        if base_scheme is not None:
+            return _absolute_web_link(base_scheme, link)
+    return _resolved_web_link(base, link)
+
+
+# An http(s) link with a host, holding no tab or line break (urlsplit deletes
+# those, which could empty the host). Resolving such a link looks only at the
+# base's scheme (urljoin returns it unchanged for another scheme, normalised
+# for the same one), so every item's link is resolved once per scheme and not
+# again for the second base `_entry_to_item` tries.
+_ABSOLUTE_HTTP = re.compile(r"https?://[^/?#\\]", re.IGNORECASE)
+
+
+@lru_cache(maxsize=256)
+def _http_scheme(base: str) -> str | None:
+    """The base's scheme when it is http or https (as urljoin reads it)."""
+    try:
+        scheme = urlsplit(base).scheme
+    except ValueError:
+        return None
+    return scheme if scheme in ("http", "https") else None
+
+
+@lru_cache(maxsize=1024)
+def _absolute_web_link(base_scheme: str, link: str) -> str | None:
+    # Any base of this scheme gives the same result (see _ABSOLUTE_HTTP).
+    return _resolved_web_link(f"{base_scheme}://base.invalid/", link)
+
+
+def _resolved_web_link(base: str, link: str) -> str | None:
     try:
         absolute = urljoin(base, link) if base else link
         parts = urlsplit(absolute)
