@@ -292,6 +292,12 @@ def tokenize(text: str) -> list[Token]:
     """
     tokens: list[Token] = []
     plain = _as_ascii(text)
+    if plain is not None and "'" not in plain and _CAPITALS_RE.search(plain) is None:
+        # Most texts: no capitals word (hence no dotted one either) and no
+        # apostrophe, so every word is its match in the lower-cased copy.
+        return [
+            Token(m.start(), m.end(), m.group()) for m in _ASCII_WORD_RE.finditer(plain.lower())
+        ]
     if plain is not None:
         # Fast path for the common case: same words, no folding beyond lower().
         for m in _ASCII_WORD_RE.finditer(plain):
