@@ -184,12 +184,23 @@ def _surface_forms(label: _Label) -> frozenset[str]:
     # The same words written in capitals (DEAL, DEALs, DEAL's) are text words
     # too; a capitals word has at most 5 letters, an "&" and an ending.
     for form in [form for form in forms if len(form) <= 8]:
+        if _never_capitals(form):
+            continue
         forms.add(capitals_form(form.upper(), form))
         for ending in ("'s", "s"):
             if form.endswith(ending) and len(form) > len(ending):
                 stem = form[: -len(ending)]
                 forms.add(capitals_form(stem.upper() + ending, form))
     return frozenset(forms)
+
+
+def _never_capitals(form: str) -> bool:
+    """Whether no capitals spelling of `form` (with or without an "s"/"'s"
+    ending) can be an acronym: `capitals_form` keeps a stem of 2-5 letters
+    only, and stripping an ending removes at most one letter. Skipping these
+    saves most of a matcher build's time on ordinary words and names."""
+    letters = len(form) if form.isalpha() else sum(map(str.isalpha, form))
+    return letters >= 7 or (letters >= 6 and not form.endswith("s"))
 
 
 def _phrase_paths(phrase: Phrase) -> list[tuple[list[_Label], tuple[int, ...]]]:
