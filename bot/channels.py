@@ -125,7 +125,8 @@ def validate_channel(channel: str) -> str | None:
     """Why *channel* is not a usable watch channel, or None when it is."""
     if not isinstance(channel, str) or not channel.strip():
         return (
-            "the channel is empty; use a Slack channel ID like C0123456789 or discord:<webhook URL>"
+            "the channel is empty; use a Slack channel ID like C0123456789, "
+            "discord:<channel ID> or discord:<webhook URL>"
         )
     if channel.startswith(DISCORD_PREFIX):
         rest = channel[len(DISCORD_PREFIX) :].strip()
@@ -146,6 +147,11 @@ def validate_channel(channel: str) -> str | None:
                     "e.g. discord:$TRADE_WEBHOOK"
                 )
             return None
+        if "/" not in rest and ":" not in rest:  # no URL at all, e.g. a mistyped ID
+            return (
+                "after discord: comes a Discord channel ID (digits only), "
+                "a webhook URL (https://…) or $ENVIRONMENT_VARIABLE"
+            )
         return validate_webhook_url(rest)
     if channel.lower().startswith(DISCORD_PREFIX):
         return "write the discord: prefix in lower case"
@@ -162,8 +168,8 @@ def validate_channel(channel: str) -> str | None:
     if not is_slack_channel_id(channel):
         return (
             f"{_shown(channel)} is not a Slack channel ID "
-            "(upper-case letters and digits starting with C, G or D, like C0123456789) "
-            "or discord:<webhook URL>"
+            "(upper-case letters and digits starting with C, G or D, like C0123456789), "
+            "discord:<channel ID> or discord:<webhook URL>"
         )
     return None
 

@@ -481,7 +481,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
             "it lists every term of the --channel"
         )
     query = trim_query(join_query(args.query))
-    with existing_store(paths.db) if args.action == "list" else open_store(paths.db) as store:
+    # list and test only read: a missing database is a mistyped path, not a new one
+    read_only = args.action in ("list", "test")
+    with existing_store(paths.db) if read_only else open_store(paths.db) as store:
         prepare(config, store)
         ctx = CommandContext(store=store, config=lambda: config, platform="cli")
         reply = run_subcommand(ctx, args.channel, None, args.action, query)

@@ -221,6 +221,13 @@ def watch_remove(ctx: CommandContext, channel: str, text: str, user: str | None 
             ok=False,
         )
     if existing.source == "config":
+        if ctx.platform == "cli":  # the shell's user runs newshound: say what to edit
+            return reply(
+                Code(existing.term),
+                " comes from feeds.yaml: remove it from that watch's terms there "
+                "(then `newshound check`, and SIGHUP or restart a running service).",
+                ok=False,
+            )
         return reply(
             Code(existing.term),
             " comes from feeds.yaml, so it can't be removed from "

@@ -156,6 +156,9 @@ class Invocation:
     query: str
     app_permissions: int | None
     channel_type: int | None
+    # The (signed) interaction names its application: its token edits the
+    # answer under that ID, so DISCORD_APPLICATION_ID is only a fallback.
+    application_id: str | None = None
 
 
 def parse_invocation(data: dict[str, Any]) -> Invocation | str:
@@ -166,20 +169,25 @@ def parse_invocation(data: dict[str, Any]) -> Invocation | str:
     token = data.get("token")
     if not isinstance(token, str) or not token:
         return "interaction without a token"
-    options = command.get("options") or []
-    sub, query = "", ""
-    if isinstance(options, list) and options and isinstance(options[0], dict):
-        first = options[0]
-        sub = str(first.get("name") or "")
-        if first.get("type") == SUBCOMMAND:
-            for option in first.get("options") or []:
-                if isinstance(option, dict) and option.get("name") == "query":
-                    query = str(option.get("value") or "")
+    # Signed, but still checked shape by shape: a field of an unexpected type
+    # is a bad request, never an exception.
+    options = command.get("options")
+    first: Any = options[0] if isinstance(options, list) and options else None
+    if not isinstance(first, dict):
+        first = {}
+    sub = first.get("name") if isinstance(first.get("name"), str) else ""
+    query = ""
+    inner = first.get("options") if first.get("type") == SUBCOMMAND else None
+    for option in inner if isinstance(inner, list) else []:
+        if isinstance(option, dict) and option.get("name") == "query":
+            value = option.get("value")
+            query = value if isinstance(value, str) else ""
     member = data.get("member") if isinstance(data.get("member"), dict) else None
     user_obj = (member or {}).get("user") or data.get("user") or {}
     user = str(user_obj.get("id")) if isinstance(user_obj, dict) and user_obj.get("id") else None
     channel_id = str(data.get("channel_id") or "")
-    in_server = bool(data.get("guild_id")) and channel_id.isdigit()
+    in_server = bool(data.get("guild_id")) and channel_id.isascii() and channel_id.isdigit()
+    app_id = str(data.get("application_id") or "")
     permissions = data.get("app_permissions")
     channel_info = data.get("channel") if isinstance(data.get("channel"), dict) else {}
     channel_type = channel_info.get("type") if isinstance(channel_info, dict) else None
@@ -191,6 +199,7 @@ def parse_invocation(data: dict[str, Any]) -> Invocation | str:
         query=query.strip(),
         app_permissions=int(str(permissions)) if str(permissions or "").isdigit() else None,
         channel_type=channel_type if isinstance(channel_type, int) else None,
+        application_id=app_id if app_id.isascii() and app_id.isdigit() else None,
     )
 
 
@@ -209,7 +218,8 @@ def missing_permissions(invocation: Invocation) -> str | None:
     if not lacking:
         return None
     return (
-        "I can't post alerts in this channel: I lack the permission "
+        "I can't post alerts in this channel: I lack the permission"
+        + ("s " if len(lacking) > 1 else " ")
         + ", ".join(lacking)
         + ". Ask a server admin to grant it to the newshound role here, then try again."
     )
@@ -242,11 +252,13 @@ class DiscordInteractions:
             return (*_json(401, {"error": "invalid request signature"}), None)
         try:
             data = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # Recursion: absurd nesting
             return (*_json(400, {"error": "body is not JSON"}), None)
         if not isinstance(data, dict):
             return (*_json(400, {"error": "body is not a JSON object"}), None)
         kind = data.get("type")
+        if isinstance(kind, bool) or not isinstance(kind, int):  # `true == 1` is no PING
+            return (*_json(400, {"error": f"unsupported interaction type {kind!r}"}), None)
         if kind == PING:
             return (*_json(200, {"type": PONG}), None)
         if kind != APPLICATION_COMMAND:
@@ -292,10 +304,10 @@ class DiscordInteractions:
         except Exception:
             log.exception("/watch failed in %s", invocation.channel)
             answer = reply(FAILURE_REPLY, ok=False)
-        self.edit_original(invocation.token, render(answer, "discord"))
+        self.edit_original(invocation.token, render(answer, "discord"), invocation.application_id)
 
-    def edit_original(self, token: str, text: str) -> None:
-        app_id = self.settings.application_id
+    def edit_original(self, token: str, text: str, application_id: str | None = None) -> None:
+        app_id = application_id or self.settings.application_id
         if not app_id:
             log.warning("cannot send the /watch reply: DISCORD_APPLICATION_ID is not set")
             return
@@ -310,6 +322,11 @@ class DiscordInteractions:
             if response.status_code == 429 and attempt < 2:
                 time.sleep(min(5.0, _retry_after_seconds(response)))
                 continue
+            if response.status_code == 404 and attempt == 0:
+                # Unknown Webhook (10015): Discord may not have registered the
+                # deferred answer yet when the edit arrives; try once more.
+                time.sleep(1.0)
+                continue
             if response.status_code >= 300:
                 log.warning("Discord refused the /watch reply (HTTP %d)", response.status_code)
             return
@@ -318,16 +335,29 @@ class DiscordInteractions:
         self.client.close()
 
 
+CHANNEL_CHECK_TTL = 600.0  # seconds a "bot can see this channel" answer is trusted
+
+
 class DiscordChannelCheck:
     """Can the bot post alerts in a channel? `GET /channels/{id}` with the
     bot token (discord-api-docs developers/resources/channel.mdx, Get
     Channel): 403/404 mean it cannot see the channel. A positive answer is
-    cached; an unknown one (network trouble, 5xx) lets the command through."""
+    cached for CHANNEL_CHECK_TTL (the bot may be removed later, as the Slack
+    check assumes too); an unknown one (network trouble, 5xx) lets the
+    command through."""
 
-    def __init__(self, settings: DiscordSettings, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        settings: DiscordSettings,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        ttl: float = CHANNEL_CHECK_TTL,
+    ) -> None:
         self.settings = settings
         self.client = httpx.Client(timeout=timeout, trust_env=False)
-        self._ok: set[str] = set()
+        self.clock = clock
+        self.ttl = ttl
+        self._ok_until: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def __call__(self, channel: str) -> str | None:
@@ -338,7 +368,7 @@ class DiscordChannelCheck:
                 "post alerts here. Ask whoever runs newshound to set it."
             )
         with self._lock:
-            if channel_id in self._ok:
+            if self._ok_until.get(channel_id, 0.0) > self.clock():
                 return None
         try:
             response = self.client.get(
@@ -361,7 +391,7 @@ class DiscordChannelCheck:
             )
         if response.status_code == 200:
             with self._lock:
-                self._ok.add(channel_id)
+                self._ok_until[channel_id] = self.clock() + self.ttl
         return None
 
     def close(self) -> None:

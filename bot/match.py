@@ -154,6 +154,8 @@ def _capitals_labels(word: str) -> list[_Label]:
     """The acronym labels of a text word written in capitals: itself, and
     the base of a plural or possessive ending (NGOs, NGO's -> NGO)."""
     labels: list[_Label] = [(word, _EXACT), (word, _POSSESSIVE), (word, _PLURAL)]
+    if word.endswith("+") and not word.endswith("++") and len(word) > 2:
+        labels += _capitals_labels(word[:-1])  # OPEC+ is also OPEC
     if word.endswith("'s"):
         labels += [(word[:-2], _POSSESSIVE), (word[:-2], _PLURAL)]
     elif word.endswith("s") and is_capitals(word[:-1]):
@@ -168,8 +170,9 @@ def _surface_forms(label: _Label) -> frozenset[str]:
     base, rule = label
     if is_capitals(base):  # an acronym: NGO, NGO's, NGOs
         if rule == _EXACT:
-            return {base}
-        return {base, base + "'s"} if rule == _POSSESSIVE else {base, base + "'s", base + "s"}
+            return {base, base + "+"}
+        forms = {base, base + "+", base + "'s"}
+        return forms if rule == _POSSESSIVE else forms | {base + "s"}
     if rule == _EXACT:
         forms = {base}
     else:

@@ -509,21 +509,36 @@ IRREGULAR_PLURALS = {
     "analysis": "analyses",
     "axis": "axes",
     "basis": "bases",
+    "bacterium": "bacteria",
+    "calf": "calves",
     "child": "children",
     "crisis": "crises",
+    "criterion": "criteria",
     "diagnosis": "diagnoses",
     "foot": "feet",
     "goose": "geese",
+    "half": "halves",
     "hypothesis": "hypotheses",
     "index": "indices",
+    "knife": "knives",
+    "leaf": "leaves",
+    "life": "lives",
+    "loaf": "loaves",
     "louse": "lice",
+    "matrix": "matrices",
     "medium": "media",
     "mouse": "mice",
+    "nucleus": "nuclei",
     "ox": "oxen",
     "person": "people",
     "phenomenon": "phenomena",
+    "shelf": "shelves",
+    "stimulus": "stimuli",
     "thesis": "theses",
+    "thief": "thieves",
     "tooth": "teeth",
+    "wife": "wives",
+    "wolf": "wolves",
 }
 # text word -> the bases it may be an irregular plural of
 IRREGULAR_SINGULARS = {plural: base for base, plural in IRREGULAR_PLURALS.items()}
@@ -557,8 +572,8 @@ def plural_forms(word: str) -> tuple[str, ...]:
     irregular = IRREGULAR_PLURALS.get(word)
     if irregular is not None:
         forms.append(irregular)
-    elif word.endswith("man"):
-        forms.append(word[:-3] + "men")
+    elif word == "man" or (len(word) > 4 and word.endswith("man")):
+        forms.append(word[:-3] + "men")  # not Oman -> "omen"
     return tuple(forms)
 
 
@@ -616,9 +631,10 @@ def _acronym_stem(word: str) -> str:
 
 
 # Prefixes that English writes both closed and hyphenated (nonprofit /
-# non-profit, email / e-mail, cyberattack / cyber-attack).
+# non-profit, email / e-mail, cyberattack / cyber-attack, kpop / K-pop,
+# midterm / mid-term).
 _CLOSED_PREFIX_RE = re.compile(
-    r"(anti|co|cyber|e|ex|inter|multi|non|post|pre|re|semi|sub)([^\W\d_]{3,})"
+    r"(anti|co|cyber|e|ex|inter|k|mid|multi|non|post|pre|re|semi|sub)([^\W\d_]{3,})"
 )
 _LETTERS_DIGITS = re.compile(r"([^\W\d_]+)(\d+)|(\d+)([^\W\d_]+)")
 
@@ -684,8 +700,15 @@ class _Exclude:
     phrase: Phrase
 
 
+# Letters with dots typed in lower case (u.s., e.u): still an abbreviation.
+_LOWER_DOTTED = re.compile(r"(?<![^\W_])(?:(?:[a-z]\.){2,}|(?:[a-z]\.)+[a-z])(?![^\W_])")
+
+
 def _chunk_words(chunk: str) -> tuple[tuple[str, ...], frozenset[int]]:
-    """The words of a chunk of a term and the gaps between them that are a hyphen."""
+    """The words of a chunk of a term and the gaps between them that are a hyphen.
+    Dotted letters are an acronym however they are typed: `u.s.` is US (as
+    "U.S." in a text is), never the two one-letter words "u s"."""
+    chunk = _LOWER_DOTTED.sub(lambda m: m.group().upper(), chunk)
     tokens = tokenize(chunk)
     joins = frozenset(
         index
@@ -702,7 +725,14 @@ def _phrase(words: tuple[str, ...], joins: frozenset[int], *, exact: bool) -> Ph
 _Element = _Words | _Exclude | _Or
 
 
+# A dash a keyboard or autocorrect put where "-" was typed (U+2010 hyphen,
+# U+2011 non-breaking hyphen, figure/en/em dash, minus sign) still starts an
+# exclusion when it begins a word: "‑rumor" means "-rumor", never "rumor".
+_WORD_START_DASH = re.compile(r"(?:^|(?<=\s))[\u2010-\u2014\u2212](?=\S)")
+
+
 def _lex(text: str) -> list[_Element]:
+    text = _WORD_START_DASH.sub("-", text)
     elements: list[_Element] = []
     chunk_start: int | None = None
     i = 0

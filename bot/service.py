@@ -128,9 +128,8 @@ def discord_settings(env: Mapping[str, str]) -> DiscordSettings | None:
     if not public_key:
         log.info("Discord commands are off: set DISCORD_PUBLIC_KEY to enable /watch in Discord")
         return None
+    # Only a fallback here: each interaction names its application.
     application_id = env.get("DISCORD_APPLICATION_ID", "").strip() or None
-    if application_id is None:
-        log.warning("DISCORD_APPLICATION_ID is not set: /watch in Discord cannot answer")
     return DiscordSettings(
         public_key=public_key,
         application_id=application_id,

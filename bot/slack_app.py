@@ -226,9 +226,15 @@ class SlackHttpEndpoint:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             return 400, {"content-type": "text/plain"}, b"bad request"
-        response = self.app.dispatch(
-            BoltRequest(body=text, query=query, headers={k: [v] for k, v in headers.items()})
-        )
+        try:
+            request = BoltRequest(
+                body=text, query=query, headers={k: [v] for k, v in headers.items()}
+            )
+        except (ValueError, AttributeError, TypeError, RecursionError):
+            # Bolt parses the body here and raises on JSON that is not an
+            # object (or a form whose `payload` is not one): a bad request.
+            return 400, {"content-type": "text/plain"}, b"bad request"
+        response = self.app.dispatch(request)
         return (
             response.status,
             response.first_headers_without_set_cookie(),

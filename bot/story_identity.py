@@ -56,6 +56,8 @@ TRACKING_PARAMS = frozenset(
         "at_medium", "at_campaign", "at_custom1", "at_custom2", "at_custom3", "at_custom4",
         "guccounter", "guce_referrer", "guce_referrer_sig", "soc_src", "soc_trk",
         "tracking_source", "traffic_source",
+        # share links of news sites' social posts (Reuters/Bloomberg on X, Conde Nast)
+        "taid", "mbid",
         # Matomo / Piwik
         "pk_campaign", "pk_kwd", "pk_keyword", "pk_source", "pk_medium", "pk_content",
         "pk_cid",

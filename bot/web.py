@@ -117,7 +117,12 @@ class WebApp:
                 return text(400, "bad content-length\n")
             if length < 0 or length > MAX_BODY:
                 return text(413, "too large\n")
-            body = environ["wsgi.input"].read(length) if length else b""
+            try:
+                body = environ["wsgi.input"].read(length) if length else b""
+            except OSError:  # the client stopped sending (read timeout, reset)
+                return text(400, "incomplete body\n")
+            if len(body) != length:
+                return text(400, "incomplete body\n")
         headers = {
             key[5:].replace("_", "-").lower(): str(value)
             for key, value in environ.items()

@@ -1,10 +1,10 @@
 """Feed boilerplate that is not the story: removed from searched/shown text.
 
-Shapes as the platforms publish them: Hacker News RSS (hnrss.org and
-news.ycombinator.com/rss "Article URL / Comments URL / Points / # Comments"
-footer), Reddit's .rss ("submitted by /u/NAME [link] [comments]"), Substack's
-"Thanks for reading NAME! Subscribe for free to receive new posts and support
-my work." call to action.
+Shapes as the platforms publish them: Hacker News RSS (hnrss.org's "Article
+URL / Comments URL / Points / # Comments" footer; news.ycombinator.com/rss a
+bare "Comments" link to the thread), Reddit's .rss ("submitted by /u/NAME
+[link] [comments]"), Substack's "Thanks for reading NAME! Subscribe for free
+to receive new posts and support my work." call to action.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ SUBSTACK_FOOTER = (
             "I want a simple reader.",
         ),
         ("Comments URL: Points: 3", ""),
+        ("Comments", ""),  # news.ycombinator.com/rss: the description is only that link
+        ("Comments closed after abuse.", None),
         ("The comments section closed. Points: 3 were made.", None),  # no footer: unchanged
         ("Article URL: is what we call it", None),  # no "Comments URL:": unchanged
         # Reddit
@@ -61,6 +63,13 @@ SUBSTACK_FOOTER = (
             "Maintainers are burning out.",
         ),
         ("Thanks for reading Chip Notes! Subscribe now. More below.", "More below."),
+        ("Thanks for reading! Subscribe for free to receive new posts.", ""),
+        (
+            "Mills cut output. Thanks for reading Timber Notes! This post is public so feel "
+            "free to share it. Share",
+            "Mills cut output.",
+        ),
+        ("Thanks for reading, everyone. Share your views.", None),
         ("Thanks for reading, everyone.", None),  # no "Subscribe": unchanged
         (
             "Notes. Chip Notes is a reader-supported publication. To receive new posts and "
@@ -77,6 +86,9 @@ def test_strip_boilerplate(text: str, expected: str | None) -> None:
     ("summary", "expected"),
     [
         (HN_FOOTER, ""),
+        # news.ycombinator.com/rss (the official feed; its shape as quoted in
+        # feed-reader test suites, e.g. Chromium's DirectFeedFetcher tests)
+        ('<a href="https://news.ycombinator.com/item?id=39585207">Comments</a>', ""),
         ("<p>I want a simple feed reader.</p><hr>" + HN_FOOTER, "I want a simple feed reader."),
         (REDDIT_FOOTER, ""),
         (
@@ -84,6 +96,13 @@ def test_strip_boilerplate(text: str, expected: str | None) -> None:
             "What about my order?",
         ),
         ("<p>TSMC raised prices.</p>" + SUBSTACK_FOOTER, "TSMC raised prices."),
+        (
+            "<p>TSMC raised prices.</p><p>Thanks for reading Chip Notes! This post is public so "
+            'feel free to share it.</p><p class="button-wrapper"><a class="button primary" '
+            'href="https://chipnotes.substack.com/p/prices?utm_source=substack&amp;'
+            'utm_medium=email&amp;utm_content=share&amp;action=share"><span>Share</span></a></p>',
+            "TSMC raised prices.",
+        ),
     ],
 )
 def test_parsed_summaries_hold_no_boilerplate(summary: str, expected: str) -> None:

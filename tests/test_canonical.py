@@ -91,6 +91,11 @@ from bot.story_identity import (
         ("https://example.org/a?guccounter=1&_hsenc=p2&__hstc=1", "example.org/a"),
         ("https://example.org/a?WT.mc_id=x&icid=y", "example.org/a"),
         ("https://example.org/a?%75tm_source=x", "example.org/a"),  # percent-encoded name
+        (
+            "https://www.reuters.example/world/a-2026-12-06/?taid=6751c0ffee",
+            "reuters.example/world/a-2026-12-06",
+        ),
+        ("https://www.wired.example/story/a/?mbid=social_twitter", "wired.example/story/a"),
         # look-alikes that are real parameters stay
         ("https://example.org/search?q=ref&page=2", "example.org/search?q=ref&page=2"),
         ("https://example.org/a?reference=7", "example.org/a?reference=7"),

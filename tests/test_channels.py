@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from cli_helpers import run_cli
 
 from bot.channels import (
     SHOWN_LENGTH,
@@ -162,10 +165,21 @@ def test_display_channel_masks_what_looks_like_a_secret(channel: str) -> None:
 def test_invalid_channel_message_quotes_what_was_typed() -> None:
     assert validate_channel("bad chan") == (
         "'bad chan' is not a Slack channel ID (upper-case letters and digits starting "
-        "with C, G or D, like C0123456789) or discord:<webhook URL>"
+        "with C, G or D, like C0123456789), discord:<channel ID> or discord:<webhook URL>"
     )
     error = validate_channel("#trade news\n")
     assert error is not None and error.startswith("'#trade news\\n' is a channel name;")
+
+
+def test_a_mistyped_discord_channel_id_is_explained(tmp_path: Path) -> None:
+    """Not "the webhook URL must start with https://" for something that is
+    no URL at all; and the Slack-ID message names discord:<channel ID> too."""
+    common = ("--config", str(tmp_path / "none.yaml"), "--db", str(tmp_path / "db"))
+    result = run_cli(*common, "watch", "add", "--channel", "discord:12abc", "tariff")
+    assert result.code == 2
+    assert "after discord: comes a Discord channel ID (digits only), a webhook URL" in result.err
+    result = run_cli(*common, "watch", "add", "--channel", "X0", "tariff")
+    assert result.code == 2 and "discord:<channel ID> or discord:<webhook URL>" in result.err
 
 
 def test_env_var_name() -> None:

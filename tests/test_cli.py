@@ -96,6 +96,7 @@ def test_watch_replies_speak_cli_not_slack(common: tuple[str, ...]) -> None:
 
 
 def test_watch_test_adds_nothing(common: tuple[str, ...]) -> None:
+    assert run_cli(*common, "poll", "--once").code == 0  # creates the database
     tested = run_cli(*common, "watch", "test", "--channel", CHANNEL, "trade", "deal")
     assert tested.code == 0, tested.err
     assert tested.out.startswith("phrase trade deal (also: trade deals) (nothing was added)")

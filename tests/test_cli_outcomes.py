@@ -92,7 +92,14 @@ def test_poll_once_logs_a_failure_once_per_change(tmp_path: Path, feed_server: F
 
 
 @pytest.mark.parametrize(
-    "command", [["status"], ["watch", "list", "--channel", CHANNEL]], ids=["status", "watch list"]
+    "command",
+    [
+        ["status"],
+        ["watch", "list", "--channel", CHANNEL],
+        ["watch", "test", "--channel", CHANNEL, "lumber duties"],
+        ["retry"],
+    ],
+    ids=["status", "watch list", "watch test", "retry"],
 )
 def test_read_only_commands_refuse_a_missing_database(tmp_path: Path, command: list[str]) -> None:
     config = feeds(tmp_path, "http://127.0.0.1:9/feed.xml")

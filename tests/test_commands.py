@@ -152,3 +152,26 @@ def test_managers_may_be_discord_users_and_the_cli_is_always_allowed(tmp_path: P
             ("tariff", "discord"),
             ("trade deal", "cli"),
         ]
+
+
+@pytest.mark.parametrize(
+    ("platform", "says"),
+    [
+        ("slack", "Ask whoever runs newshound to remove it from the config file."),
+        ("discord", "Ask whoever runs newshound to remove it from the config file."),
+        ("cli", "remove it from that watch's terms there"),
+    ],
+)
+def test_a_config_term_cannot_be_removed_and_each_surface_says_what_to_do(
+    tmp_path: Path, platform: Platform, says: str
+) -> None:
+    """In chat the config belongs to someone else; in the shell, to the user."""
+    with Store(str(tmp_path / "db.sqlite")) as store:
+        store.sync_config_terms([(CHANNEL, "lumber")], now=1.0)
+        ctx = CommandContext(
+            store=store, config=lambda: empty_config("feeds.yaml"), platform=platform
+        )
+        answer = dispatch(ctx, CHANNEL, "U0ALICE0001", "remove lumber")
+        assert not answer.ok
+        assert says in render(answer, platform)
+        assert store.find_term(CHANNEL, "lumber") is not None

@@ -27,8 +27,9 @@ from fakeslack import FakeSlack
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 from nacl.signing import SigningKey
-from service_helpers import HttpResult, Service, wait_for
+from service_helpers import HttpResult, Service, request, wait_for
 
+from bot.discord_app import DiscordChannelCheck, DiscordSettings
 from bot.messages import ALERT
 from bot.store import Store
 
@@ -253,7 +254,7 @@ def test_channels_the_bot_cannot_post_in_are_refused_at_add(discord: Discord) ->
     assert terms(discord, HIDDEN) == []
     no_send = str((1 << 10) | (1 << 14))  # View Channel + Embed Links, no Send Messages
     refused = discord.watch("add", "tariff", permissions=no_send)
-    assert "I lack the permission Send Messages" in refused
+    assert "I lack the permission Send Messages." in refused
     assert terms(discord, X) == []
 
 
@@ -338,3 +339,64 @@ def test_a_bad_public_key_stops_run_with_a_clear_error(tmp_path: Path) -> None:
     assert result.code == 2
     assert "newshound: cannot start: DISCORD_PUBLIC_KEY must be" in result.err
     assert "Traceback" not in result.err
+
+
+def test_signed_interactions_of_odd_shapes_get_a_clear_answer_never_a_500(
+    discord: Discord,
+) -> None:
+    """Signed is not well-formed: an option list that is not a list, a type
+    that is a boolean (`true == 1` in Python, but no PING) or JSON nested
+    deeper than the parser goes are a 400 or a clear reply, never a 500."""
+    data, token = discord.command("add", "tariff")
+    data["data"]["options"][0]["options"] = 5
+    result = discord.post(json.dumps(data).encode())
+    assert result.status == 200
+    assert discord.api.wait_for_edit(token)["content"].startswith("Can't use that query")
+    assert discord.post(b'{"type": true}').status == 400
+    deep = b"[" * 50_000 + b"]" * 50_000
+    assert request(discord.url, data=deep, headers=discord.signed(deep)).status == 400
+    assert "error handling /discord/interactions" not in discord.service.log()
+    assert terms(discord, X) == []
+
+
+def test_replies_use_the_application_named_in_the_interaction(tmp_path: Path) -> None:
+    """Every interaction carries its `application_id` (discord-api-docs
+    receiving-and-responding.mdx, Interaction Object), and the answer is
+    edited under it: without DISCORD_APPLICATION_ID the reply still arrives."""
+    key = SigningKey.generate()
+    with FakeSlack() as slack, FakeDiscordApi() as api:
+        api.channel(X)
+        config = write_config(tmp_path / "feeds.yaml", [], [])
+        service = Service(
+            config,
+            tmp_path / "newshound.db",
+            slack,
+            DISCORD_PUBLIC_KEY=key.verify_key.encode().hex(),
+            DISCORD_BOT_TOKEN=BOT_TOKEN,
+            DISCORD_API_URL=api.api_url,
+        ).start()
+        try:
+            assert "DISCORD_APPLICATION_ID" not in service.env
+            assert Discord(service, api, key).watch("list").startswith("This channel watches no")
+        finally:
+            code, _ = service.stop()
+        assert code == 0, service.log()
+
+
+def test_a_channel_check_answer_expires() -> None:
+    """ "The bot can see this channel" is trusted for a while, not forever:
+    a bot removed later is noticed at the next `/watch add`."""
+    now = [1000.0]
+    with FakeDiscordApi() as api:
+        api.channel(X)
+        settings = DiscordSettings("00" * 32, APPLICATION_ID, api.api_url, BOT_TOKEN)
+        check = DiscordChannelCheck(settings, clock=lambda: now[0], ttl=60)
+        try:
+            assert check(f"discord:{X}") is None
+            api.forbid(X)
+            assert check(f"discord:{X}") is None  # cached
+            assert len(api.calls_to("GET", f"/channels/{X}")) == 1
+            now[0] += 61
+            assert "I can't see this channel" in (check(f"discord:{X}") or "")
+        finally:
+            check.close()

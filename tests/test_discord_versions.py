@@ -88,6 +88,39 @@ def test_unversioned_webhook_url_is_called_on_v10_and_its_wait_honoured(
         assert len(discord.posts(url)) == 1
 
 
+def test_discord_com_webhooks_go_through_discord_api_url(
+    feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC §1: DISCORD_API_URL is "used for every Discord call incl.
+    webhooks that point at discord.com": a webhook URL as Discord's UI
+    copies it (https://discord.com/api/webhooks/ID/TOKEN) is posted to the
+    fake under DISCORD_API_URL, on v10, and never to discord.com."""
+    entry = FeedEntry(
+        title="New tariff on steel",
+        link="https://news.example/2",
+        guid="urn:2",
+        summary="Tariffs.",
+        published=NOW - timedelta(minutes=5),
+    )
+    feed_server.set("/world.xml", rss([entry]))
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    with FakeDiscord() as discord:
+        fake_url = discord.webhook()
+        path = httpx.URL(fake_url).path  # /api/webhooks/ID/TOKEN
+        port = httpx.URL(fake_url).port
+        monkeypatch.setenv("DISCORD_API_URL", f"http://127.0.0.1:{port}/api/v10")
+        config = write_config(
+            tmp_path / "feeds.yaml",
+            [feed_server.url("/world.xml")],
+            [{"channel": f"discord:https://discord.com{path}", "terms": ["tariff"]}],
+        )
+        result = run_cli("--config", str(config), "--db", str(tmp_path / "n.db"), "poll", "--once")
+        assert result.code == 0, result.err
+        assert [r.version for r in discord.received(fake_url)] == [10]
+        assert len(discord.posts(fake_url)) == 1
+        assert "delivery: 1 sent" in result.out
+
+
 def test_an_absurd_wait_is_capped_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
     with FakeDiscord() as discord:
         url = discord.webhook()

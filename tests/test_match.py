@@ -216,6 +216,10 @@ MATCH_CASES = [
     ("Disney", "Disney+ subscribers grow", "", True),
     ("Disney+", "Disney parks", "", False),
     ("Disney+", "Disney+ raises prices", "", True),
+    ("OPEC", "OPEC+ agrees output cut", "", True),
+    ("OPEC", "OPEC+’s output cut", "", True),
+    ("OPEC+", "OPEC agrees output cut", "", False),
+    ("OPEC", "Opec+ agrees output cut", "", False),
     ("Johnson & Johnson", "Johnson & Johnson settles", "", True),
     # hyphenated and closed forms match each other
     ("G7", "G-7 leaders meet", "", True),
@@ -235,6 +239,15 @@ MATCH_CASES = [
     ("trade-deal", "tradedeal app", "", True),
     ("trade deal", "tradedeal app", "", False),
     ('"e-commerce"', "ecommerce", "", True),
+    ("kpop", "K-pop stars", "", True),
+    # dotted letters typed in lower case are still the acronym
+    ("u.s.", "U.S. lumber duties", "", True),
+    ("u.s.", "US lumber duties", "", True),
+    ("u.s.", "Let us know", "", False),
+    ("e.u.", "E.U. rules", "", True),
+    ("u.s.-china", "U.S.-China talks", "", True),
+    ("midterm", "mid-term elections", "", True),
+    ("midterm", "mid term", "", False),
     # irregular English plurals
     ("crisis", "twin crises", "", True),
     ("analysis", "three analyses", "", True),
@@ -247,9 +260,22 @@ MATCH_CASES = [
     ("woman", "women lead protests", "", True),
     ("woman", "women’s league", "", True),
     ("spokesman", "police spokesmen", "", True),
+    ("Oman", "a bad omen for markets", "", False),
+    ("Oman", "Oman’s ports", "", True),
     ("index", "stock indices fall", "", True),
     ("index", "price indexes", "", True),
     ('"crisis"', "twin crises", "", False),
+    ("criterion", "new criteria for asylum", "", True),
+    ("knife", "knives seized", "", True),
+    ("wife", "the ministers' wives", "", True),
+    ("thief", "car thieves arrested", "", True),
+    ("leaf", "autumn leaves", "", True),
+    ("life", "lives lost", "", True),
+    ("wolf", "wolves return to the Alps", "", True),
+    ("half", "two halves", "", True),
+    ("nucleus", "atomic nuclei", "", True),
+    ('"knife"', "knives seized", "", False),
+    ("knives", "knife crime", "", False),
     # "_" joins words
     ("eu_watcher", "post by /u/eu_watcher", "", True),
     ("watcher", "post by eu_watcher", "", False),
@@ -478,7 +504,7 @@ def _plurals(word: str) -> set[str]:
     irregular = {"crisis": "crises", "child": "children", "person": "people", "index": "indices"}
     if word in irregular:
         forms.add(irregular[word])
-    if word.endswith("man"):
+    if word == "man" or (len(word) > 4 and word.endswith("man")):
         forms.add(word[:-3] + "men")
     return forms
 

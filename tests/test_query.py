@@ -291,6 +291,14 @@ def p(*words: str, exact: bool = False) -> Phrase:
         ("-rumor chips", [p("chips")], [p("rumor")]),
         ("chips -trade-war", [p("chips")], [p("trade", "war")]),
         ("trade - deal", [p("trade", "deal")], []),  # a lone dash is punctuation
+        # autocorrect's dashes at a word's start still exclude
+        ("chips \u2011rumor", [p("chips")], [p("rumor")]),
+        (
+            'chips \u2013rumor \u2212"price war"',
+            [p("chips")],
+            [p("rumor"), p("price", "war", exact=True)],
+        ),
+        ("trade \u2013 deal", [p("trade", "deal")], []),
         ("ＴＡＲＩＦＦ Café", [p("tariff", "cafe")], []),
         ("tariff’s", [p("tariff's")], []),
         ("(tariff OR duty)", [p("tariff"), p("duty")], []),

@@ -184,6 +184,9 @@ def test_acronyms_symbols_and_boilerplate_through_the_cli(
     added = run_cli(*common, "watch", "add", "--channel", CHANNEL, "E.U. OR UK")
     assert added.code == 0, added.err
     assert "Acronyms (matched only where a story writes them in capitals): EU, UK." in added.out
+    dotted = run_cli(*common, "watch", "test", "--channel", CHANNEL, "u.s. duties")
+    assert dotted.code == 0, dotted.err
+    assert "Acronyms (matched only where a story writes them in capitals): US." in dotted.out
     refused = run_cli(*common, "watch", "add", "--channel", CHANNEL, "C")
     assert refused.code == 2
     assert "single letter" in refused.err

@@ -15,7 +15,7 @@ from cli_helpers import run_cli, write_config
 from fakeslack import FakeSlack
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
-from service_helpers import Service, wait_for
+from service_helpers import SECRET, Service, sign, wait_for
 from slack_sdk import WebClient
 
 from bot.slack_app import DIRECT_MESSAGE_REPLY, INVITE_HINT, ChannelCheck
@@ -126,6 +126,30 @@ def test_ssl_check_gets_200_unsigned(env: Env) -> None:
         b"ssl_check=0&text=add+x", {"Content-Type": "application/x-www-form-urlencoded"}
     )
     assert refused.status == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"{not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b"[" * 50_000 + b"]" * 50_000, "application/json"),
+        (b"payload=%7Bbad", "application/x-www-form-urlencoded"),
+        (b"payload=%5B1%5D", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_signed_malformed_bodies_get_400_not_500(env: Env, body: bytes, content_type: str) -> None:
+    """Bolt parses the body while building its request (slack_bolt/request/
+    internals.py `parse_body`, `build_context`) and raises on JSON that is
+    not an object; a correctly signed but malformed request is a 400."""
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": sign(SECRET, timestamp, body),
+    }
+    assert env.service.post_raw(body, headers).status == 400
+    assert "Traceback" not in env.service.log()
 
 
 def test_channel_check_answer_expires() -> None:

@@ -257,6 +257,30 @@ def test_publisher_item_google_news_entry_and_reddit_post_in_one_cycle_alert_onc
     assert len(slack.posts(CHANNEL_A)) == 1
 
 
+@pytest.mark.parametrize(
+    "shared_query",
+    [
+        "taid=6751c0ffee&utm_campaign=trueAnthem:+Trending+Content",  # Reuters' post on X
+        "mbid=social_twitter",  # Conde Nast share links
+    ],
+)
+def test_a_reddit_post_of_a_shared_link_is_the_publishers_story(
+    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path, shared_query: str
+) -> None:
+    """Link posts are often copied from a publisher's social post: its share
+    parameters name the sender, not another page."""
+    config = aggregated_config(feed_server, tmp_path, ["Reuters Markets", "r/worldnews"])
+    reddit = (FIXTURES / "reddit_worldnews.atom").read_bytes()
+    shared = reddit.replace(
+        b"utm_source=reddit.com&amp;amp;utm_medium=social",
+        shared_query.replace("&", "&amp;amp;").encode(),
+    )
+    assert shared != reddit
+    feed_server.set("/reddit.atom", shared)
+    poll(config, tmp_path / "db")
+    assert len(slack.posts(CHANNEL_A)) == 1, [p["text"] for p in slack.posts(CHANNEL_A)]
+
+
 def test_google_news_alone_names_the_publisher_and_shows_no_cluster_list(
     feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
 ) -> None:

@@ -113,8 +113,17 @@ _WEBHOOK_PATH = re.compile(r"^(.*?/api)(?:/v\d+)?(/webhooks/.*)$")
 MAX_WAIT = 600.0
 
 
-def webhook_post_url(url: str) -> httpx.URL:
-    """The webhook URL on API v10, with `wait=true` added to its own query.
+# Hosts whose webhooks go through DISCORD_API_URL when it is set (SPEC §1:
+# "used for every Discord call incl. webhooks that point at discord.com").
+DISCORD_HOSTS = frozenset(
+    {"discord.com", "www.discord.com", "ptb.discord.com", "canary.discord.com", "discordapp.com"}
+)
+
+
+def webhook_post_url(url: str, api_url: str | None = None) -> httpx.URL:
+    """The webhook URL on API v10, with `wait=true` added to its own query;
+    a webhook of discord.com is called under `api_url` (DISCORD_API_URL)
+    when one is set.
 
     Unversioned webhook paths get Discord's old default version, which
     answers `retry_after` in milliseconds: always ask for v10 (seconds).
@@ -122,6 +131,13 @@ def webhook_post_url(url: str) -> httpx.URL:
     e.g. `?thread_id=123` (a webhook that posts into a forum thread).
     """
     parsed = httpx.URL(url)
+    match = _WEBHOOK_PATH.match(parsed.path)
+    if api_url and match and parsed.host.lower() in DISCORD_HOSTS:
+        base = httpx.URL(api_url.strip().rstrip("/"))
+        parsed = parsed.copy_with(
+            scheme=base.scheme, host=base.host, port=base.port, path=base.path + match.group(2)
+        )
+        return parsed.copy_merge_params({"wait": "true"})
     versioned = _WEBHOOK_PATH.sub(rf"\1/v{API_VERSION}\2", parsed.path)
     return parsed.copy_with(path=versioned).copy_merge_params({"wait": "true"})
 
@@ -156,7 +172,8 @@ class DiscordSink:
             raise DeliveryError(str(exc)) from None
         body = build_or_refuse(format_message, kind, payload)
         try:
-            response = self.client.post(webhook_post_url(url), json=body)
+            post_url = webhook_post_url(url, self.env.get("DISCORD_API_URL"))
+            response = self.client.post(post_url, json=body)
         except httpx.ConnectError:
             raise DeliveryError("connection error: ConnectError") from None
         except httpx.HTTPError as exc:
