@@ -170,9 +170,9 @@ def _surface_forms(label: _Label) -> frozenset[str]:
     base, rule = label
     if is_capitals(base):  # an acronym: NGO, NGO's, NGOs
         if rule == _EXACT:
-            return {base, base + "+"}
-        forms = {base, base + "+", base + "'s"}
-        return forms if rule == _POSSESSIVE else forms | {base + "s"}
+            return frozenset((base, base + "+"))
+        acronym = frozenset((base, base + "+", base + "'s"))
+        return acronym if rule == _POSSESSIVE else acronym | {base + "s"}
     if rule == _EXACT:
         forms = {base}
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
@@ -418,3 +419,49 @@ def test_a_combining_mark_stays_in_its_word(mark: str) -> None:
     """Marks in the BMP, plane 1 and plane 14 all belong to the word before them."""
     assert [t.word for t in tokenize(f"x{mark}y z")][1:] == ["z"]
     assert len(tokenize(f"x{mark}y z")) == 2
+
+
+_PLAIN_TERMS = [
+    "tariff",
+    "Trade Deal",
+    "trade  deal",
+    "US",
+    "us",
+    "EU wide",
+    "NGOs",
+    "G7 summit",
+    "nonprofit groups",
+    "COVID19 vaccine",
+    "AT T",
+    "ABCDEF deal",
+    "A B",
+    "e commerce",
+    "7 eleven",
+    "Oman talks",
+    "kpop stars",
+    "midterm vote",
+    "Disney",
+    "x",
+    "3",
+]
+
+
+@pytest.mark.parametrize("text", _PLAIN_TERMS)
+def test_plain_terms_parse_as_the_general_parser_does(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain word terms take a one-pass shortcut; it must give the query (or
+    the error) the general parser gives."""
+    from bot import query
+
+    def parsed() -> Query | str:
+        query.parse_query.cache_clear()
+        try:
+            return parse_query(text)
+        except QueryError as exc:
+            return str(exc)
+
+    shortcut = parsed()
+    monkeypatch.setattr(query, "_SIMPLE_TERM_RE", re.compile(r"(?!)"))
+    assert parsed() == shortcut
+    query.parse_query.cache_clear()
