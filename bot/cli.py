@@ -7,7 +7,6 @@ or bad input. Errors are one clear line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import logging
 import os
 import sqlite3
@@ -61,10 +60,23 @@ def port_number(text: str) -> int:
 
 
 def _version() -> str:
+    import importlib.metadata  # only for --version: a noticeable import
+
     try:
         return importlib.metadata.version("newshound")
     except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
         return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """argparse's "version" action, with the version looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"newshound {_version()} (database schema {SCHEMA_VERSION})")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--version",
-        action="version",
-        version=f"newshound {_version()} (database schema {SCHEMA_VERSION})",
+        action=_VersionAction,
+        help="show program's version number and exit",
     )
     parser.add_argument("--config", default=None, help="feeds.yaml path (env NEWSHOUND_CONFIG)")
     parser.add_argument("--db", default=None, help="SQLite database path (env NEWSHOUND_DB)")

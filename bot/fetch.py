@@ -307,9 +307,12 @@ def _status_error(status: int, headers: dict[str, str], host: str) -> FeedError:
     return FeedError(kind, f"{host}: HTTP {status} {_reason(status)}", retry_after=retry_after)
 
 
+@lru_cache(maxsize=1)
 def _ssl_context() -> ssl.SSLContext:
     # certifi's bundle, as browsers and most HTTP clients use: the same trust
-    # store in a slim container as on a developer machine.
+    # store in a slim container as on a developer machine. Built on the first
+    # https request, not at start: reading the bundle is a noticeable part of
+    # a `poll --once` whose feeds are all plain http.
     return ssl.create_default_context(cafile=certifi.where())
 
 
@@ -355,7 +358,6 @@ class Fetcher:
         connector = aiohttp.TCPConnector(
             limit=self.MAX_CONNECTIONS,
             resolver=self._resolver,
-            ssl=_ssl_context(),
             ttl_dns_cache=60,  # cached answers were checked when they were resolved
             keepalive_timeout=30,
         )
@@ -503,8 +505,10 @@ class Fetcher:
         for _hop in range(self.policy.max_redirects + 1):
             await self._resolver.check_host(current.host or "", current.port or 80)
             host = hop.host = _shown(current.host or "feed")
+            # Every https request names our context (never aiohttp's default).
+            tls = _ssl_context() if current.scheme == "https" else False
             async with self._session.get(
-                current, headers=headers, allow_redirects=False
+                current, headers=headers, allow_redirects=False, ssl=tls
             ) as response:
                 status = response.status
                 if status in REDIRECT_STATUSES:

@@ -163,15 +163,16 @@ def _capitals_labels(word: str) -> list[_Label]:
     return labels
 
 
-def _surface_forms(label: _Label) -> set[str]:
+@lru_cache(maxsize=1 << 16)
+def _surface_forms(label: _Label) -> frozenset[str]:
     """The text words whose `_labels` include `label` (its inverse), for a
     label whose base is one spelling (no "đ")."""
     base, rule = label
     if is_capitals(base):  # an acronym: NGO, NGO's, NGOs
         if rule == _EXACT:
-            return {base, base + "+"}
-        forms = {base, base + "+", base + "'s"}
-        return forms if rule == _POSSESSIVE else forms | {base + "s"}
+            return frozenset((base, base + "+"))
+        acronym = frozenset((base, base + "+", base + "'s"))
+        return acronym if rule == _POSSESSIVE else acronym | {base + "s"}
     if rule == _EXACT:
         forms = {base}
     else:
@@ -186,12 +187,23 @@ def _surface_forms(label: _Label) -> set[str]:
     # The same words written in capitals (DEAL, DEALs, DEAL's) are text words
     # too; a capitals word has at most 5 letters, an "&" and an ending.
     for form in [form for form in forms if len(form) <= 8]:
+        if _never_capitals(form):
+            continue
         forms.add(capitals_form(form.upper(), form))
         for ending in ("'s", "s"):
             if form.endswith(ending) and len(form) > len(ending):
                 stem = form[: -len(ending)]
                 forms.add(capitals_form(stem.upper() + ending, form))
-    return forms
+    return frozenset(forms)
+
+
+def _never_capitals(form: str) -> bool:
+    """Whether no capitals spelling of `form` (with or without an "s"/"'s"
+    ending) can be an acronym: `capitals_form` keeps a stem of 2-5 letters
+    only, and stripping an ending removes at most one letter. Skipping these
+    saves most of a matcher build's time on ordinary words and names."""
+    letters = len(form) if form.isalpha() else sum(map(str.isalpha, form))
+    return letters >= 7 or (letters >= 6 and not form.endswith("s"))
 
 
 def _phrase_paths(phrase: Phrase) -> list[tuple[list[_Label], tuple[int, ...]]]:

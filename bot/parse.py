@@ -12,13 +12,11 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
-import feedparser
-
 from bot.aggregators import reddit_article, without_publisher
-from bot.fastparse import Declined, read_feed
 from bot.models import FeedError, Item, ParsedFeed
 from bot.story_identity import is_aggregated
 from bot.text import clean_text, plain_text, searchable_text
@@ -79,6 +77,38 @@ def web_link(link: Any, base: str) -> str | None:
     link = _ESCAPED_AMPERSAND.sub("&", link.strip())
     if not link or len(link) > 4096:
         return None
+    if base and _ABSOLUTE_HTTP.match(link) and link.isprintable():
+        base_scheme = _http_scheme(base)
+        if base_scheme is not None:
+            return _absolute_web_link(base_scheme, link)
+    return _resolved_web_link(base, link)
+
+
+# An http(s) link with a host, holding no tab or line break (urlsplit deletes
+# those, which could empty the host). Resolving such a link looks only at the
+# base's scheme (urljoin returns it unchanged for another scheme, normalised
+# for the same one), so every item's link is resolved once per scheme and not
+# again for the second base `_entry_to_item` tries.
+_ABSOLUTE_HTTP = re.compile(r"https?://[^/?#\\]", re.IGNORECASE)
+
+
+@lru_cache(maxsize=256)
+def _http_scheme(base: str) -> str | None:
+    """The base's scheme when it is http or https (as urljoin reads it)."""
+    try:
+        scheme = urlsplit(base).scheme
+    except ValueError:
+        return None
+    return scheme if scheme in ("http", "https") else None
+
+
+@lru_cache(maxsize=1024)
+def _absolute_web_link(base_scheme: str, link: str) -> str | None:
+    # Any base of this scheme gives the same result (see _ABSOLUTE_HTTP).
+    return _resolved_web_link(f"{base_scheme}://base.invalid/", link)
+
+
+def _resolved_web_link(base: str, link: str) -> str | None:
     try:
         absolute = urljoin(base, link) if base else link
         parts = urlsplit(absolute)
@@ -378,6 +408,14 @@ def _read_document(body: bytes, content_type: str | None, engine: str) -> Mappin
     # Refused before any parser sees the document.
     if _declares_entities(body, headers):
         raise FeedError("parse", _ENTITY_REFUSED)
+    # The readers are imported on first use (in the parser workers): lxml and
+    # feedparser are a tenth of a second of start-up that a process which
+    # never parses (the poller itself, a `poll --once` of unchanged feeds)
+    # need not pay.
+    import feedparser
+
+    from bot.fastparse import Declined, read_feed
+
     if engine != "feedparser":
         try:
             return read_feed(body, content_type)

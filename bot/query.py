@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
+from bot.unicode_marks import mark_ranges
+
 __all__ = [
     "ACRONYM_LETTERS",
     "HYPHENS",
@@ -172,19 +174,12 @@ def _mark_class() -> str:
     """A regex character class body with every combining mark (category M).
 
     Python's ``\\w`` covers letters and digits but not combining marks, which
-    belong to the word they follow ("e" + U+0301). Marks only exist in planes
-    0, 1 and 14; scanning those takes a few tens of milliseconds, once.
+    belong to the word they follow ("e" + U+0301). The marks are written as
+    themselves, not as ``\\U`` escapes: the regex parser reads a literal
+    character in one step and an escape in ten, which was most of the cost
+    of compiling the word patterns at every start.
     """
-    ranges: list[tuple[int, int]] = []
-    for block in (range(0x20000), range(0xE0000, 0xE1000)):
-        for cp in block:
-            if unicodedata.category(chr(cp))[0] != "M":
-                continue
-            if ranges and ranges[-1][1] == cp - 1:
-                ranges[-1] = (ranges[-1][0], cp)
-            else:
-                ranges.append((cp, cp))
-    return "".join(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges)
+    return "".join(chr(lo) if lo == hi else f"{chr(lo)}-{chr(hi)}" for lo, hi in mark_ranges())
 
 
 # Scripts written without spaces between words: ideographs and kana, and the
@@ -230,9 +225,17 @@ _ASCII_WORD_RE = re.compile(
 _CAPITALS_RE = re.compile(r"[A-Z][.&]?[A-Z]")
 # The same, for the rare run that contains ideographs or kana: those split off.
 _WL = f"(?![{_CJK}]){_W}"
-_SPLIT_RE = re.compile(
+_SPLIT_PATTERN = (
     f"[{_CJK}]{_M}*|{_WL}(?:{_WL}|{_M})*(?:(?:{_A}|_+|{_AMPERSAND}){_WL}(?:{_WL}|{_M})*)*{_SUFFIX}"
 )
+
+
+@lru_cache(maxsize=1)
+def _split_re() -> re.Pattern[str]:
+    """Compiled on first use: most runs never meet an ideograph or kana."""
+    return re.compile(_SPLIT_PATTERN)
+
+
 # Hyphens that join the parts of one word written two ways (G-7 / G7).
 HYPHENS = frozenset("-\u2010\u2011")
 
@@ -289,6 +292,12 @@ def tokenize(text: str) -> list[Token]:
     """
     tokens: list[Token] = []
     plain = _as_ascii(text)
+    if plain is not None and "'" not in plain and _CAPITALS_RE.search(plain) is None:
+        # Most texts: no capitals word (hence no dotted one either) and no
+        # apostrophe, so every word is its match in the lower-cased copy.
+        return [
+            Token(m.start(), m.end(), m.group()) for m in _ASCII_WORD_RE.finditer(plain.lower())
+        ]
     if plain is not None:
         # Fast path for the common case: same words, no folding beyond lower().
         for m in _ASCII_WORD_RE.finditer(plain):
@@ -306,7 +315,7 @@ def tokenize(text: str) -> list[Token]:
             if _CJK_RE.search(m.group()) is None:
                 _add_token(tokens, m.start(), m.end(), m.group())
             else:
-                for sub in _SPLIT_RE.finditer(text, m.start(), m.end()):
+                for sub in _split_re().finditer(text, m.start(), m.end()):
                     _add_token(tokens, sub.start(), sub.end(), sub.group())
     for index, token in enumerate(tokens):
         # Cheap test first: a capitals word starts with two characters that
@@ -780,6 +789,13 @@ def _is_single_letter(word: str) -> bool:
     return len(word) == 1 and word.isalpha() and word.lower() != word.upper()
 
 
+def _single_letter(word: str) -> QueryError:
+    return QueryError(
+        f"“{word}” is a single letter, which would match almost every story: "
+        "add the words around it (e.g. “vitamin c”) or write the name in full"
+    )
+
+
 # Config validation, the watch list and every reload parse the same terms in
 # one process: each is parsed once (a Query is immutable; errors are not cached).
 @lru_cache(maxsize=20_000)
@@ -791,6 +807,8 @@ def parse_query(text: str) -> Query:
     if len(stripped) > MAX_TERM_LENGTH:
         raise QueryError(f"term is longer than {MAX_TERM_LENGTH} characters")
 
+    if _SIMPLE_TERM_RE.fullmatch(stripped) is not None and "OR" not in stripped.split():
+        return _simple_query(stripped)
     elements = _lex(stripped)
     exclude = tuple(dict.fromkeys(e.phrase for e in elements if isinstance(e, _Exclude)))
     sequence = [e for e in elements if not isinstance(e, _Exclude)]
@@ -823,10 +841,7 @@ def parse_query(text: str) -> Query:
             joins.update(len(words) + gap for gap in part.joins)
             words += part.words
         if len(words) == 1 and _is_single_letter(words[0]):
-            raise QueryError(
-                f"“{words[0]}” is a single letter, which would match almost every story: "
-                "add the words around it (e.g. “vitamin c”) or write the name in full"
-            )
+            raise _single_letter(words[0])
         include.append(_phrase(words, frozenset(joins), exact=group[0].quoted))
 
     unique = tuple(dict.fromkeys(include))
@@ -837,6 +852,22 @@ def parse_query(text: str) -> Query:
     return Query(text=stripped, include=unique, exclude=exclude)
 
 
+# The common term: plain ASCII words between spaces, no quotes, hyphens,
+# exclusions or OR. `_lex` would make one `_Words` per word and one phrase of
+# them all; tokenizing the whole term at once gives the same words (a capitals
+# word depends on its own letters only) at a fraction of the cost, which
+# counts with 10,000 terms.
+_SIMPLE_TERM_RE = re.compile(r"[A-Za-z0-9]+(?:[ \t]+[A-Za-z0-9]+)*")
+
+
+def _simple_query(stripped: str) -> Query:
+    words = tuple(token.word for token in tokenize(stripped))
+    if len(words) == 1 and _is_single_letter(words[0]):
+        raise _single_letter(words[0])
+    return Query(text=stripped, include=(_phrase(words, frozenset(), exact=False),), exclude=())
+
+
+@lru_cache(maxsize=20_000)  # config validation and the store key the same terms
 def term_key(text: str) -> str:
     """The identity of a watch term: two terms with the same key match the
     same stories, so a channel holds only one of them. Built from the parsed

@@ -33,8 +33,6 @@ import weakref
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
 from bot.channels import DISCORD_PREFIX, resolve_discord_webhook
 
 MASK = "***"
@@ -92,6 +90,8 @@ def url_origin(url: str) -> str | None:
 
 def url_variants(url: str) -> set[str]:
     """Spellings in which a configured URL may show up in a log line."""
+    import httpx  # only when a secret URL is configured: a noticeable import
+
     url = url.strip()
     found = {url}
     try:

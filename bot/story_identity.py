@@ -111,6 +111,9 @@ def _unwrap_amp_cache(url: str) -> str:
     return f"{scheme}://{match.group('rest')}{query}"
 
 
+# Every item's link is split three times (its site, its canonical link and
+# the one earlier releases stored): once is enough.
+@lru_cache(maxsize=1024)
 def _split_host(url: str) -> tuple[str, str, int | None, str, str, str] | None:
     """(scheme, host, port, path, query, fragment) of an http(s) URL, or None."""
     if not isinstance(url, str):
@@ -228,9 +231,10 @@ def story_key(item: Item) -> str:
 _TITLE_WORDS = re.compile(r"\w+")
 
 
-def _headline_key(kind: str, site: str | None, item: Item) -> str | None:
-    """`<kind>:<site>|<UTC day>|<title words>`: one publisher's headline on one
-    day. The day keeps a headline a site reuses ("Morning briefing") apart."""
+def _headline(site: str | None, item: Item) -> str | None:
+    """`<site>|<UTC day>|<title words>`: one publisher's headline on one day,
+    stored as `title:` and `via:` keys. The day keeps a headline a site
+    reuses ("Morning briefing") apart."""
     if not site or item.published is None:
         return None
     words = " ".join(_TITLE_WORDS.findall(item.title.casefold()))
@@ -240,7 +244,7 @@ def _headline_key(kind: str, site: str | None, item: Item) -> str | None:
         day = time.strftime("%Y-%m-%d", time.gmtime(item.published))
     except (OverflowError, OSError, ValueError):
         return None
-    return f"{kind}:{site}|{day}|{words}"
+    return f"{site}|{day}|{words}"
 
 
 def is_aggregated(item: Item) -> bool:
@@ -300,26 +304,23 @@ def identify(
         # aggregator's entry stores `via:` and looks up both (the publisher's
         # item, or its own entry under a rotated link).
         if aggregated:
-            site = site_of(item.source_url)
-            via = _headline_key("via", site, item)
-            title = _headline_key("title", site, item)
-            if via and title:
-                keys.append(via)
-                probes.append(title)
+            headline = _headline(site_of(item.source_url), item)
+            if headline:
+                keys.append("via:" + headline)
+                probes.append("title:" + headline)
         else:
-            site = site_of(basis.link)
-            via = _headline_key("via", site, item)
-            title = _headline_key("title", site, item)
-            if via and title:
-                marks.append(title)
-                probes.append(via)
+            headline = _headline(site_of(basis.link), item)
+            if headline:
+                marks.append("title:" + headline)
+                probes.append("via:" + headline)
     stored = tuple(dict.fromkeys([*keys, *marks]))
     return StoryIdentity(stored, tuple(dict.fromkeys([*keys, *probes])))
 
 
 def _link_key(item: Item) -> str | None:
-    key = story_key(replace(item, guid=None)) if item.link else ""
-    return key if key.startswith("link:") else None
+    """The `link:` key `story_key` gives the item when its GUID is ignored."""
+    canon = canonical_link(item.link) if item.link else None
+    return "link:" + canon if canon else None
 
 
 def identify_feed(items: Sequence[Item], feed_url: str = "") -> list[StoryIdentity]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,6 @@ from bot.config import Config, Settings, empty_config, load_config
 from bot.fetch import FetchPolicy
 from bot.sinks.base import Sink
 from bot.sinks.console import ConsoleSink
-from bot.sinks.discord import DiscordSink
-from bot.sinks.discord_bot import DiscordBotSink
 from bot.sinks.slack import DEFAULT_API_URL, SlackSink
 from bot.store import Store
 
@@ -101,18 +100,47 @@ class SinkRouter:
         self.slack: Sink | None = None
         if token and not console_only:
             self.slack = SlackSink(token, env.get("SLACK_API_URL") or DEFAULT_API_URL)
-        self.discord: Sink | None = None if console_only else DiscordSink(env)
-        self.discord_bot: Sink | None = None
-        if not console_only:
-            self.discord_bot = DiscordBotSink(
-                env.get("DISCORD_BOT_TOKEN"), env.get("DISCORD_API_URL"), nonce_tag=nonce_tag
-            )
+        self._env = env
+        self._console_only = console_only
+        self._nonce_tag = nonce_tag
+        # The Discord sinks (and httpx, their HTTP client) are made for the
+        # first Discord channel routed: most runs and every quiet
+        # `poll --once` have none, and building a client reads the CA bundle.
+        self._discord: Sink | None = None
+        self._discord_bot: Sink | None = None
+        self._making = threading.Lock()
+
+    @property
+    def discord(self) -> Sink | None:
+        if self._console_only:
+            return None
+        with self._making:
+            if self._discord is None:
+                from bot.sinks.discord import DiscordSink
+
+                self._discord = DiscordSink(self._env)
+            return self._discord
+
+    @property
+    def discord_bot(self) -> Sink | None:
+        if self._console_only:
+            return None
+        with self._making:
+            if self._discord_bot is None:
+                from bot.sinks.discord_bot import DiscordBotSink
+
+                self._discord_bot = DiscordBotSink(
+                    self._env.get("DISCORD_BOT_TOKEN"),
+                    self._env.get("DISCORD_API_URL"),
+                    nonce_tag=self._nonce_tag,
+                )
+            return self._discord_bot
 
     def __call__(self, channel: str) -> Sink:
-        if discord_channel_id(channel) is not None and self.discord_bot is not None:
-            return self.discord_bot
-        if channel_kind(channel) == "discord" and self.discord is not None:
-            return self.discord
+        if discord_channel_id(channel) is not None and (bot_sink := self.discord_bot) is not None:
+            return bot_sink
+        if channel_kind(channel) == "discord" and (webhook_sink := self.discord) is not None:
+            return webhook_sink
         if channel_kind(channel) == "slack" and self.slack is not None:
             return self.slack
         return self.console

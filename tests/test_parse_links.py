@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.models import ParsedFeed
-from bot.parse import parse_feed
+from bot.parse import _ESCAPED_AMPERSAND, _resolved_web_link, parse_feed, web_link
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -158,3 +158,51 @@ def test_the_link_earlier_releases_gave_an_item_is_kept_for_upgrades() -> None:
         "us_raises_duties_on_canadian_softwood_lumber/"
     )
     assert reddit.items[1].legacy_link is None  # a self post's link did not change
+
+
+_LINKS = [
+    "http://news.example/a?b=1&amp;c=2#top",
+    "HTTPS://News.Example/a/../b;p?q",
+    "https://news.example/a?",
+    "https://news.example/a#",
+    "http://news.example",
+    "http://news.example:8080/x",
+    "http://[::1]:80/x",
+    "http://[::1/x",
+    "http:///path",
+    "http:path",
+    "http://?q",
+    "http://#f",
+    "http://\\host/x",
+    "http://h\tost/x",
+    "http://h/x\ny",
+    "https://user:pw@news.example/x",
+    "//news.example/x",
+    "/relative/x",
+    "relative",
+    "ftp://news.example/x",
+    "mailto:a@news.example",
+    "  https://news.example/padded  ",
+    "https://news.example/" + "x" * 5000,
+]
+_BASES = [
+    "",
+    "http://site.example/feed",
+    "https://site.example/dir/",
+    "HTTPS://SITE.example",
+    "http://[::1/broken",
+    "//site.example/x",
+    "ftp://site.example/",
+    "site.example/feed",
+]
+
+
+def test_absolute_links_resolve_exactly_as_urljoin_against_any_base() -> None:
+    """web_link resolves an absolute http(s) link once per base scheme (a
+    cached shortcut); it must give what resolving against the base itself
+    gives, for tricky links and bases alike."""
+    for link in _LINKS:
+        for base in _BASES:
+            stripped = _ESCAPED_AMPERSAND.sub("&", link.strip())
+            expected = _resolved_web_link(base, stripped) if len(stripped) <= 4096 else None
+            assert web_link(link, base) == expected, (link, base)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import pytest
 
+from bot import unicode_marks
 from bot.query import (
     MAX_TERM_LENGTH,
     Phrase,
@@ -399,3 +403,65 @@ def test_query_is_hashable_value() -> None:
     assert parse_query("trade deal") == parse_query("trade deal")
     assert len({parse_query("ab OR bc"), parse_query("ab OR bc")}) == 1
     assert isinstance(parse_query("xy"), Query)
+
+
+def test_stored_mark_table_is_this_unicode_database() -> None:
+    """The combining marks kept in bot/unicode_marks.py (read at every start
+    instead of scanning 135,000 code points) are exactly what `unicodedata`
+    says, whenever this Python has the table's Unicode version."""
+    if unicodedata.unidata_version != unicode_marks.TABLE_VERSION:
+        pytest.skip(f"table is for Unicode {unicode_marks.TABLE_VERSION}")
+    assert unicode_marks.mark_ranges() == unicode_marks.scan_mark_ranges()
+
+
+@pytest.mark.parametrize("mark", ["\u0301", "\u093f", "\U0001d167", "\U000e0100"])
+def test_a_combining_mark_stays_in_its_word(mark: str) -> None:
+    """Marks in the BMP, plane 1 and plane 14 all belong to the word before them."""
+    assert [t.word for t in tokenize(f"x{mark}y z")][1:] == ["z"]
+    assert len(tokenize(f"x{mark}y z")) == 2
+
+
+_PLAIN_TERMS = [
+    "tariff",
+    "Trade Deal",
+    "trade  deal",
+    "US",
+    "us",
+    "EU wide",
+    "NGOs",
+    "G7 summit",
+    "nonprofit groups",
+    "COVID19 vaccine",
+    "AT T",
+    "ABCDEF deal",
+    "A B",
+    "e commerce",
+    "7 eleven",
+    "Oman talks",
+    "kpop stars",
+    "midterm vote",
+    "Disney",
+    "x",
+    "3",
+]
+
+
+@pytest.mark.parametrize("text", _PLAIN_TERMS)
+def test_plain_terms_parse_as_the_general_parser_does(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain word terms take a one-pass shortcut; it must give the query (or
+    the error) the general parser gives."""
+    from bot import query
+
+    def parsed() -> Query | str:
+        query.parse_query.cache_clear()
+        try:
+            return parse_query(text)
+        except QueryError as exc:
+            return str(exc)
+
+    shortcut = parsed()
+    monkeypatch.setattr(query, "_SIMPLE_TERM_RE", re.compile(r"(?!)"))
+    assert parsed() == shortcut
+    query.parse_query.cache_clear()

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, cast
-
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from typing import TYPE_CHECKING, Any, cast
 
 from bot.messages import ALERT, DIGEST, FOLLOWUP, format_time, listed_sources
 from bot.sinks.base import DeliveryError, HistoryLookup, build_or_refuse
 from bot.text import clean_text, inline_text
+
+if TYPE_CHECKING:
+    from slack_sdk.errors import SlackApiError
 
 DEFAULT_API_URL = "https://slack.com/api/"
 METADATA_EVENT = "newshound_alert"
@@ -206,6 +206,10 @@ class SlackSink:
             api_url += "/"
         # No built-in retries: the deliverer owns retry, backoff and Retry-After.
         # urllib takes a float timeout although the SDK annotates an int.
+        # slack_sdk is imported here, not with the module: formatting helpers
+        # are used by every command, the client only when a token is set.
+        from slack_sdk import WebClient
+
         self.client = WebClient(
             token=token,
             base_url=api_url,
@@ -227,6 +231,8 @@ class SlackSink:
         return HISTORY_GATE
 
     def send(self, channel: str, kind: str, payload: dict[str, Any], outbox_id: int) -> str | None:
+        from slack_sdk.errors import SlackApiError  # loaded with the client already
+
         message = build_or_refuse(format_message, kind, payload)
         thread_ts: str | None = None
         if kind == FOLLOWUP:
@@ -272,6 +278,8 @@ class SlackSink:
         for apps outside the Marketplace since 2025, 15 messages a page)
         still moves on instead of starting over. The deliverer bounds the tries.
         """
+        from slack_sdk.errors import SlackApiError  # loaded with the client already
+
         if lookup is None:
             lookup = HistoryLookup(since)
         start = lookup.since if lookup.since is not None else time.time() - 86400
