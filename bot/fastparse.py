@@ -407,6 +407,10 @@ def _entry(doc: _Doc, item: Any) -> dict[str, Any]:
                     state.title(sub, 2 if sub is not el else 1, core=False)
                 elif sub.tag == _q(_MEDIA, "description"):
                     state.summary(sub, "text/html", 2 if sub is not el else 1)
+                elif sub.tag == _q(_MEDIA, "content") and sub.get("url"):
+                    # feedparser's media_content rows (an item's only link in
+                    # video and photo feeds)
+                    entry.setdefault("media_content", []).append(dict(sub.attrib))
                 elif sub_name in ("category", "keywords") and sub.tag.startswith("{" + _MEDIA):
                     raise Declined(f"media:{sub_name}")
     if guid and guid_is_link and not link_seen and "link" not in entry:

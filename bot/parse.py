@@ -313,11 +313,15 @@ def _own_link(entry: Mapping[str, Any], base: str) -> str | None:
 
 
 def _enclosure_link(entry: Mapping[str, Any], base: str) -> str | None:
-    """The first usable enclosure (a podcast episode's audio)."""
+    """The first usable enclosure (a podcast episode's audio), else the first
+    Media RSS <media:content url="…"> (video and photo feeds carry only that)."""
     enclosures = [one.get("href") for one in _link_rows(entry) if one.get("rel") == "enclosure"]
     raw = entry.get("enclosures")
     if isinstance(raw, list):
         enclosures += [one.get("href") for one in raw if isinstance(one, Mapping)]
+    media = entry.get("media_content")
+    if isinstance(media, list):
+        enclosures += [one.get("url") for one in media if isinstance(one, Mapping)]
     return next((url for url in (web_link(e, base) for e in enclosures) if url), None)
 
 

@@ -61,6 +61,32 @@ def test_an_enclosure_never_replaces_a_real_link() -> None:
     assert not any(item.link and item.link.endswith(".mp3") for item in feed.items[:2])
 
 
+MEDIA_RSS = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/">
+<channel><title>Trade Video</title><link>https://video.example/trade/</link>
+<item><title>Lumber duties explained</title><guid isPermaLink="false">vid-0001-lumber</guid>
+<media:content url="clips/lumber-duties.mp4" type="video/mp4" medium="video"/></item>
+<item><title>Ports at night</title><guid isPermaLink="false">vid-0002-ports</guid>
+<link>https://video.example/trade/ports</link>
+<media:content url="https://cdn.video.example/ports.mp4" type="video/mp4"/></item>
+</channel></rss>"""
+
+
+def test_an_item_with_only_media_content_links_to_the_media() -> None:
+    """Media RSS (https://www.rssboard.org/media-rss#media-content): video and
+    photo feeds often carry <media:content url> and no <link>; the media is
+    the story's page then, resolved like any other link. A real <link> wins."""
+    feeds = [
+        parse_feed(MEDIA_RSS, url="https://feeds.video.example/trade.xml", engine=engine)
+        for engine in ("fast", "feedparser")
+    ]
+    for feed in feeds:
+        assert [item.link for item in feed.items] == [
+            "https://video.example/trade/clips/lumber-duties.mp4",
+            "https://video.example/trade/ports",
+        ]
+
+
 def test_reddit_link_post_links_to_the_article_and_self_post_to_itself() -> None:
     feed = parse_fixture("reddit_worldnews.atom", "https://www.reddit.com/r/worldnews/.rss")
     link_post, self_post = feed.items
