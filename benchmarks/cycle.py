@@ -17,6 +17,14 @@ Measures, against a loopback farm of generated feeds:
   (c') cold `poll --once` cycles with 10 and 10,000 terms, each in a fresh
       process and database (loading and compiling the terms included);
   (d) peak RSS of the process tree during the cold cycle.
+
+    .venv/bin/python benchmarks/cycle.py --syndicated 0.2 --feeds 200
+
+instead compares a cold cycle over feeds where 20 % of the items are wire
+copies carried by several feeds (merged into one story each, SPEC §8) with
+one over the same number of feeds without copies, and reports the merge
+index's size.
+
 The machine may be shared: run it when it is quiet, or take the best of
 several runs (`--repeat` for the `poll --once` cycles).
 """
@@ -172,7 +180,35 @@ def run_cycles(
             warm = poller.run_cycle(all_feeds=True)
             results["warm"] = time.perf_counter() - started
             results["warm_failed"] = warm.failed
+            # getattr: the same script also times a release without merging.
+            results["merged"] = getattr(report, "merged", 0)
+            merger = getattr(poller, "merger", None)
+            results["indexed"] = len(merger._index) if merger is not None else 0
     return results
+
+
+def compare_syndicated(args: argparse.Namespace) -> None:
+    """Cold cycle with `args.syndicated` of the items wire copies vs none."""
+    cold: dict[float, dict[str, float]] = {}
+    for share in (0.0, args.syndicated, 0.0, args.syndicated):  # interleaved: noise alike
+        with FeedFarm(args.feeds, args.items, share) as farm, tempfile.TemporaryDirectory() as tmp:
+            result = run_cycles(farm.urls(), make_terms(args.terms), Path(tmp), farm.pid)
+        best = cold.get(share)
+        if best is None or result["cold"] < best["cold"]:
+            cold[share] = result
+        print(
+            f"  {100 * share:.0f}% syndicated: cold {result['cold']:.2f}s, "
+            f"{result['merged']:.0f} copies merged, {result['alerts']:.0f} alerts, "
+            f"peak RSS {result['peak_rss']:.0f} MB",
+            flush=True,
+        )
+    plain, synd = cold[0.0], cold[args.syndicated]
+    print(
+        f"cold cycle, best of two: {synd['cold']:.2f}s with {100 * args.syndicated:.0f}% "
+        f"syndicated vs {plain['cold']:.2f}s without = {100 * synd['cold'] / plain['cold']:.0f}% "
+        f"(target <= 110%); {synd['merged']:.0f} copies merged, "
+        f"{synd['indexed']:.0f} signatures in the merge index"
+    )
 
 
 def poll_once(config: Path, db: Path) -> float:
@@ -278,9 +314,16 @@ def main() -> None:
     parser.add_argument("--terms", type=int, default=1000)
     parser.add_argument("--naive-sample", type=int, default=50, help="feeds timed for the baseline")
     parser.add_argument(
+        "--syndicated", type=float, default=0.0, help="compare with this share of wire copies"
+    )
+    parser.add_argument(
         "--repeat", type=int, default=2, help="best-of runs of the `poll --once` cycles"
     )
     args = parser.parse_args()
+    if args.syndicated:
+        print(f"{args.feeds} feeds x {args.items} items, {args.terms} terms", flush=True)
+        compare_syndicated(args)
+        return
 
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print(f"generating {args.feeds} feeds x {args.items} items ...", flush=True)

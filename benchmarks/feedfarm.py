@@ -6,6 +6,9 @@ the same seed, so they are identical.
 
 Every feed is RSS 2.0 with realistic ~300-byte HTML summaries; the server
 supports ETag / If-None-Match so a second cycle over unchanged feeds is cheap.
+With `syndicated` > 0 that share of the items are wire copies: one of a pool
+of wire stories, each carried by about `COPIES` feeds under its own link, the
+outlet's name after the headline and the same lead (SPEC §8: one story).
 """
 
 from __future__ import annotations
@@ -41,8 +44,26 @@ def sentence(rng: random.Random, n: int) -> str:
     return " ".join(words).capitalize()
 
 
-def make_feed(index: int, items: int, seed: int = 0) -> bytes:
+COPIES = 4  # feeds that carry one wire story, on average
+
+
+def wire_story(story: int) -> tuple[str, str]:
+    """Headline and lead of wire story `story` (the same in every feed)."""
+    rng = random.Random(7_000_001 + story)
+    place = rng.choice(PLACES)
+    title = f"{sentence(rng, 7)} in {place}"
+    lead = (
+        f"{place.upper()} (Reuters) - {sentence(rng, 16)} {rng.randrange(10, 999)} "
+        f"{rng.choice(PLACES)} {sentence(rng, 14)}, {rng.choice(PLACES)} said on Friday."
+    )
+    return title, lead
+
+
+def make_feed(
+    index: int, items: int, seed: int = 0, syndicated: float = 0.0, feeds: int = 1
+) -> bytes:
     rng = random.Random(seed * 1_000_003 + index)
+    wire_pool = max(1, int(feeds * items * syndicated / COPIES))
     now = datetime.now(UTC)
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>',
@@ -56,6 +77,10 @@ def make_feed(index: int, items: int, seed: int = 0) -> bytes:
             f'<a href="http://bench.example/{index}/{n}/more">{sentence(rng, 3)}</a> '
             f"{sentence(rng, 12)}.</p>"
         )
+        if syndicated and rng.random() < syndicated:
+            wire_title, lead = wire_story(rng.randrange(wire_pool))
+            title = escape(f"{wire_title} - Bench Feed {index}")
+            summary = f"<p>{lead}</p>"
         published = format_datetime(now - timedelta(minutes=index % 60 + n * 7))
         parts.append(
             f"<item><title>{title}</title>"
@@ -92,8 +117,8 @@ def make_terms(count: int, seed: int = 1) -> list[str]:
     return sorted(common) + sorted(names)
 
 
-def _serve(feeds: int, items: int, port_queue: Any) -> None:
-    asyncio.run(_serve_async(_Bodies(feeds, items), port_queue))
+def _serve(feeds: int, items: int, syndicated: float, port_queue: Any) -> None:
+    asyncio.run(_serve_async(_Bodies(feeds, items, syndicated), port_queue))
 
 
 async def _serve_async(farm: _Bodies, port_queue: Any) -> None:
@@ -160,17 +185,19 @@ def _host(index: int) -> str:
 
 
 class _Bodies:
-    def __init__(self, feeds: int, items: int) -> None:
-        self.bodies = [make_feed(i, items) for i in range(feeds)]
+    def __init__(self, feeds: int, items: int, syndicated: float = 0.0) -> None:
+        self.bodies = [
+            make_feed(i, items, syndicated=syndicated, feeds=feeds) for i in range(feeds)
+        ]
         self.etags = [hashlib.sha1(b).hexdigest() for b in self.bodies]
 
 
 class FeedFarm(_Bodies):
     """Serves /feed/<i>.xml for i in range(feeds) from a separate process."""
 
-    def __init__(self, feeds: int, items: int) -> None:
-        super().__init__(feeds, items)
-        self._args = (feeds, items)
+    def __init__(self, feeds: int, items: int, syndicated: float = 0.0) -> None:
+        super().__init__(feeds, items, syndicated)
+        self._args = (feeds, items, syndicated)
         self.port = 0
         self._process: Any = None
 

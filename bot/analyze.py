@@ -14,6 +14,7 @@ from typing import Any
 from bot.messages import alert_payload
 from bot.messages import feed_display_name as display_name
 from bot.models import Item, ParsedFeed
+from bot.neardup import Signature, some_feed_signatures
 from bot.story_identity import identify_feed
 from bot.watchlist import WatchList
 
@@ -33,6 +34,8 @@ class AnalyzedItem:
     keys: tuple[str, ...]  # primary story key first, then aliases (stored)
     lookups: tuple[str, ...]  # an earlier story under any of these is this one
     alerts: tuple[AlertDraft, ...]
+    # Title + lead signature: is it a copy of a story seen recently? (SPEC §8)
+    signature: Signature | None = None
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,8 @@ def analyze(
 ) -> AnalyzedFeed:
     source = display_name(feed_name, parsed.title, feed_url)
     identities = identify_feed(parsed.items, feed_url)
-    analyzed = []
-    for index in newest_first(parsed.items):
-        item = parsed.items[index]
+    drafts_of: dict[int, tuple[AlertDraft, ...]] = {}
+    for index, item in enumerate(parsed.items):
         drafts = []
         for channel, hits in watch.channels_for(item, feed_url).items():
             terms = tuple(hit.term for hit in hits)
@@ -67,6 +69,25 @@ def analyze(
             # An aggregator's entry is the publisher's story: named after it.
             named = item.source_name or source
             drafts.append(AlertDraft(channel, terms, alert_payload(item, named, terms, spans)))
+        drafts_of[index] = tuple(drafts)
+    # Only items that would alert somewhere are signed (SPEC §8: most of a
+    # feed matches no watch, and whether those are copies changes nothing
+    # anyone sees); the whole document goes in, so a tagline its entries
+    # share is no lead.
+    signatures = some_feed_signatures(
+        [(item.title, item.summary) for item in parsed.items],
+        [bool(drafts_of[index]) for index in range(len(parsed.items))],
+    )
+    analyzed = []
+    for index in newest_first(parsed.items):
         identity = identities[index]
-        analyzed.append(AnalyzedItem(item, identity.keys, identity.lookups, tuple(drafts)))
+        analyzed.append(
+            AnalyzedItem(
+                parsed.items[index],
+                identity.keys,
+                identity.lookups,
+                drafts_of[index],
+                signatures[index],
+            )
+        )
     return AnalyzedFeed(parsed.title, parsed.ttl_seconds, source, tuple(analyzed))

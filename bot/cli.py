@@ -21,11 +21,14 @@ from bot.commands import CommandContext, feed_health, run_subcommand
 from bot.config import Config, ConfigError, config_warnings, load_config
 from bot.deliver import Deliverer, DeliveryReport
 from bot.fetch import Fetcher
-from bot.messages import DIGEST, NOTICE, format_time
+from bot.messages import DIGEST, FOLLOWUP, NOTICE, format_time
+from bot.models import Item
 from bot.parsepool import ParsePool
 from bot.poll import CycleReport, Poller
 from bot.reply import render
 from bot.store import DEAD, PENDING, SCHEMA_VERSION, SENDING, FeedRow, OutboxRow, Store
+from bot.story_identity import story_key
+from bot.text import clean_text
 from bot.wiring import (
     SinkRouter,
     config_terms,
@@ -122,7 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("check", parents=[common], help="validate the config file")
-    sub.add_parser("status", parents=[common], help="feed health and undelivered alerts")
+    status = sub.add_parser("status", parents=[common], help="feed health and undelivered alerts")
+    status.add_argument(
+        "--story",
+        default=None,
+        metavar="ID_OR_URL",
+        help="one story instead: its copies merged from other feeds (and why), its alerts "
+        "and follow-ups",
+    )
     retry = sub.add_parser(
         "retry",
         parents=[common],
@@ -418,6 +428,11 @@ def print_cycle(
         f"{report.duplicates} duplicates suppressed"
         + (f" in {report.duration:.1f}s" if timing else "")
     )
+    if report.merged:
+        print(
+            f"stories: {report.merged} near-duplicate copies merged into known stories "
+            f"(`newshound status --story LINK` shows why), {report.followups} follow-ups"
+        )
     if report.held_back:
         reasons = ", ".join(f"{n} {why}" for why, n in sorted(report.held_back.items()))
         print(f"matched but not alerted: {reasons}")
@@ -513,6 +528,10 @@ def message_label(message: OutboxRow) -> str:
     if message.kind == NOTICE:
         text = " ".join(str(payload.get("text", "")).split())
         return f"notice {_shorten(text, 80)!r}"
+    if message.kind == FOLLOWUP:
+        count = len(payload.get("new", []))
+        sources = "source" if count == 1 else "sources"
+        return f"follow-up to #{payload.get('parent')} ({count} {sources})"
     return repr(_shorten(" ".join(str(payload.get("title", "")).split()), 120))
 
 
@@ -520,8 +539,53 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def find_story_id(store: Store, wanted: str) -> int | None:
+    """A story by its number (as `status --story` prints it) or by the link
+    of any item merged into it (the original or a copy)."""
+    wanted = wanted.strip()
+    if wanted.isdigit():
+        return int(wanted) if store.existing_items([int(wanted)]) else None
+    keys = [story_key(Item(title="", link=wanted)), "guid:" + wanted]
+    return store.find_story(keys)
+
+
+def print_story(store: Store, item_id: int) -> None:
+    stored = store.story_item(item_id)
+    assert stored is not None
+    feeds = {row.id: row for row in store.feeds()}
+    feed = feeds.get(stored.feed_id)
+    print(f"Story #{item_id}: {clean_text(stored.item.title)}")
+    print(f"  link: {clean_text(stored.item.link or '(no link)')}")
+    where = feed.title or feed.url if feed is not None else "?"
+    print(f"  first seen: {format_time(stored.first_seen_at)} in {clean_text(where)}")
+    copies = store.story_copies(item_id)
+    print(f"  copies merged into it: {len(copies) or 'none'}")
+    for copy in copies:
+        print(f"    {clean_text(copy.source)} — {clean_text(copy.title)}")
+        print(f"      {clean_text(copy.link or copy.item_key)}")
+        print(
+            f"      merged {format_time(copy.merged_at)} as a copy of {clean_text(copy.like_key)}, "
+            f"score {copy.score:.2f}: {copy.reason}"
+        )
+    alerts = store.story_alerts(item_id)
+    print(f"  alerts: {len(alerts) or 'none'}")
+    for channel, message in alerts:
+        kind = "in a digest" if message.kind == DIGEST else "alert"
+        print(f"    {display_channel(channel)}: {kind} #{message.id}, {message.state}")
+        lines = store.followup_lines(message.id)
+        for line in lines:
+            print(f"      also reported by {clean_text(line.source)} (follow-up #{line.outbox_id})")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     paths = resolve_paths(args.config, args.db)
+    if args.story is not None:
+        with existing_store(paths.db) as store:
+            item_id = find_story_id(store, args.story)
+            if item_id is None:
+                raise UsageError(f"no story known by {args.story!r} (a story number or a link)")
+            print_story(store, item_id)
+        return EXIT_OK
     config = load_or_empty(paths.config)
     now = time.time()
     with existing_store(paths.db) as store:

@@ -82,7 +82,10 @@ DURATION_LIMITS: dict[str, Limit] = {
     "fetch_timeout": Limit(0.0, 5 * _MINUTE, above_minimum=True),
     "parse_timeout": Limit(0.0, 5 * _MINUTE, above_minimum=True),
     "send_interval": Limit(0.0, _HOUR),
+    "merge_window": Limit(0.0, 30 * _DAY),  # 0 = near-duplicate merging off
 }
+# Follow-ups to an alert when later copies of its story arrive (SPEC §8).
+FOLLOWUPS = ("thread", "none")
 # Counts (whole numbers) and the body cap in MiB.
 NUMBER_LIMITS: dict[str, Limit] = {
     "max_alerts_per_poll": Limit(1, 1000),
@@ -120,6 +123,8 @@ class Settings:
     retention: float = 30 * 86400.0  # how long seen items are kept
     failure_threshold: int = 10  # consecutive failures before a feed is suspended
     parse_timeout: float = 30.0  # seconds one feed may take to parse, > 0
+    merge_window: float = 48 * 3600.0  # near-duplicate copies within this are one story
+    followups: str = "thread"  # thread | none: "Also reported by" under an alert
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ class WatchConfig:
     terms: tuple[str, ...]
     feeds: tuple[str, ...] = ()  # selectors: feed names, URLs or tags; empty = all feeds
     line: int = 0
+    followups: str | None = None  # thread | none; None = settings.followups
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,13 @@ class Config:
             for feed in self.feeds
             if any(_selector_matches(sel, feed, titles.get(feed.url)) for sel in watch.feeds)
         )
+
+    def followups_for(self, channel: str) -> bool:
+        """Whether `channel` gets "Also reported by" follow-ups: its watches'
+        own `followups:` (thread if any of them says so), else the setting
+        (also for channels whose terms all come from /watch)."""
+        own = [w.followups or self.settings.followups for w in self.watches if w.channel == channel]
+        return "thread" in own if own else self.settings.followups == "thread"
 
     def channels(self) -> tuple[str, ...]:
         """Distinct watch channels, in the order they first appear."""
@@ -280,7 +293,7 @@ def feed_url_key(url: str) -> str:
 _TOP_KEYS = ("settings", "feeds", "watches")
 _SETTINGS_KEYS = tuple(Settings.__dataclass_fields__)
 _FEED_KEYS = ("url", "name", "interval", "tags")
-_WATCH_KEYS = ("channel", "terms", "feeds")
+_WATCH_KEYS = ("channel", "terms", "feeds", "followups")
 
 _DURATION_EXAMPLE = "a duration like 30s, 10m, 2h or 1d"
 
@@ -587,6 +600,15 @@ class _Parser:
             return None
         return seconds
 
+    def choice(self, node: Node, name: str, allowed: Sequence[str]) -> str | None:
+        """One of a few words (`followups: thread`)."""
+        text = str(node.value).strip() if _is_text(node) else None
+        if text not in allowed:
+            shown = _quote(text) if text is not None else _describe(node)
+            self.problem(node, f"{name} must be one of {', '.join(allowed)}, not {shown}")
+            return None
+        return text
+
     def whole_number(self, node: Node, name: str, limit: Limit) -> int | None:
         minimum, maximum = int(limit.minimum), int(limit.maximum)
         value: int | None = None
@@ -660,6 +682,8 @@ class _Parser:
                 parsed = self.whole_number(value, key, NUMBER_LIMITS[key])
             elif key == "allow_networks":
                 parsed = self.networks(value)
+            elif key == "followups":
+                parsed = self.choice(value, key, FOLLOWUPS)
             else:  # managers
                 parsed = self.managers(value)
             if parsed is not None:
@@ -697,6 +721,8 @@ class _Parser:
             retention=_as_float(values.get("retention"), defaults.retention),
             failure_threshold=_as_int(values.get("failure_threshold"), defaults.failure_threshold),
             parse_timeout=_as_float(values.get("parse_timeout"), defaults.parse_timeout),
+            merge_window=_as_float(values.get("merge_window"), defaults.merge_window),
+            followups=str(values.get("followups", defaults.followups)),
         )
         return settings
 
@@ -968,9 +994,21 @@ class _Parser:
                     if selector not in selectors:
                         selectors.append(selector)
 
+        followups: str | None = None
+        followups_node = items.get("followups")
+        if followups_node is not None:
+            followups = self.choice(followups_node, "followups", FOLLOWUPS)
+            ok = ok and followups is not None
+
         if not ok or channel is None or terms is None:
             return None
-        return WatchConfig(channel=channel, terms=terms, feeds=tuple(selectors), line=_line(entry))
+        return WatchConfig(
+            channel=channel,
+            terms=terms,
+            feeds=tuple(selectors),
+            line=_line(entry),
+            followups=followups,
+        )
 
     def terms(
         self,

@@ -32,10 +32,12 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.channels import channel_kind, display_channel
+from bot.messages import FOLLOWUP
 from bot.sinks.base import DeliveryError, HistoryLookup, Sink, remote_id_of
-from bot.store import SENDING, OutboxRow, Store
+from bot.store import DEAD, SENDING, SENT, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +240,10 @@ class Deliverer:
                 found = self._look_up(sink, message, report)
                 if found is not None:
                     return found
-            result = sink.send(message.channel, message.kind, message.payload, message.id)
+            payload = message.payload
+            if message.kind == FOLLOWUP:
+                payload = self.with_parent(payload)
+            result = sink.send(message.channel, message.kind, payload, message.id)
         except DeliveryError as exc:
             return self._failed(message, exc, keys[-1], kind, report)
         except Exception as exc:  # a sink bug must not leave the message stuck in `sending`
@@ -258,6 +263,19 @@ class Deliverer:
         report.sent += 1
         self._count(kind, "sent")
         return Outcome.SENT
+
+    def with_parent(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A follow-up's payload with the alert it answers: that message's
+        destination id (Slack ts, Discord message id) and content. Never
+        before its parent: an alert not yet sent makes the follow-up wait
+        (per-channel order sends it first anyway); one that died takes its
+        follow-ups with it."""
+        parent = self.store.outbox_message(int(payload["parent"]))
+        if parent is None or parent.state == DEAD:
+            raise DeliveryError("the alert this follows up was never delivered", permanent=True)
+        if parent.state != SENT:
+            raise DeliveryError("waiting for the alert it follows up to be sent")
+        return {**payload, "parent_message": parent.remote_id, "parent_payload": parent.payload}
 
     def _look_up(self, sink: Sink, message: OutboxRow, report: DeliveryReport) -> Outcome | None:
         """Did an earlier attempt arrive? SENT if so, None to go on sending.

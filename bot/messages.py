@@ -17,6 +17,11 @@ from bot.models import Item
 ALERT = "alert"
 DIGEST = "digest"
 NOTICE = "notice"
+# "Also reported by" under an alert (SPEC §8). Its payload names the alert's
+# outbox row (`parent`); the deliverer adds that message's destination id
+# (`parent_message`) and content (`parent_payload`) when it sends.
+FOLLOWUP = "followup"
+FOLLOWUP_SOURCES = 5  # sources listed in one follow-up; the rest as "+N more"
 
 SNIPPET_CHARS = 280
 TITLE_CHARS = 250
@@ -58,6 +63,28 @@ def digest_payload(
             for e in entries
         ]
     }
+
+
+def followup_payload(
+    parent: int, new: Sequence[Mapping[str, Any]], earlier: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """A follow-up to alert `parent`: the sources reported this cycle
+    (`new`) and those reported by earlier follow-ups (`earlier`; an edited
+    alert shows them all). Each is {source, title, link}."""
+
+    def line(entry: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "source": entry["source"],
+            "title": _cap(entry["title"], TITLE_CHARS),
+            "link": entry.get("link"),
+        }
+
+    return {"parent": parent, "new": [line(e) for e in new], "earlier": [line(e) for e in earlier]}
+
+
+def listed_sources(sources: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
+    """The sources a follow-up lists and how many more it only counts."""
+    return list(sources[:FOLLOWUP_SOURCES]), max(0, len(sources) - FOLLOWUP_SOURCES)
 
 
 def feed_display_name(name: str | None, title: str | None, url: str) -> str:

@@ -248,4 +248,59 @@ MIGRATIONS: list[tuple[int, Migration]] = [
         ALTER TABLE outbox ADD COLUMN verify_tries INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    (
+        11,
+        """
+        -- Near-duplicate signatures (bot/neardup.py, SignatureRow) of the
+        -- items seen recently: the merge index is rebuilt from these after a
+        -- restart. `item_key` is the item's own primary key, `item_id` the
+        -- story it belongs to (a copy's row points at the story it merged into).
+        CREATE TABLE signatures (
+            id INTEGER PRIMARY KEY,
+            item_key TEXT NOT NULL UNIQUE,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            seen_at REAL NOT NULL,
+            version INTEGER NOT NULL,
+            title BLOB NOT NULL,
+            lead BLOB NOT NULL,
+            keys BLOB NOT NULL,
+            initials BLOB NOT NULL,
+            context BLOB NOT NULL
+        );
+        CREATE INDEX signatures_seen ON signatures(seen_at);
+        CREATE INDEX signatures_item ON signatures(item_id);
+
+        -- Copies merged into an earlier story, and why: the log says it once,
+        -- `newshound status --story` shows it later.
+        CREATE TABLE story_copies (
+            id INTEGER PRIMARY KEY,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            item_key TEXT NOT NULL UNIQUE,
+            feed_id INTEGER NOT NULL REFERENCES feeds(id),
+            source TEXT NOT NULL,
+            title TEXT NOT NULL,
+            link TEXT,
+            like_key TEXT NOT NULL,
+            score REAL NOT NULL,
+            reason TEXT NOT NULL,
+            merged_at REAL NOT NULL
+        );
+        CREATE INDEX story_copies_item ON story_copies(item_id);
+
+        -- "Also reported by" lines, one per (channel, story, source): the
+        -- follow-up message (outbox) that carries each.
+        CREATE TABLE followup_lines (
+            id INTEGER PRIMARY KEY,
+            outbox_id INTEGER NOT NULL REFERENCES outbox(id),
+            parent_id INTEGER NOT NULL REFERENCES outbox(id),
+            channel TEXT NOT NULL,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            title TEXT NOT NULL,
+            link TEXT,
+            UNIQUE (channel, item_id, source)
+        );
+        CREATE INDEX followup_lines_outbox ON followup_lines(outbox_id);
+        """,
+    ),
 ]

@@ -104,6 +104,7 @@ __all__ = [
     "feed_signatures",
     "normalise",
     "signature",
+    "some_feed_signatures",
     "strip_lead_decorations",
     "strip_title_decorations",
 ]
@@ -347,14 +348,33 @@ def feed_signatures(entries: Sequence[tuple[str, str]]) -> list[Signature]:
         if norm.lead:
             titles_by_lead.setdefault(norm.lead, set()).add(norm.title)
     shared = {lead for lead, titles in titles_by_lead.items() if len(titles) > 1}
-    return [
-        _signature(
-            Normalised(n.title, (), frozenset(), frozenset(), frozenset())
-            if n.lead in shared
-            else n
-        )
-        for n in norms
-    ]
+    return [_signature(_without_lead(n) if n.lead in shared else n) for n in norms]
+
+
+def some_feed_signatures(
+    entries: Sequence[tuple[str, str]], wanted: Sequence[bool]
+) -> list[Signature | None]:
+    """`feed_signatures` for the `wanted` entries only (None for the rest),
+    at the cost of those: the tagline rule compares the other entries' leads
+    as whitespace- and case-folded text instead of normalising them all."""
+    titles_by_lead: dict[str, set[str]] = {}
+    folded = [" ".join(lead[:MAX_LEAD_CHARS].split()).casefold() for _title, lead in entries]
+    for (title, _lead), lead in zip(entries, folded, strict=True):
+        if lead:
+            titles_by_lead.setdefault(lead, set()).add(" ".join(title.split()).casefold())
+    shared = {lead for lead, titles in titles_by_lead.items() if len(titles) > 1}
+    signed: list[Signature | None] = []
+    for (title, lead), key, want in zip(entries, folded, wanted, strict=True):
+        if not want:
+            signed.append(None)
+            continue
+        norm = normalise(title, lead)
+        signed.append(_signature(_without_lead(norm) if key in shared else norm))
+    return signed
+
+
+def _without_lead(norm: Normalised) -> Normalised:
+    return Normalised(norm.title, (), frozenset(), frozenset(), frozenset())
 
 
 def _signature(norm: Normalised) -> Signature:

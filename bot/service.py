@@ -46,6 +46,7 @@ from bot.discord_app import (
     DiscordSettings,
 )
 from bot.fetch import Fetcher
+from bot.merging import StoryMerger
 from bot.metrics import CONTENT_TYPE, Metrics, outbox_snapshot
 from bot.parsepool import ParsePool
 from bot.poll import Poller
@@ -175,6 +176,7 @@ class Service:
         self.stopping = threading.Event()
         self._wake_delivery = threading.Event()
         self._cycle_lock = threading.Lock()
+        self._merger: StoryMerger | None = None
         self._parse_pool: ParsePool | None = None
         self._fetcher: Fetcher | None = None
         self.last_cycle: dict[str, Any] = {}  # the last tick that polled at least one feed
@@ -358,6 +360,15 @@ class Service:
 
     # -- work --------------------------------------------------------------
 
+    def _merger_for(self, config: Config) -> StoryMerger:
+        """The near-duplicate index, kept between cycles (rebuilding it from
+        the database each cycle would cost a read of the whole window); a
+        reload that changes `merge_window` starts a new one."""
+        window = config.settings.merge_window
+        if self._merger is None or self._merger.window != window:
+            self._merger = StoryMerger(self.poll_store, window)
+        return self._merger
+
     def poll_job(self) -> None:
         if not self._cycle_lock.acquire(blocking=False):
             return
@@ -372,6 +383,7 @@ class Service:
                 clock=self.clock,
                 jitter=JITTER,
                 pool=self._parser(config),
+                merger=self._merger_for(config),
             )
             report = poller.run_cycle(should_stop=self.stopping.is_set)
             self.metrics.observe_cycle(report)

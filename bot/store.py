@@ -23,6 +23,7 @@ import sqlite_utils
 
 from bot.migrations import MIGRATIONS
 from bot.models import Item
+from bot.neardup import SignatureRow
 from bot.query import term_key
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,36 @@ class StoredItem:
     feed_id: int
     item: Item
     first_seen_at: float
+
+
+@dataclass(frozen=True)
+class StoryCopy:
+    """A near-duplicate copy merged into an earlier story (`story_copies`)."""
+
+    item_id: int  # the story it merged into
+    item_key: str  # the copy's own primary key (its canonical link, ...)
+    feed_id: int
+    source: str
+    title: str
+    link: str | None
+    like_key: str  # the earlier item it was found to copy
+    score: float
+    reason: str
+    merged_at: float
+
+
+@dataclass(frozen=True)
+class FollowupLine:
+    """One "Also reported by" line for (channel, story), carried by a
+    follow-up message (`outbox_id`) that answers the alert `parent_id`."""
+
+    outbox_id: int
+    parent_id: int
+    channel: str
+    item_id: int
+    source: str
+    title: str
+    link: str | None
 
 
 class DatabaseRefused(Exception):
@@ -598,6 +629,128 @@ class Store:
                 self._execute("DELETE FROM items WHERE id = ?", (item_id,))
         return len(ids)
 
+    # -- near-duplicate stories ------------------------------------------
+
+    def add_signatures(self, rows: Sequence[tuple[int, SignatureRow]]) -> None:
+        """(story item id, signature row) pairs; an item signed before is kept."""
+        with self._lock:
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO signatures(item_key, item_id, seen_at, version, title, "
+                "lead, keys, initials, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.item, item_id, r.seen, r.version, r.title, r.lead, r.keys, r.initials,
+                     r.context)
+                    for item_id, r in rows
+                ],
+            )  # fmt: skip
+
+    def signatures_after(self, last_id: int, seen_since: float) -> tuple[list[SignatureRow], int]:
+        """Rows stored after row `last_id` (by any process) and seen since
+        `seen_since`, oldest first, and the last row id read."""
+        rows = self._execute(
+            "SELECT id, item_id, item_key, seen_at, version, title, lead, keys, initials, "
+            "context FROM signatures WHERE id > ? AND seen_at >= ? ORDER BY seen_at, id",
+            (last_id, seen_since),
+        ).fetchall()
+        top = self._execute("SELECT COALESCE(MAX(id), 0) FROM signatures").fetchone()[0]
+        return [
+            SignatureRow(
+                str(r[1]), str(r[2]), float(r[3]), bytes(r[5]), bytes(r[6]), bytes(r[7]),
+                bytes(r[8]), bytes(r[9]), int(r[4]),
+            )
+            for r in rows
+        ], max(int(top), last_id)  # fmt: skip
+
+    def add_story_copies(self, copies: Sequence[StoryCopy]) -> None:
+        with self._lock:
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO story_copies(item_id, item_key, feed_id, source, title, "
+                "link, like_key, score, reason, merged_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (c.item_id, c.item_key, c.feed_id, c.source, c.title, c.link, c.like_key,
+                     c.score, c.reason, c.merged_at)
+                    for c in copies
+                ],
+            )  # fmt: skip
+
+    def story_copies(self, item_id: int) -> list[StoryCopy]:
+        rows = self._rows(
+            "SELECT * FROM story_copies WHERE item_id = ? ORDER BY merged_at, id", (item_id,)
+        )
+        return [
+            StoryCopy(
+                r["item_id"], r["item_key"], r["feed_id"], r["source"], r["title"], r["link"],
+                r["like_key"], r["score"], r["reason"], r["merged_at"],
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    def existing_items(self, item_ids: Sequence[int]) -> set[int]:
+        rows = self._select_in("SELECT id FROM items WHERE id IN ({marks})", item_ids)
+        return {int(r[0]) for r in rows}
+
+    def story_item(self, item_id: int) -> StoredItem | None:
+        rows = self._rows("SELECT * FROM items WHERE id = ?", (item_id,))
+        return _stored_item(rows[0]) if rows else None
+
+    def story_alerts(self, item_id: int) -> list[tuple[str, OutboxRow]]:
+        """(channel, the alert's message) for every channel alerted for a story."""
+        rows = self._rows(
+            "SELECT a.channel AS alert_channel, o.* FROM alerts a "
+            "JOIN outbox o ON o.id = a.outbox_id WHERE a.item_id = ? ORDER BY a.id",
+            (item_id,),
+        )
+        return [(str(r.pop("alert_channel")), _outbox_row(r)) for r in rows]
+
+    def single_alerts(self, item_ids: Sequence[int]) -> dict[tuple[str, int], int]:
+        """(channel, item id) -> outbox id of the single alert (not a digest)
+        a channel got for each of these stories: what a follow-up answers
+        (an alert that died has nothing to answer)."""
+        rows = self._select_in(
+            "SELECT a.channel, a.item_id, a.outbox_id FROM alerts a JOIN outbox o "
+            "ON o.id = a.outbox_id WHERE o.kind = 'alert' AND o.state != 'dead' "
+            "AND a.item_id IN ({marks})",
+            item_ids,
+        )
+        return {(str(c), int(i)): int(o) for c, i, o in rows}
+
+    def add_followup_lines(self, lines: Sequence[FollowupLine]) -> int:
+        """New "Also reported by" lines; a source already reported for the
+        same channel and story is left out. Returns how many were added."""
+        with self._lock:
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO followup_lines(outbox_id, parent_id, channel, item_id, "
+                "source, title, link) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (f.outbox_id, f.parent_id, f.channel, f.item_id, f.source, f.title, f.link)
+                    for f in lines
+                ],
+            )
+            return int(self.db.conn.total_changes - before)
+
+    def followup_lines(self, parent_id: int, up_to_outbox: int | None = None) -> list[FollowupLine]:
+        """Lines answering alert `parent_id`, in order (those of follow-ups up
+        to `up_to_outbox` only, when given)."""
+        rows = self._rows(
+            "SELECT outbox_id, parent_id, channel, item_id, source, title, link "
+            "FROM followup_lines WHERE parent_id = ? AND outbox_id <= ? ORDER BY id",
+            (parent_id, up_to_outbox if up_to_outbox is not None else 2**62),
+        )
+        return [FollowupLine(**r) for r in rows]
+
+    def followup_outbox_lines(self, outbox_id: int) -> list[FollowupLine]:
+        rows = self._rows(
+            "SELECT outbox_id, parent_id, channel, item_id, source, title, link "
+            "FROM followup_lines WHERE outbox_id = ? ORDER BY id",
+            (outbox_id,),
+        )
+        return [FollowupLine(**r) for r in rows]
+
+    def discard_outbox(self, outbox_id: int) -> None:
+        """An assembling message that ended up with nothing to say."""
+        self._execute("DELETE FROM outbox WHERE id = ? AND state = ?", (outbox_id, ASSEMBLING))
+
     # -- alerts and outbox ----------------------------------------------
 
     def add_outbox(
@@ -620,7 +773,11 @@ class Store:
         )
 
     def assembling_digests(self) -> list[OutboxRow]:
-        return self._outbox_where("state = ?", (ASSEMBLING,))
+        return self.assembling("digest")
+
+    def assembling(self, kind: str) -> list[OutboxRow]:
+        """Messages of `kind` a cycle is still adding to."""
+        return self._outbox_where("state = ? AND kind = ?", (ASSEMBLING, kind))
 
     def finish_digest(self, outbox_id: int, payload: dict[str, Any]) -> None:
         self._execute(

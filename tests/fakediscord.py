@@ -15,6 +15,13 @@ and in seconds (a float) on v8 and later
 a version use the default, deprecated v6; discord-api-docs
 docs/topics/Rate_Limits.md: "retry_after: The number of seconds to wait";
 API v8 changelog: rate-limit values moved from milliseconds to seconds).
+
+Edits: `PATCH /webhooks/{id}/{token}/messages/{message_id}` replaces the
+fields it is given of a message that webhook posted and answers the edited
+message; an unknown message id gets 404 "Unknown Message" (code 10008)
+(discord.com/developers/docs/resources/webhook#edit-webhook-message: "Edits a
+previously-sent webhook message from the same token. Returns a message
+object on success"). The message id comes from posting with `?wait=true`.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ class Request:
     body: dict[str, Any]
     at: float  # time.monotonic() when received
     version: int | None = None  # the API version in the path (None: unversioned)
+    method: str = "POST"
+    message_id: str | None = None  # PATCH …/messages/{message_id}
 
 
 @dataclass
@@ -92,6 +101,21 @@ class FakeDiscord:
                 except ValueError:
                     body = {}
                 owner._handle(self, segments, query, body, version)
+
+            def do_PATCH(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                segments = [s for s in parts.path.split("/") if s]
+                version = None
+                if len(segments) > 1 and re.fullmatch(r"v\d+", segments[1]):
+                    version = int(segments.pop(1)[1:])
+                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = {}
+                owner._edit(self, segments, query, body, version)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -149,7 +173,52 @@ class FakeDiscord:
             wanted = None if url is None else _webhook_id(url)
             return [r for r in self.requests if wanted is None or r.webhook == wanted]
 
+    def edits(self, url: str | None = None) -> list[Request]:
+        """PATCH requests (edits) received."""
+        return [r for r in self.received(url) if r.method == "PATCH"]
+
     # the endpoint
+    def _edit(
+        self,
+        handler: BaseHTTPRequestHandler,
+        segments: list[str],
+        query: dict[str, str],
+        body: dict[str, Any],
+        version: int | None,
+    ) -> None:
+        ok_path = len(segments) == 6 and segments[:2] == ["api", "webhooks"]
+        webhook_id = segments[2] if ok_path else ""
+        message_id = segments[5] if ok_path and segments[4] == "messages" else None
+        with self.lock:
+            self.requests.append(
+                Request(webhook_id, query, body, time.monotonic(), version, "PATCH", message_id)
+            )
+            fault = self.faults.popleft() if self.faults else None
+            if fault is not None and not _benign(fault):
+                error: dict[str, Any] = {"message": f"HTTP {fault.status}", "code": 0}
+                if fault.retry_after is not None:
+                    error = {
+                        "message": "You are being rate limited.",
+                        "retry_after": _retry_after(fault.retry_after, version),
+                        "global": False,
+                    }
+                answer: tuple[int, dict[str, Any]] = (fault.status, error)
+            elif not ok_path or self.tokens.get(webhook_id) != segments[3]:
+                answer = (404, {"message": "Unknown Webhook", "code": 10015})
+            else:
+                found = next(
+                    (m for m in self.messages.get(webhook_id, []) if m["id"] == message_id), None
+                )
+                if found is None:
+                    answer = (404, {"message": "Unknown Message", "code": 10008})
+                else:
+                    found.update(body, edited=True)
+                    answer = (200, dict(found))
+        try:
+            self._answer(handler, *answer)
+        except OSError:
+            handler.close_connection = True
+
     def _handle(
         self,
         handler: BaseHTTPRequestHandler,

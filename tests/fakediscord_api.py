@@ -12,6 +12,12 @@ bot token and an interactions endpoint use, modelled on discord-api-docs
   "it will be checked for uniqueness in the past few minutes. If another
   message was created by the same author with the same nonce, that message
   will be returned and no new message will be created" (`nonce_window`).
+  `message_reference: {"message_id"}` makes the post a reply (type 19,
+  "Include to make your message a reply"); a message id the channel does
+  not hold is refused with 400 {"code": 50035} unless `fail_if_not_exists`
+  is false (message.mdx, Message Reference Structure: "when sending, whether
+  to error if the referenced message doesn't exist instead of sending as a
+  normal (non-reply) message, default true").
 * `GET /channels/{id}/messages?after=&limit=` (Get Channel Messages): newest
   first, at most `limit` (≤ 100); message objects carry `author` (with
   `bot: true`) and `embeds`, and no `nonce` (it only "will appear in the
@@ -325,6 +331,30 @@ class FakeDiscordApi:
             nonce = body.get("nonce")
             if nonce is not None and len(str(nonce)) > 25:
                 return self._answer(handler, 400, {"message": "Invalid Form Body", "code": 50035})
+            reference = body.get("message_reference")
+            if isinstance(reference, dict):
+                known = any(m["id"] == str(reference.get("message_id")) for m in channel.messages)
+                if not known and reference.get("fail_if_not_exists", True):
+                    return self._answer(
+                        handler,
+                        400,
+                        {
+                            "message": "Invalid Form Body",
+                            "code": 50035,
+                            "errors": {
+                                "message_reference": {
+                                    "_errors": [
+                                        {
+                                            "code": "MESSAGE_REFERENCE_UNKNOWN_MESSAGE",
+                                            "message": "Unknown message",
+                                        }
+                                    ]
+                                }
+                            },
+                        },
+                    )
+                if not known:
+                    reference = None
             key = f"{channel.id}:{nonce}"
             seen = self.nonces.get(key)
             if body.get("enforce_nonce") and seen is not None and now - seen[0] < self.nonce_window:
@@ -337,7 +367,14 @@ class FakeDiscordApi:
                     "content": body.get("content", ""),
                     "embeds": body.get("embeds", []),
                     "allowed_mentions": body.get("allowed_mentions"),
+                    "flags": body.get("flags", 0),
                 }
+                if isinstance(reference, dict):
+                    message["type"] = 19  # REPLY
+                    message["message_reference"] = {
+                        "message_id": str(reference["message_id"]),
+                        "channel_id": channel.id,
+                    }
                 channel.messages.append(message)
                 if nonce is not None:
                     self.nonces[key] = (now, message)

@@ -6,6 +6,15 @@ dropped connection) for a method. Point `SLACK_API_URL` at `api_url`.
 chat.postMessage answers `invalid_blocks` like Slack when a message has more
 than 50 blocks or a section/context text longer than 3000 characters.
 
+Threads: a chat.postMessage with `thread_ts` is a reply in that message's
+thread. Like Slack, such a reply is left out of conversations.history
+("conversations.history method returns only parent messages", unless
+`reply_broadcast`; https://docs.slack.dev/reference/methods/conversations.replies)
+and a `thread_ts` that names no message of the channel is refused with
+`thread_not_found` (https://api.slack.com/methods/chat.postMessage: thread_ts
+"Provide another message's ts value to make this message a reply").
+`replies(channel, ts)` returns a thread's replies.
+
 Slash-command replies: hand out `response_url()` addresses; what the app
 posts there is recorded as calls with method "response_url". Socket Mode:
 set `socket_url` and `apps.connections.open` hands it out.
@@ -186,6 +195,11 @@ class FakeSlack:
             self.state.posted.setdefault(channel, []).append(stored)
             return str(stored["ts"])
 
+    def replies(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The replies in the thread of message `ts`, oldest first."""
+        with self.state.lock:
+            return [m for m in self.state.posted.get(channel, []) if m.get("thread_ts") == ts]
+
     def posted_outbox_ids(self) -> list[int]:
         """Outbox ids (from message metadata) of every accepted message, in order."""
         return [i for i in (outbox_id_of(m) for m in self.posts()) if i is not None]
@@ -300,7 +314,7 @@ def _history(state: _State, args: dict[str, Any]) -> dict[str, Any]:
     messages = [
         m
         for m in reversed(state.posted.get(str(args.get("channel")), []))
-        if within(float(m["ts"]))
+        if within(float(m["ts"])) and not _is_reply(m)
     ]
     page = messages[start : start + limit]
     has_more = start + limit < len(messages)
@@ -310,6 +324,13 @@ def _history(state: _State, args: dict[str, Any]) -> dict[str, Any]:
         "has_more": has_more,
         "response_metadata": {"next_cursor": str(start + limit) if has_more else ""},
     }
+
+
+def _is_reply(message: dict[str, Any]) -> bool:
+    """A thread reply that was not broadcast to the channel."""
+    thread_ts = message.get("thread_ts")
+    broadcast = str(message.get("reply_broadcast")).lower() in ("1", "true")
+    return bool(thread_ts) and thread_ts != message.get("ts") and not broadcast
 
 
 def _invalid_blocks(blocks: Any) -> bool:
@@ -331,6 +352,10 @@ def _respond(state: _State, method: str, args: dict[str, Any]) -> dict[str, Any]
     if method == "chat.postMessage":
         if _invalid_blocks(args.get("blocks")):
             return {"ok": False, "error": "invalid_blocks"}
+        thread_ts = args.get("thread_ts")
+        channel_messages = state.posted.get(str(args.get("channel")), [])
+        if thread_ts and not any(m["ts"] == thread_ts for m in channel_messages):
+            return {"ok": False, "error": "thread_not_found"}
         ts = _next_ts(state)
         message = dict(args)
         message["ts"] = ts

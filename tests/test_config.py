@@ -1070,3 +1070,49 @@ def test_terms_are_checked_with_the_query_parser() -> None:
     assert [str(p) for p in info.value.problems] == [f"{FILE}:5: watch term {shown}: {reason}"]
     # The terms of the spec example are all valid queries.
     assert len(parse_config(SPEC_EXAMPLE, FILE).watches) == 2
+
+
+# --------------------------------------------------------------------------- stories (SPEC §8)
+
+
+def test_merge_window_and_followups_settings() -> None:
+    config = parse(
+        """\
+        settings:
+          merge_window: 12h
+          followups: none
+        watches:
+          - channel: C0123456789
+            terms: [tariff]
+            followups: thread
+          - channel: C0123456780
+            terms: [trade]
+        """
+    )
+    assert config.settings.merge_window == 12 * 3600 and config.settings.followups == "none"
+    assert config.followups_for("C0123456789") and not config.followups_for("C0123456780")
+    assert not config.followups_for("C0FROMSLACK")  # /watch-only channels use the setting
+    defaults = parse("settings: {}\n")
+    assert defaults.settings.merge_window == 48 * 3600 and defaults.followups_for("C0123456789")
+    assert parse("settings:\n  merge_window: 0\n").settings.merge_window == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("settings:\n  followups: threads\n", 2, "followups must be one of thread, none, not"),
+        ("settings:\n  followups: [thread]\n", 2, "followups must be one of thread, none"),
+        ("settings:\n  merge_window: 31d\n", 2, "merge_window must be at most 30d"),
+        ("settings:\n  merge_window: soon\n", 2, "merge_window:"),
+        (
+            "watches:\n  - channel: C0123456789\n    terms: [tariff]\n    followups: yes\n",
+            4,
+            "followups must be one of thread, none",
+        ),
+    ],
+)
+def test_bad_merge_and_followup_values_are_reported_with_their_line(
+    text: str, line: int, message: str
+) -> None:
+    [problem] = problems_of(text)
+    assert problem.startswith(f"{FILE}:{line}: {message}"), problem

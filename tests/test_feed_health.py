@@ -18,14 +18,9 @@ from bot.config import Config, parse_config
 from bot.fetch import Fetcher, FetchPolicy
 from bot.messages import NOTICE
 from bot.models import FeedError
-from bot.poll import (
-    BACKOFF_CAP,
-    BACKOFF_START,
-    CycleReport,
-    Poller,
-    next_check_after_failure,
-)
+from bot.poll import CycleReport, Poller
 from bot.reply import render
+from bot.schedule import BACKOFF_CAP, BACKOFF_START, next_check_after_failure
 from bot.store import Store
 from bot.wiring import config_terms
 

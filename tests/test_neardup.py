@@ -24,6 +24,7 @@ from bot.neardup import (
     feed_signatures,
     normalise,
     signature,
+    some_feed_signatures,
     strip_lead_decorations,
     strip_title_decorations,
 )
@@ -341,6 +342,23 @@ def test_a_feeds_tagline_lead_is_no_lead() -> None:
     assert compare(fed, signature("UPDATE 1-Fed holds rates steady - Reuters", LEAD)).merge
     # Without that rule the tagline's names would have merged the two.
     assert compare(signature(*entries[0]), signature(*entries[1])).merge
+
+
+def test_signing_some_entries_of_a_feed_keeps_the_tagline_rule() -> None:
+    """The cycle signs only the entries that would alert; the others still
+    count for the tagline rule, and get no signature."""
+    tagline = "Read the latest news from The Daily Gazette, your source since 1890."
+    entries = [
+        ("Springfield council approves new budget after long debate", tagline),
+        ("Shelby County schools to close Friday for teacher training day", tagline),
+        ("Fed holds rates steady", LEAD),
+    ]
+    council, schools, fed = some_feed_signatures(entries, [True, False, True])
+    assert schools is None
+    assert council is not None and council.lead == b""  # the unsigned entry shares it
+    assert fed == feed_signatures(entries)[2] == signature("Fed holds rates steady", LEAD)
+    alone = some_feed_signatures(entries[:1], [True])[0]
+    assert alone is not None and alone.lead  # with no other entry, a lead
 
 
 def test_verdict_explains_itself() -> None:

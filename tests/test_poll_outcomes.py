@@ -15,9 +15,11 @@ from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 
 from bot.config import parse_config
+from bot.decide import UNDATED_ON_FIRST_POLL
 from bot.fetch import Fetcher, FetchPolicy
 from bot.models import FeedError
-from bot.poll import UNDATED_ON_FIRST_POLL, Poller, failure_change
+from bot.poll import Poller
+from bot.schedule import failure_change
 from bot.service import degraded_by
 from bot.store import FeedRow, Store
 

@@ -12,7 +12,8 @@ from feedserver import FeedServer
 
 from bot.config import parse_config
 from bot.fetch import Fetcher, FetchPolicy
-from bot.poll import Poller, cache_max_age, next_check_after_success
+from bot.poll import Poller
+from bot.schedule import cache_max_age, next_check_after_success
 from bot.store import Store
 
 CONFIG = parse_config(

@@ -7,7 +7,7 @@ import threading
 from typing import Any, TextIO
 
 from bot.channels import display_channel
-from bot.messages import ALERT, DIGEST, format_time
+from bot.messages import ALERT, DIGEST, FOLLOWUP, format_time, listed_sources
 from bot.sinks.base import DeliveryError, HistoryLookup
 from bot.text import clean_text, inline_text
 
@@ -37,6 +37,18 @@ def format_console(channel: str, kind: str, payload: dict[str, Any]) -> str:
                 f"  - {clean_text(entry['title'])} ({clean_text(entry['source'])})"
                 f"  {clean_text(entry.get('link') or '')}"
             )
+    elif kind == FOLLOWUP:
+        parent = payload.get("parent_payload") or {}
+        about = clean_text(parent.get("title") or "an earlier alert")
+        lines = [f"== follow-up -> {channel}: {about} " + "=" * 6]
+        listed, more = listed_sources(payload["new"])
+        for entry in listed:
+            lines.append(
+                f"  Also reported by: {clean_text(entry['source'])} — {clean_text(entry['title'])}"
+                f"  {clean_text(entry.get('link') or '')}"
+            )
+        if more:
+            lines.append(f"  +{more} more")
     else:
         lines = [f"== notice -> {channel} " + "=" * 20, clean_text(payload["text"])]
     return "\n".join(lines) + "\n"

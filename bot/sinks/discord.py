@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from bot.channels import display_channel, resolve_discord_webhook
-from bot.messages import ALERT, DIGEST, as_datetime
+from bot.messages import ALERT, DIGEST, FOLLOWUP, as_datetime, listed_sources
 from bot.sinks.base import Delivered, DeliveryError, HistoryLookup, build_or_refuse
 from bot.text import clean_text, inline_text
 
@@ -59,6 +59,8 @@ def _lines_within(lines: list[str], limit: int) -> str:
 
 
 def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    if kind == FOLLOWUP:
+        return format_reply(payload)
     if kind == ALERT:
         description = "".join(
             f"**{escape(t)}**" if bold else escape(t) for t, bold in payload["snippet"]
@@ -93,6 +95,56 @@ def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     else:
         embed = {"description": escape(payload["text"])[:4096]}
     return {"embeds": [embed], "allowed_mentions": {"parse": []}}
+
+
+def also_reported_lines(sources: list[dict[str, Any]]) -> list[str]:
+    """ "Also reported by: <source> — [title](link)" per source, at most
+    FOLLOWUP_SOURCES, then "+N more"; feed strings escaped for Discord."""
+    listed, more = listed_sources(sources)
+    lines = []
+    for entry in listed:
+        url = _url(entry.get("link"))
+        title = escape(clean_text(entry["title"], 200))
+        linked = f"[{title}]({url})" if url else title
+        lines.append(f"Also reported by: {escape(clean_text(entry['source'], 100))} — {linked}")
+    if more:
+        lines.append(f"+{more} more")
+    return lines
+
+
+def format_reply(payload: dict[str, Any]) -> dict[str, Any]:
+    """A follow-up in a bot channel: a plain reply with this cycle's sources
+    (the caller adds `message_reference`); link previews suppressed (flag
+    SUPPRESS_EMBEDS) so five links do not bring five cards."""
+    content = "\n".join(also_reported_lines(payload["new"]))
+    return {"content": content[:2000], "allowed_mentions": {"parse": []}, "flags": 1 << 2}
+
+
+def format_edited_alert(payload: dict[str, Any]) -> dict[str, Any]:
+    """A follow-up on a webhook channel: the alert as it was sent, with an
+    "Also reported by" line for every source reported so far (at most
+    FOLLOWUP_SOURCES, then "+N more"), to replace the original message."""
+    parent = payload.get("parent_payload")
+    if not isinstance(parent, dict):
+        raise ValueError("the alert this follows up is gone")
+    body = format_message(ALERT, parent)
+    embed = body["embeds"][0]
+    also = "\n".join(also_reported_lines([*payload.get("earlier", []), *payload["new"]]))
+    room = 4096 - len(also) - 2
+    description = embed.get("description", "")
+    if len(description) > room:
+        description = description[: max(0, room - 1)] + "…"
+    embed["description"] = f"{description}\n\n{also}" if description else also
+    return body
+
+
+def webhook_edit_url(url: str, message_id: str, api_url: str | None = None) -> httpx.URL:
+    """PATCH target that edits a message the webhook posted: the URL posts go
+    to (API v10, DISCORD_API_URL for discord.com, query such as `thread_id`
+    kept, no `wait`) + `/messages/{id}`
+    (discord.com/developers/docs/resources/webhook#edit-webhook-message)."""
+    posted = webhook_post_url(url, api_url).copy_remove_param("wait")
+    return posted.copy_with(path=posted.path.rstrip("/") + f"/messages/{message_id}")
 
 
 def _defuse(text: str) -> str:
@@ -170,6 +222,8 @@ class DiscordSink:
             # the operator can fix that, so the alert waits and is retried
             # with backoff instead of dying (SPEC §4: no alert is lost).
             raise DeliveryError(str(exc)) from None
+        if kind == FOLLOWUP:
+            return self._edit(channel, url, payload)
         body = build_or_refuse(format_message, kind, payload)
         try:
             post_url = webhook_post_url(url, self.env.get("DISCORD_API_URL"))
@@ -198,6 +252,37 @@ class DiscordSink:
             raise DeliveryError(f"Discord answered HTTP {status}", maybe_delivered=status >= 500)
         return Delivered(_message_id(response), wait=_bucket_wait(response.headers))
 
+    def _edit(self, channel: str, url: str, payload: dict[str, Any]) -> Delivered:
+        """A follow-up on a webhook channel edits the alert (an edit is
+        idempotent: repeating it after a lost answer changes nothing)."""
+        message_id = payload.get("parent_message")
+        if not message_id:
+            raise DeliveryError(
+                "the alert this follows up has no Discord message id to edit", permanent=True
+            )
+        body = build_or_refuse(lambda _kind, p: format_edited_alert(p), FOLLOWUP, payload)
+        try:
+            response = self.client.patch(
+                webhook_edit_url(url, str(message_id), self.env.get("DISCORD_API_URL")), json=body
+            )
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"connection error: {type(exc).__name__}") from None
+        status = response.status_code
+        if status == 429:
+            raise DeliveryError("rate limited by Discord", retry_after=_retry_after(response))
+        if status == 404 and _error_code(response) == UNKNOWN_MESSAGE:
+            raise DeliveryError("the alert to edit was deleted (HTTP 404)", permanent=True)
+        if status in (401, 403, 404):
+            raise DeliveryError(
+                f"Discord refused the webhook (HTTP {status}): it was deleted or its URL is wrong",
+                pause_key=self.pause_key(channel),
+            )
+        if 400 <= status < 500 and status not in (408, 409, 425):
+            raise DeliveryError(f"Discord refused the edit (HTTP {status})", permanent=True)
+        if status >= 300:
+            raise DeliveryError(f"Discord answered HTTP {status}")
+        return Delivered(str(message_id), wait=_bucket_wait(response.headers))
+
     def find_sent(
         self,
         channel: str,
@@ -211,6 +296,20 @@ class DiscordSink:
 
     def close(self) -> None:
         self.client.close()
+
+
+# Discord's JSON error code for a message id that does not exist (any more):
+# discord.com/developers/docs/topics/opcodes-and-status-codes#json
+UNKNOWN_MESSAGE = 10008
+
+
+def _error_code(response: httpx.Response) -> int | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    code = data.get("code") if isinstance(data, dict) else None
+    return code if isinstance(code, int) else None
 
 
 def _message_id(response: httpx.Response) -> str | None:

@@ -30,6 +30,13 @@ seconds; a 429 closes it for `retry_after`, or closes the bot-wide global
 gate when the answer says `global: true` / `X-RateLimit-Scope: global`.
 401/403/404 mark the channel broken (bot removed, permission missing,
 channel deleted): Discord bans IPs that keep sending invalid requests.
+
+A follow-up ("Also reported by", SPEC §8) is a reply to its alert:
+`message_reference: {"message_id": <the alert's id>}` on Create Message
+("Include to make your message a reply", discord-api-docs
+developers/resources/message.mdx; `fail_if_not_exists` true: a deleted
+alert makes the reply fail rather than post it loose) and
+`allowed_mentions.replied_user` false, so replying pings nobody.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from typing import Any
 import httpx
 
 from bot.channels import discord_channel_id
+from bot.messages import FOLLOWUP
 from bot.sinks.base import Delivered, DeliveryError, HistoryLookup
 from bot.sinks.discord import _bucket_wait, _retry_after, format_message
 from bot.store import OutboxRow
@@ -125,6 +133,15 @@ class DiscordBotSink:
     ) -> Delivered | None:
         channel_id = self._channel_id(channel)
         body = format_message(kind, payload)
+        if kind == FOLLOWUP:
+            parent = payload.get("parent_message")
+            if not parent:
+                raise DeliveryError(
+                    "the alert this follows up has no Discord message id to reply to",
+                    permanent=True,
+                )
+            body["message_reference"] = {"message_id": str(parent), "fail_if_not_exists": True}
+            body["allowed_mentions"] = {"parse": [], "replied_user": False}
         body["nonce"] = nonce_for(outbox_id, self.nonce_tag)
         body["enforce_nonce"] = True
         url = f"{self.api_url}/channels/{channel_id}/messages"
@@ -212,7 +229,11 @@ class DiscordBotSink:
             for item in items:
                 if item.get("nonce") == nonce_for(message.id, self.nonce_tag):
                     return str(item.get("id"))
-                if self._is_us(item.get("author")) and _embed_key(item) == wanted:
+                if (
+                    wanted is not None
+                    and self._is_us(item.get("author"))
+                    and _embed_key(item) == wanted
+                ):
                     return str(item.get("id"))
             if len(items) < 100:
                 return None  # read up to now: it never arrived

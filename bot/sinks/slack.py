@@ -13,7 +13,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from bot.messages import ALERT, DIGEST, format_time
+from bot.messages import ALERT, DIGEST, FOLLOWUP, format_time, listed_sources
 from bot.sinks.base import DeliveryError, HistoryLookup, build_or_refuse
 from bot.text import clean_text, inline_text
 
@@ -176,7 +176,23 @@ def format_notice(payload: dict[str, Any]) -> dict[str, Any]:
     return {"text": text, "blocks": [_section(text)]}
 
 
+def format_followup(payload: dict[str, Any]) -> dict[str, Any]:
+    """ "Also reported by: <source> — <title as link>", one line per source
+    reported this cycle (at most FOLLOWUP_SOURCES, then "+N more")."""
+    listed, more = listed_sources(payload["new"])
+    lines = [
+        f"Also reported by: {escape(e['source'])} — {_link(e.get('link'), escape(e['title']))}"
+        for e in listed
+    ]
+    if more:
+        lines.append(f"+{more} more")
+    text = cap("\n".join(lines))
+    return {"text": text, "blocks": [_section(text)]}
+
+
 def format_message(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    if kind == FOLLOWUP:
+        return format_followup(payload)
     if kind == ALERT:
         return format_alert(payload)
     if kind == DIGEST:
@@ -218,6 +234,17 @@ class SlackSink:
         from slack_sdk.errors import SlackApiError  # loaded with the client already
 
         message = build_or_refuse(format_message, kind, payload)
+        thread_ts: str | None = None
+        if kind == FOLLOWUP:
+            # A reply in the alert's thread: chat.postMessage `thread_ts` is
+            # the parent message's `ts` (docs.slack.dev/reference/methods/
+            # chat.postMessage). Without it the reply has nowhere to go.
+            parent = payload.get("parent_message")
+            if not parent:
+                raise DeliveryError(
+                    "the alert this follows up has no Slack ts to reply to", permanent=True
+                )
+            thread_ts = str(parent)
         try:
             response = self.client.chat_postMessage(
                 channel=channel,
@@ -226,6 +253,7 @@ class SlackSink:
                 unfurl_links=False,
                 unfurl_media=False,
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"outbox_id": outbox_id}},
+                thread_ts=thread_ts,
             )
         except SlackApiError as exc:
             raise _delivery_error(exc, POST_GATE) from None

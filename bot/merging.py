@@ -1,0 +1,99 @@
+"""Near-duplicate copies as one story, across the poll cycle (SPEC §8).
+
+`StoryMerger` keeps a `NearDupIndex` of the items seen within
+`settings.merge_window`, fed from the `signatures` table: rebuilt from it at
+start (so a restart in the middle of a story's spread still knows the
+story) and topped up from it after each feed commits, which also picks up
+rows that another process (a manual `poll --once` beside `run`) wrote. The
+in-memory index never holds anything the database does not.
+
+Only items that would alert somewhere (they match a watch) are signed
+(`bot.analyze`), looked up and indexed: whether an item nobody watches is a
+copy changes nothing anyone sees, and signing and looking up are most of
+the cost. A story that first arrives where no channel watches it is then
+simply new when a copy reaches a watched feed, which alerts that channel
+as SPEC §8 asks; one that first arrives in a feed another channel watches
+is indexed, and its copy in this channel's feed merges into it and still
+alerts this channel once (its feed never carried the story before).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.analyze import AnalyzedItem
+from bot.neardup import Match, NearDupIndex, SignatureRow
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A new item that is a copy of the story `item_id`, and why."""
+
+    entry: AnalyzedItem
+    item_id: int
+    match: Match
+
+
+class StoryMerger:
+    def __init__(self, store: Store, window: float) -> None:
+        self.store = store
+        self.window = window
+        self._index = NearDupIndex(window)
+        self._last_row = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.window > 0
+
+    def refresh(self, now: float) -> None:
+        """Add the rows stored since the last refresh (ours and other processes')."""
+        if not self.enabled:
+            return
+        rows, self._last_row = self.store.signatures_after(self._last_row, now - self.window)
+        self._index.advance(now)
+        for row in rows:
+            self._index.add(row)
+
+    def find_copies(
+        self, entries: Sequence[AnalyzedItem], now: float
+    ) -> tuple[list[AnalyzedItem], list[Merged]]:
+        """`entries` (new by their links/GUIDs/content) split into stories
+        that are new indeed and copies of a story seen within the window."""
+        if not self.enabled or not entries:
+            return list(entries), []
+        found: list[tuple[AnalyzedItem, Match]] = []
+        fresh: list[AnalyzedItem] = []
+        for entry in entries:
+            sig = entry.signature
+            match = None if sig is None else self._index.find(sig, now)
+            if match is None:
+                fresh.append(entry)
+            else:
+                found.append((entry, match))
+        # A story pruned since its row was read (retention shorter than the
+        # window) is no story to merge into.
+        alive = self.store.existing_items([int(match.story) for _, match in found])
+        merged = []
+        for entry, match in found:
+            if int(match.story) in alive:
+                merged.append(Merged(entry, int(match.story), match))
+            else:
+                fresh.append(entry)
+        return fresh, merged
+
+    def rows_for(
+        self, stories: Sequence[tuple[AnalyzedItem, int]], now: float
+    ) -> list[tuple[int, SignatureRow]]:
+        """Signature rows to store for items and the story each belongs to."""
+        if not self.enabled:
+            return []
+        return [
+            (item_id, SignatureRow.of(str(item_id), entry.keys[0], now, entry.signature))
+            for entry, item_id in stories
+            if entry.signature is not None and entry.keys
+        ]
