@@ -33,9 +33,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from loopback import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -67,7 +68,7 @@ class _Bucket:
     used: int = 0
 
 
-class FakeDiscord:
+class FakeDiscord(LoopbackServer):
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.requests: list[Request] = []
@@ -81,62 +82,29 @@ class FakeDiscord:
         self._webhook_ids = itertools.count(100_000_000_000_000_001)
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
+        class Handler(QuietHandler):
+            def _request(self) -> tuple[list[str], dict[str, str], Any, int | None]:
+                """Path segments (the /vN part taken out), query, JSON body, N."""
+                raw = self.read_body()
+                parts = urlsplit(self.path)
+                segments = [s for s in parts.path.split("/") if s]
+                version = None
+                if len(segments) > 1 and re.fullmatch(r"v\d+", segments[1]):
+                    version = int(segments.pop(1)[1:])
+                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = {}
+                return segments, query, body, version
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                parts = urlsplit(self.path)
-                segments = [s for s in parts.path.split("/") if s]
-                version = None
-                if len(segments) > 1 and re.fullmatch(r"v\d+", segments[1]):
-                    version = int(segments.pop(1)[1:])
-                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {}
-                owner._handle(self, segments, query, body, version)
+                owner._handle(self, *self._request())
 
             def do_PATCH(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                parts = urlsplit(self.path)
-                segments = [s for s in parts.path.split("/") if s]
-                version = None
-                if len(segments) > 1 and re.fullmatch(r"v\d+", segments[1]):
-                    version = int(segments.pop(1)[1:])
-                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {}
-                owner._edit(self, segments, query, body, version)
+                owner._edit(self, *self._request())
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    # lifecycle
-    def start(self) -> FakeDiscord:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> FakeDiscord:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(Handler)
 
     # setup
     def webhook(self, name: str = "w") -> str:
@@ -145,7 +113,7 @@ class FakeDiscord:
         token = f"tok-{name}-SECRET"
         with self.lock:
             self.tokens[webhook_id] = token
-        port = self.server.server_address[1]
+        port = self.port
         return f"http://127.0.0.1:{port}/api/webhooks/{webhook_id}/{token}"
 
     def delete(self, url: str) -> None:
@@ -180,7 +148,7 @@ class FakeDiscord:
     # the endpoint
     def _edit(
         self,
-        handler: BaseHTTPRequestHandler,
+        handler: QuietHandler,
         segments: list[str],
         query: dict[str, str],
         body: dict[str, Any],
@@ -221,7 +189,7 @@ class FakeDiscord:
 
     def _handle(
         self,
-        handler: BaseHTTPRequestHandler,
+        handler: QuietHandler,
         segments: list[str],
         query: dict[str, str],
         body: dict[str, Any],
@@ -309,7 +277,7 @@ class FakeDiscord:
 
     @staticmethod
     def _answer(
-        handler: BaseHTTPRequestHandler,
+        handler: QuietHandler,
         status: int,
         body: dict[str, Any],
         headers: dict[str, str] | None = None,

@@ -52,9 +52,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from loopback import LoopbackServer, QuietHandler
 
 BOT_TOKEN = "bot-token-SECRET"
 APPLICATION_ID = "1100000000000000001"
@@ -88,7 +89,7 @@ class _Bucket:
     used: int = 0
 
 
-class FakeDiscordApi:
+class FakeDiscordApi(LoopbackServer):
     def __init__(self, token: str = BOT_TOKEN, nonce_window: float = 300.0) -> None:
         self.lock = threading.Lock()
         self.token = token
@@ -111,15 +112,9 @@ class FakeDiscordApi:
         self._ids = itertools.count()
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
+                raw = self.read_body()
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 try:
@@ -130,26 +125,11 @@ class FakeDiscordApi:
 
             do_GET = do_POST = do_PUT = do_PATCH = _serve
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        # A client killed mid-request (the crash tests) is no error of ours.
-        self.server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    # lifecycle
-    def __enter__(self) -> FakeDiscordApi:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, ignore_client_errors=True)
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/api/v10"
+        return f"http://127.0.0.1:{self.port}/api/v10"
 
     # setup
     def channel(self, channel_id: str, *, type: int = 0) -> Channel:
@@ -219,9 +199,7 @@ class FakeDiscordApi:
             return [c for c in self.calls if c.method == method and fragment in c.path]
 
     # the API
-    def _dispatch(
-        self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, str], body: Any
-    ) -> None:
+    def _dispatch(self, handler: QuietHandler, path: str, query: dict[str, str], body: Any) -> None:
         now = time.monotonic()
         method = handler.command
         segments = [s for s in path.split("/") if s]
@@ -259,9 +237,7 @@ class FakeDiscordApi:
                 return self._history(handler, channel, query)
         return self._answer(handler, 404, {"message": "404: Not Found", "code": 0})
 
-    def _post_message(
-        self, handler: BaseHTTPRequestHandler, channel: Channel, body: Any, now: float
-    ) -> None:
+    def _post_message(self, handler: QuietHandler, channel: Channel, body: Any, now: float) -> None:
         headers: dict[str, str] = {}
         drop = False
         with self.lock:
@@ -390,9 +366,7 @@ class FakeDiscordApi:
         answer = dict(message, nonce=nonce) if nonce is not None else message
         return self._answer(handler, 200, answer, headers)
 
-    def _history(
-        self, handler: BaseHTTPRequestHandler, channel: Channel, query: dict[str, str]
-    ) -> None:
+    def _history(self, handler: QuietHandler, channel: Channel, query: dict[str, str]) -> None:
         after = int(query.get("after") or 0)
         limit = min(100, int(query.get("limit") or 50))
         with self.lock:
@@ -401,7 +375,7 @@ class FakeDiscordApi:
         page = sorted(newer, key=lambda m: int(m["id"]))[:limit]
         return self._answer(handler, 200, list(reversed(page)))
 
-    def _put_commands(self, handler: BaseHTTPRequestHandler, route: list[str], body: Any) -> None:
+    def _put_commands(self, handler: QuietHandler, route: list[str], body: Any) -> None:
         if route[1] != APPLICATION_ID:
             return self._answer(handler, 403, {"message": "Missing Access", "code": 50001})
         scope = route[3] if len(route) == 5 and route[2] == "guilds" else "global"
@@ -416,7 +390,7 @@ class FakeDiscordApi:
         return self._answer(handler, 200, saved)
 
     def _edit_original(
-        self, handler: BaseHTTPRequestHandler, route: list[str], body: Any, now: float
+        self, handler: QuietHandler, route: list[str], body: Any, now: float
     ) -> None:
         # webhooks/{application id}/{token}/messages/@original
         if len(route) != 5 or route[1] != APPLICATION_ID or route[3:] != ["messages", "@original"]:
@@ -435,7 +409,7 @@ class FakeDiscordApi:
 
     @staticmethod
     def _answer(
-        handler: BaseHTTPRequestHandler,
+        handler: QuietHandler,
         status: int,
         body: Any,
         headers: dict[str, str] | None = None,

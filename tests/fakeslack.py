@@ -27,9 +27,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+from loopback import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -73,24 +74,18 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     def __init__(self) -> None:
         self.state = _State()
         state = self.state
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 query = self.path.split("?", 1)[1] if "?" in self.path else ""
                 self._handle({k: v[0] for k, v in parse_qs(query).items()})
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
+                raw = self.read_body()
                 ctype = self.headers.get("Content-Type", "")
                 if "json" in ctype:
                     args = json.loads(raw or b"{}")
@@ -143,33 +138,15 @@ class FakeSlack:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(Handler)
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
-
-    def start(self) -> FakeSlack:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return f"http://127.0.0.1:{self.port}/api/"
 
     def response_url(self, key: str) -> str:
         """A slash command's response_url; replies to it are found by `key`."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}/commands/T1/{key}"
+        return f"http://127.0.0.1:{self.port}/commands/T1/{key}"
 
     def responses(self, key: str | None = None) -> list[Call]:
         return [
