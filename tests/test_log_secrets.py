@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,6 +12,7 @@ import pytest
 from cli_helpers import run_subprocess, write_config
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
+from loopback import LoopbackServer, QuietHandler
 
 from bot.redact import RedactingFilter, redact, secrets_from_env, webhook_secrets
 
@@ -88,18 +87,13 @@ def test_filter_scrubs_args_and_tracebacks(caplog: pytest.LogCaptureFixture) -> 
     assert "boom ***" in caplog.text
 
 
-class _FailingDestination(BaseHTTPRequestHandler):
+class _FailingDestination(QuietHandler):
     """Answers every POST with HTTP 500 and remembers the path."""
 
-    protocol_version = "HTTP/1.1"
     paths: ClassVar[list[str]] = []
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+        self.read_body()
         type(self).paths.append(self.path.split("?", 1)[0])
         body = b'{"ok": false, "error": "internal_error"}'
         self.send_response(500)
@@ -112,16 +106,8 @@ class _FailingDestination(BaseHTTPRequestHandler):
 @pytest.fixture
 def destination() -> Iterator[tuple[str, list[str]]]:
     _FailingDestination.paths = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FailingDestination)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", _FailingDestination.paths
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with LoopbackServer(_FailingDestination) as server:
+        yield f"http://127.0.0.1:{server.port}", _FailingDestination.paths
 
 
 @pytest.mark.slow
