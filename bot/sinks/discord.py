@@ -236,20 +236,12 @@ class DiscordSink:
             raise DeliveryError(
                 f"connection error: {type(exc).__name__}", maybe_delivered=True
             ) from None
-        status = response.status_code
-        if status == 429:
-            raise DeliveryError("rate limited by Discord", retry_after=_retry_after(response))
-        if status in (401, 403, 404):
-            raise DeliveryError(
-                f"Discord refused the webhook (HTTP {status}): it was deleted or its URL is wrong",
-                pause_key=self.pause_key(channel),
-            )
-        if status in (408, 409, 425):
-            raise DeliveryError(f"Discord answered HTTP {status}")
-        if 400 <= status < 500:
-            raise DeliveryError(f"Discord refused the message (HTTP {status})", permanent=True)
-        if status >= 300:
-            raise DeliveryError(f"Discord answered HTTP {status}", maybe_delivered=status >= 500)
+        raise_for_post_status(
+            response,
+            refused=f"Discord refused the webhook (HTTP {response.status_code}): "
+            "it was deleted or its URL is wrong",
+            pause_key=self.pause_key(channel),
+        )
         return Delivered(_message_id(response), wait=_bucket_wait(response.headers))
 
     def _edit(self, channel: str, url: str, payload: dict[str, Any]) -> Delivered:
@@ -296,6 +288,49 @@ class DiscordSink:
 
     def close(self) -> None:
         self.client.close()
+
+
+def raise_for_post_status(
+    response: httpx.Response,
+    *,
+    refused: str,
+    pause_key: str,
+    global_gate: str | None = None,
+) -> None:
+    """What Discord's answer to a new message (webhook or bot) means for the
+    outbox row: 429 waits `retry_after` (the global gate when Discord says the
+    limit is global and the caller has one); 401/403/404 pause the
+    destination with `refused`; 408/409/425 retry; other 4xx are permanent;
+    5xx may have posted it. Returns for a 2xx."""
+    status = response.status_code
+    if status == 429:
+        raise DeliveryError(
+            "rate limited by Discord",
+            retry_after=_retry_after(response),
+            gate_key=global_gate if global_gate and _is_global(response) else None,
+        )
+    if status in (401, 403, 404):
+        raise DeliveryError(refused, pause_key=pause_key)
+    if status in (408, 409, 425):
+        raise DeliveryError(f"Discord answered HTTP {status}")
+    if 400 <= status < 500:
+        code = _error_code(response)
+        detail = f", code {code}" if code is not None else ""
+        raise DeliveryError(f"Discord refused the message (HTTP {status}{detail})", permanent=True)
+    if status >= 300:
+        raise DeliveryError(f"Discord answered HTTP {status}", maybe_delivered=status >= 500)
+
+
+def _is_global(response: httpx.Response) -> bool:
+    if response.headers.get("x-ratelimit-global", "").lower() == "true":
+        return True
+    if response.headers.get("x-ratelimit-scope", "").lower() == "global":
+        return True
+    try:
+        data = response.json()
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("global") is True
 
 
 # Discord's JSON error code for a message id that does not exist (any more):

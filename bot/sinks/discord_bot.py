@@ -51,7 +51,7 @@ import httpx
 from bot.channels import discord_channel_id
 from bot.messages import FOLLOWUP
 from bot.sinks.base import Delivered, DeliveryError, HistoryLookup
-from bot.sinks.discord import _bucket_wait, _retry_after, format_message
+from bot.sinks.discord import _bucket_wait, _message_id, format_message, raise_for_post_status
 from bot.store import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -157,24 +157,10 @@ class DiscordBotSink:
         return Delivered(_message_id(response), wait=_bucket_wait(response.headers))
 
     def _check(self, response: httpx.Response, channel: str) -> None:
-        status = response.status_code
-        if status == 429:
-            raise DeliveryError(
-                "rate limited by Discord",
-                retry_after=_retry_after(response),
-                gate_key=GLOBAL_GATE if _is_global(response) else None,
-            )
-        if status in (401, 403, 404):
-            raise DeliveryError(REFUSED[status], pause_key=self.pause_key(channel))
-        if status in (408, 409, 425):
-            raise DeliveryError(f"Discord answered HTTP {status}")
-        if 400 <= status < 500:
-            raise DeliveryError(
-                f"Discord refused the message (HTTP {status}{_error_code(response)})",
-                permanent=True,
-            )
-        if status >= 300:
-            raise DeliveryError(f"Discord answered HTTP {status}", maybe_delivered=status >= 500)
+        refused = REFUSED.get(response.status_code, "")
+        raise_for_post_status(
+            response, refused=refused, pause_key=self.pause_key(channel), global_gate=GLOBAL_GATE
+        )
 
     # -- crash recovery ------------------------------------------------------
 
@@ -270,33 +256,3 @@ def _embed_key(message: dict[str, Any]) -> tuple[str, str, str] | None:
         with contextlib.suppress(ValueError):
             stamp = datetime.fromisoformat(stamp).astimezone(UTC).isoformat()
     return (str(embed.get("title") or ""), str(embed.get("url") or ""), stamp)
-
-
-def _is_global(response: httpx.Response) -> bool:
-    if response.headers.get("x-ratelimit-global", "").lower() == "true":
-        return True
-    if response.headers.get("x-ratelimit-scope", "").lower() == "global":
-        return True
-    try:
-        data = response.json()
-    except ValueError:
-        return False
-    return isinstance(data, dict) and data.get("global") is True
-
-
-def _error_code(response: httpx.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return ""
-    if isinstance(data, dict) and isinstance(data.get("code"), int):
-        return f", code {data['code']}"
-    return ""
-
-
-def _message_id(response: httpx.Response) -> str | None:
-    try:
-        data = response.json()
-    except ValueError:
-        return None
-    return str(data.get("id")) if isinstance(data, dict) and data.get("id") else None
