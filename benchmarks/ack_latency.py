@@ -33,7 +33,7 @@ from bot.store import Store  # noqa: E402
 
 def cycle_finished(db: Path, feeds: int) -> bool:
     with Store(db) as store:
-        return sum(1 for f in store.feeds() if f.last_polled_at is not None) >= feeds
+        return sum(1 for f in store.feeds.all() if f.last_polled_at is not None) >= feeds
 
 
 def main() -> None:

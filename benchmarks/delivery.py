@@ -82,13 +82,13 @@ def run_newshound(args: argparse.Namespace, db: Path) -> None:
                                                 retry_after=args.retry_after))  # fmt: skip
         names = channels(args.channels)
         for n in range(args.alerts):
-            store.add_outbox(names[n % len(names)], ALERT, payload(n), time.time())
+            store.outbox.add(names[n % len(names)], ALERT, payload(n), time.time())
         sink = SlackSink("xoxb-bench", fake.api_url)
         deliverer = Deliverer(store, lambda channel: sink, send_interval=args.send_interval)
         started = time.monotonic()
         while True:
             deliverer.deliver(retry_now=True, max_wait=args.retry_after + args.send_interval + 1)
-            counts = store.outbox_counts()
+            counts = store.outbox.counts()
             if not counts.get(PENDING) and not counts.get(SENDING):
                 break
         report("newshound Deliverer", fake, time.monotonic() - started, args.retry_after,

@@ -350,7 +350,7 @@ def open_store(path: str, *, check: bool = False) -> Store:
         raise UsageError(f"cannot open database {path}: {exc}") from None
     if check:
         try:
-            damage = store.damage()
+            damage = store.meta.damage()
         except sqlite3.DatabaseError as exc:
             damage = str(exc)
         if damage is not None:
@@ -373,8 +373,8 @@ def existing_store(path: str) -> Store:
 
 def prepare(config: Config, store: Store) -> None:
     """Mirror the config's feeds and terms into the database."""
-    store.sync_feeds([f.url for f in config.feeds])
-    store.sync_config_terms(config_terms(config), time.time())
+    store.feeds.sync([f.url for f in config.feeds])
+    store.terms.sync_config(config_terms(config), time.time())
     note_config(store, config)
 
 
@@ -390,7 +390,7 @@ def run_poll_cycle(
     """clock: what the poller takes for now (the demo's is fixed); in_order:
     see Poller.run_cycle."""
     prepare(config, store)
-    channels = [*config.channels(), *(row.channel for row in store.terms())]
+    channels = [*config.channels(), *(row.channel for row in store.terms.all())]
     redact.add_secrets(redact.webhook_secrets(channels, os.environ))
     warn_unresolved_webhooks(channels)
     with (
@@ -421,7 +421,7 @@ def print_cycle(
             print(f"{f.name:<{width}}  error: {f.error} [{f.error_kind}]")
         else:
             print(f"{f.name:<{width}}  {f.status:<13} {f.items:>5} {f.new_items:>5} {f.alerts:>6}")
-    counts = store.outbox_counts()
+    counts = store.outbox.counts()
     print(
         f"cycle: {len(report.feeds)} feeds polled ({report.failed} failed), {report.items} items, "
         f"{report.new_items} new, {report.alerts} alerts, {report.digests} digests, "
@@ -448,7 +448,7 @@ def nothing_polled(config: Config, store: Store) -> str:
     """Why a `poll --once` cycle polled no feed, and when one is due."""
     if not config.feeds:
         return f"no feeds are configured in {config.path}; nothing to poll"
-    rows = store.feeds([f.url for f in config.feeds])
+    rows = store.feeds.all([f.url for f in config.feeds])
     upcoming = [row.next_check_at for row in rows if not row.gone]
     hint = "(use --all to poll every feed now)"
     if not upcoming:
@@ -461,7 +461,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     config = load_config(paths.config)
     with open_store(paths.db) as store:
         report, delivery = run_poll_cycle(
-            config, store, SinkRouter(nonce_tag=store.instance_tag()), all_feeds=args.all
+            config, store, SinkRouter(nonce_tag=store.meta.instance_tag()), all_feeds=args.all
         )
         if not report.feeds:
             print(nothing_polled(config, store))
@@ -544,21 +544,21 @@ def find_story_id(store: Store, wanted: str) -> int | None:
     of any item merged into it (the original or a copy)."""
     wanted = wanted.strip()
     if wanted.isdigit():
-        return int(wanted) if store.existing_items([int(wanted)]) else None
+        return int(wanted) if store.stories.existing([int(wanted)]) else None
     keys = [story_key(Item(title="", link=wanted)), "guid:" + wanted]
-    return store.find_story(keys)
+    return store.stories.find(keys)
 
 
 def print_story(store: Store, item_id: int) -> None:
-    stored = store.story_item(item_id)
+    stored = store.stories.get(item_id)
     assert stored is not None
-    feeds = {row.id: row for row in store.feeds()}
+    feeds = {row.id: row for row in store.feeds.all()}
     feed = feeds.get(stored.feed_id)
     print(f"Story #{item_id}: {clean_text(stored.item.title)}")
     print(f"  link: {clean_text(stored.item.link or '(no link)')}")
     where = feed.title or feed.url if feed is not None else "?"
     print(f"  first seen: {format_time(stored.first_seen_at)} in {clean_text(where)}")
-    copies = store.story_copies(item_id)
+    copies = store.stories.copies(item_id)
     print(f"  copies merged into it: {len(copies) or 'none'}")
     for copy in copies:
         print(f"    {clean_text(copy.source)} — {clean_text(copy.title)}")
@@ -567,12 +567,12 @@ def print_story(store: Store, item_id: int) -> None:
             f"      merged {format_time(copy.merged_at)} as a copy of {clean_text(copy.like_key)}, "
             f"score {copy.score:.2f}: {copy.reason}"
         )
-    alerts = store.story_alerts(item_id)
+    alerts = store.outbox.story_alerts(item_id)
     print(f"  alerts: {len(alerts) or 'none'}")
     for channel, message in alerts:
         kind = "in a digest" if message.kind == DIGEST else "alert"
         print(f"    {display_channel(channel)}: {kind} #{message.id}, {message.state}")
-        lines = store.followup_lines(message.id)
+        lines = store.outbox.followup_lines(message.id)
         for line in lines:
             print(f"      also reported by {clean_text(line.source)} (follow-up #{line.outbox_id})")
 
@@ -589,9 +589,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = load_or_empty(paths.config)
     now = time.time()
     with existing_store(paths.db) as store:
-        print(f"Database: {paths.db} (schema {store.schema_version()})")
-        store.sync_feeds([f.url for f in config.feeds])
-        rows = {row.url: row for row in store.feeds()}
+        print(f"Database: {paths.db} (schema {store.meta.schema_version()})")
+        store.feeds.sync([f.url for f in config.feeds])
+        rows = {row.url: row for row in store.feeds.all()}
         print(f"Feeds ({len(config.feeds)}):")
         for feed in config.feeds:
             row = rows.get(feed.url)
@@ -610,7 +610,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"    last success: {last_ok}; last error: {last_error}; "
                 f"next check: {next_check_text(row, now)}"
             )
-        counts = store.outbox_counts()
+        counts = store.outbox.counts()
         undelivered = {
             "Pending": counts.get(PENDING, 0) + counts.get(SENDING, 0),
             "Dead": counts.get(DEAD, 0),
@@ -619,7 +619,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"Alerts: {counts.get('sent', 0)} sent, {undelivered['Pending']} pending, "
             f"{undelivered['Dead']} dead"
         )
-        for key, (reason, since) in sorted(store.paused_destinations().items()):
+        for key, (reason, since) in sorted(store.gates.paused().items()):
             print(
                 f"Paused: {key} since {format_time(since)}: {reason}. Messages wait; fix it, "
                 "then run `newshound retry`."
@@ -627,7 +627,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         for label, states in (("Pending", (PENDING, SENDING)), ("Dead", (DEAD,))):
             # Oldest first; a message being sent right now is still pending.
             messages = sorted(
-                (m for state in states for m in store.messages(state, limit=STATUS_LIST_LIMIT)),
+                (
+                    m
+                    for state in states
+                    for m in store.outbox.in_state(state, limit=STATUS_LIST_LIMIT)
+                ),
                 key=lambda m: m.id,
             )[:STATUS_LIST_LIMIT]
             if not messages:
@@ -655,9 +659,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
         # A paused destination is a whole platform's (e.g. the Slack token):
         # retrying one of its channels tries the platform again.
         prefix = "" if args.channel is None else channel_kind(args.channel) + ":"
-        resumed = sorted(key for key in store.paused_destinations() if key.startswith(prefix))
-        store.resume_destinations(prefix)
-        count = store.requeue(args.channel, time.time())
+        resumed = sorted(key for key in store.gates.paused() if key.startswith(prefix))
+        store.gates.resume(prefix)
+        count = store.outbox.requeue(args.channel, time.time())
     where = "" if args.channel is None else f" for {display_channel(args.channel)}"
     print(f"{count} dead {'message' if count == 1 else 'messages'}{where} queued again.")
     for key in resumed:

@@ -112,10 +112,10 @@ def _preview(
     """Recent stored stories the query matches, from the feeds it would watch:
     (title, published or first seen)."""
     matcher: Matcher[int] = Matcher([(0, query)])
-    titles = {row.url: row.title for row in ctx.store.feeds() if row.title}
+    titles = {row.url: row.title for row in ctx.store.feeds.all() if row.title}
     scope = added_term_scope(ctx.config(), channel, titles)
-    recent = ctx.store.recent_items(RECENT_ITEMS_SCANNED)
-    carriers = ctx.store.feeds_carrying([s.id for s in recent]) if scope is not None else {}
+    recent = ctx.store.stories.recent(RECENT_ITEMS_SCANNED)
+    carriers = ctx.store.stories.feeds_carrying([s.id for s in recent]) if scope is not None else {}
     found: list[tuple[str, float]] = []
     for stored in recent:
         if scope is not None and not carriers.get(stored.id, set()) & scope:
@@ -163,7 +163,7 @@ def watch_add(ctx: CommandContext, channel: str, text: str, user: str | None = N
     parsed = _parse(text)
     if isinstance(parsed, Reply):
         return parsed
-    existing = ctx.store.find_term(channel, parsed.text)
+    existing = ctx.store.terms.find(channel, parsed.text)
     if existing is not None:
         where: list[Text | Command] = (
             [Text("feeds.yaml")]
@@ -180,8 +180,8 @@ def watch_add(ctx: CommandContext, channel: str, text: str, user: str | None = N
     source = ctx.platform
     by = user if ctx.platform != "cli" else None
     limit = MAX_TERMS_PER_CHANNEL
-    if not ctx.store.add_term(channel, parsed.text, source, by, ctx.clock(), limit=limit):
-        if ctx.store.find_term(channel, parsed.text) is not None:  # added meanwhile
+    if not ctx.store.terms.add(channel, parsed.text, source, by, ctx.clock(), limit=limit):
+        if ctx.store.terms.find(channel, parsed.text) is not None:  # added meanwhile
             return reply("This channel already watches ", *starred(parsed.describe()), ".")
         return reply(
             f"This channel already has {MAX_TERMS_PER_CHANNEL} terms, the most it can have. "
@@ -210,7 +210,7 @@ def watch_remove(ctx: CommandContext, channel: str, text: str, user: str | None 
         return reply(
             "Say which term to remove, e.g. ", Command("remove", "trade deal"), ".", ok=False
         )
-    existing = ctx.store.find_term(channel, text.strip())
+    existing = ctx.store.terms.find(channel, text.strip())
     if existing is None:
         return reply(
             "This channel doesn't watch ",
@@ -234,12 +234,12 @@ def watch_remove(ctx: CommandContext, channel: str, text: str, user: str | None 
             "here. Ask whoever runs newshound to remove it from the config file.",
             ok=False,
         )
-    ctx.store.remove_term(channel, existing.term)
+    ctx.store.terms.remove(channel, existing.term)
     return reply("Stopped watching ", Code(existing.term), " in this channel.")
 
 
 def watch_list(ctx: CommandContext, channel: str) -> Reply:
-    rows = ctx.store.terms(channel)
+    rows = ctx.store.terms.all(channel)
     if not rows:
         return reply(
             "This channel watches no terms yet. Add one with ", Command("add", "QUERY"), "."
@@ -289,7 +289,7 @@ def watch_feeds(ctx: CommandContext, channel: str | None = None) -> Reply:
             b.line(Bold("Alerts for this channel are on hold: "), problem)
     if not config.feeds:
         return b.line("No feeds are configured yet.").build()
-    rows = {row.url: row for row in ctx.store.feeds()}
+    rows = {row.url: row for row in ctx.store.feeds.all()}
     b.line("Feeds:")
     for feed in config.feeds:
         row = rows.get(feed.url)

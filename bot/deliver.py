@@ -175,11 +175,11 @@ class Deliverer:
         self, now: float, retry_now: bool, given_up: set[int]
     ) -> tuple[list[OutboxRow], float]:
         """Channel heads that may be sent now, and when the next gate opens."""
-        gates = self.store.gates()
-        paused = self.store.paused_destinations()
+        gates = self.store.gates.all()
+        paused = self.store.gates.paused()
         ready: list[OutboxRow] = []
         wake_at = float("inf")
-        for head in self.store.channel_heads():
+        for head in self.store.outbox.channel_heads():
             if head.state == SENDING or head.id in given_up:
                 continue  # in flight elsewhere (or orphaned: next call recovers it)
             if paused and self._pause_key(head.channel) in paused:
@@ -224,7 +224,7 @@ class Deliverer:
         sink = self.sink_for(message.channel)
         keys = self._gate_keys(message, sink)
         now = self.clock()
-        claim = self.store.claim_message(
+        claim = self.store.outbox.claim(
             message.id,
             owner=self.owner,
             now=now,
@@ -253,12 +253,12 @@ class Deliverer:
         finally:
             # The next message to this channel waits a full interval after
             # this call ended, so arrivals are never closer than the interval.
-            self.store.push_gate(channel_gate(message.channel), self.clock() + self.send_interval)
+            self.store.gates.push(channel_gate(message.channel), self.clock() + self.send_interval)
         remote_id, wait = remote_id_of(result)
         done = self.clock()
         if wait:
-            self.store.push_gate(keys[-1], done + wait)
-        if not self.store.mark_sent(message.id, remote_id, done, owner=self.owner):
+            self.store.gates.push(keys[-1], done + wait)
+        if not self.store.outbox.mark_sent(message.id, remote_id, done, owner=self.owner):
             return self._taken_over(message, "sent")
         report.sent += 1
         self._count(kind, "sent")
@@ -270,7 +270,7 @@ class Deliverer:
         before its parent: an alert not yet sent makes the follow-up wait
         (per-channel order sends it first anyway); one that died takes its
         follow-ups with it."""
-        parent = self.store.outbox_message(int(payload["parent"]))
+        parent = self.store.outbox.get(int(payload["parent"]))
         if parent is None or parent.state == DEAD:
             raise DeliveryError("the alert this follows up was never delivered", permanent=True)
         if parent.state != SENT:
@@ -321,10 +321,12 @@ class Deliverer:
             return None
         finally:
             if lookup.tries != message.verify_tries:  # resume here after a 429 or restart
-                self.store.save_lookup(message.id, lookup.cursor, lookup.tries, owner=self.owner)
+                self.store.outbox.save_lookup(
+                    message.id, lookup.cursor, lookup.tries, owner=self.owner
+                )
         if remote_id is None:
             return None
-        if not self.store.mark_sent(message.id, remote_id, self.clock(), owner=self.owner):
+        if not self.store.outbox.mark_sent(message.id, remote_id, self.clock(), owner=self.owner):
             return self._taken_over(message, "found already sent")
         report.sent += 1
         report.recovered += 1
@@ -347,7 +349,7 @@ class Deliverer:
             reason = exc.message
             if exhausted:
                 reason += f" (after {message.attempts} attempts)"
-            if not self.store.mark_dead(message.id, reason, now, owner=self.owner):
+            if not self.store.outbox.mark_dead(message.id, reason, now, owner=self.owner):
                 return self._taken_over(message, f"dead: {reason}")
             report.dead += 1
             report.errors.append(f"{where}: {reason} (gave up)")
@@ -357,7 +359,7 @@ class Deliverer:
         if exc.pause_key is not None:
             # Not this message's fault either, and nothing gets through until
             # someone fixes the destination: pause it, keep the message.
-            if self.store.pause_destination(exc.pause_key, exc.message, now):
+            if self.store.gates.pause(exc.pause_key, exc.message, now):
                 log.error(
                     "%s: delivery paused until the cause is fixed and `newshound retry` "
                     "is run; messages stay pending",
@@ -372,7 +374,7 @@ class Deliverer:
         if exc.retry_after is not None:
             # Not the message's fault: the destination paces us. Close the
             # gate for everyone; the message keeps its place and goes first.
-            self.store.push_gate(exc.gate_key or rate_key, now + exc.retry_after)
+            self.store.gates.push(exc.gate_key or rate_key, now + exc.retry_after)
             if not self._back_to_pending(message, exc, now):
                 return self._taken_over(message, exc.message)
             log.info("%s asked us to wait %.1fs", where, exc.retry_after)
@@ -388,10 +390,10 @@ class Deliverer:
 
     def _back_to_pending(self, message: OutboxRow, exc: DeliveryError, next_at: float) -> bool:
         if exc.maybe_delivered:
-            return self.store.mark_uncertain(
+            return self.store.outbox.mark_uncertain(
                 message.id, exc.message, next_at, owner=self.owner, now=self.clock()
             )
-        return self.store.mark_retry(message.id, exc.message, next_at, owner=self.owner)
+        return self.store.outbox.mark_retry(message.id, exc.message, next_at, owner=self.owner)
 
     def _taken_over(self, message: OutboxRow, result: str) -> Outcome:
         """Our lease ran out and another sender took the message over while
@@ -413,8 +415,8 @@ class Deliverer:
         Messages of a live sender are left alone. Returns how many were released."""
         now = self.clock()
         released = 0
-        for message in self.orphans(self.store.messages(SENDING, limit=1000), now):
-            if self.store.release_orphan(message.id, message.sending_owner, now):
+        for message in self.orphans(self.store.outbox.in_state(SENDING, limit=1000), now):
+            if self.store.outbox.release_orphan(message.id, message.sending_owner, now):
                 released += 1
                 log.info(
                     "message %s to %s was interrupted mid-send; checking before resending",

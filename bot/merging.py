@@ -54,7 +54,9 @@ class StoryMerger:
         """Add the rows stored since the last refresh (ours and other processes')."""
         if not self.enabled:
             return
-        rows, self._last_row = self.store.signatures_after(self._last_row, now - self.window)
+        rows, self._last_row = self.store.stories.signatures_after(
+            self._last_row, now - self.window
+        )
         self._index.advance(now)
         for row in rows:
             self._index.add(row)
@@ -77,7 +79,7 @@ class StoryMerger:
                 found.append((entry, match))
         # A story pruned since its row was read (retention shorter than the
         # window) is no story to merge into.
-        alive = self.store.existing_items([int(match.story) for _, match in found])
+        alive = self.store.stories.existing([int(match.story) for _, match in found])
         merged = []
         for entry, match in found:
             if int(match.story) in alive:

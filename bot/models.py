@@ -75,3 +75,14 @@ class FeedError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+@dataclass(frozen=True)
+class TermRow:
+    """A watch term as stored: from feeds.yaml (`source` "config") or a command."""
+
+    channel: str
+    term: str
+    source: str
+    added_by: str | None
+    added_at: float

@@ -130,7 +130,7 @@ class _ChannelBudget:
         if channel not in self.digests:
             # Written now (inside this feed's transaction) so the items are
             # never lost; it becomes sendable when the cycle finishes.
-            self.digests[channel] = self.store.add_outbox(
+            self.digests[channel] = self.store.outbox.add(
                 channel, DIGEST, {"items": []}, now, state=ASSEMBLING
             )
         return self.digests[channel]
@@ -148,7 +148,7 @@ class _CycleFollowups:
     def outbox_for(self, channel: str, item_id: int, parent: int, now: float) -> int:
         key = (channel, item_id)
         if key not in self.open:
-            self.open[key] = self.store.add_outbox(
+            self.open[key] = self.store.outbox.add(
                 channel, FOLLOWUP, {"parent": parent}, now, state=ASSEMBLING
             )
         return self.open[key]
@@ -236,8 +236,8 @@ class Poller:
         self.finish_digests()  # a previous cycle that crashed may have left some open
         self.finish_followups()
         self.merger.refresh(started)  # rows other processes stored since our last cycle
-        self.store.sync_feeds([f.url for f in self.config.feeds])
-        rows = self.store.feeds()  # read once: for due feeds and for feed titles
+        self.store.feeds.sync([f.url for f in self.config.feeds])
+        rows = self.store.feeds.all()  # read once: for due feeds and for feed titles
         feeds = self.due_feeds(started, all_feeds=all_feeds, rows=rows)
         watchlist = self.watchlist(rows)
         self.runner.set_watch(watchlist)
@@ -253,30 +253,30 @@ class Poller:
                 outcome = self.process(fetched, watchlist, budget, cycle_items, followups)
                 report.feeds.append(outcome)
         finally:
-            self.store.record_feed_successes(self._unchanged)
+            self.store.feeds.record_successes(self._unchanged)
             self._unchanged = []
         report.digests = self.finish_digests()
         report.followups = self.finish_followups()
         # Stories no feed has carried for `retention` are forgotten; anything
         # still in a feed keeps being touched, so its dedup never lapses.
         live = {feed.url for feed in self.config.feeds}
-        report.pruned = self.store.prune_items(
+        report.pruned = self.store.stories.prune(
             self.clock() - self.config.settings.retention,
             live_feeds=[row.id for row in rows if row.url in live],
         )
         report.duration = self.clock() - started
-        self.store.set_meta("last_cycle_at", repr(self.clock()))
+        self.store.meta.set("last_cycle_at", repr(self.clock()))
         return report
 
     def watchlist(self, rows: Sequence[FeedRow] | None = None) -> WatchList:
-        rows = self.store.feeds() if rows is None else rows
+        rows = self.store.feeds.all() if rows is None else rows
         titles = {row.url: row.title for row in rows if row.title}
-        return WatchList.cached(watch_entries(self.config, self.store.terms(), titles))
+        return WatchList.cached(watch_entries(self.config, self.store.terms.all(), titles))
 
     def due_feeds(
         self, now: float, *, all_feeds: bool, rows: Sequence[FeedRow] | None = None
     ) -> list[tuple[FeedConfig, FeedRow]]:
-        by_url = {row.url: row for row in (self.store.feeds() if rows is None else rows)}
+        by_url = {row.url: row for row in (self.store.feeds.all() if rows is None else rows)}
         due = []
         for feed in self.config.feeds:
             row = by_url[feed.url]
@@ -331,7 +331,7 @@ class Poller:
             else:
                 with self.store.transaction():
                     self.record_recovery(feed, row, name, watchlist, now)
-                    self.store.record_feed_successes([success])
+                    self.store.feeds.record_successes([success])
             status = "not_modified" if result.not_modified else "unchanged"
             return FeedOutcome(feed.url, name, status)
 
@@ -341,7 +341,9 @@ class Poller:
         with self.store.transaction():
             # A few batched statements per feed: one lookup of all story keys
             # (most items of a feed are known), then one insert per table.
-            known_keys = self.store.find_stories([k for a in analyzed.items for k in a.lookups])
+            known_keys = self.store.stories.find_many(
+                [k for a in analyzed.items for k in a.lookups]
+            )
             seen_again: list[tuple[int, Sequence[str]]] = []
             known_entries: list[tuple[AnalyzedItem, int]] = []
             new_entries: list[AnalyzedItem] = []
@@ -367,7 +369,9 @@ class Poller:
                     "%s (score %.2f)", copy.match.describe(copy.entry.keys[0]), copy.match.score
                 )
             outcome.merged = len(merged)
-            item_ids = self.store.insert_items(row.id, [(e.item, e.keys) for e in new_entries], now)
+            item_ids = self.store.stories.insert(
+                row.id, [(e.item, e.keys) for e in new_entries], now
+            )
             outcome.new_items = len(new_entries) + len(merged)
             self.record_merges(row, analyzed.source, new_entries, item_ids, merged, now)
             stories = self.story_rows(
@@ -397,10 +401,10 @@ class Poller:
             self.commit_alerts(decision, budget, now)
             outcome.alerts = len(decision.alerts)
             outcome.followups = self.commit_followups(decision, followups, now)
-            self.store.touch_stories(seen_again, now)
-            self.store.record_carried(row.id, [*item_ids, *(i for i, _ in seen_again)], now)
+            self.store.stories.touch(seen_again, now)
+            self.store.stories.record_carried(row.id, [*item_ids, *(i for i, _ in seen_again)], now)
             self.record_recovery(feed, row, name, watchlist, now)
-            self.store.record_feed_successes(
+            self.store.feeds.record_successes(
                 [
                     FeedSuccess(
                         row.id,
@@ -432,8 +436,8 @@ class Poller:
         from them), and each copy with the reason it merged (for status)."""
         stories = [*zip(new_entries, item_ids, strict=True)]
         stories += [(copy.entry, copy.item_id) for copy in merged]
-        self.store.add_signatures(self.merger.rows_for(stories, now))
-        self.store.add_story_copies(
+        self.store.stories.add_signatures(self.merger.rows_for(stories, now))
+        self.store.stories.add_copies(
             [
                 StoryCopy(
                     item_id=copy.item_id,
@@ -471,14 +475,14 @@ class Poller:
         seen = [item_id for _, item_id in known_entries]
         if not seen:
             return stories
-        carried = self.store.carried_by(row.id, seen)
+        carried = self.store.stories.carried_by(row.id, seen)
         # Who has the story matters only for entries some channel matched.
         matched = [item_id for entry, item_id in known_entries if entry.alerts]
         alerted: dict[int, set[str]] = {}
-        for channel, item_id in self.store.alerted(matched):
+        for channel, item_id in self.store.outbox.alerted(matched):
             alerted.setdefault(item_id, set()).add(channel)
         singles: dict[int, dict[str, int]] = {}
-        for (channel, item_id), outbox_id in self.store.single_alerts(matched).items():
+        for (channel, item_id), outbox_id in self.store.outbox.single_alerts(matched).items():
             singles.setdefault(item_id, {})[channel] = outbox_id
         for entry, item_id in known_entries:
             stories.append(
@@ -501,9 +505,9 @@ class Poller:
         singles = [a for a in decision.alerts if a.single]
         budget.use(a.channel for a in singles)
         single_ids = iter(
-            self.store.add_outbox_many([(a.channel, ALERT, a.payload) for a in singles], now)
+            self.store.outbox.add_many([(a.channel, ALERT, a.payload) for a in singles], now)
         )
-        self.store.add_alerts(
+        self.store.outbox.add_alerts(
             [
                 (
                     a.channel,
@@ -521,7 +525,7 @@ class Poller:
     ) -> int:
         """The decided "Also reported by" lines, each in its (channel, story)
         follow-up of this cycle; a source already reported is left out."""
-        return self.store.add_followup_lines(
+        return self.store.outbox.add_followup_lines(
             [
                 FollowupLine(
                     outbox_id=followups.outbox_for(f.channel, f.item_id, f.parent, now),
@@ -559,7 +563,7 @@ class Poller:
             next_check = max(next_check, suspended_next_check(now))
         with self.store.transaction():
             newly_suspended = suspend and row.suspended_at is None
-            self.store.record_feed_failure(
+            self.store.feeds.record_failure(
                 row.id,
                 now=now,
                 kind=error.kind,
@@ -582,7 +586,7 @@ class Poller:
 
     def notify(self, watchlist: WatchList, feed_url: str, text: str, now: float) -> None:
         for channel in channels_watching(watchlist, feed_url):
-            self.store.add_outbox(channel, NOTICE, notice_payload(text), now)
+            self.store.outbox.add(channel, NOTICE, notice_payload(text), now)
 
     def record_recovery(
         self, feed: FeedConfig, row: FeedRow, name: str, watchlist: WatchList, now: float
@@ -595,15 +599,15 @@ class Poller:
         """Turn this cycle's assembling follow-ups into sendable messages:
         the sources new this cycle, and (for an edited alert) the earlier ones."""
         finished = 0
-        for message in self.store.assembling(FOLLOWUP):
-            new = self.store.followup_outbox_lines(message.id)
+        for message in self.store.outbox.assembling(FOLLOWUP):
+            new = self.store.outbox.followup_outbox_lines(message.id)
             if not new:
-                self.store.discard_outbox(message.id)  # every source was reported before
+                self.store.outbox.discard(message.id)  # every source was reported before
                 continue
             parent = int(message.payload["parent"])
             earlier = [
                 line
-                for line in self.store.followup_lines(parent, up_to_outbox=message.id)
+                for line in self.store.outbox.followup_lines(parent, up_to_outbox=message.id)
                 if line.outbox_id != message.id
             ]
             payload = followup_payload(
@@ -611,7 +615,7 @@ class Poller:
                 [vars_of(line) for line in new],
                 [vars_of(line) for line in earlier],
             )
-            self.store.finish_digest(message.id, payload)
+            self.store.outbox.finish(message.id, payload)
             finished += 1
         return finished
 
@@ -619,8 +623,8 @@ class Poller:
         """Turn this cycle's assembling digests into sendable messages."""
         finished = 0
         names = {feed.url: feed.name for feed in self.config.feeds if feed.name}
-        for digest in self.store.assembling_digests():
-            payload = digest_payload(self.store.digest_entries(digest.id), names)
-            self.store.finish_digest(digest.id, payload)
+        for digest in self.store.outbox.assembling("digest"):
+            payload = digest_payload(self.store.outbox.digest_entries(digest.id), names)
+            self.store.outbox.finish(digest.id, payload)
             finished += 1
         return finished

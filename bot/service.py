@@ -188,7 +188,7 @@ class Service:
         self._sync(self.holder.get(), self.poll_store)
         self._register_secrets(self.holder.get())
 
-        self.sinks = SinkRouter(env, nonce_tag=self.deliver_store.instance_tag())
+        self.sinks = SinkRouter(env, nonce_tag=self.deliver_store.meta.instance_tag())
         self.deliverer = self._deliverer(self.holder.get())
         self.metrics = Metrics(self._snapshot)
 
@@ -334,15 +334,15 @@ class Service:
 
     def _register_secrets(self, config: Config) -> None:
         """Webhook URLs hold tokens: the log filter must know them."""
-        channels = [*config.channels(), *(row.channel for row in self.web_store.terms())]
+        channels = [*config.channels(), *(row.channel for row in self.web_store.terms.all())]
         redact.add_secrets(redact.webhook_secrets(channels, self.env))
         # `discord:$VAR` with the variable unset: its alerts wait (pending).
         for warning in webhook_env_warnings(channels, self.env):
             log.warning("%s", warning)
 
     def _sync(self, config: Config, store: Store) -> None:
-        store.sync_feeds([f.url for f in config.feeds])
-        store.sync_config_terms(config_terms(config), self.clock())
+        store.feeds.sync([f.url for f in config.feeds])
+        store.terms.sync_config(config_terms(config), self.clock())
         if note_config(store, config):
             self._wake_delivery.set()  # held destinations may be called again
 
@@ -395,7 +395,7 @@ class Service:
                     "feeds": len(report.feeds),
                     "failed": report.failed,
                 }
-                self.poll_store.set_meta(LAST_POLL_META, repr(now))
+                self.poll_store.meta.set(LAST_POLL_META, repr(now))
             if report.alerts or report.digests:
                 self._wake_delivery.set()
         except Exception:
@@ -466,18 +466,18 @@ class Service:
         pause_key = getattr(self.sinks(channel), "pause_key", None)
         if pause_key is None:
             return None
-        paused = self.web_store.paused_destinations().get(str(pause_key(channel)))
+        paused = self.web_store.gates.paused().get(str(pause_key(channel)))
         return paused[0] if paused is not None else None
 
     # -- observation -------------------------------------------------------
 
     def _feed_rows(self) -> tuple[int, int]:
         urls = [f.url for f in self.holder.get().feeds]
-        rows = self.web_store.feeds(urls)
+        rows = self.web_store.feeds.all(urls)
         return len(rows), sum(1 for r in rows if r.consecutive_failures > 0)
 
     def _snapshot(self) -> dict[str, int]:
-        values = outbox_snapshot(self.web_store.outbox_counts())
+        values = outbox_snapshot(self.web_store.outbox.counts())
         values["feeds"], values["feeds_failing"] = self._feed_rows()
         return values
 
@@ -491,8 +491,8 @@ class Service:
         }
         try:
             values = self._snapshot()
-            last_cycle_meta = self.web_store.get_meta(LAST_POLL_META)
-            data["schema"] = self.web_store.schema_version()
+            last_cycle_meta = self.web_store.meta.get(LAST_POLL_META)
+            data["schema"] = self.web_store.meta.schema_version()
             data["db_ok"] = True
         except Exception as exc:
             log.warning("health check: database error: %s", type(exc).__name__)
@@ -514,7 +514,7 @@ class Service:
         data["alerts_pending"] = values.get("pending", 0)
         data["alerts_dead"] = values.get("dead", 0)
         try:
-            paused = self.web_store.paused_destinations()
+            paused = self.web_store.gates.paused()
         except Exception:
             paused = {}
         # e.g. {"slack:token": "the Slack token is broken (token_revoked)"}

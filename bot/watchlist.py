@@ -12,15 +12,12 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.config import Config
 from bot.match import Matcher, Span
-from bot.models import Item
+from bot.models import Item, TermRow
 from bot.query import Query, QueryError, parse_query
-
-if TYPE_CHECKING:  # parser workers import this module: they need no database code
-    from bot.store import TermRow
 
 log = logging.getLogger(__name__)
 

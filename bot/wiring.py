@@ -71,10 +71,10 @@ def note_config(store: Store, config: Config) -> bool:
     401/403/404) are called again (README: "until the config changes or
     `newshound retry` runs"). True if it changed."""
     stamp = config_stamp(config)
-    if store.get_meta(CONFIG_STAMP_META) == stamp:
+    if store.meta.get(CONFIG_STAMP_META) == stamp:
         return False
-    store.set_meta(CONFIG_STAMP_META, stamp)
-    store.resume_destinations("discord:")
+    store.meta.set(CONFIG_STAMP_META, stamp)
+    store.gates.resume("discord:")
     return True
 
 

@@ -29,9 +29,9 @@ def test_status_shows_paused_discord_destinations_and_retry_resumes_them(
     hook_key = DiscordSink({}).pause_key(HOOK)
     assert hook_key == "discord:…/123456/***"
     with Store(common[3]) as store:
-        store.add_outbox(HOOK, ALERT, {"title": "Held story"}, 1.0)
-        store.pause_destination(hook_key, "Discord refused the webhook (HTTP 404)", 1.0)
-        store.pause_destination(CHANNEL, "the bot lacks permission there (HTTP 403)", 2.0)
+        store.outbox.add(HOOK, ALERT, {"title": "Held story"}, 1.0)
+        store.gates.pause(hook_key, "Discord refused the webhook (HTTP 404)", 1.0)
+        store.gates.pause(CHANNEL, "the bot lacks permission there (HTTP 403)", 2.0)
     status = run_cli(*common, "status")
     assert status.code == 0
     assert "Paused: discord:…/123456/*** since" in status.out
@@ -44,7 +44,9 @@ def test_status_shows_paused_discord_destinations_and_retry_resumes_them(
     assert f"Delivery through {CHANNEL} resumed." in resumed.out
     assert "Paused:" not in run_cli(*common, "status").out
     with Store(common[3]) as store:
-        assert [m.state for m in store.messages(PENDING)] == [PENDING]  # the alert still waits
+        assert [m.state for m in store.outbox.in_state(PENDING)] == [
+            PENDING
+        ]  # the alert still waits
 
 
 def test_a_config_change_calls_paused_discord_destinations_again(
@@ -53,13 +55,13 @@ def test_a_config_change_calls_paused_discord_destinations_again(
     # config noted
     assert run_cli(*common, "watch", "add", "--channel", CHANNEL, "lumber").code == 0
     with Store(common[3]) as store:
-        store.pause_destination(CHANNEL, "the bot lacks permission there (HTTP 403)", 1.0)
-        store.pause_destination("slack:token", "the Slack token is broken", 1.0)
+        store.gates.pause(CHANNEL, "the bot lacks permission there (HTTP 403)", 1.0)
+        store.gates.pause("slack:token", "the Slack token is broken", 1.0)
     run_cli(*common, "watch", "list", "--channel", CHANNEL)  # same config: still paused
     with Store(common[3]) as store:
-        assert CHANNEL in store.paused_destinations()
+        assert CHANNEL in store.gates.paused()
     write_config(tmp_path / "feeds.yaml", [], [{"channel": CHANNEL, "terms": ["tariff"]}])
     run_cli(*common, "watch", "list", "--channel", CHANNEL)
     with Store(common[3]) as store:
         # A config edit cannot fix a Slack token: that pause stays.
-        assert list(store.paused_destinations()) == ["slack:token"]
+        assert list(store.gates.paused()) == ["slack:token"]

@@ -137,8 +137,8 @@ def test_status_survives_a_next_check_beyond_the_calendar(tmp_path: Path) -> Non
     Store(tmp_path / "db.sqlite").close()
     status(common)
     with Store(str(tmp_path / "db.sqlite")) as store:
-        (row,) = store.feeds()
-        store.record_feed_successes([FeedSuccess(row.id, 1.0, 1e300, None, None)])
+        (row,) = store.feeds.all()
+        store.feeds.record_successes([FeedSuccess(row.id, 1.0, 1e300, None, None)])
     out = status(common)
     assert "next check: far in the future" in out and "last success: 1970-01-01 00:00" in out
 
@@ -147,14 +147,14 @@ def test_status_labels_undelivered_messages_by_kind(tmp_path: Path) -> None:
     common = ("--config", str(tmp_path / "feeds.yaml"), "--db", str(tmp_path / "db.sqlite"))
     write_config(tmp_path / "feeds.yaml", [], [])
     with Store(str(tmp_path / "db.sqlite")) as store:
-        store.add_outbox(CHANNEL, ALERT, {"title": "Tariffs rise", "items": []}, 1.0)
-        store.add_outbox(CHANNEL, DIGEST, {"items": [{"title": "a"}, {"title": "b"}]}, 2.0)
-        store.add_outbox(CHANNEL, DIGEST, {"items": [{"title": "c"}]}, 2.0)
-        notice = store.add_outbox(
+        store.outbox.add(CHANNEL, ALERT, {"title": "Tariffs rise", "items": []}, 1.0)
+        store.outbox.add(CHANNEL, DIGEST, {"items": [{"title": "a"}, {"title": "b"}]}, 2.0)
+        store.outbox.add(CHANNEL, DIGEST, {"items": [{"title": "c"}]}, 2.0)
+        notice = store.outbox.add(
             WEBHOOK, NOTICE, {"text": "Feed World is suspended:\nHTTP 500 (3 failures)"}, 3.0
         )
-        store.claim_message(notice, owner="test", now=4.0, gate_keys=[], hold={})
-        assert store.mark_dead(notice, "webhook_gone", 4.0, owner="test")
+        store.outbox.claim(notice, owner="test", now=4.0, gate_keys=[], hold={})
+        assert store.outbox.mark_dead(notice, "webhook_gone", 4.0, owner="test")
     out = status(common)
     assert "3 pending, 1 dead" in out
     assert f"#1 {CHANNEL} 'Tariffs rise': not sent yet" in out
@@ -171,14 +171,15 @@ def test_status_lists_messages_being_sent_and_counts_the_rest(tmp_path: Path) ->
     common = ("--config", str(tmp_path / "feeds.yaml"), "--db", str(tmp_path / "db.sqlite"))
     write_config(tmp_path / "feeds.yaml", [], [])
     with Store(str(tmp_path / "db.sqlite")) as store:
-        first = store.add_outbox(CHANNEL, ALERT, {"title": "Being sent"}, 1.0)
-        store.mark_sending(first, 1.0)
+        first = store.outbox.add(CHANNEL, ALERT, {"title": "Being sent"}, 1.0)
+        claim = store.outbox.claim(first, owner="test", now=1.0, gate_keys=[], hold={})
+        assert claim.row is not None and claim.row.state == "sending"
         for n in range(24):
-            store.add_outbox(CHANNEL, ALERT, {"title": f"Waiting {n}"}, 2.0)
+            store.outbox.add(CHANNEL, ALERT, {"title": f"Waiting {n}"}, 2.0)
         for n in range(23):
-            dead = store.add_outbox(CHANNEL, ALERT, {"title": f"Dead {n}"}, 3.0)
+            dead = store.outbox.add(CHANNEL, ALERT, {"title": f"Dead {n}"}, 3.0)
             # Straight to dead (a sender would have to claim each one first).
-            store._execute(
+            store.db.execute(
                 "UPDATE outbox SET state = 'dead', last_error = ? WHERE id = ?",
                 ("channel_not_found", dead),
             )
@@ -284,8 +285,8 @@ def test_poll_once_keeps_working_for_a_feed_that_failed_very_often(tmp_path: Pat
     )
     common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
     with Store(str(tmp_path / "db.sqlite")) as store:
-        store.sync_feeds(["http://127.0.0.1:9/feed.xml"])
-        store._execute("UPDATE feeds SET consecutive_failures = 1024")
+        store.feeds.sync(["http://127.0.0.1:9/feed.xml"])
+        store.db.execute("UPDATE feeds SET consecutive_failures = 1024")
     result = run_cli(*common, "poll", "--once", "--all")
     assert result.code == 1, result.err  # its only feed failed
     assert "internal error" not in result.err

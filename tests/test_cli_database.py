@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import Result, run_cli, run_subprocess, write_config
 
-from bot.migrations import MIGRATIONS
 from bot.store import Store
+from bot.store.migrations import MIGRATIONS
 
 CHANNEL = "C0CLITEST01"
 LATEST = MIGRATIONS[-1][0]
@@ -98,7 +98,7 @@ def test_a_database_from_a_newer_newshound_is_refused(
 ) -> None:
     db = tmp_path / "future.db"
     with Store(db) as store:  # a real newshound database ...
-        assert store.damage() is None
+        assert store.meta.damage() is None
     make_db(db, f"PRAGMA user_version = {LATEST + 95}")  # ... from a newer release
     before = snapshot(db)
     result = commands(config, db)[command]()
@@ -203,4 +203,4 @@ def test_an_empty_file_and_an_older_newshound_database_are_used(
     result = run_cli("--config", str(config), "--db", str(older), "status")
     assert result.code == 0, result.err
     with Store(older) as store:
-        assert store.db.conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
+        assert store.meta.schema_version() == LATEST

@@ -17,8 +17,8 @@ from cli_helpers import REPO, run_cli, run_subprocess, write_config
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 
-from bot.migrations import MIGRATIONS
 from bot.store import SCHEMA_VERSION
+from bot.store.migrations import MIGRATIONS
 
 CHANNEL = "C0CLITEST01"
 

@@ -28,7 +28,7 @@ def test_add_notes_that_emoji_are_ignored(ctx: CommandContext) -> None:
     lines = slack(reply).splitlines()
     assert lines[0] == "Now watching *launch* (also: launches) in this channel."
     assert lines[1] == "Note: symbols and emoji (🚀) are ignored when matching."
-    assert ctx.store.find_term(CHANNEL, "🚀 launch") is not None
+    assert ctx.store.terms.find(CHANNEL, "🚀 launch") is not None
 
 
 def test_symbols_in_the_note_are_escaped_and_listed_once(ctx: CommandContext) -> None:
@@ -69,7 +69,7 @@ def test_single_letter_terms_are_refused_with_the_reason(ctx: CommandContext, qu
     reply = watch_add(ctx, CHANNEL, query, "U0ALICE0001")
     assert not reply.ok
     assert "single letter" in slack(reply)
-    assert ctx.store.count_terms(CHANNEL) == 0
+    assert ctx.store.terms.count(CHANNEL) == 0
 
 
 def test_long_symbol_lists_are_cut(ctx: CommandContext) -> None:
@@ -85,7 +85,7 @@ def test_no_note_for_letters_digits_and_punctuation(ctx: CommandContext, query: 
 def test_test_subcommand_notes_ignored_symbols_too(ctx: CommandContext) -> None:
     reply = watch_test(ctx, CHANNEL, "❤️ love")
     assert "Note: symbols and emoji (❤) are ignored when matching." in slack(reply)
-    assert ctx.store.count_terms(CHANNEL) == 0
+    assert ctx.store.terms.count(CHANNEL) == 0
 
 
 @pytest.mark.parametrize("gap", ["\t", "\n", "\u00a0", "  "])
@@ -113,7 +113,7 @@ def test_concurrent_adds_never_pass_the_term_limit(tmp_path: Path) -> None:
     with SlowCountStore(str(tmp_path / "db.sqlite")) as store:
         ctx = CommandContext(store=store, config=lambda: config, platform="slack")
         for n in range(MAX_TERMS_PER_CHANNEL - 1):
-            store.add_term(CHANNEL, f"term{n}", "cli", None, 0.0)
+            store.terms.add(CHANNEL, f"term{n}", "cli", None, 0.0)
         replies = []
         threads = [
             threading.Thread(target=lambda n=n: replies.append(watch_add(ctx, CHANNEL, f"new{n}")))
@@ -123,7 +123,7 @@ def test_concurrent_adds_never_pass_the_term_limit(tmp_path: Path) -> None:
             thread.start()
         for thread in threads:
             thread.join()
-        assert store.count_terms(CHANNEL) == MAX_TERMS_PER_CHANNEL
+        assert store.terms.count(CHANNEL) == MAX_TERMS_PER_CHANNEL
         assert sum(reply.ok for reply in replies) == 1
 
 
@@ -148,7 +148,7 @@ def test_managers_may_be_discord_users_and_the_cli_is_always_allowed(tmp_path: P
         assert not refused.ok and "only the people listed as managers" in render(refused, "discord")
         assert watch_add(ctx("discord"), channel, "tariff", "80351110224678912").ok
         assert watch_add(ctx("cli"), channel, "trade deal").ok
-        assert [(r.term, r.source) for r in store.terms(channel)] == [
+        assert [(r.term, r.source) for r in store.terms.all(channel)] == [
             ("tariff", "discord"),
             ("trade deal", "cli"),
         ]
@@ -167,11 +167,11 @@ def test_a_config_term_cannot_be_removed_and_each_surface_says_what_to_do(
 ) -> None:
     """In chat the config belongs to someone else; in the shell, to the user."""
     with Store(str(tmp_path / "db.sqlite")) as store:
-        store.sync_config_terms([(CHANNEL, "lumber")], now=1.0)
+        store.terms.sync_config([(CHANNEL, "lumber")], now=1.0)
         ctx = CommandContext(
             store=store, config=lambda: empty_config("feeds.yaml"), platform=platform
         )
         answer = dispatch(ctx, CHANNEL, "U0ALICE0001", "remove lumber")
         assert not answer.ok
         assert says in render(answer, platform)
-        assert store.find_term(CHANNEL, "lumber") is not None
+        assert store.terms.find(CHANNEL, "lumber") is not None

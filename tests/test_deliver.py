@@ -56,7 +56,7 @@ def queue(store: Store, channel: str, count: int, kind: str = ALERT) -> list[int
     ids = []
     for n in range(count):
         payload = alert(n) if kind == ALERT else {"items": [alert(n)]}
-        ids.append(store.add_outbox(channel, kind, payload, time.time()))
+        ids.append(store.outbox.add(channel, kind, payload, time.time()))
     return ids
 
 
@@ -77,7 +77,7 @@ def test_oldest_first_per_channel_and_sent_with_ts(store: Store, slack: FakeSlac
     assert report.sent == 5
     assert [m["text"].split(" (")[0] for m in slack.posts(A)] == ["Story 0", "Story 1", "Story 2"]
     for message in slack.posts():
-        row = store.outbox_message(message["metadata"]["event_payload"]["outbox_id"])
+        row = store.outbox.get(message["metadata"]["event_payload"]["outbox_id"])
         assert row is not None and row.state == SENT and row.remote_id == message["ts"]
     assert_each_posted_once(slack, ids)
 
@@ -159,7 +159,7 @@ def test_500_burst_stays_pending_then_sent_once(tmp_path: Path, store: Store, sl
     for _ in range(3):
         assert d.deliver(retry_now=True).failed == 1
     with Store(tmp_path / "newshound.db") as restarted:  # stays pending across restarts
-        row = restarted.outbox_message(ids[0])
+        row = restarted.outbox.get(ids[0])
         assert row is not None and row.state == PENDING and row.attempts == 3
         assert row.verify_since is not None  # a 500 may hide a posted message
         assert deliverer(restarted, sink_for(slack)).deliver(retry_now=True).sent == 1
@@ -179,7 +179,7 @@ def test_backoff_is_exponential_jittered_and_bounded(store: Store, slack: FakeSl
     waits = []
     for _ in range(3):
         d.deliver()
-        row = store.outbox_message(message_id)
+        row = store.outbox.get(message_id)
         assert row is not None
         waits.append(row.next_attempt_at - now[0])
         d.deliver()  # not due yet: no call
@@ -195,11 +195,11 @@ def test_backoff_after_very_many_attempts_stays_at_the_cap(store: Store, slack: 
     for attempts in (1024, 1025, 10**30):
         assert RETRY_CAP / 2 <= retry_delay(attempts, rng) <= RETRY_CAP
     (message_id,) = queue(store, A, 1)
-    store._execute("UPDATE outbox SET attempts = 5000 WHERE id = ?", (message_id,))
+    store.db.execute("UPDATE outbox SET attempts = 5000 WHERE id = ?", (message_id,))
     slack.fail_next(POST, Fault(status=503))
     now = time.time()
     assert deliverer(store, sink_for(slack), clock=lambda: now, rng=rng).deliver().failed == 1
-    row = store.outbox_message(message_id)
+    row = store.outbox.get(message_id)
     assert row is not None and row.state == PENDING and row.attempts == 5001
     assert now + RETRY_CAP / 2 <= row.next_attempt_at <= now + RETRY_CAP
 
@@ -235,7 +235,7 @@ def test_permanent_error_is_dead_and_other_channels_flow(store: Store, slack: Fa
     slack.fail_next(POST, Fault(error="channel_not_found"))
     report = deliverer(store, sink_for(slack)).deliver()
     assert report.dead == 1 and report.sent == 3
-    row = store.outbox_message(a1)
+    row = store.outbox.get(a1)
     assert row is not None and row.state == DEAD and row.last_error == "channel_not_found"
     assert_each_posted_once(slack, others)
 
@@ -248,7 +248,7 @@ def test_unknown_error_gives_up_after_some_attempts(store: Store, slack: FakeSla
         assert d.deliver(retry_now=True).failed == 1
     report = d.deliver(retry_now=True)
     assert report.dead == 1 and report.sent == 1  # the channel moves on
-    row = store.outbox_message(ids[0])
+    row = store.outbox.get(ids[0])
     assert row is not None and row.last_error == "something_new (after 5 attempts)"
     assert_each_posted_once(slack, ids[1:])
 
@@ -292,7 +292,7 @@ def dead_owner() -> str:
 
 
 def claim(store: Store, message_id: int, owner: str, at: float | None = None) -> None:
-    taken = store.claim_message(
+    taken = store.outbox.claim(
         message_id, owner=owner, now=at or time.time(), gate_keys=[], hold={}
     )
     assert taken.row is not None
@@ -305,7 +305,7 @@ def test_interrupted_after_posting_is_found_not_resent(store: Store, slack: Fake
     ts = sink.send(A, ALERT, alert(0), message_id)  # it arrived, then the sender died
     report = deliverer(store, sink).deliver()
     assert report.recovered == 1 and len(slack.calls(POST)) == 1
-    row = store.outbox_message(message_id)
+    row = store.outbox.get(message_id)
     assert row is not None and row.state == SENT and row.remote_id == ts
 
 
@@ -322,7 +322,7 @@ def test_live_senders_message_is_left_alone_until_its_lease_ends(store: Store, s
     claim(store, fresh, live)
     claim(store, stale, live, at=time.time() - 1000)
     deliverer(store, sink_for(slack)).deliver()
-    row = store.outbox_message(fresh)
+    row = store.outbox.get(fresh)
     assert row is not None and row.state == SENDING  # another sender is on it
     assert_each_posted_once(slack, [stale])
 
@@ -411,15 +411,15 @@ def test_sigkill_at_random_points_loses_nothing_and_duplicates_nothing(
     for _ in range(5):
         run(None)
         with Store(db) as check:
-            counts = check.outbox_counts()
+            counts = check.outbox.counts()
             if set(counts) == {SENT}:
                 break
 
     with Store(db) as check:
-        assert check.integrity_ok()
-        assert set(check.outbox_counts()) == {SENT}
-        all_ids = [m.id for m in check.messages(SENT, limit=100_000)]
-        assert check.alert_count() == 2 * len(entries)
+        assert check.meta.damage() is None
+        assert set(check.outbox.counts()) == {SENT}
+        all_ids = [m.id for m in check.outbox.in_state(SENT, limit=100_000)]
+        assert check.outbox.alert_count() == 2 * len(entries)
     print(f"{killed} killed runs, {len(slack.calls(HISTORY))} history checks after interruptions")
     posted = Counter(slack.posted_outbox_ids())
     assert [i for i, c in posted.items() if c > 1] == []  # no duplicates
@@ -435,23 +435,23 @@ def test_late_results_never_overwrite_the_new_owner(store: Store):
     (message_id,) = queue(store, A, 1)
 
     def take(owner: str) -> None:
-        assert store.claim_message(
+        assert store.outbox.claim(
             message_id, owner=owner, now=time.time(), gate_keys=[], hold={}
         ).row
 
     take("host/1/aaaa")
-    assert store.release_orphan(message_id, "host/1/aaaa", time.time())
+    assert store.outbox.release_orphan(message_id, "host/1/aaaa", time.time())
     take("host/2/bbbb")
     late = "host/1/aaaa"
-    assert not store.mark_sent(message_id, "1.000", time.time(), owner=late)
-    assert not store.mark_retry(message_id, "late", time.time() + 60, owner=late)
-    assert not store.mark_uncertain(message_id, "late", time.time() + 60, owner=late)
-    assert not store.mark_dead(message_id, "late", time.time(), owner=late)
-    row = store.outbox_message(message_id)
+    assert not store.outbox.mark_sent(message_id, "1.000", time.time(), owner=late)
+    assert not store.outbox.mark_retry(message_id, "late", time.time() + 60, owner=late)
+    assert not store.outbox.mark_uncertain(message_id, "late", time.time() + 60, owner=late)
+    assert not store.outbox.mark_dead(message_id, "late", time.time(), owner=late)
+    row = store.outbox.get(message_id)
     assert row is not None and row.state == SENDING and row.sending_owner == "host/2/bbbb"
     assert row.last_error != "late" and row.remote_id is None
-    assert store.mark_sent(message_id, "2.000", time.time(), owner="host/2/bbbb")
-    row = store.outbox_message(message_id)
+    assert store.outbox.mark_sent(message_id, "2.000", time.time(), owner="host/2/bbbb")
+    row = store.outbox.get(message_id)
     assert row is not None and row.state == SENT and row.remote_id == "2.000"
 
 
@@ -460,11 +460,11 @@ def test_released_but_unclaimed_message_takes_the_late_success(store: Store):
     true news (it arrived), so it is recorded and nothing is sent twice."""
     (message_id,) = queue(store, A, 1)
     owner = "host/1/aaaa"
-    assert store.claim_message(message_id, owner=owner, now=time.time(), gate_keys=[], hold={}).row
-    assert store.release_orphan(message_id, owner, time.time())
-    assert not store.mark_retry(message_id, "late", time.time() + 60, owner=owner)
-    assert store.mark_sent(message_id, "1.000", time.time(), owner=owner)
-    row = store.outbox_message(message_id)
+    assert store.outbox.claim(message_id, owner=owner, now=time.time(), gate_keys=[], hold={}).row
+    assert store.outbox.release_orphan(message_id, owner, time.time())
+    assert not store.outbox.mark_retry(message_id, "late", time.time() + 60, owner=owner)
+    assert store.outbox.mark_sent(message_id, "1.000", time.time(), owner=owner)
+    row = store.outbox.get(message_id)
     assert row is not None and row.state == SENT
 
 
@@ -481,10 +481,10 @@ def test_deliverer_drops_its_result_after_a_takeover(store: Store, outcome: str)
         """While A is 'sending', its lease runs out and B takes the message."""
 
         def send(self, channel, kind, payload, outbox_id):
-            row = store.outbox_message(outbox_id)
+            row = store.outbox.get(outbox_id)
             assert row is not None and row.sending_owner is not None
-            assert store.release_orphan(outbox_id, row.sending_owner, time.time())
-            claim = store.claim_message(
+            assert store.outbox.release_orphan(outbox_id, row.sending_owner, time.time())
+            claim = store.outbox.claim(
                 outbox_id, owner=other, now=time.time(), gate_keys=[], hold={}
             )
             assert claim.row is not None
@@ -502,6 +502,6 @@ def test_deliverer_drops_its_result_after_a_takeover(store: Store, outcome: str)
 
     report = Deliverer(store, lambda channel: SlowSink(), send_interval=0.0).deliver(max_wait=0)
     assert report.sent == report.dead == report.failed == 0
-    row = store.outbox_message(message_id)
+    row = store.outbox.get(message_id)
     assert row is not None and row.state == SENDING and row.sending_owner == other
     assert row.remote_id is None and row.last_error != outcome

@@ -315,7 +315,7 @@ def test_a_channel_that_answers_404_is_held_and_reported(discord: Discord) -> No
         "published": None,
     }
     with Store(discord.service.db) as store:
-        store.add_outbox(f"discord:{gone}", ALERT, payload, time.time())
+        store.outbox.add(f"discord:{gone}", ALERT, payload, time.time())
 
     def paused() -> dict[str, str]:
         health = discord.service.get("/healthz").json()

@@ -70,7 +70,9 @@ def fetcher() -> Iterator[Fetcher]:
 
 def notices(store: Store) -> list[tuple[str, str]]:
     return [
-        (m.channel, m.payload["text"]) for m in store.messages("pending", 100) if m.kind == NOTICE
+        (m.channel, m.payload["text"])
+        for m in store.outbox.in_state("pending", 100)
+        if m.kind == NOTICE
     ]
 
 
@@ -113,14 +115,14 @@ def test_suspension_and_recovery_notify_once(feed_server: FeedServer, fetcher: F
     config = make_config(flaky, steady, threshold=3)
     clock = Clock()
     with Store(":memory:") as store:
-        store.sync_config_terms(config_terms(config), T0)
+        store.terms.sync_config(config_terms(config), T0)
         poller = Poller(config, store, fetcher, clock=clock)
         for round_ in range(1, 6):
             report = poller.run_cycle(all_feeds=True)
             by_url = {f.url: f for f in report.feeds}
             assert by_url[flaky].error_kind == "http_5xx"
             assert by_url[steady].status in ("ok", "unchanged")
-            row = store.feed(flaky)
+            row = store.feeds.get(flaky)
             assert row is not None and row.consecutive_failures == round_
             if round_ < 3:
                 assert row.suspended_at is None
@@ -133,7 +135,7 @@ def test_suspension_and_recovery_notify_once(feed_server: FeedServer, fetcher: F
         # One notice per channel that watches the flaky feed, not for the other.
         assert sorted(ch for ch, _ in sent) == ["C0AAAAAAAA1", "discord:$HOOK"]
         assert all("Flaky" in text and "suspended" in text for _, text in sent)
-        row = store.feed(flaky)
+        row = store.feeds.get(flaky)
         assert row is not None
         assert feed_health(row).startswith("suspended since")
         ctx = CommandContext(store=store, config=lambda: config)
@@ -147,7 +149,7 @@ def test_suspension_and_recovery_notify_once(feed_server: FeedServer, fetcher: F
         texts = [text for _, text in notices(store)]
         assert len(texts) == 4
         assert sum("works again" in t for t in texts) == 2
-        row = store.feed(flaky)
+        row = store.feeds.get(flaky)
         assert row is not None and row.suspended_at is None and row.consecutive_failures == 0
         assert feed_health(row).startswith("ok")
 
@@ -160,7 +162,7 @@ def test_410_marks_gone_without_suspension(feed_server: FeedServer, fetcher: Fet
     with Store(":memory:") as store:
         poller = Poller(config, store, fetcher, clock=clock)
         poller.run_cycle(all_feeds=True)
-        row = store.feed(feed_server.url("/flaky.xml"))
+        row = store.feeds.get(feed_server.url("/flaky.xml"))
         assert row is not None and row.gone and row.suspended_at is None
         assert "gone" in feed_health(row)
         clock.now += 40 * 86400
@@ -178,7 +180,7 @@ def test_retry_after_header_sets_next_check(feed_server: FeedServer, fetcher: Fe
     clock = Clock()
     with Store(":memory:") as store:
         Poller(config, store, fetcher, clock=clock).run_cycle(all_feeds=True)
-        row = store.feed(feed_server.url("/flaky.xml"))
+        row = store.feeds.get(feed_server.url("/flaky.xml"))
         assert row is not None
         assert row.last_error_kind == "http_429"
         assert row.next_check_at == pytest.approx(T0 + 5000, abs=1)
@@ -207,5 +209,5 @@ def test_fetcher_shutdown_mid_cycle_ends_the_cycle_without_blaming_feeds(
         assert [f.status for f in reports[0].feeds] == ["cancelled"] * 6
         assert reports[0].failed == 0
         for url in urls:
-            row = store.feed(url)
+            row = store.feeds.get(url)
             assert row is not None and row.consecutive_failures == 0 and row.last_error is None

@@ -60,8 +60,8 @@ def poll(config: Path, db: Path) -> None:
 def uncertain_post(slack: FakeSlack, config: Path, db: Path) -> tuple[int, int]:
     """Two alerts; the first is posted but its answer is lost."""
     with Store(db) as store:
-        first = store.add_outbox(CHANNEL, ALERT, alert("First"), time.time())
-        second = store.add_outbox(CHANNEL, ALERT, alert("Second"), time.time())
+        first = store.outbox.add(CHANNEL, ALERT, alert("First"), time.time())
+        second = store.outbox.add(CHANNEL, ALERT, alert("Second"), time.time())
     slack.fail_next("chat.postMessage", Fault(accept=True, drop=True))
     poll(config, db)  # the drop makes it uncertain; the channel waits behind it
     assert slack.posted_outbox_ids() == [first]
@@ -76,7 +76,7 @@ def test_a_busy_throttled_channel_is_paged_through_across_runs(setup) -> None:
     slack.state.history_tier = (15, 0.3)
     for _ in range(10):
         with Store(db) as store:
-            if store.outbox_counts().get(SENT) == 2:
+            if store.outbox.counts().get(SENT) == 2:
                 break
         poll(config, db)
     assert slack.posted_outbox_ids() == [first, second]  # found, not posted again
@@ -90,7 +90,7 @@ def test_a_busy_throttled_channel_is_paged_through_across_runs(setup) -> None:
     # Bounded on both sides around the uncertain attempt.
     assert all(float(c.args["oldest"]) < float(c.args["latest"]) for c in calls)
     with Store(db) as store:
-        row = store.outbox_message(first)
+        row = store.outbox.get(first)
         assert row is not None and row.remote_id == slack.posts(CHANNEL)[0]["ts"]
 
 
@@ -103,7 +103,7 @@ def test_a_lookup_that_never_gets_an_answer_ends_in_a_resend(
     with caplog.at_level(logging.WARNING, logger="bot.deliver"):
         for _ in range(LOOKUP_TRIES):
             with Store(db) as store:
-                if store.outbox_counts().get(SENT) == 2:
+                if store.outbox.counts().get(SENT) == 2:
                     break
             poll(config, db)
     assert "a duplicate is possible" in caplog.text
@@ -116,12 +116,12 @@ def test_sent_messages_keep_their_ts(setup) -> None:
     """Threads and edits later refer to the alert's `ts`, never reading history."""
     slack, config, db = setup
     with Store(db) as store:
-        outbox_id = store.add_outbox(CHANNEL, ALERT, alert("One"), time.time())
+        outbox_id = store.outbox.add(CHANNEL, ALERT, alert("One"), time.time())
     poll(config, db)
     (posted,) = slack.posts(CHANNEL)
     assert outbox_id_of(posted) == outbox_id
     with Store(db) as store:
-        row = store.outbox_message(outbox_id)
+        row = store.outbox.get(outbox_id)
         assert row is not None and row.remote_id == posted["ts"]
 
 
@@ -142,6 +142,6 @@ def test_an_alert_s_message_id_is_found_by_channel_and_story(
     assert result.code == 0, result.err
     (posted,) = slack.posts(CHANNEL)
     with Store(db) as store:
-        (stored,) = store.recent_items()
-        assert store.alert_message_id(CHANNEL, stored.id) == posted["ts"]
-        assert store.alert_message_id("C0ELSEWHERE", stored.id) is None
+        (stored,) = store.stories.recent()
+        assert store.outbox.alert_message_id(CHANNEL, stored.id) == posted["ts"]
+        assert store.outbox.alert_message_id("C0ELSEWHERE", stored.id) is None

@@ -331,16 +331,16 @@ def test_stories_still_in_feeds_survive_pruning(feed_server: FeedServer, slack: 
     with Store(db) as store:
         # Pretend the story was last seen long ago: the next poll sees it again
         # (touching it) before pruning, so it must not alert a second time.
-        store._execute("UPDATE items SET last_seen_at = 0")
+        store.db.execute("UPDATE items SET last_seen_at = 0")
     poll(config, db)
     assert len(slack.posts()) == 1
     feed_server.set("/world.xml", rss([OTHER]))
     with Store(db) as store:
-        store._execute("UPDATE items SET last_seen_at = 0 WHERE link LIKE '%us-india%'")
+        store.db.execute("UPDATE items SET last_seen_at = 0 WHERE link LIKE '%us-india%'")
     poll(config, db)
     with Store(db) as store:
-        assert store.find_story(["link:news.example/2026/11/us-india"]) is None
-        assert store.find_story(["link:news.example/rates"]) is not None
+        assert store.stories.find(["link:news.example/2026/11/us-india"]) is None
+        assert store.stories.find(["link:news.example/rates"]) is not None
 
 
 def test_unset_discord_variable_keeps_alerts_pending_until_it_is_set(

@@ -82,14 +82,12 @@ def test_help_speaks_each_platform() -> None:
 def test_feeds_says_why_a_destination_is_on_hold(tmp_path: Path) -> None:
     config = empty_config("feeds.yaml")
     with Store(tmp_path / "db.sqlite") as store:
-        store.pause_destination("discord:1", "the bot lacks permission there (HTTP 403)", WHEN)
+        store.gates.pause("discord:1", "the bot lacks permission there (HTTP 403)", WHEN)
         ctx = CommandContext(
             store=store,
             config=lambda: config,
             platform="discord",
-            destination_problem=lambda c: (
-                p[0] if (p := store.paused_destinations().get(c)) else None
-            ),
+            destination_problem=lambda c: p[0] if (p := store.gates.paused().get(c)) else None,
         )
         text = render(watch_feeds(ctx, "discord:1"), "discord")
         assert text.startswith("**Alerts for this channel are on hold: **the bot lacks")
@@ -99,7 +97,7 @@ def test_feeds_says_why_a_destination_is_on_hold(tmp_path: Path) -> None:
 def test_list_names_who_added_a_term_on_their_platform(tmp_path: Path) -> None:
     config = empty_config("feeds.yaml")
     with Store(tmp_path / "db.sqlite") as store:
-        store.add_term("discord:1", "tariff", "discord", "80351110224678912", WHEN)
+        store.terms.add("discord:1", "tariff", "discord", "80351110224678912", WHEN)
         ctx = CommandContext(store=store, config=lambda: config, platform="discord")
         text = render(watch_list(ctx, "discord:1"), "discord")
         assert "• tariff (added by <@80351110224678912>, 2023-11-14)" in text

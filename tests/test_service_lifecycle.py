@@ -65,7 +65,7 @@ def test_acks_stay_fast_while_a_slow_feed_is_polled_and_sigterm_exits_promptly(
     # The stuck fetch was abandoned, not waited for, and is not the feed's fault.
     assert "abandoned" not in service.log()
     with Store(tmp_path / "db.sqlite") as store:
-        slow = store.feed(feed_server.url("/slow.xml"))
+        slow = store.feeds.get(feed_server.url("/slow.xml"))
         assert slow is not None and slow.consecutive_failures == 0 and slow.last_error is None
         assert slow.first_polled_at is None  # still due: polled again on the next start
 
@@ -141,7 +141,7 @@ def _polled(db: Path) -> bool:
     from bot.store import Store
 
     with Store(db) as store:
-        return any(f.last_success_at is not None for f in store.feeds())
+        return any(f.last_success_at is not None for f in store.feeds.all())
 
 
 def test_unset_discord_variable_is_warned_at_start_and_its_alerts_wait(
@@ -167,8 +167,8 @@ def test_unset_discord_variable_is_warned_at_start_and_its_alerts_wait(
 
             def waiting() -> list[str]:
                 with Store(db) as store:
-                    assert store.outbox_counts().get(DEAD, 0) == 0
-                    return [m.last_error or "" for m in store.messages(PENDING, limit=10)]
+                    assert store.outbox.counts().get(DEAD, 0) == 0
+                    return [m.last_error or "" for m in store.outbox.in_state(PENDING, limit=10)]
 
             # Tried, failed, kept pending with the reason (and not dead).
             reasons = wait_for(lambda: [r for r in waiting() if r], timeout=20)

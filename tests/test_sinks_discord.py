@@ -38,7 +38,7 @@ def deliverer(store: Store, sink: DiscordSink, **kwargs) -> Deliverer:
 
 def queue(store: Store, channel: str, count: int) -> list[int]:
     return [
-        store.add_outbox(channel, ALERT, dict(HOSTILE, title=f"Story {n}"), time.time())
+        store.outbox.add(channel, ALERT, dict(HOSTILE, title=f"Story {n}"), time.time())
         for n in range(count)
     ]
 
@@ -89,7 +89,7 @@ def test_posts_with_wait_and_records_message_id(discord: FakeDiscord, store: Sto
     assert requests[0].body["allowed_mentions"] == {"parse": []}
     posted = discord.posts(url)
     for message_id, message in zip(ids, posted, strict=True):
-        row = store.outbox_message(message_id)
+        row = store.outbox.get(message_id)
         assert row is not None and row.state == SENT and row.remote_id == message["id"]
 
 
@@ -106,7 +106,7 @@ def test_unset_webhook_variable_waits_and_is_retried(discord: FakeDiscord, store
     # Not dead (SPEC §4: no alert is lost): pending, with backoff and the reason.
     assert report.dead == 0 and report.failed == 1
     assert "environment variable MISSING_HOOK is not set" in report.errors[0]
-    row = store.outbox_message(waiting)
+    row = store.outbox.get(waiting)
     assert row is not None and row.state == PENDING and row.next_attempt_at > time.time()
     assert row.last_error == "environment variable MISSING_HOOK is not set"
     # Still unset: retried, still pending.
@@ -114,7 +114,7 @@ def test_unset_webhook_variable_waits_and_is_retried(discord: FakeDiscord, store
     # Once the operator sets it, the alert goes out.
     report = deliverer(store, DiscordSink({"MISSING_HOOK": url})).deliver(retry_now=True)
     assert report.sent == 1 and len(discord.posts(url)) == 1
-    row = store.outbox_message(waiting)
+    row = store.outbox.get(waiting)
     assert row is not None and row.state == SENT
 
 
@@ -155,9 +155,9 @@ def test_unknown_webhook_is_paused_and_others_flow(discord: FakeDiscord, store: 
     d = deliverer(store, DiscordSink({}))
     report = d.deliver()
     assert report.dead == 0 and report.sent == 2
-    row = store.outbox_message(held_id)
+    row = store.outbox.get(held_id)
     assert row is not None and row.state == PENDING and "404" in (row.last_error or "")
-    paused = store.paused_destinations()
+    paused = store.gates.paused()
     assert "404" in paused[DiscordSink({}).pause_key(f"discord:{gone}")][0]
     assert "SECRET" not in " ".join(report.errors)  # the token never shows
     # Not called again, however often we deliver, until `retry` clears it.
@@ -165,7 +165,7 @@ def test_unknown_webhook_is_paused_and_others_flow(discord: FakeDiscord, store: 
     for _ in range(3):
         assert d.deliver(retry_now=True).sent == 0
     assert len(discord.received(gone)) == calls == 1
-    store.resume_destinations()
+    store.gates.resume()
     d.deliver(retry_now=True)
     assert len(discord.received(gone)) == 2
 
@@ -180,12 +180,12 @@ def test_a_paused_env_webhook_waits_for_retry_after_its_variable_is_fixed(
     d.deliver()
     d.deliver(retry_now=True)
     assert len(discord.received(gone)) == 1
-    assert list(store.paused_destinations()) == ["discord:$TRADE_HOOK"]
+    assert list(store.gates.paused()) == ["discord:$TRADE_HOOK"]
     fixed_d = deliverer(store, DiscordSink({"TRADE_HOOK": fixed}))
     assert fixed_d.deliver(retry_now=True).sent == 0  # still paused: nobody said it is fixed
-    store.resume_destinations("discord:")  # `newshound retry`
+    store.gates.resume("discord:")  # `newshound retry`
     assert fixed_d.deliver(retry_now=True).sent == 1
-    assert len(discord.posts(fixed)) == 1 and store.paused_destinations() == {}
+    assert len(discord.posts(fixed)) == 1 and store.gates.paused() == {}
 
 
 def test_500_burst_drop_and_timeout_are_retried(discord: FakeDiscord, store: Store):

@@ -66,7 +66,7 @@ def deliverer(store: Store, bot: DiscordBotSink) -> Deliverer:
 
 def queue(store: Store, channel_id: str, count: int, start: int = 0) -> list[int]:
     return [
-        store.add_outbox(f"discord:{channel_id}", ALERT, alert(start + n), time.time())
+        store.outbox.add(f"discord:{channel_id}", ALERT, alert(start + n), time.time())
         for n in range(count)
     ]
 
@@ -91,8 +91,8 @@ def test_two_databases_posting_with_one_bot_never_share_a_nonce(
     tags = []
     for name in ("staging", "production"):
         with Store(tmp_path / f"{name}.db") as db:
-            tags.append(db.instance_tag())
-            assert db.instance_tag() == tags[-1]  # made once, then kept
+            tags.append(db.meta.instance_tag())
+            assert db.meta.instance_tag() == tags[-1]  # made once, then kept
     assert tags[0] != tags[1]
     for tag in tags:
         sink(api, nonce_tag=tag).send(f"discord:{X}", ALERT, alert(1), 1)
@@ -120,7 +120,7 @@ def test_a_lost_answer_is_found_in_the_history_not_posted_twice(
     assert report.sent == 1 and report.recovered == 1
     assert len(api.posts(X)) == 1
     assert api.calls_to("GET", f"/channels/{X}/messages")
-    row = store.outbox_message(message_id)
+    row = store.outbox.get(message_id)
     assert row is not None and row.state == SENT and row.remote_id == api.posts(X)[0]["id"]
 
 
@@ -131,7 +131,7 @@ def test_the_look_up_only_counts_our_own_messages(api: FakeDiscordApi, store: St
     (message_id,) = queue(store, X, 1)
     d = deliverer(store, sink(api))
     assert d.deliver(retry_now=True).failed == 1
-    row = store.outbox_message(message_id)
+    row = store.outbox.get(message_id)
     assert row is not None
     api.other_bot_post(X, format_message(ALERT, row.payload)["embeds"])
     report = d.deliver(retry_now=True)
@@ -180,7 +180,7 @@ def test_a_global_429_closes_the_gate_for_every_channel(api: FakeDiscordApi, sto
     queue(store, Y, 1, start=5)
     d = deliverer(store, sink(api))
     d.deliver(max_wait=0.0)
-    assert store.gates()[GLOBAL_GATE] > time.time()
+    assert store.gates.all()[GLOBAL_GATE] > time.time()
     assert len(api.calls_to("POST", "/messages")) == 1  # nobody called after the 429
     report = d.deliver()
     assert report.sent == 2 and api.violations == 0
@@ -200,23 +200,23 @@ def test_a_channel_the_bot_cannot_post_in_is_held_and_not_called_again(
     for _ in range(3):
         d.deliver(retry_now=True)
     assert len(api.calls_to("POST", f"/channels/{X}/messages")) == 1
-    row = store.outbox_message(held)
+    row = store.outbox.get(held)
     assert row is not None and row.state == PENDING
-    assert str(status) in store.paused_destinations()[f"discord:{X}"][0]
+    assert str(status) in store.gates.paused()[f"discord:{X}"][0]
     # Fixed in Discord, then `newshound retry`: the alert goes out.
     api.channels[X] = api.channels.get(X) or type(api.channel(Y))(X)
     api.channels[X].forbidden = False
-    store.resume_destinations()
+    store.gates.resume()
     assert d.deliver(retry_now=True).sent == 1
 
 
 def test_a_bad_token_pauses_the_channel_until_retry(api: FakeDiscordApi, store: Store) -> None:
     queue(store, X, 1)
     deliverer(store, sink(api, token="wrong")).deliver(retry_now=True)
-    assert "401" in store.paused_destinations()[f"discord:{X}"][0]
+    assert "401" in store.gates.paused()[f"discord:{X}"][0]
     assert deliverer(store, sink(api, token="wrong")).deliver(retry_now=True).sent == 0
     assert len(api.calls_to("POST", "/messages")) == 1
-    store.resume_destinations("discord:")  # token fixed, then `newshound retry`
+    store.gates.resume("discord:")  # token fixed, then `newshound retry`
     assert deliverer(store, sink(api)).deliver(retry_now=True).sent == 1
 
 
@@ -224,7 +224,7 @@ def test_without_a_bot_token_alerts_wait(api: FakeDiscordApi, store: Store) -> N
     (waiting,) = queue(store, X, 1)
     report = deliverer(store, sink(api, token="")).deliver(retry_now=True)
     assert report.failed == 1 and "DISCORD_BOT_TOKEN" in report.errors[0]
-    row = store.outbox_message(waiting)
+    row = store.outbox.get(waiting)
     assert row is not None and row.state == PENDING
     assert api.calls == []
 
@@ -364,11 +364,11 @@ def test_sigkill_during_bot_delivery_loses_nothing_and_duplicates_nothing(
     for _ in range(5):
         run(None)
         with Store(db) as check:
-            if set(check.outbox_counts()) == {SENT}:
+            if set(check.outbox.counts()) == {SENT}:
                 break
     with Store(db) as check:
-        assert check.integrity_ok()
-        assert set(check.outbox_counts()) == {SENT}
+        assert check.meta.damage() is None
+        assert set(check.outbox.counts()) == {SENT}
     for channel_id in (X, Y):
         titles = Counter(post["embeds"][0]["title"] for post in api.posts(channel_id))
         assert [t for t, c in titles.items() if c > 1] == []  # no duplicates

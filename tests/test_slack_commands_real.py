@@ -169,8 +169,9 @@ def test_channel_check_answer_expires() -> None:
 def test_migration_repairs_escaped_terms_and_merges_duplicates(tmp_path: Path) -> None:
     """A database from before: `AT&amp;T` from Slack, and `trade deal` /
     `trade-deal` / `Trade, Deal` as three terms; one config-owned."""
-    from bot.migrations import MIGRATIONS
-    from bot.store import Store, _split_sql
+    from bot.store import Store
+    from bot.store.migrations import MIGRATIONS
+    from bot.store.schema import split_sql as _split_sql
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
@@ -198,16 +199,16 @@ def test_migration_repairs_escaped_terms_and_merges_duplicates(tmp_path: Path) -
     conn.close()
 
     with Store(path) as store:
-        c1 = {t.term: t for t in store.terms("C1")}
+        c1 = {t.term: t for t in store.terms.all("C1")}
         assert set(c1) == {"AT&T", "trade deal"}
         merged = c1["trade deal"]
         assert (merged.source, merged.added_by, merged.added_at) == ("config", "U2", 50.0)
-        c2 = store.terms("C2")
+        c2 = store.terms.all("C2")
         assert [(t.term, t.added_by, t.added_at) for t in c2] == [("trade-deal", "U4", 10.0)]
-        assert store.find_term("C1", "AT&T") is not None
+        assert store.terms.find("C1", "AT&T") is not None
         # The config term, dropped later, goes back to its earliest owner.
-        store.sync_config_terms([], time.time())
-        assert [(t.term, t.source) for t in store.terms("C1")] == [
+        store.terms.sync_config([], time.time())
+        assert [(t.term, t.source) for t in store.terms.all("C1")] == [
             ("AT&T", "slack"),
             ("trade deal", "slack"),
         ]

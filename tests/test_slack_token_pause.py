@@ -69,8 +69,8 @@ def test_a_broken_token_pauses_slack_and_retry_resumes_it(setup, error: str) -> 
     cli(config, db, "poll", "--once")
     assert len(slack.calls("chat.postMessage")) == 1  # the second channel was not tried
     with Store(db) as store:
-        assert store.outbox_counts() == {PENDING: 2}
-        assert list(store.paused_destinations()) == ["slack:token"]
+        assert store.outbox.counts() == {PENDING: 2}
+        assert list(store.gates.paused()) == ["slack:token"]
     status = cli(config, db, "status").out
     assert "Paused: slack:token since" in status and error in status
 
@@ -95,13 +95,13 @@ def test_retry_requeues_dead_messages_of_one_channel(setup) -> None:
     )
     cli(config, db, "poll", "--once")
     with Store(db) as store:
-        assert store.outbox_counts() == {DEAD: 2}
+        assert store.outbox.counts() == {DEAD: 2}
     out = cli(config, db, "retry", "--channel", FIRST).out
     assert out.startswith(f"1 dead message for {FIRST} queued again.")
     cli(config, db, "poll", "--once")
     assert len(slack.posts(FIRST)) == 1 and not slack.posts(SECOND)
     with Store(db) as store:
-        assert store.outbox_counts() == {SENT: 1, DEAD: 1}
+        assert store.outbox.counts() == {SENT: 1, DEAD: 1}
     assert "2 dead" not in cli(config, db, "retry").out
     bad = run_cli("--config", str(config), "--db", str(db), "retry", "--channel", "nope")
     assert bad.code == 2 and "invalid --channel" in bad.err

@@ -180,7 +180,7 @@ def test_the_index_is_rebuilt_from_the_database_after_a_restart(
     assert console_alert_titles(second.out) == []
     assert "Also reported by: Outlet B" in second.out
     with Store(db) as store:
-        assert len(store.story_copies(1)) == 1
+        assert len(store.stories.copies(1)) == 1
 
 
 def test_a_story_first_seen_in_an_unwatched_feed_still_alerts_a_channel_watching_the_copy(
@@ -306,7 +306,7 @@ def test_a_follow_up_waits_for_its_alert_and_goes_with_it_if_it_dies(
     poll(config, db)
     assert fake_slack.posts(CHANNEL) == []  # the alert died: no orphan reply
     with Store(db) as store:
-        dead = store.messages("dead")
+        dead = store.outbox.in_state("dead")
     assert [m.kind for m in dead] == ["alert"]  # no follow-up to a dead alert was queued
 
 
@@ -367,21 +367,21 @@ def test_a_follow_up_is_never_sent_before_its_alert(store: Store) -> None:
     from bot.sinks.console import ConsoleSink
 
     deliverer = Deliverer(store, lambda _channel: ConsoleSink())
-    parent = store.add_outbox(CHANNEL, "alert", {"title": "T"}, 0.0)
+    parent = store.outbox.add(CHANNEL, "alert", {"title": "T"}, 0.0)
     payload = followup_payload(parent, [{"source": "S", "title": "T2", "link": None}])
     with pytest.raises(DeliveryError) as waiting:
         deliverer.with_parent(payload)
     assert not waiting.value.permanent
-    claim = store.claim_message(parent, owner="me", now=1.0, gate_keys=[], hold={})
+    claim = store.outbox.claim(parent, owner="me", now=1.0, gate_keys=[], hold={})
     assert claim.row is not None
-    store.mark_sent(parent, "1700000000.000100", 2.0, owner="me")
+    store.outbox.mark_sent(parent, "1700000000.000100", 2.0, owner="me")
     sent = deliverer.with_parent(payload)
     assert sent["parent_message"] == "1700000000.000100" and sent["parent_payload"] == {
         "title": "T"
     }
-    other = store.add_outbox(CHANNEL, "alert", {"title": "U"}, 0.0)
-    store.claim_message(other, owner="me", now=3.0, gate_keys=[], hold={})
-    store.mark_dead(other, "invalid_blocks", 4.0, owner="me")
+    other = store.outbox.add(CHANNEL, "alert", {"title": "U"}, 0.0)
+    store.outbox.claim(other, owner="me", now=3.0, gate_keys=[], hold={})
+    store.outbox.mark_dead(other, "invalid_blocks", 4.0, owner="me")
     with pytest.raises(DeliveryError) as dead:
         deliverer.with_parent(followup_payload(other, []))
     assert dead.value.permanent

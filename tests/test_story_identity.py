@@ -161,10 +161,10 @@ def test_stories_of_a_quiet_feed_outlive_retention(
     poll(config, db)
     assert titles(slack) == ["Tariff story 1"]  # undated on the first poll: never
     with Store(db) as store:  # a long quiet spell: only 304s since
-        store._execute("UPDATE items SET last_seen_at = 0")
+        store.db.execute("UPDATE items SET last_seen_at = 0")
     assert "not_modified" in poll(config, db)
     with Store(db) as store:
-        assert len(store.recent_items()) == 2  # still carried: not pruned
+        assert len(store.stories.recent()) == 2  # still carried: not pruned
     # The feed changes at last: its old stories are still known.
     feed_server.set("/quiet.xml", rss([story(3, title="Weather"), dated, undated]), etag='"v2"')
     poll(config, db)
@@ -173,10 +173,10 @@ def test_stories_of_a_quiet_feed_outlive_retention(
     feed_server.set("/quiet.xml", rss([story(3, title="Weather")]), etag='"v3"')
     poll(config, db)
     with Store(db) as store:
-        store._execute("UPDATE items SET last_seen_at = 0 WHERE title LIKE 'Tariff%'")
+        store.db.execute("UPDATE items SET last_seen_at = 0 WHERE title LIKE 'Tariff%'")
     poll(config, db)
     with Store(db) as store:
-        assert [stored.item.title for stored in store.recent_items()] == ["Weather"]
+        assert [stored.item.title for stored in store.stories.recent()] == ["Weather"]
 
 
 def test_feeds_read_before_the_upgrade_alert_nothing_old(
@@ -191,7 +191,7 @@ def test_feeds_read_before_the_upgrade_alert_nothing_old(
     db = tmp_path / "db"
     poll(config, db)
     with Store(db) as store:  # as the migration leaves an older database
-        store._execute("UPDATE feeds SET items_seen_at = NULL")
+        store.db.execute("UPDATE feeds SET items_seen_at = NULL")
     feed_server.set("/b.xml", rss([shock, story(2, title="Weather")]))
     poll(config, db)
     assert slack.posts(CHANNEL_B) == []
@@ -313,17 +313,17 @@ def test_stories_stored_under_old_link_keys_do_not_alert_after_an_upgrade(
     poll(config, db)
     assert len(slack.posts()) == 3
     with Store(db) as store:  # what the older release had stored for them
-        store._execute("DELETE FROM story_keys")
-        for item_id, link in store._execute("SELECT id, link FROM items").fetchall():
+        store.db.execute("DELETE FROM story_keys")
+        for item_id, link in store.db.rows("SELECT id, link FROM items"):
             old = "link:" + str(legacy_canonical_link(link))
-            store._execute("UPDATE items SET story_key = ? WHERE id = ?", (old, item_id))
-            store._execute("INSERT INTO story_keys(key, item_id) VALUES (?, ?)", (old, item_id))
+            store.db.execute("UPDATE items SET story_key = ? WHERE id = ?", (old, item_id))
+            store.db.execute("INSERT INTO story_keys(key, item_id) VALUES (?, ?)", (old, item_id))
     feed_server.set("/a.xml", rss([story(4, title="Tariff news"), *entries]))
     poll(config, db)
     poll(config, db)
     assert titles(slack) == ["Tariff news", "Tariff story 1", "Tariff story 2", "Tariff story 3"]
     with Store(db) as store:  # seen again: the new keys are stored beside the old
-        keys = {row[0] for row in store._execute("SELECT key FROM story_keys").fetchall()}
+        keys = {row[0] for row in store.db.rows("SELECT key FROM story_keys")}
     assert "link:news.example/2026/tariff-shock" in keys
     assert "link:www.news.example/2026/tariff-shock/amp?CMP=share_btn" in keys
 
@@ -357,12 +357,12 @@ def test_relative_links_resolved_the_old_way_are_known_after_an_upgrade(
     poll(config, db)
     assert titles(slack) == ["Tariff story 1"]
     with Store(db) as store:
-        (link,) = [row[0] for row in store._execute("SELECT link FROM items WHERE id = 1")]
+        (link,) = [row[0] for row in store.db.rows("SELECT link FROM items WHERE id = 1")]
         assert link == "https://feeds.example/2026/tariff-shock"
         old = "link:" + str(legacy_canonical_link(feed_server.url("/2026/tariff-shock")))
-        store._execute("DELETE FROM story_keys WHERE item_id = 1")
-        store._execute("UPDATE items SET story_key = ? WHERE id = 1", (old,))
-        store._execute("INSERT INTO story_keys(key, item_id) VALUES (?, 1)", (old,))
+        store.db.execute("DELETE FROM story_keys WHERE item_id = 1")
+        store.db.execute("UPDATE items SET story_key = ? WHERE id = 1", (old,))
+        store.db.execute("INSERT INTO story_keys(key, item_id) VALUES (?, 1)", (old,))
     feed_server.set("/rel.xml", rss([story(3, title="Tariff news"), *entries]))
     poll(config, db)
     assert titles(slack) == ["Tariff news", "Tariff story 1"]

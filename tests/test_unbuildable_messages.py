@@ -67,7 +67,7 @@ def test_a_far_future_date_is_left_out_and_both_sinks_deliver(
         assert "timestamp" not in embed
         assert len(slack.posts("C0FAR000001")) == 1
         with Store(db) as store:
-            assert store.outbox_counts() == {SENT: 2}
+            assert store.outbox.counts() == {SENT: 2}
 
 
 def test_a_payload_that_cannot_be_built_is_dead_and_the_channel_flows(
@@ -89,19 +89,19 @@ def test_a_payload_that_cannot_be_built_is_dead_and_the_channel_flows(
             "snippet": [],
         }
         with Store(db) as store:
-            broken = store.add_outbox(channel, ALERT, {"snippet": []}, time.time())
-            fine = store.add_outbox(channel, ALERT, good, time.time())
+            broken = store.outbox.add(channel, ALERT, {"snippet": []}, time.time())
+            fine = store.outbox.add(channel, ALERT, good, time.time())
         config = write_config(
             tmp_path / "feeds.yaml", [], [{"channel": channel, "terms": ["tariff"]}]
         )
         result = run_cli("--config", str(config), "--db", str(db), "poll", "--once")
         assert result.code == 0, result.err
         with Store(db) as store:
-            dead = store.outbox_message(broken)
+            dead = store.outbox.get(broken)
             assert dead is not None and dead.state == DEAD
             assert dead.last_error is not None
             assert dead.last_error.startswith("message could not be built (KeyError")
-            delivered = store.outbox_message(fine)
+            delivered = store.outbox.get(fine)
             assert delivered is not None and delivered.state == SENT
         assert [p["embeds"][0]["title"] for p in discord.posts(hook)] == ["Fine"]
 

@@ -101,11 +101,11 @@ def filtered_reasons(report: CycleReport, config: Config, store: Store) -> Count
     by the poller (too old, ...) or decided by the matcher (an exclusion, only
     part of a word). Items that alerted somewhere are not counted."""
     reasons = Counter(report.held_back)
-    stored = store.recent_items(limit=10_000)
-    alerted = {item_id for _channel, item_id in store.alerted([s.id for s in stored])}
-    rows = store.feeds()
+    stored = store.stories.recent(limit=10_000)
+    alerted = {item_id for _channel, item_id in store.outbox.alerted([s.id for s in stored])}
+    rows = store.feeds.all()
     urls = {row.id: row.url for row in rows}
-    watches = watch_entries(config, store.terms(), {r.url: r.title for r in rows if r.title})
+    watches = watch_entries(config, store.terms.all(), {r.url: r.title for r in rows if r.title})
     for entry in stored:
         if entry.id not in alerted:
             reason = near_miss(entry.item, urls[entry.feed_id], watches)

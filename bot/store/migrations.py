@@ -1,32 +1,37 @@
 """Numbered schema migrations. Append only: never edit a migration that shipped.
 
-`store.Store` applies every migration whose number is above the database's
-`PRAGMA user_version`, each in its own transaction.
+`bot.store.schema` applies every migration whose number is above the
+database's schema version, each in its own transaction. They are written in
+SQLite's DDL; `bot.store.dialect` turns them into PostgreSQL's, so both
+databases go through the same numbered steps.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bot.query import term_key
 from bot.slack_text import unescape_command_text
 
+if TYPE_CHECKING:
+    from bot.store.database import Database
+
 # A migration is SQL, or a function for data changes SQL cannot express
 # (it runs inside the migration's transaction).
-Migration = str | Callable[[sqlite3.Connection], None]
+Migration = str | Callable[["Database"], None]
 
 
-def repair_terms(conn: sqlite3.Connection) -> None:
+def repair_terms(db: Database) -> None:
     """Terms added from Slack before its `&amp;`, `&lt;`, `&gt;` were decoded
     get their characters back, every key is recomputed with `term_key` (the
     normalisation matching uses), and terms that now share a key in a channel
     are merged into one that keeps the earliest author and time. A term from
     feeds.yaml stays owned by the config, remembering who had it before."""
-    rows = conn.execute(
+    rows = db.rows(
         "SELECT id, channel, term, source, added_by, added_at, claimed_from FROM terms "
         "ORDER BY added_at, id"
-    ).fetchall()
+    )
     groups: dict[tuple[str, str], list[tuple[int, str, str, str | None, float, str | None]]] = {}
     for row_id, channel, term, source, added_by, added_at, claimed_from in rows:
         if source != "config":
@@ -35,7 +40,7 @@ def repair_terms(conn: sqlite3.Connection) -> None:
             (row_id, term, source, added_by, added_at, claimed_from)
         )
     # Temporary keys first: a row's new key may be another row's old one.
-    conn.execute("UPDATE terms SET term_key = '#' || id")
+    db.execute("UPDATE terms SET term_key = '#' || id")
     for (_channel, key), members in groups.items():
         earliest = members[0]
         keeper = next((m for m in members if m[2] == "config"), earliest)
@@ -44,8 +49,8 @@ def repair_terms(conn: sqlite3.Connection) -> None:
             claimed_from = next((m[2] for m in members if m[2] != "config"), None)
         for other in members:
             if other is not keeper:
-                conn.execute("DELETE FROM terms WHERE id = ?", (other[0],))
-        conn.execute(
+                db.execute("DELETE FROM terms WHERE id = ?", (other[0],))
+        db.execute(
             "UPDATE terms SET term = ?, term_key = ?, added_by = ?, added_at = ?, "
             "claimed_from = ? WHERE id = ?",
             (keeper[1], key, earliest[3], earliest[4], claimed_from, keeper[0]),
@@ -301,6 +306,57 @@ MIGRATIONS: list[tuple[int, Migration]] = [
             UNIQUE (channel, item_id, source)
         );
         CREATE INDEX followup_lines_outbox ON followup_lines(outbox_id);
+        """,
+    ),
+    (
+        12,
+        """
+        -- Several workers on one database (PostgreSQL). A worker leases the
+        -- feeds it is about to poll: the lease ends with the recorded outcome,
+        -- or at `lease_until` if the worker died.
+        ALTER TABLE feeds ADD COLUMN lease_owner TEXT;
+        ALTER TABLE feeds ADD COLUMN lease_until REAL;
+
+        -- A digest or follow-up a cycle is still adding to, under a key that
+        -- is the same for every worker in that cycle (one per channel per
+        -- cycle), cleared when the message is finished.
+        ALTER TABLE outbox ADD COLUMN assembly_key TEXT;
+        ALTER TABLE outbox ADD COLUMN cycle_key TEXT;
+        CREATE UNIQUE INDEX outbox_assembly ON outbox(assembly_key);
+
+        -- Single alerts each channel had in a cycle, counted across workers.
+        CREATE TABLE channel_budgets (
+            channel TEXT NOT NULL,
+            cycle_key TEXT NOT NULL,
+            singles INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (channel, cycle_key)
+        ) WITHOUT ROWID;
+
+        -- Workers alive on this database, and the config each one runs.
+        CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            config_stamp TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            seen_at REAL NOT NULL
+        ) WITHOUT ROWID;
+
+        -- Which workers are polling in which cycle: the last one out
+        -- finishes the cycle's digests.
+        CREATE TABLE cycle_workers (
+            cycle_key TEXT NOT NULL,
+            worker TEXT NOT NULL,
+            active_until REAL NOT NULL,
+            PRIMARY KEY (cycle_key, worker)
+        ) WITHOUT ROWID;
+
+        -- One row per channel that adds terms under a limit: the lock that
+        -- keeps concurrent adds from passing it.
+        CREATE TABLE term_limits (
+            channel TEXT PRIMARY KEY
+        ) WITHOUT ROWID;
         """,
     ),
 ]
