@@ -533,4 +533,5 @@ def _outbox_row(r: dict[str, Any]) -> OutboxRow:
         verify_until=r["verify_until"],
         verify_cursor=r["verify_cursor"],
         verify_tries=r["verify_tries"] or 0,
+        cycle_key=r["cycle_key"],
     )
