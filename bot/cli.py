@@ -26,7 +26,17 @@ from bot.models import Item
 from bot.parsepool import ParsePool
 from bot.poll import CycleReport, Poller
 from bot.reply import render
-from bot.store import DEAD, PENDING, SCHEMA_VERSION, SENDING, FeedRow, OutboxRow, Store
+from bot.store import (
+    DEAD,
+    PENDING,
+    SCHEMA_VERSION,
+    SENDING,
+    FeedRow,
+    OutboxRow,
+    Store,
+    is_postgres_url,
+    redact_location,
+)
 from bot.story_identity import story_key
 from bot.text import clean_text
 from bot.wiring import (
@@ -344,10 +354,15 @@ def damaged_database(exc: sqlite3.DatabaseError) -> bool:
 def open_store(path: str, *, check: bool = False) -> Store:
     """The database, or a UsageError saying why it cannot be used. check: also
     read the whole file for damage (the service does, once, before it starts)."""
+    return _opened(path, create=True, check=check)
+
+
+def _opened(path: str, *, create: bool, check: bool = False) -> Store:
+    shown = redact_location(path)  # a PostgreSQL URL may hold a password
     try:
-        store = Store(path)
+        store = Store(path, create=create)
     except Exception as exc:  # unreadable path, not a database, not ours, too new, locked, ...
-        raise UsageError(f"cannot open database {path}: {exc}") from None
+        raise UsageError(f"cannot open database {shown}: {exc}") from None
     if check:
         try:
             damage = store.meta.damage()
@@ -355,7 +370,7 @@ def open_store(path: str, *, check: bool = False) -> Store:
             damage = str(exc)
         if damage is not None:
             store.close()
-            raise UsageError(f"cannot open database {path}: damaged: {damage}")
+            raise UsageError(f"cannot open database {shown}: damaged: {damage}")
     return store
 
 
@@ -363,12 +378,18 @@ def existing_store(path: str) -> Store:
     """`open_store` for read-only commands: they never create a database, so
     a mistyped --db or a run from the wrong folder is an error, not an empty
     new database that silently hides the real one."""
+    if is_postgres_url(path):  # the server is asked: no file to look for
+        return _opened(path, create=False)
     if not Path(path).exists():
-        raise UsageError(
-            f"no database at {path} (check --db or NEWSHOUND_DB; "
-            "`newshound poll --once` or `newshound run` creates it)"
-        )
+        raise UsageError(_no_database(path))
     return open_store(path)
+
+
+def _no_database(shown: str) -> str:
+    return (
+        f"no database at {shown} (check --db or NEWSHOUND_DB; "
+        "`newshound poll --once` or `newshound run` creates it)"
+    )
 
 
 def prepare(config: Config, store: Store) -> None:
@@ -589,7 +610,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = load_or_empty(paths.config)
     now = time.time()
     with existing_store(paths.db) as store:
-        print(f"Database: {paths.db} (schema {store.meta.schema_version()})")
+        print(f"Database: {store.location} (schema {store.meta.schema_version()})")
         store.feeds.sync([f.url for f in config.feeds])
         rows = {row.url: row for row in store.feeds.all()}
         print(f"Feeds ({len(config.feeds)}):")
