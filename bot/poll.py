@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 # A feed whose transaction keeps losing races on story keys with other
 # workers is left for the next cycle after this many tries.
 CONFLICT_RETRIES = 3
+# Feeds claimed ahead of the results processed, per fetch slot: enough that
+# feeds waiting for a slow host never keep the others from being fetched.
+CLAIM_AHEAD = 8
 # How long a cycle's per-channel counts are kept (long after any cycle ends).
 BUDGET_MEMORY = 24 * 3600.0
 
@@ -233,12 +236,12 @@ class Poller:
         # The service passes the one it keeps between cycles (built from the
         # database once, then topped up); a one-off cycle builds its own.
         self.merger = merger or StoryMerger(store, config.settings.merge_window)
-        batch = 2 * workers  # fetched together; other workers take the next batch
         self.share = WorkShare(
             store,
             worker or worker_id(),
-            lease=lease_seconds(config.settings, batch, workers),
-            batch=batch,
+            lease=lease_seconds(config.settings, CLAIM_AHEAD * workers, workers),
+            batch=2 * workers,
+            ahead=CLAIM_AHEAD * workers,
             cycle_period=cycle_period,
         )
 
@@ -273,35 +276,40 @@ class Poller:
         followups = _CycleFollowups(self.store, cycle)
         report = CycleReport()
         cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle
-        try:
-            stopped = False
-            for offset in range(0, len(candidates), share.batch):
-                if stopped:
-                    break
+        claimed: set[int] = set()  # held by this worker and not yet processed
+
+        def claim_as_needed() -> Iterator[tuple[FeedConfig, FeedRow]]:
+            # Claimed a batch at a time, when the runner gets to them: the
+            # other workers take the batches this one has not reached yet.
+            size = len(candidates) if in_order else share.batch
+            for offset in range(0, len(candidates), max(1, size)):
                 now = self.clock()
                 share.join(cycle, now)
                 batch = share.claim(
-                    candidates[offset : offset + share.batch],
+                    candidates[offset : offset + size],
                     now,
                     lambda feed, row, at: all_feeds or self.is_due(feed, row, at),
                 )
-                pending = {row.id for _, row in batch}
-                try:
-                    results = self.runner.fetch_all(batch)
-                    for fetched in in_feed_order(results, batch) if in_order else results:
-                        if should_stop():
-                            stopped = True
-                            break
-                        outcome = self.process_sharing(
-                            fetched, watchlist, budget, cycle_items, followups
-                        )
-                        pending.discard(fetched.row.id)
-                        report.feeds.append(outcome)
-                finally:
-                    self.store.feeds.record_successes(self._unchanged)
-                    self._unchanged = []
-                    share.release(sorted(pending))  # not polled after all: due again now
+                claimed.update(row.id for _, row in batch)
+                yield from batch
+
+        try:
+            feeds = claim_as_needed()
+            if in_order:
+                ordered = list(feeds)
+                results = in_feed_order(self.runner.fetch_all(ordered), ordered)
+            else:
+                results = iter(self.runner.fetch_all(feeds, ahead=share.ahead))
+            for fetched in results:
+                if should_stop():
+                    break
+                outcome = self.process_sharing(fetched, watchlist, budget, cycle_items, followups)
+                claimed.discard(fetched.row.id)
+                report.feeds.append(outcome)
         finally:
+            self.store.feeds.record_successes(self._unchanged)
+            self._unchanged = []
+            share.release(sorted(claimed))  # not polled after all: due again now
             share.leave(cycle)
         report.digests, report.followups = self.finish_assembled(self.clock())
         # Stories no feed has carried for `retention` are forgotten; anything

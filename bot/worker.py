@@ -55,11 +55,11 @@ def dead_here(owner: str, me: str) -> bool:
     return False
 
 
-def lease_seconds(settings: Settings, batch: int, fetchers: int) -> float:
-    """Long enough for a batch's fetches (rounds of `fetchers` at a time,
-    each bounded by the fetch deadline plus the parse limit) and its
-    processing: a live worker never loses a feed it is still working on."""
-    rounds = max(1, -(-batch // max(1, fetchers)))
+def lease_seconds(settings: Settings, ahead: int, fetchers: int) -> float:
+    """Long enough for the feeds claimed ahead to be fetched (rounds of
+    `fetchers` at a time, each bounded by the fetch deadline plus the parse
+    limit) and processed: a live worker never loses a feed it is working on."""
+    rounds = max(1, -(-ahead // max(1, fetchers)))
     return rounds * (settings.fetch_timeout + settings.parse_timeout) + LEASE_MARGIN
 
 
@@ -69,6 +69,7 @@ class WorkShare:
     worker: str
     lease: float  # seconds a feed claim lasts
     batch: int  # feeds claimed at a time
+    ahead: int  # feeds claimed but not yet processed, at most (about)
     cycle_period: float | None = None  # None: each cycle is a cycle of its own
 
     def cycle_key(self, started: float) -> str:
