@@ -11,14 +11,16 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
+from bot import redact
 from bot.channels import channel_kind, discord_channel_id
 from bot.config import Config, Settings, empty_config, load_config
 from bot.fetch import FetchPolicy
 from bot.sinks.base import Sink
 from bot.sinks.console import ConsoleSink
 from bot.sinks.slack import DEFAULT_API_URL, SlackSink
-from bot.store import Store
+from bot.store import Store, location_password
 
 DEFAULT_CONFIG = "feeds.yaml"
 DEFAULT_DB = "newshound.db"
@@ -34,10 +36,14 @@ def resolve_paths(
     config: str | None, db: str | None, env: Mapping[str, str] | None = None
 ) -> Paths:
     env = os.environ if env is None else env
-    return Paths(
+    paths = Paths(
         config=config or env.get("NEWSHOUND_CONFIG") or DEFAULT_CONFIG,
         db=db or env.get("NEWSHOUND_DB") or DEFAULT_DB,
     )
+    password = location_password(paths.db)
+    if password:  # e.g. quoted by a driver's traceback: never in a log line
+        redact.add_secrets({password, unquote(password)})
+    return paths
 
 
 def load_or_empty(path: str) -> Config:

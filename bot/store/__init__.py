@@ -29,6 +29,7 @@ from bot.store.database import (
     DatabaseUnavailable,
     connect,
     is_postgres_url,
+    location_password,
     redact_location,
 )
 from bot.store.feeds import FeedStore
@@ -74,6 +75,7 @@ __all__ = [
     "WorkerRow",
     "backup_path",
     "is_postgres_url",
+    "location_password",
     "redact_location",
 ]
 
