@@ -198,22 +198,6 @@ class OutboxStore:
         )
         return [(str(r.pop("alert_channel")), _outbox_row(r)) for r in rows]
 
-    def alert_message_id(self, channel: str, item_id: int) -> str | None:
-        """The destination's id of the alert a channel got for a story
-        (Slack `ts`, Discord message id): what a threaded follow-up or an
-        edit refers to, without reading the channel's history."""
-        found = self.db.scalar(
-            "SELECT o.remote_id FROM alerts a JOIN outbox o ON o.id = a.outbox_id "
-            "WHERE a.channel = ? AND a.item_id = ? AND o.state = ?",
-            (channel, item_id, SENT),
-        )
-        return None if found is None else str(found)
-
-    def alert_count(self, channel: str | None = None) -> int:
-        if channel is None:
-            return int(self.db.scalar("SELECT COUNT(*) FROM alerts"))
-        return int(self.db.scalar("SELECT COUNT(*) FROM alerts WHERE channel = ?", (channel,)))
-
     # -- follow-up lines --------------------------------------------------------
 
     def add_followup_lines(self, lines: Sequence[FollowupLine]) -> int:
