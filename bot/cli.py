@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot import redact
-from bot.channels import channel_kind, display_channel, validate_channel, webhook_env_warnings
+from bot.channels import channel_kind, display_channel, validate_channel
 from bot.commands import CommandContext, feed_health, run_subcommand
 from bot.config import Config, ConfigError, config_warnings, load_config
 from bot.deliver import Deliverer, DeliveryReport
@@ -41,11 +41,12 @@ from bot.story_identity import story_key
 from bot.text import clean_text
 from bot.wiring import (
     SinkRouter,
-    config_terms,
     fetch_policy,
     load_or_empty,
-    note_config,
+    mirror_config,
+    register_channel_secrets,
     resolve_paths,
+    sinks_for,
 )
 
 EXIT_OK = 0
@@ -392,13 +393,6 @@ def _no_database(shown: str) -> str:
     )
 
 
-def prepare(config: Config, store: Store) -> None:
-    """Mirror the config's feeds and terms into the database."""
-    store.feeds.sync([f.url for f in config.feeds])
-    store.terms.sync_config(config_terms(config), time.time())
-    note_config(store, config)
-
-
 def run_poll_cycle(
     config: Config,
     store: Store,
@@ -410,10 +404,8 @@ def run_poll_cycle(
 ) -> tuple[CycleReport, DeliveryReport]:
     """clock: what the poller takes for now (the demo's is fixed); in_order:
     see Poller.run_cycle."""
-    prepare(config, store)
-    channels = [*config.channels(), *(row.channel for row in store.terms.all())]
-    redact.add_secrets(redact.webhook_secrets(channels, os.environ))
-    warn_unresolved_webhooks(channels)
+    mirror_config(config, store, time.time())
+    register_channel_secrets(config, store, os.environ)
     with (
         Fetcher(fetch_policy(config.settings)) as fetcher,
         ParsePool(timeout=config.settings.parse_timeout) as parse_pool,
@@ -423,12 +415,6 @@ def run_poll_cycle(
     deliverer = Deliverer(store, sinks, send_interval=config.settings.send_interval)
     delivery = deliverer.deliver(retry_now=True)
     return report, delivery
-
-
-def warn_unresolved_webhooks(channels: Sequence[str]) -> None:
-    """`discord:$VAR` channels whose variable is unset: their alerts wait."""
-    for warning in webhook_env_warnings(channels, os.environ):
-        logging.getLogger("bot").warning("%s", warning)
 
 
 def print_cycle(
@@ -481,9 +467,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     paths = resolve_paths(args.config, args.db)
     config = load_config(paths.config)
     with open_store(paths.db) as store:
-        report, delivery = run_poll_cycle(
-            config, store, SinkRouter(nonce_tag=store.meta.instance_tag()), all_feeds=args.all
-        )
+        report, delivery = run_poll_cycle(config, store, sinks_for(store), all_feeds=args.all)
         if not report.feeds:
             print(nothing_polled(config, store))
         print_cycle(report, delivery, store)
@@ -520,7 +504,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     # list and test only read: a missing database is a mistyped path, not a new one
     read_only = args.action in ("list", "test")
     with existing_store(paths.db) if read_only else open_store(paths.db) as store:
-        prepare(config, store)
+        mirror_config(config, store, time.time())
         ctx = CommandContext(store=store, config=lambda: config, platform="cli")
         reply = run_subcommand(ctx, args.channel, None, args.action, query)
     stream = sys.stdout if reply.ok else sys.stderr

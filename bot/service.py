@@ -36,8 +36,6 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import redact
-from bot.channels import webhook_env_warnings
 from bot.commands import CommandContext, dispatch, run_subcommand
 from bot.config import Config, ConfigError, load_config
 from bot.db_outage import DatabaseOutage
@@ -68,12 +66,12 @@ from bot.slack_app import (
 from bot.store import DatabaseRefused, DatabaseUnavailable, Store, WorkerRow, redact_location
 from bot.web import HttpRequest, HttpResponse, Route, WebApp, WebServer
 from bot.wiring import (
-    SinkRouter,
     config_stamp,
-    config_terms,
     fetch_policy,
     load_or_empty,
-    note_config,
+    mirror_config,
+    register_channel_secrets,
+    sinks_for,
 )
 from bot.worker import worker_id
 
@@ -201,9 +199,9 @@ class Service:
         self.deliver_store = Store(db_path)
         self.web_store = Store(db_path)
         self._sync(self.holder.get(), self.poll_store)
-        self._register_secrets(self.holder.get())
+        register_channel_secrets(self.holder.get(), self.poll_store, env)
 
-        self.sinks = SinkRouter(env, nonce_tag=self.deliver_store.meta.instance_tag())
+        self.sinks = sinks_for(self.deliver_store, env)
         self.deliverer = self._deliverer(self.holder.get())
         self.metrics = Metrics(self._snapshot)
 
@@ -338,7 +336,7 @@ class Service:
             log.error("config reload failed, keeping the old config: %s", exc)
             return False
         self._sync(config, self.web_store)
-        self._register_secrets(config)
+        register_channel_secrets(config, self.web_store, self.env)
         old = self.holder.get()
         self.holder.set(config)
         if config.settings.send_interval != old.settings.send_interval:
@@ -351,18 +349,8 @@ class Service:
         )
         return True
 
-    def _register_secrets(self, config: Config) -> None:
-        """Webhook URLs hold tokens: the log filter must know them."""
-        channels = [*config.channels(), *(row.channel for row in self.web_store.terms.all())]
-        redact.add_secrets(redact.webhook_secrets(channels, self.env))
-        # `discord:$VAR` with the variable unset: its alerts wait (pending).
-        for warning in webhook_env_warnings(channels, self.env):
-            log.warning("%s", warning)
-
     def _sync(self, config: Config, store: Store) -> None:
-        store.feeds.sync([f.url for f in config.feeds])
-        store.terms.sync_config(config_terms(config), self.clock())
-        if note_config(store, config):
+        if mirror_config(config, store, self.clock()):
             self._wake_delivery.set()  # held destinations may be called again
 
     def _deliverer(self, config: Config) -> Deliverer:
