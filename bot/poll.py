@@ -266,7 +266,7 @@ class Poller:
         self.store.meta.forget_cycles(started)  # places of workers that died
         # Cycles that crashed, or that every other worker has left.
         self.finish_assembled(started)
-        self.merger.refresh(started)  # rows other processes stored since our last cycle
+        self.merger.refresh(started, new_cycle=True)  # rows others stored since our last cycle
         self.store.feeds.sync([f.url for f in self.config.feeds])
         rows = self.store.feeds.all()  # read once: for due feeds and for feed titles
         candidates = self.due_feeds(started, all_feeds=all_feeds, rows=rows)
