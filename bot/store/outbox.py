@@ -15,8 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.store.database import Conflict, Database
-from bot.store.records import (
+from bot.records import (
     ASSEMBLING,
     DEAD,
     PENDING,
@@ -26,6 +25,7 @@ from bot.store.records import (
     FollowupLine,
     OutboxRow,
 )
+from bot.store.database import Conflict, Database
 
 _OUTBOX_INSERT = (
     "INSERT INTO outbox(channel, kind, state, payload, created_at, next_attempt_at) "
