@@ -468,6 +468,26 @@ class Poller:
             stories = self.story_rows(
                 row, analyzed.source, new_entries, item_ids, known_entries, merged, cycle.items
             )
+            # This feed's own bookkeeping before the decision: the rows the
+            # decision locks (the cycle's channel budgets and digests) are
+            # shared by every worker; they are held for the alert writes and
+            # the commit only.
+            self.store.stories.touch(seen_again, now)
+            self.store.stories.record_carried(row.id, [*item_ids, *(i for i, _ in seen_again)], now)
+            self.store.feeds.record_successes(
+                [
+                    FeedSuccess(
+                        row.id,
+                        now,
+                        next_check,
+                        result.etag,
+                        result.last_modified,
+                        title=analyzed.title,
+                        body_hash=fetched.body_hash,
+                        check_interval=interval,
+                    )
+                ]
+            )
             decision = decide_feed(
                 FeedFacts(
                     now=now,
@@ -490,23 +510,7 @@ class Poller:
             self.commit_alerts(decision, cycle.budget, now)
             outcome.alerts = len(decision.alerts)
             outcome.followups = self.commit_followups(decision, cycle.followups, now)
-            self.store.stories.touch(seen_again, now)
-            self.store.stories.record_carried(row.id, [*item_ids, *(i for i, _ in seen_again)], now)
             self.record_recovery(feed, row, name, cycle.watchlist, now)
-            self.store.feeds.record_successes(
-                [
-                    FeedSuccess(
-                        row.id,
-                        now,
-                        next_check,
-                        result.etag,
-                        result.last_modified,
-                        title=analyzed.title,
-                        body_hash=fetched.body_hash,
-                        check_interval=interval,
-                    )
-                ]
-            )
             wrote_signatures = bool(new_entries or merged)
         for item_id in decision.offered:  # committed: later feeds of this cycle see them
             cycle.items.setdefault(item_id, row.id)
