@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from feedfarm import FeedFarm, make_terms
 
 from bot.commands import MAX_TERMS_PER_CHANNEL
+from bot.config import Settings
 from bot.store import Conflict, Store
 from bot.store.database import POOL_SIZE, Database
 
@@ -107,14 +108,14 @@ class DbTimer:
     seconds: float = 0.0
     calls: int = 0
     conflicts: int = 0
-    by_kind: Counter[str] = field(default_factory=Counter)
+    by_kind: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, kind: str, seconds: float) -> None:
         with self.lock:
             self.seconds += seconds
             self.calls += 1
-            self.by_kind[kind] += seconds
+            self.by_kind[kind] = self.by_kind.get(kind, 0.0) + seconds
 
     def wrap(self, db: Database) -> None:
         """Time every statement and every BEGIN / COMMIT of `db` (an
@@ -605,7 +606,7 @@ def main() -> None:
             )
             runs.append(run)
     print_table(runs)
-    print_projection(runs, 100_000, 15 * 60.0)
+    print_projection(runs, 100_000, Settings().interval)
 
 
 if __name__ == "__main__":
