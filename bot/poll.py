@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 CONFLICT_RETRIES = 3
 # Feeds claimed ahead of the results processed, per fetch slot: enough that
 # feeds waiting for a slow host never keep the others from being fetched.
-CLAIM_AHEAD = 8
+CLAIM_AHEAD = 4
 # How long a cycle's per-channel counts are kept (long after any cycle ends).
 BUDGET_MEMORY = 24 * 3600.0
 
