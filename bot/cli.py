@@ -26,7 +26,18 @@ from bot.models import Item
 from bot.parsepool import ParsePool
 from bot.poll import CycleReport, Poller
 from bot.reply import render
-from bot.store import DEAD, PENDING, SCHEMA_VERSION, SENDING, FeedRow, OutboxRow, Store
+from bot.store import (
+    DEAD,
+    PENDING,
+    SCHEMA_VERSION,
+    SENDING,
+    FeedRow,
+    NoSchemaYet,
+    OutboxRow,
+    Store,
+    is_postgres_url,
+    redact_location,
+)
 from bot.story_identity import story_key
 from bot.text import clean_text
 from bot.wiring import (
@@ -341,13 +352,16 @@ def damaged_database(exc: sqlite3.DatabaseError) -> bool:
     return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
-def open_store(path: str, *, check: bool = False) -> Store:
+def open_store(path: str, *, check: bool = False, create: bool = True) -> Store:
     """The database, or a UsageError saying why it cannot be used. check: also
-    read the whole file for damage (the service does, once, before it starts)."""
+    read the whole file for damage (the service does, once, before it starts).
+    create=False: a database without newshound's schema is refused."""
     try:
-        store = Store(path)
-    except Exception as exc:  # unreadable path, not a database, not ours, too new, locked, ...
-        raise UsageError(f"cannot open database {path}: {exc}") from None
+        store = Store(path, create=create)
+    except NoSchemaYet:
+        raise UsageError(no_database(path)) from None
+    except Exception as exc:  # unreadable path, not a database, unreachable, too new, locked, ...
+        raise UsageError(f"cannot open database {redact_location(path)}: {exc}") from None
     if check:
         try:
             damage = store.meta.damage()
@@ -355,7 +369,7 @@ def open_store(path: str, *, check: bool = False) -> Store:
             damage = str(exc)
         if damage is not None:
             store.close()
-            raise UsageError(f"cannot open database {path}: damaged: {damage}")
+            raise UsageError(f"cannot open database {redact_location(path)}: damaged: {damage}")
     return store
 
 
@@ -363,12 +377,19 @@ def existing_store(path: str) -> Store:
     """`open_store` for read-only commands: they never create a database, so
     a mistyped --db or a run from the wrong folder is an error, not an empty
     new database that silently hides the real one."""
+    if is_postgres_url(path):
+        # A server's database always exists: "none yet" is one without our schema.
+        return open_store(path, create=False)
     if not Path(path).exists():
-        raise UsageError(
-            f"no database at {path} (check --db or NEWSHOUND_DB; "
-            "`newshound poll --once` or `newshound run` creates it)"
-        )
+        raise UsageError(no_database(path))
     return open_store(path)
+
+
+def no_database(path: str) -> str:
+    return (
+        f"no database at {redact_location(path)} (check --db or NEWSHOUND_DB; "
+        "`newshound poll --once` or `newshound run` creates it)"
+    )
 
 
 def prepare(config: Config, store: Store) -> None:
@@ -589,7 +610,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = load_or_empty(paths.config)
     now = time.time()
     with existing_store(paths.db) as store:
-        print(f"Database: {paths.db} (schema {store.meta.schema_version()})")
+        print(f"Database: {store.location} (schema {store.meta.schema_version()})")
         store.feeds.sync([f.url for f in config.feeds])
         rows = {row.url: row for row in store.feeds.all()}
         print(f"Feeds ({len(config.feeds)}):")

@@ -18,8 +18,10 @@ from cli_helpers import run_cli, run_subprocess
         ("", "not a whole number"),
     ],
 )
-def test_run_refuses_a_bad_port_as_a_usage_error(tmp_path: Path, port: str, why: str) -> None:
-    db = tmp_path / "db.sqlite"
+def test_run_refuses_a_bad_port_as_a_usage_error(
+    db_url: str, tmp_path: Path, port: str, why: str
+) -> None:
+    db = db_url
     result = run_cli("--db", str(db), "run", "--port", port)
     assert result.code == 2
     assert f"argument --port: invalid port {port!r}: {why}" in result.err
@@ -27,8 +29,8 @@ def test_run_refuses_a_bad_port_as_a_usage_error(tmp_path: Path, port: str, why:
     assert not db.exists()  # refused before anything started
 
 
-def test_run_port_equals_form_is_checked_too(tmp_path: Path) -> None:
-    result = run_cli("--db", str(tmp_path / "db.sqlite"), "run", "--port=70000")
+def test_run_port_equals_form_is_checked_too(db_url: str, tmp_path: Path) -> None:
+    result = run_cli("--db", db_url, "run", "--port=70000")
     assert result.code == 2
     assert "must be 0-65535" in result.err
 
@@ -45,8 +47,8 @@ CHANNEL = "C0CLITEST01"
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "db.sqlite")
+def db(db_url: str, tmp_path: Path) -> str:
+    return db_url
 
 
 def watched(db: str) -> list[str]:

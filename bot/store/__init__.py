@@ -27,6 +27,7 @@ from bot.store.database import (
     Database,
     DatabaseRefused,
     DatabaseUnavailable,
+    NoSchemaYet,
     connect,
     is_postgres_url,
     redact_location,
@@ -67,6 +68,7 @@ __all__ = [
     "FeedRow",
     "FeedSuccess",
     "FollowupLine",
+    "NoSchemaYet",
     "OutboxRow",
     "Store",
     "StoredItem",
@@ -88,7 +90,7 @@ class Store:
         self.db: Database = connect(str(location))
         try:
             if not create and self.db.schema_version() == 0:
-                raise DatabaseRefused("no newshound database there yet")
+                raise NoSchemaYet("no newshound database there yet")
             open_schema(self.db)
         except BaseException:
             self.db.close()

@@ -40,6 +40,10 @@ class DatabaseRefused(Exception):
     newer newshound. `str(error)` says why in a few words."""
 
 
+class NoSchemaYet(DatabaseRefused):
+    """Opened with create=False, and no newshound schema is there yet."""
+
+
 class BackupFailed(Exception):
     """The copy taken before an upgrade could not be written: nothing was migrated."""
 
