@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_cli, run_subprocess, write_config
+from cli_helpers import holds_a_database, run_cli, run_subprocess, write_config
 from feedgen import rss
 from feedserver import FeedServer
 
@@ -49,7 +49,7 @@ def test_watch_refuses_an_invalid_channel(
     assert result.out == ""
     assert "s3cret" not in result.err
     # Refused before anything was stored: not even a database was made.
-    assert not Path(common[-1]).exists()
+    assert not holds_a_database(common[-1])
 
 
 def test_watch_error_shows_the_typed_channel_but_not_a_secret(common: tuple[str, ...]) -> None:

@@ -131,7 +131,7 @@ def test_an_alert_s_message_id_is_found_by_channel_and_story(
     slack, _config, db = setup
     feed_server.set("/f.xml", rss([]))
     config = write_config(
-        db.parent / "with-feed.yaml",
+        _config.parent / "with-feed.yaml",
         [feed_server.url("/f.xml")],
         [{"channel": CHANNEL, "terms": ["story"]}],
     )
