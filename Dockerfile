@@ -8,14 +8,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY bot ./bot
+# psycopg[binary] brings its own libpq: the import proves the wheel fits this image.
 RUN pip install --no-cache-dir . \
+    && python -c "import psycopg, psycopg_pool; print('psycopg', psycopg.__version__, psycopg.pq.__impl__)" \
     && groupadd --system --gid 10001 newshound \
     && useradd --system --create-home --uid 10001 --gid 10001 newshound \
     && mkdir -p /data \
     && chown newshound:newshound /data
 
-# Database and feeds.yaml live in the volume. Slack secrets (SLACK_BOT_TOKEN,
-# SLACK_SIGNING_SECRET or SLACK_APP_TOKEN) come only from `docker run -e`.
+# Database and feeds.yaml live in the volume (docker-compose.yml instead sets
+# NEWSHOUND_DB to PostgreSQL and mounts feeds.yaml). Slack secrets
+# (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET or SLACK_APP_TOKEN) come only from
+# `docker run -e` or the environment of `docker compose`.
 ENV NEWSHOUND_DB=/data/newshound.db \
     NEWSHOUND_CONFIG=/data/feeds.yaml
 VOLUME ["/data"]

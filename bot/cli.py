@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot import redact
-from bot.channels import channel_kind, display_channel, validate_channel, webhook_env_warnings
+from bot.channels import channel_kind, display_channel, validate_channel
 from bot.commands import CommandContext, feed_health, run_subcommand
 from bot.config import Config, ConfigError, config_warnings, load_config
 from bot.deliver import Deliverer, DeliveryReport
@@ -32,7 +32,6 @@ from bot.store import (
     SCHEMA_VERSION,
     SENDING,
     FeedRow,
-    NoSchemaYet,
     OutboxRow,
     Store,
     is_postgres_url,
@@ -42,12 +41,15 @@ from bot.story_identity import story_key
 from bot.text import clean_text
 from bot.wiring import (
     SinkRouter,
-    config_terms,
+    config_stamp,
     fetch_policy,
     load_or_empty,
-    note_config,
+    mirror_config,
+    register_channel_secrets,
     resolve_paths,
+    sinks_for,
 )
+from bot.worker import worker_timeout
 
 EXIT_OK = 0
 EXIT_ALL_FEEDS_FAILED = 1  # `poll --once`: every due feed failed, so cron sees an outage
@@ -352,16 +354,18 @@ def damaged_database(exc: sqlite3.DatabaseError) -> bool:
     return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
-def open_store(path: str, *, check: bool = False, create: bool = True) -> Store:
+def open_store(path: str, *, check: bool = False) -> Store:
     """The database, or a UsageError saying why it cannot be used. check: also
-    read the whole file for damage (the service does, once, before it starts).
-    create=False: a database without newshound's schema is refused."""
+    read the whole file for damage (the service does, once, before it starts)."""
+    return _opened(path, create=True, check=check)
+
+
+def _opened(path: str, *, create: bool, check: bool = False) -> Store:
+    shown = redact_location(path)  # a PostgreSQL URL may hold a password
     try:
         store = Store(path, create=create)
-    except NoSchemaYet:
-        raise UsageError(no_database(path)) from None
-    except Exception as exc:  # unreadable path, not a database, unreachable, too new, locked, ...
-        raise UsageError(f"cannot open database {redact_location(path)}: {exc}") from None
+    except Exception as exc:  # unreadable path, not a database, not ours, too new, locked, ...
+        raise UsageError(f"cannot open database {shown}: {exc}") from None
     if check:
         try:
             damage = store.meta.damage()
@@ -369,7 +373,7 @@ def open_store(path: str, *, check: bool = False, create: bool = True) -> Store:
             damage = str(exc)
         if damage is not None:
             store.close()
-            raise UsageError(f"cannot open database {redact_location(path)}: damaged: {damage}")
+            raise UsageError(f"cannot open database {shown}: damaged: {damage}")
     return store
 
 
@@ -377,26 +381,18 @@ def existing_store(path: str) -> Store:
     """`open_store` for read-only commands: they never create a database, so
     a mistyped --db or a run from the wrong folder is an error, not an empty
     new database that silently hides the real one."""
-    if is_postgres_url(path):
-        # A server's database always exists: "none yet" is one without our schema.
-        return open_store(path, create=False)
+    if is_postgres_url(path):  # the server is asked: no file to look for
+        return _opened(path, create=False)
     if not Path(path).exists():
-        raise UsageError(no_database(path))
+        raise UsageError(_no_database(path))
     return open_store(path)
 
 
-def no_database(path: str) -> str:
+def _no_database(shown: str) -> str:
     return (
-        f"no database at {redact_location(path)} (check --db or NEWSHOUND_DB; "
+        f"no database at {shown} (check --db or NEWSHOUND_DB; "
         "`newshound poll --once` or `newshound run` creates it)"
     )
-
-
-def prepare(config: Config, store: Store) -> None:
-    """Mirror the config's feeds and terms into the database."""
-    store.feeds.sync([f.url for f in config.feeds])
-    store.terms.sync_config(config_terms(config), time.time())
-    note_config(store, config)
 
 
 def run_poll_cycle(
@@ -410,10 +406,8 @@ def run_poll_cycle(
 ) -> tuple[CycleReport, DeliveryReport]:
     """clock: what the poller takes for now (the demo's is fixed); in_order:
     see Poller.run_cycle."""
-    prepare(config, store)
-    channels = [*config.channels(), *(row.channel for row in store.terms.all())]
-    redact.add_secrets(redact.webhook_secrets(channels, os.environ))
-    warn_unresolved_webhooks(channels)
+    mirror_config(config, store, time.time())
+    register_channel_secrets(config, store, os.environ)
     with (
         Fetcher(fetch_policy(config.settings)) as fetcher,
         ParsePool(timeout=config.settings.parse_timeout) as parse_pool,
@@ -423,12 +417,6 @@ def run_poll_cycle(
     deliverer = Deliverer(store, sinks, send_interval=config.settings.send_interval)
     delivery = deliverer.deliver(retry_now=True)
     return report, delivery
-
-
-def warn_unresolved_webhooks(channels: Sequence[str]) -> None:
-    """`discord:$VAR` channels whose variable is unset: their alerts wait."""
-    for warning in webhook_env_warnings(channels, os.environ):
-        logging.getLogger("bot").warning("%s", warning)
 
 
 def print_cycle(
@@ -481,9 +469,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     paths = resolve_paths(args.config, args.db)
     config = load_config(paths.config)
     with open_store(paths.db) as store:
-        report, delivery = run_poll_cycle(
-            config, store, SinkRouter(nonce_tag=store.meta.instance_tag()), all_feeds=args.all
-        )
+        report, delivery = run_poll_cycle(config, store, sinks_for(store), all_feeds=args.all)
         if not report.feeds:
             print(nothing_polled(config, store))
         print_cycle(report, delivery, store)
@@ -520,7 +506,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     # list and test only read: a missing database is a mistyped path, not a new one
     read_only = args.action in ("list", "test")
     with existing_store(paths.db) if read_only else open_store(paths.db) as store:
-        prepare(config, store)
+        mirror_config(config, store, time.time())
         ctx = CommandContext(store=store, config=lambda: config, platform="cli")
         reply = run_subcommand(ctx, args.channel, None, args.action, query)
     stream = sys.stdout if reply.ok else sys.stderr
@@ -598,6 +584,29 @@ def print_story(store: Store, item_id: int) -> None:
             print(f"      also reported by {clean_text(line.source)} (follow-up #{line.outbox_id})")
 
 
+LONGEST_TICK = 60.0  # NEWSHOUND_TICK is capped at a minute
+
+
+def print_workers(store: Store, config: Config, now: float) -> None:
+    """The `newshound run` workers alive on this database and the config
+    version each runs (this feeds.yaml's is marked)."""
+    # Workers beat every tick; the longest tick allowed gives the widest window.
+    alive = store.meta.workers(seen_since=now - worker_timeout(LONGEST_TICK))
+    if not alive:
+        print("Workers: none running")
+        return
+    mine = config_stamp(config)[:12]
+    versions = {w.config_stamp for w in alive}
+    note = "" if len(versions) == 1 else " (different configs: give every worker the same one)"
+    print(f"Workers ({len(alive)}){note}:")
+    for worker in alive:
+        same = " = this feeds.yaml" if worker.config_stamp == mine else ""
+        print(
+            f"  {worker.id}  config {worker.config_stamp}{same}; "
+            f"up since {format_time(worker.started_at)}, seen {format_time(worker.seen_at)}"
+        )
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     paths = resolve_paths(args.config, args.db)
     if args.story is not None:
@@ -611,6 +620,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     now = time.time()
     with existing_store(paths.db) as store:
         print(f"Database: {store.location} (schema {store.meta.schema_version()})")
+        print_workers(store, config, now)
         store.feeds.sync([f.url for f in config.feeds])
         rows = {row.url: row for row in store.feeds.all()}
         print(f"Feeds ({len(config.feeds)}):")

@@ -11,11 +11,12 @@ commit together.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,10 +47,20 @@ from bot.schedule import (
     next_check_after_success,
     suspended_next_check,
 )
-from bot.store import ASSEMBLING, FeedRow, FeedSuccess, FollowupLine, Store, StoryCopy
+from bot.store import Conflict, FeedRow, FeedSuccess, FollowupLine, OutboxRow, Store, StoryCopy
 from bot.watchlist import WatchList, watch_entries
+from bot.worker import WorkShare, lease_seconds, worker_id
 
 log = logging.getLogger(__name__)
+
+# A feed whose transaction keeps losing races on story keys with other
+# workers is left for the next cycle after this many tries.
+CONFLICT_RETRIES = 3
+# Feeds claimed ahead of the results processed, per fetch slot: enough that
+# feeds waiting for a slow host never keep the others from being fetched.
+CLAIM_AHEAD = 8
+# How long a cycle's per-channel counts are kept (long after any cycle ends).
+BUDGET_MEMORY = 24 * 3600.0
 
 Clock = Callable[[], float]
 
@@ -109,49 +120,61 @@ class CycleReport:
 
 
 class _ChannelBudget:
-    """`max_alerts_per_poll` single alerts per channel per cycle; the rest of
+    """`max_alerts_per_poll` single alerts per channel per cycle, counted in
+    the database across every worker polling in the same cycle; the rest of
     the cycle's matches for that channel share one digest message."""
 
-    def __init__(self, store: Store, limit: int) -> None:
+    def __init__(self, store: Store, limit: int, cycle: str) -> None:
         self.store = store
         self.limit = limit
-        self.singles: dict[str, int] = {}
-        self.digests: dict[str, int] = {}
+        self.cycle = cycle
 
-    def left(self, channels: Iterable[str]) -> dict[str, int]:
-        """Single alerts each of `channels` may still take this cycle."""
-        return {channel: self.limit - self.singles.get(channel, 0) for channel in channels}
+    def left(self, channels: Iterable[str], now: float) -> dict[str, int]:
+        """Single alerts each of `channels` may still take this cycle. Inside
+        the feed's transaction: the channels' counts stay locked until it ends."""
+        wanted = sorted(set(channels))
+        used = self.store.outbox.budget_used(self.cycle, wanted, now)
+        return {channel: self.limit - used.get(channel, 0) for channel in wanted}
 
     def use(self, channels: Iterable[str]) -> None:
-        for channel in channels:
-            self.singles[channel] = self.singles.get(channel, 0) + 1
+        self.store.outbox.spend_budget(self.cycle, Counter(channels))
 
     def digest_for(self, channel: str, now: float) -> int:
-        if channel not in self.digests:
-            # Written now (inside this feed's transaction) so the items are
-            # never lost; it becomes sendable when the cycle finishes.
-            self.digests[channel] = self.store.outbox.add(
-                channel, DIGEST, {"items": []}, now, state=ASSEMBLING
-            )
-        return self.digests[channel]
+        # Written now (inside this feed's transaction) so the items are never
+        # lost; it becomes sendable when the cycle is over for every worker.
+        return self.store.outbox.assembling_for(
+            f"digest:{channel}:{self.cycle}", channel, DIGEST, {"items": []}, self.cycle, now
+        )
+
+
+@dataclass
+class _Cycle:
+    """What one cycle's feeds share while it runs."""
+
+    watchlist: WatchList
+    budget: _ChannelBudget
+    followups: _CycleFollowups
+    items: dict[int, int] = field(default_factory=dict)  # item id -> feed that stored it
 
 
 class _CycleFollowups:
     """One follow-up message per (channel, story) per cycle: opened (as
     `assembling`, inside the feed's transaction, so no line is lost) when
-    the first later copy arrives, sendable when the cycle finishes."""
+    the first later copy arrives, sendable when the cycle is over."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, cycle: str) -> None:
         self.store = store
-        self.open: dict[tuple[str, int], int] = {}
+        self.cycle = cycle
 
     def outbox_for(self, channel: str, item_id: int, parent: int, now: float) -> int:
-        key = (channel, item_id)
-        if key not in self.open:
-            self.open[key] = self.store.outbox.add(
-                channel, FOLLOWUP, {"parent": parent}, now, state=ASSEMBLING
-            )
-        return self.open[key]
+        return self.store.outbox.assembling_for(
+            f"followup:{channel}:{item_id}:{self.cycle}",
+            channel,
+            FOLLOWUP,
+            {"parent": parent},
+            self.cycle,
+            now,
+        )
 
 
 def feed_display_name(feed: FeedConfig, row: FeedRow | None) -> str:
@@ -199,7 +222,13 @@ class Poller:
         parser: FeedParser = parse_feed,
         pool: ParsePool | None = None,
         merger: StoryMerger | None = None,
+        worker: str | None = None,
+        cycle_period: float | None = None,
     ) -> None:
+        """worker: this process's id among the workers on the database (made
+        up when not given). cycle_period: the scheduler's tick in `run`, so
+        workers whose ticks fall in the same period share a cycle's budget
+        and digests; None (a one-off poll) makes the cycle its own."""
         self.config = config
         self.store = store
         self.fetcher = fetcher
@@ -217,6 +246,14 @@ class Poller:
         # The service passes the one it keeps between cycles (built from the
         # database once, then topped up); a one-off cycle builds its own.
         self.merger = merger or StoryMerger(store, config.settings.merge_window)
+        self.share = WorkShare(
+            store,
+            worker or worker_id(),
+            lease=lease_seconds(config.settings, CLAIM_AHEAD * workers, workers),
+            batch=2 * workers,
+            ahead=CLAIM_AHEAD * workers,
+            cycle_period=cycle_period,
+        )
 
     # -- the cycle -------------------------------------------------------
 
@@ -233,40 +270,94 @@ class Poller:
         finish (slower, but the same input always gives the same alerts in
         the same order: the demo)."""
         started = self.clock()
-        self.finish_digests()  # a previous cycle that crashed may have left some open
-        self.finish_followups()
-        self.merger.refresh(started)  # rows other processes stored since our last cycle
+        share = self.share
+        cycle = share.cycle_key(started)
+        share.join(cycle, started)
+        self.store.meta.forget_cycles(started)  # places of workers that died
+        # Cycles that crashed, or that every other worker has left.
+        self.finish_assembled(started)
+        self.merger.refresh(started, new_cycle=True)  # rows others stored since our last cycle
         self.store.feeds.sync([f.url for f in self.config.feeds])
         rows = self.store.feeds.all()  # read once: for due feeds and for feed titles
-        feeds = self.due_feeds(started, all_feeds=all_feeds, rows=rows)
+        candidates = self.due_feeds(started, all_feeds=all_feeds, rows=rows)
         watchlist = self.watchlist(rows)
         self.runner.set_watch(watchlist)
-        budget = _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll)
-        followups = _CycleFollowups(self.store)
+        state = _Cycle(
+            watchlist,
+            _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll, cycle),
+            _CycleFollowups(self.store, cycle),
+        )
         report = CycleReport()
-        cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle
+        claimed: set[int] = set()  # held by this worker and not yet processed
+
+        def claim_as_needed() -> Iterator[tuple[FeedConfig, FeedRow]]:
+            # Claimed a batch at a time, when the runner gets to them: the
+            # other workers take the batches this one has not reached yet.
+            size = len(candidates) if in_order else share.batch
+            for offset in range(0, len(candidates), max(1, size)):
+                now = self.clock()
+                share.join(cycle, now)
+                batch = share.claim(
+                    candidates[offset : offset + size],
+                    now,
+                    lambda feed, row, at: all_feeds or self.is_due(feed, row, at),
+                )
+                claimed.update(row.id for _, row in batch)
+                yield from batch
+
         try:
-            results = self.runner.fetch_all(feeds)
-            for fetched in in_feed_order(results, feeds) if in_order else results:
+            feeds = claim_as_needed()
+            if in_order:
+                ordered = list(feeds)
+                results = in_feed_order(self.runner.fetch_all(ordered), ordered)
+            else:
+                results = iter(self.runner.fetch_all(feeds, ahead=share.ahead))
+            for fetched in results:
                 if should_stop():
                     break
-                outcome = self.process(fetched, watchlist, budget, cycle_items, followups)
+                outcome = self.process_sharing(fetched, state)
+                claimed.discard(fetched.row.id)
                 report.feeds.append(outcome)
         finally:
             self.store.feeds.record_successes(self._unchanged)
             self._unchanged = []
-        report.digests = self.finish_digests()
-        report.followups = self.finish_followups()
+            share.release(sorted(claimed))  # not polled after all: due again now
+            share.leave(cycle)
+        report.digests, report.followups = self.finish_assembled(self.clock())
         # Stories no feed has carried for `retention` are forgotten; anything
         # still in a feed keeps being touched, so its dedup never lapses.
         live = {feed.url for feed in self.config.feeds}
-        report.pruned = self.store.stories.prune(
-            self.clock() - self.config.settings.retention,
-            live_feeds=[row.id for row in rows if row.url in live],
-        )
+        with contextlib.suppress(Conflict):  # another worker is pruning them right now
+            report.pruned = self.store.stories.prune(
+                self.clock() - self.config.settings.retention,
+                live_feeds=[row.id for row in rows if row.url in live],
+            )
+        self.store.outbox.forget_budgets(started - BUDGET_MEMORY)
         report.duration = self.clock() - started
         self.store.meta.set("last_cycle_at", repr(self.clock()))
         return report
+
+    def process_sharing(
+        self,
+        fetched: Fetched,
+        cycle: _Cycle,
+    ) -> FeedOutcome:
+        """`process`, run again when a worker polling another feed at the
+        same moment won a race for one of its stories (the transaction was
+        rolled back whole; run again, the story is simply known)."""
+        for _attempt in range(CONFLICT_RETRIES):
+            try:
+                return self.process(fetched, cycle)
+            except Conflict as exc:
+                log.info("feed %s: %s; processing it again", fetched.feed.url, exc)
+        feed, row = fetched.feed, fetched.row
+        self.store.feeds.release([row.id], owner=self.share.worker)
+        return FeedOutcome(
+            feed.url,
+            feed_display_name(feed, row),
+            "cancelled",
+            error="kept losing races with other workers; it is polled again next cycle",
+        )
 
     def watchlist(self, rows: Sequence[FeedRow] | None = None) -> WatchList:
         rows = self.store.feeds.all() if rows is None else rows
@@ -280,19 +371,19 @@ class Poller:
         due = []
         for feed in self.config.feeds:
             row = by_url[feed.url]
-            if all_feeds or (not row.gone and effective_next_check(feed, row, self.config) <= now):
+            if all_feeds or self.is_due(feed, row, now):
                 due.append((feed, row))
         return due
+
+    def is_due(self, feed: FeedConfig, row: FeedRow, now: float) -> bool:
+        return not row.gone and effective_next_check(feed, row, self.config) <= now
 
     # -- one feed ----------------------------------------------------------
 
     def process(
         self,
         fetched: Fetched,
-        watchlist: WatchList,
-        budget: _ChannelBudget,
-        cycle_items: dict[int, int],
-        followups: _CycleFollowups,
+        cycle: _Cycle,
     ) -> FeedOutcome:
         feed, row = fetched.feed, fetched.row
         now = self.clock()
@@ -300,7 +391,7 @@ class Poller:
         if fetched.error is CANCELLED:
             return FeedOutcome(feed.url, name, "cancelled", error=CANCELLED.message)
         if fetched.error is not None:
-            return self.record_failure(feed, row, fetched.error, now, watchlist)
+            return self.record_failure(feed, row, fetched.error, now, cycle.watchlist)
         if row.consecutive_failures:
             log.info(
                 "feed %s (%s) works again after %d failed checks",
@@ -330,7 +421,7 @@ class Poller:
                 self._unchanged.append(success)
             else:
                 with self.store.transaction():
-                    self.record_recovery(feed, row, name, watchlist, now)
+                    self.record_recovery(feed, row, name, cycle.watchlist, now)
                     self.store.feeds.record_successes([success])
             status = "not_modified" if result.not_modified else "unchanged"
             return FeedOutcome(feed.url, name, status)
@@ -358,7 +449,7 @@ class Poller:
                 else:
                     seen_again.append((known, entry.keys))
                     known_entries.append((entry, known))
-                    if cycle_items.get(known, row.id) != row.id:
+                    if cycle.items.get(known, row.id) != row.id:
                         outcome.duplicates += 1
             # New by link, GUID and text, but maybe a copy of a recent story.
             new_entries, merged = self.merger.find_copies(new_entries, now)
@@ -375,7 +466,7 @@ class Poller:
             outcome.new_items = len(new_entries) + len(merged)
             self.record_merges(row, analyzed.source, new_entries, item_ids, merged, now)
             stories = self.story_rows(
-                row, analyzed.source, new_entries, item_ids, known_entries, merged, cycle_items
+                row, analyzed.source, new_entries, item_ids, known_entries, merged, cycle.items
             )
             decision = decide_feed(
                 FeedFacts(
@@ -383,8 +474,8 @@ class Poller:
                     max_age=self.config.settings.max_age,
                     first_poll=row.first_polled_at is None,
                     tracks_carriage=row.first_polled_at is None or row.items_seen_at is not None,
-                    singles_left=budget.left(
-                        d.channel for story in stories for d in story.entry.alerts
+                    singles_left=cycle.budget.left(
+                        (d.channel for story in stories for d in story.entry.alerts), now
                     ),
                     followups_off=frozenset(
                         draft.channel
@@ -395,15 +486,13 @@ class Poller:
                 ),
                 stories,
             )
-            for item_id in decision.offered:
-                cycle_items.setdefault(item_id, row.id)
             outcome.held_back.update(decision.held_back)
-            self.commit_alerts(decision, budget, now)
+            self.commit_alerts(decision, cycle.budget, now)
             outcome.alerts = len(decision.alerts)
-            outcome.followups = self.commit_followups(decision, followups, now)
+            outcome.followups = self.commit_followups(decision, cycle.followups, now)
             self.store.stories.touch(seen_again, now)
             self.store.stories.record_carried(row.id, [*item_ids, *(i for i, _ in seen_again)], now)
-            self.record_recovery(feed, row, name, watchlist, now)
+            self.record_recovery(feed, row, name, cycle.watchlist, now)
             self.store.feeds.record_successes(
                 [
                     FeedSuccess(
@@ -419,6 +508,8 @@ class Poller:
                 ]
             )
             wrote_signatures = bool(new_entries or merged)
+        for item_id in decision.offered:  # committed: later feeds of this cycle see them
+            cycle.items.setdefault(item_id, row.id)
         if wrote_signatures:
             self.merger.refresh(now)  # committed: later feeds of this cycle may merge into them
         return outcome
@@ -595,36 +686,51 @@ class Poller:
         if row.suspended_at is not None:
             self.notify(watchlist, feed.url, recovery_notice(name), now)
 
-    def finish_followups(self) -> int:
-        """Turn this cycle's assembling follow-ups into sendable messages:
-        the sources new this cycle, and (for an edited alert) the earlier ones."""
+    def finish_assembled(self, now: float) -> tuple[int, int]:
+        """Digests and follow-ups of cycles no live worker is polling in any
+        more become sendable: (digests, follow-ups) finished."""
+        return self.finish_digests(now), self.finish_followups(now)
+
+    def _finishable(self, kind: str, now: float) -> list[OutboxRow]:
+        open_ = self.store.outbox.assembling(kind)
+        done = self.share.finishable([m.cycle_key for m in open_], now)
+        return [m for m in open_ if m.cycle_key in done]
+
+    def finish_followups(self, now: float) -> int:
+        """Follow-ups: the sources new this cycle, and (for an edited alert) the earlier ones."""
         finished = 0
-        for message in self.store.outbox.assembling(FOLLOWUP):
-            new = self.store.outbox.followup_outbox_lines(message.id)
-            if not new:
-                self.store.outbox.discard(message.id)  # every source was reported before
-                continue
-            parent = int(message.payload["parent"])
-            earlier = [
-                line
-                for line in self.store.outbox.followup_lines(parent, up_to_outbox=message.id)
-                if line.outbox_id != message.id
-            ]
-            payload = followup_payload(
-                parent,
-                [vars_of(line) for line in new],
-                [vars_of(line) for line in earlier],
-            )
-            self.store.outbox.finish(message.id, payload)
-            finished += 1
+        for message in self._finishable(FOLLOWUP, now):
+            with self.store.transaction():
+                if not self.store.outbox.lock_assembling(message.id):
+                    continue  # another worker finished it
+                new = self.store.outbox.followup_outbox_lines(message.id)
+                if not new:
+                    self.store.outbox.discard(message.id)  # every source was reported before
+                    continue
+                parent = int(message.payload["parent"])
+                earlier = [
+                    line
+                    for line in self.store.outbox.followup_lines(parent, up_to_outbox=message.id)
+                    if line.outbox_id != message.id
+                ]
+                payload = followup_payload(
+                    parent,
+                    [vars_of(line) for line in new],
+                    [vars_of(line) for line in earlier],
+                )
+                self.store.outbox.finish(message.id, payload)
+                finished += 1
         return finished
 
-    def finish_digests(self) -> int:
-        """Turn this cycle's assembling digests into sendable messages."""
+    def finish_digests(self, now: float) -> int:
         finished = 0
         names = {feed.url: feed.name for feed in self.config.feeds if feed.name}
-        for digest in self.store.outbox.assembling("digest"):
-            payload = digest_payload(self.store.outbox.digest_entries(digest.id), names)
-            self.store.outbox.finish(digest.id, payload)
-            finished += 1
+        for digest in self._finishable(DIGEST, now):
+            with self.store.transaction():
+                # Waits for any worker still adding to it in an open transaction.
+                if not self.store.outbox.lock_assembling(digest.id):
+                    continue
+                payload = digest_payload(self.store.outbox.digest_entries(digest.id), names)
+                self.store.outbox.finish(digest.id, payload)
+                finished += 1
         return finished

@@ -26,7 +26,7 @@ from bot.fetch import Fetcher, FetcherClosed, abandoned
 from bot.models import FeedError, FetchResult
 from bot.parse import FeedParser, parse_feed
 from bot.parsepool import ParsePool
-from bot.store import FeedRow
+from bot.records import FeedRow
 from bot.watchlist import WatchList
 
 log = logging.getLogger(__name__)
@@ -102,36 +102,51 @@ class FeedRunner:
         if self.pool is not None:
             self.pool.set_watch(str(hash(watchlist.entries)), watchlist)
 
-    def fetch_all(self, feeds: Sequence[tuple[FeedConfig, FeedRow]]) -> Iterable[Fetched]:
+    def fetch_all(
+        self, feeds: Iterable[tuple[FeedConfig, FeedRow]], *, ahead: int | None = None
+    ) -> Iterable[Fetched]:
         """Yield each feed's fetch+parse result as soon as it is ready.
 
         Every feed is a coroutine on the fetcher's event loop; at most
         `workers` of them are fetching or parsing at once. Parsing (and
         hashing the body) runs in threads that hand the work to the parser
-        processes, so the loop only ever waits on sockets."""
-        if not feeds:
-            return
+        processes, so the loop only ever waits on sockets. `feeds` is read
+        lazily, at most `ahead` feeds beyond the results taken so far (all
+        at once when None): a worker claims feeds only as it gets to them."""
         # Results come through a queue rather than futures: a processed
         # result is then referenced nowhere, so a cycle's memory stays at
         # the results in flight, and waiting costs O(1) per feed.
         results: queue.SimpleQueue[Fetched] = queue.SimpleQueue()
         in_flight = asyncio.Semaphore(self.workers)
-        parsers = ThreadPoolExecutor(
-            max_workers=min(self.workers, len(feeds)), thread_name_prefix="newshound-parse"
-        )
-        futures = []
-        for feed, row in feeds:
-            job = _Job(feed, row, results)
-            try:
-                future = self.fetcher.submit(self._fetch_into(job, in_flight, parsers))
-            except FetcherClosed:  # shutting down: the feed waits for the next run
-                results.put(Fetched(feed, row, error=CANCELLED))
-                continue
-            future.add_done_callback(job.cancelled_before_start)
-            futures.append(future)
+        parsers = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="newshound-parse")
+        futures: list[Future[None]] = []
+        source = iter(feeds)
+        outstanding = 0
+
+        def submit_more() -> int:
+            submitted = 0
+            while ahead is None or outstanding + submitted < ahead:
+                nxt = next(source, None)
+                if nxt is None:
+                    break
+                feed, row = nxt
+                submitted += 1
+                job = _Job(feed, row, results)
+                try:
+                    future = self.fetcher.submit(self._fetch_into(job, in_flight, parsers))
+                except FetcherClosed:  # shutting down: the feed waits for the next run
+                    results.put(Fetched(feed, row, error=CANCELLED))
+                    continue
+                future.add_done_callback(job.cancelled_before_start)
+                futures.append(future)
+            return submitted
+
         try:
-            for _ in range(len(feeds)):
+            outstanding += submit_more()
+            while outstanding:
+                outstanding -= 1
                 yield results.get()
+                outstanding += submit_more()
         finally:
             # Left early (should_stop): cancel what has not finished, don't wait.
             for future in futures:

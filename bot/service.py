@@ -16,10 +16,13 @@ long poll transaction never delays an ack or a health check.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -33,10 +36,9 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import redact
-from bot.channels import webhook_env_warnings
 from bot.commands import CommandContext, dispatch, run_subcommand
 from bot.config import Config, ConfigError, load_config
+from bot.db_outage import DatabaseOutage
 from bot.deliver import Deliverer
 from bot.discord_app import (
     INTERACTIONS_PATH,
@@ -61,9 +63,17 @@ from bot.slack_app import (
     SocketModeRunner,
     build_app,
 )
-from bot.store import Store
+from bot.store import DatabaseRefused, DatabaseUnavailable, Store, WorkerRow, redact_location
 from bot.web import HttpRequest, HttpResponse, Route, WebApp, WebServer
-from bot.wiring import SinkRouter, config_terms, fetch_policy, load_or_empty, note_config
+from bot.wiring import (
+    config_stamp,
+    fetch_policy,
+    load_or_empty,
+    mirror_config,
+    register_channel_secrets,
+    sinks_for,
+)
+from bot.worker import worker_id, worker_timeout
 
 log = logging.getLogger(__name__)
 
@@ -181,21 +191,26 @@ class Service:
         self._fetcher: Fetcher | None = None
         self.last_cycle: dict[str, Any] = {}  # the last tick that polled at least one feed
         self.last_tick_at: float | None = None  # the last scheduler tick, idle or not
+        self.worker = worker_id()  # this process among the workers sharing the database
+        self.outage = DatabaseOutage(clock)
+        self.other_configs: list[WorkerRow] = []  # live workers running another config
 
         self.poll_store = Store(db_path)
         self.deliver_store = Store(db_path)
         self.web_store = Store(db_path)
         self._sync(self.holder.get(), self.poll_store)
-        self._register_secrets(self.holder.get())
+        register_channel_secrets(self.holder.get(), self.poll_store, env)
 
-        self.sinks = SinkRouter(env, nonce_tag=self.deliver_store.meta.instance_tag())
+        self.sinks = sinks_for(self.deliver_store, env)
         self.deliverer = self._deliverer(self.holder.get())
         self.metrics = Metrics(self._snapshot)
 
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.scheduler.add_job(
             self.poll_job,
-            IntervalTrigger(seconds=options.tick),
+            # Ticks on multiples of `tick` since the epoch, on every worker, so
+            # the workers' cycles of one period overlap and share its budget.
+            IntervalTrigger(seconds=options.tick, start_date=aligned_start(clock(), options.tick)),
             id="poll",
             name="poll due feeds",
             max_instances=1,
@@ -304,6 +319,8 @@ class Service:
         for client in (self.interactions, self.discord_check):
             if client is not None:
                 client.close()
+        with contextlib.suppress(DatabaseUnavailable):  # else its heartbeat just stops
+            self.poll_store.meta.leave(self.worker)
         for store in (self.poll_store, self.deliver_store, self.web_store):
             store.close()
         return True
@@ -319,7 +336,7 @@ class Service:
             log.error("config reload failed, keeping the old config: %s", exc)
             return False
         self._sync(config, self.web_store)
-        self._register_secrets(config)
+        register_channel_secrets(config, self.web_store, self.env)
         old = self.holder.get()
         self.holder.set(config)
         if config.settings.send_interval != old.settings.send_interval:
@@ -332,18 +349,8 @@ class Service:
         )
         return True
 
-    def _register_secrets(self, config: Config) -> None:
-        """Webhook URLs hold tokens: the log filter must know them."""
-        channels = [*config.channels(), *(row.channel for row in self.web_store.terms.all())]
-        redact.add_secrets(redact.webhook_secrets(channels, self.env))
-        # `discord:$VAR` with the variable unset: its alerts wait (pending).
-        for warning in webhook_env_warnings(channels, self.env):
-            log.warning("%s", warning)
-
     def _sync(self, config: Config, store: Store) -> None:
-        store.feeds.sync([f.url for f in config.feeds])
-        store.terms.sync_config(config_terms(config), self.clock())
-        if note_config(store, config):
+        if mirror_config(config, store, self.clock()):
             self._wake_delivery.set()  # held destinations may be called again
 
     def _deliverer(self, config: Config) -> Deliverer:
@@ -373,9 +380,10 @@ class Service:
         if not self._cycle_lock.acquire(blocking=False):
             return
         try:
-            if self.stopping.is_set():
+            if self.stopping.is_set() or not self.outage.may_try():
                 return
             config = self.holder.get()
+            self.heartbeat(config)
             poller = Poller(
                 config,
                 self.poll_store,
@@ -384,8 +392,11 @@ class Service:
                 jitter=JITTER,
                 pool=self._parser(config),
                 merger=self._merger_for(config),
+                worker=self.worker,
+                cycle_period=self.options.tick,
             )
             report = poller.run_cycle(should_stop=self.stopping.is_set)
+            self.outage.worked()
             self.metrics.observe_cycle(report)
             now = self.last_tick_at = self.clock()
             if report.feeds:  # an idle tick (no feed due) is not a poll cycle
@@ -398,10 +409,38 @@ class Service:
                 self.poll_store.meta.set(LAST_POLL_META, repr(now))
             if report.alerts or report.digests:
                 self._wake_delivery.set()
+        except DatabaseUnavailable as exc:
+            self.outage.failed(str(exc), "poll cycle")
         except Exception:
             log.exception("poll cycle failed")
         finally:
             self._cycle_lock.release()
+
+    def heartbeat(self, config: Config) -> None:
+        """Tell the database this worker lives and which config it runs; warn
+        (once per change) when a live worker runs a different one: two
+        workers polling with different feeds or terms disagree on what to
+        alert, so the deployment should be given one config."""
+        now = self.clock()
+        stamp = config_stamp(config)[:12]
+        meta = self.poll_store.meta
+        meta.heartbeat(
+            self.worker, host=socket.gethostname(), pid=os.getpid(), config_stamp=stamp, now=now
+        )
+        alive = meta.workers(seen_since=now - worker_timeout(self.options.tick))
+        others = [w for w in alive if w.id != self.worker and w.config_stamp != stamp]
+        if {w.id for w in others} - {w.id for w in self.other_configs}:
+            for other in others:
+                log.warning(
+                    "worker %s runs another config (version %s) than this worker %s "
+                    "(version %s): give every worker the same feeds.yaml",
+                    other.id,
+                    other.config_stamp,
+                    self.worker,
+                    stamp,
+                )
+        self.other_configs = others
+        meta.forget_workers(now - 24 * 3600)
 
     def _fetcher_for(self, config: Config) -> Fetcher:
         """One long-lived fetcher, so keep-alive connections outlive a cycle;
@@ -427,13 +466,17 @@ class Service:
     def _delivery_loop(self) -> None:
         while not self.stopping.is_set():
             try:
-                report = self.deliverer.deliver(
-                    max_wait=self.options.tick, should_stop=self.stopping.is_set
-                )
-                self.metrics.observe_delivery(report)
+                if self.outage.may_try():
+                    report = self.deliverer.deliver(
+                        max_wait=self.options.tick, should_stop=self.stopping.is_set
+                    )
+                    self.outage.worked()
+                    self.metrics.observe_delivery(report)
+            except DatabaseUnavailable as exc:
+                self.outage.failed(str(exc), "delivery")
             except Exception:
                 log.exception("delivery failed")
-            self._wake_delivery.wait(self.options.tick)
+            self._wake_delivery.wait(max(self.options.tick, self.outage.wait_for()))
             self._wake_delivery.clear()
 
     def handle_command(self, channel: str, user: str | None, text: str) -> Reply:
@@ -489,7 +532,11 @@ class Service:
             "slack": self.mode,
             "discord": "http" if self.interactions is not None else "off",
         }
+        data["worker"] = self.worker
         try:
+            if not self.outage.may_try():
+                # Known down: answer at once instead of waiting on the server.
+                raise DatabaseUnavailable(self.outage.error or "unreachable")
             values = self._snapshot()
             last_cycle_meta = self.web_store.meta.get(LAST_POLL_META)
             data["schema"] = self.web_store.meta.schema_version()
@@ -498,6 +545,9 @@ class Service:
             log.warning("health check: database error: %s", type(exc).__name__)
             values, last_cycle_meta = {}, None
             data["db_ok"] = False
+            if isinstance(exc, DatabaseUnavailable):
+                data["database"] = f"unreachable: {exc}"
+        data["other_configs"] = [w.id for w in self.other_configs]
         running = bool(self.scheduler.running) and not self.stopping.is_set()
         data["scheduler_running"] = running
         last_at = self.last_cycle.get("at")
@@ -536,13 +586,18 @@ class Service:
 # through. "degraded" still answers 200: restarting would not fix a feed that
 # is down, a destination that refuses messages or a revoked token; people
 # have to look.
-DEGRADING_COUNTS = ("feeds_failing", "alerts_dead", "delivery_paused")
+DEGRADING_COUNTS = ("feeds_failing", "alerts_dead", "delivery_paused", "other_configs")
 
 
 def degraded_by(health: Mapping[str, Any]) -> list[str]:
     """The names of the /healthz fields that are non-zero (or non-empty) and
     make it degraded."""
     return [name for name in DEGRADING_COUNTS if health.get(name)]
+
+
+def aligned_start(now: float, tick: float) -> datetime:
+    """The next multiple of `tick` seconds since the epoch."""
+    return datetime.fromtimestamp(math.ceil(now / tick) * tick, UTC)
 
 
 def _iso(epoch: float) -> str:
@@ -572,6 +627,10 @@ def run_service(
         return EXIT_FAILED
     except BadPublicKey as exc:
         print(f"newshound: cannot start: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTING
+    except (DatabaseUnavailable, DatabaseRefused) as exc:
+        shown = redact_location(db_path)
+        print(f"newshound: cannot start: database {shown}: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTING
 
     stop = threading.Event()

@@ -6,19 +6,24 @@ Secrets are read from the environment only, here, and never logged.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
-from bot.channels import channel_kind, discord_channel_id
+from bot import redact
+from bot.channels import channel_kind, discord_channel_id, webhook_env_warnings
 from bot.config import Config, Settings, empty_config, load_config
 from bot.fetch import FetchPolicy
 from bot.sinks.base import Sink
 from bot.sinks.console import ConsoleSink
 from bot.sinks.slack import DEFAULT_API_URL, SlackSink
-from bot.store import Store
+from bot.store import Store, location_password
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "feeds.yaml"
 DEFAULT_DB = "newshound.db"
@@ -34,10 +39,14 @@ def resolve_paths(
     config: str | None, db: str | None, env: Mapping[str, str] | None = None
 ) -> Paths:
     env = os.environ if env is None else env
-    return Paths(
+    paths = Paths(
         config=config or env.get("NEWSHOUND_CONFIG") or DEFAULT_CONFIG,
         db=db or env.get("NEWSHOUND_DB") or DEFAULT_DB,
     )
+    password = location_password(paths.db)
+    if password:  # e.g. quoted by a driver's traceback: never in a log line
+        redact.add_secrets({password, unquote(password)})
+    return paths
 
 
 def load_or_empty(path: str) -> Config:
@@ -80,6 +89,34 @@ def note_config(store: Store, config: Config) -> bool:
 
 def config_terms(config: Config) -> list[tuple[str, str]]:
     return [(watch.channel, term) for watch in config.watches for term in watch.terms]
+
+
+# -- the one setup path of `poll`, `run` and `demo` ---------------------------
+
+
+def mirror_config(config: Config, store: Store, now: float) -> bool:
+    """Mirror the config's feeds and terms into the database and record the
+    config in use; True if it changed since the last run or reload."""
+    store.feeds.sync([f.url for f in config.feeds])
+    store.terms.sync_config(config_terms(config), now)
+    return note_config(store, config)
+
+
+def register_channel_secrets(config: Config, store: Store, env: Mapping[str, str]) -> None:
+    """Webhook URLs hold tokens: the log filter must know every channel's,
+    from the config and from `/watch`. A `discord:$VAR` channel whose
+    variable is unset is warned about: its alerts wait (pending)."""
+    channels = [*config.channels(), *(row.channel for row in store.terms.all())]
+    redact.add_secrets(redact.webhook_secrets(channels, env))
+    for warning in webhook_env_warnings(channels, env):
+        log.warning("%s", warning)
+
+
+def sinks_for(
+    store: Store, env: Mapping[str, str] | None = None, *, console_only: bool = False
+) -> SinkRouter:
+    """Where messages go, tagged with this database's instance tag (Discord nonces)."""
+    return SinkRouter(env, console_only=console_only, nonce_tag=store.meta.instance_tag())
 
 
 class SinkRouter:

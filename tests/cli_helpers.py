@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from bot.cli import main
-from bot.store import NoSchemaYet, Store, is_postgres_url
+from bot.store import DatabaseRefused, Store, is_postgres_url
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,7 +26,7 @@ def holds_a_database(location: str) -> bool:
         return Path(location).exists()
     try:
         Store(location, create=False).close()
-    except NoSchemaYet:
+    except DatabaseRefused:  # nothing there yet
         return False
     return True
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from cli_helpers import REPO, holds_a_database, run_cli, run_subprocess, write_config
+from cli_helpers import REPO, run_cli, run_subprocess, write_config
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 
@@ -126,18 +126,6 @@ def test_read_only_commands_refuse_a_missing_database_named_by_the_environment(
     assert result.code == 2
     assert f"no database at {db}" in result.err
     assert not db.exists()
-
-
-def test_read_only_commands_refuse_an_empty_database(db_url: str, tmp_path: Path) -> None:
-    """Nothing there yet (no SQLite file; a PostgreSQL schema without our
-    tables): refused, and still nothing there afterwards."""
-    config = feeds(tmp_path, "http://127.0.0.1:9/feed.xml")
-    result = run_subprocess("--config", str(config), "--db", db_url, "status")
-    assert result.code == 2, result.out + result.err
-    assert result.out == ""
-    assert result.err.startswith(f"newshound: no database at {db_url} ")
-    assert "Traceback" not in result.err
-    assert not holds_a_database(db_url)
 
 
 # -- schema version and upgrades -----------------------------------------------

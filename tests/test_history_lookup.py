@@ -143,5 +143,5 @@ def test_an_alert_s_message_id_is_found_by_channel_and_story(
     (posted,) = slack.posts(CHANNEL)
     with Store(db) as store:
         (stored,) = store.stories.recent()
-        assert store.outbox.alert_message_id(CHANNEL, stored.id) == posted["ts"]
-        assert store.outbox.alert_message_id("C0ELSEWHERE", stored.id) is None
+        alerts = store.outbox.story_alerts(stored.id)
+        assert [(channel, row.remote_id) for channel, row in alerts] == [(CHANNEL, posted["ts"])]

@@ -125,7 +125,7 @@ def filtered_text(reasons: Counter[str]) -> str:
 
 def run_demo() -> int:
     from bot.cli import print_cycle, run_poll_cycle
-    from bot.wiring import SinkRouter
+    from bot.wiring import sinks_for
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _DemoHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -145,7 +145,7 @@ def run_demo() -> int:
                 report, delivery = run_poll_cycle(
                     config,
                     store,
-                    SinkRouter(console_only=True),
+                    sinks_for(store, console_only=True),
                     all_feeds=True,
                     clock=DEMO_NOW.timestamp,
                     in_order=True,

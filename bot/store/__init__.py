@@ -11,7 +11,8 @@ its schema, and offers one narrow store per aggregate:
 - `terms`    watch terms (bot.store.terms)
 - `meta`     facts, workers, cycles (bot.store.meta)
 
-Callers get plain records (bot.store.records, bot.models), never rows.
+Callers get plain records (bot.records, bot.models), never rows: modules that
+only decide (schedule, decide, watchlist, ...) import those, never the store.
 Times are epoch seconds (float, UTC).
 """
 
@@ -21,21 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot.store.database import (
-    BackupFailed,
-    Conflict,
-    Database,
-    DatabaseRefused,
-    DatabaseUnavailable,
-    NoSchemaYet,
-    connect,
-    is_postgres_url,
-    redact_location,
-)
-from bot.store.feeds import FeedStore
-from bot.store.meta import MetaStore, WorkerRow
-from bot.store.outbox import GateStore, OutboxStore
-from bot.store.records import (
+from bot.records import (
     ASSEMBLING,
     DEAD,
     PENDING,
@@ -49,6 +36,20 @@ from bot.store.records import (
     StoredItem,
     StoryCopy,
 )
+from bot.store.database import (
+    BackupFailed,
+    Conflict,
+    Database,
+    DatabaseRefused,
+    DatabaseUnavailable,
+    connect,
+    is_postgres_url,
+    location_password,
+    redact_location,
+)
+from bot.store.feeds import FeedStore
+from bot.store.meta import MetaStore, WorkerRow
+from bot.store.outbox import GateStore, OutboxStore
 from bot.store.schema import SCHEMA_VERSION, backup_path, open_schema
 from bot.store.stories import StoryStore
 from bot.store.terms import TermStore
@@ -68,7 +69,6 @@ __all__ = [
     "FeedRow",
     "FeedSuccess",
     "FollowupLine",
-    "NoSchemaYet",
     "OutboxRow",
     "Store",
     "StoredItem",
@@ -76,6 +76,7 @@ __all__ = [
     "WorkerRow",
     "backup_path",
     "is_postgres_url",
+    "location_password",
     "redact_location",
 ]
 
@@ -91,7 +92,7 @@ class Store:
         try:
             # Tables but no schema version: another program's, refused below.
             if not create and self.db.schema_version() == 0 and not self.db.tables():
-                raise NoSchemaYet("no newshound database there yet")
+                raise DatabaseRefused("no newshound database there yet")
             open_schema(self.db)
         except BaseException:
             self.db.close()

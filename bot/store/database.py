@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from bot.store.dialect import POSTGRES, SQLITE, Dialect
 
@@ -38,10 +39,6 @@ Params = Sequence[Any]
 class DatabaseRefused(Exception):
     """A database newshound must not use: another program's, or made by a
     newer newshound. `str(error)` says why in a few words."""
-
-
-class NoSchemaYet(DatabaseRefused):
-    """Opened with create=False, and no newshound schema is there yet."""
 
 
 class BackupFailed(Exception):
@@ -69,6 +66,15 @@ _KV_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 def redact_location(location: str) -> str:
     """A database location fit for logs and errors: any password masked."""
     return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", location))
+
+
+def location_password(location: str) -> str | None:
+    """The password inside a database URL, if any (for the log filter)."""
+    found = _URL_PASSWORD.search(location)
+    if found is None:
+        return None
+    password = found.group(0)[len(found.group(1)) : -1]
+    return password or None
 
 
 def connect(location: str) -> Database:
@@ -374,7 +380,8 @@ class PostgresDatabase(Database):
 
 def _without_secrets(message: str, url: str) -> str:
     """A driver's error message with the URL's password (if any) masked."""
-    password = re.search(r"://[^:/@]*:([^@]*)@", url)
-    if password and password.group(1):
-        message = message.replace(password.group(1), "***")
+    password = location_password(url)
+    if password:
+        for form in (password, unquote(password)):
+            message = message.replace(form, "***")
     return " ".join(message.split()) or "cannot connect"

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bot.records import FeedRow, FeedSuccess
 from bot.store.database import Database
-from bot.store.records import FeedRow, FeedSuccess
 
 
 class FeedStore:
@@ -47,18 +47,27 @@ class FeedStore:
 
     # -- leases ------------------------------------------------------------
 
-    def claim(self, feed_ids: Sequence[int], *, owner: str, now: float, until: float) -> list[int]:
-        """Take the lease of those of `feed_ids` no live worker holds; the ids
-        taken. Rows another worker is claiming this very moment are skipped,
-        not waited for."""
+    def claim(
+        self,
+        feed_ids: Sequence[int],
+        *,
+        owner: str,
+        now: float,
+        until: float,
+        dead_owners: Sequence[str] = (),
+    ) -> list[int]:
+        """Take the lease of those of `feed_ids` no live worker holds (a
+        lease of one of `dead_owners` counts as ended); the ids taken. Rows
+        another worker is claiming this very moment are skipped, not waited for."""
         if not feed_ids:
             return []
+        dead = "".join(" OR lease_owner = ?" for _ in dead_owners)
         rows = self.db.rows(
             "UPDATE feeds SET lease_owner = ?, lease_until = ? WHERE id IN ("
             f"SELECT id FROM feeds WHERE {self.db.dialect.id_list('id')} "
-            "AND (lease_until IS NULL OR lease_until <= ? OR lease_owner = ?) "
+            f"AND (lease_until IS NULL OR lease_until <= ? OR lease_owner = ?{dead}) "
             "ORDER BY id FOR UPDATE SKIP LOCKED) RETURNING id",
-            (owner, until, self.db.dialect.id_list_param(feed_ids), now, owner),
+            (owner, until, self.db.dialect.id_list_param(feed_ids), now, owner, *dead_owners),
         )
         return sorted(int(r[0]) for r in rows)
 
@@ -151,4 +160,5 @@ def _feed_row(r: dict[str, Any]) -> FeedRow:
         suspended_at=r["suspended_at"],
         items_seen_at=r["items_seen_at"],
         check_interval=r["check_interval"],
+        lease_owner=r["lease_owner"],
     )

@@ -112,12 +112,13 @@ class MetaStore:
             "DELETE FROM cycle_workers WHERE cycle_key = ? AND worker = ?", (cycle, worker)
         )
 
-    def busy_cycles(self, now: float) -> frozenset[str]:
-        """Cycles some live worker is still polling in."""
+    def cycle_workers(self, now: float) -> list[tuple[str, str]]:
+        """(cycle, worker) for every worker still polling in a cycle (as far
+        as its lease says)."""
         rows = self.db.rows(
-            "SELECT DISTINCT cycle_key FROM cycle_workers WHERE active_until > ?", (now,)
+            "SELECT cycle_key, worker FROM cycle_workers WHERE active_until > ?", (now,)
         )
-        return frozenset(str(r[0]) for r in rows)
+        return [(str(cycle), str(worker)) for cycle, worker in rows]
 
     def forget_cycles(self, now: float) -> None:
         self.db.execute("DELETE FROM cycle_workers WHERE active_until <= ?", (now,))

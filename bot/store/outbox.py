@@ -15,8 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.store.database import Conflict, Database
-from bot.store.records import (
+from bot.records import (
     ASSEMBLING,
     DEAD,
     PENDING,
@@ -26,6 +25,7 @@ from bot.store.records import (
     FollowupLine,
     OutboxRow,
 )
+from bot.store.database import Conflict, Database
 
 _OUTBOX_INSERT = (
     "INSERT INTO outbox(channel, kind, state, payload, created_at, next_attempt_at) "
@@ -198,22 +198,6 @@ class OutboxStore:
         )
         return [(str(r.pop("alert_channel")), _outbox_row(r)) for r in rows]
 
-    def alert_message_id(self, channel: str, item_id: int) -> str | None:
-        """The destination's id of the alert a channel got for a story
-        (Slack `ts`, Discord message id): what a threaded follow-up or an
-        edit refers to, without reading the channel's history."""
-        found = self.db.scalar(
-            "SELECT o.remote_id FROM alerts a JOIN outbox o ON o.id = a.outbox_id "
-            "WHERE a.channel = ? AND a.item_id = ? AND o.state = ?",
-            (channel, item_id, SENT),
-        )
-        return None if found is None else str(found)
-
-    def alert_count(self, channel: str | None = None) -> int:
-        if channel is None:
-            return int(self.db.scalar("SELECT COUNT(*) FROM alerts"))
-        return int(self.db.scalar("SELECT COUNT(*) FROM alerts WHERE channel = ?", (channel,)))
-
     # -- follow-up lines --------------------------------------------------------
 
     def add_followup_lines(self, lines: Sequence[FollowupLine]) -> int:
@@ -297,45 +281,34 @@ class OutboxStore:
         until the given times, in the same transaction. A claim that lost a
         race with another worker simply fails (the caller tries later).
         """
+        gates = GateStore(self.db)
         try:
-            return self._claim(outbox_id, owner=owner, now=now, gate_keys=gate_keys, hold=hold)
+            with self.db.transaction():
+                locked = self.db.rows(
+                    "SELECT channel, state FROM outbox WHERE id = ? FOR UPDATE", (outbox_id,)
+                )
+                if not locked or locked[0][1] != PENDING:
+                    return Claim(None)
+                channel = str(locked[0][0])
+                head = self.db.scalar(
+                    "SELECT MIN(id) FROM outbox WHERE channel = ? AND state IN (?, ?)",
+                    (channel, PENDING, SENDING),
+                )
+                if head != outbox_id:
+                    return Claim(None)
+                closed = gates.lock(sorted({*gate_keys, *hold}), gate_keys)
+                if closed is not None and closed > now:
+                    return Claim(None, closed)
+                self.db.execute(
+                    "UPDATE outbox SET state = ?, attempts = attempts + 1, sending_at = ?, "
+                    "sending_owner = ? WHERE id = ?",
+                    (SENDING, now, owner, outbox_id),
+                )
+                for key, until in hold.items():
+                    gates.push(key, until)
+                claimed = self.get(outbox_id)
         except Conflict:
             return Claim(None)
-
-    def _claim(
-        self,
-        outbox_id: int,
-        *,
-        owner: str,
-        now: float,
-        gate_keys: Sequence[str],
-        hold: dict[str, float],
-    ) -> Claim:
-        gates = GateStore(self.db)
-        with self.db.transaction():
-            locked = self.db.rows(
-                "SELECT channel, state FROM outbox WHERE id = ? FOR UPDATE", (outbox_id,)
-            )
-            if not locked or locked[0][1] != PENDING:
-                return Claim(None)
-            channel = str(locked[0][0])
-            head = self.db.scalar(
-                "SELECT MIN(id) FROM outbox WHERE channel = ? AND state IN (?, ?)",
-                (channel, PENDING, SENDING),
-            )
-            if head != outbox_id:
-                return Claim(None)
-            closed = gates.lock(sorted({*gate_keys, *hold}), gate_keys)
-            if closed is not None and closed > now:
-                return Claim(None, closed)
-            self.db.execute(
-                "UPDATE outbox SET state = ?, attempts = attempts + 1, sending_at = ?, "
-                "sending_owner = ? WHERE id = ?",
-                (SENDING, now, owner, outbox_id),
-            )
-            for key, until in hold.items():
-                gates.push(key, until)
-            claimed = self.get(outbox_id)
         return Claim(claimed)
 
     # The outcome of an attempt is recorded only by the sender that holds the
@@ -533,4 +506,5 @@ def _outbox_row(r: dict[str, Any]) -> OutboxRow:
         verify_until=r["verify_until"],
         verify_cursor=r["verify_cursor"],
         verify_tries=r["verify_tries"] or 0,
+        cycle_key=r["cycle_key"],
     )

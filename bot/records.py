@@ -1,5 +1,6 @@
-"""The plain records the stores return and take. Callers see these, never
-database rows."""
+"""The plain records the stores (bot/store/) return and take. Callers see
+these, never database rows, and the modules that only decide (schedule,
+runner, metrics, ...) import them without loading any database code."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class FeedRow:
     suspended_at: float | None
     items_seen_at: float | None = None  # when the feed's content was last read
     check_interval: float | None = None  # the configured interval behind next_check_at
+    lease_owner: str | None = None  # the worker polling it right now, if any
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class OutboxRow:
     verify_until: float | None = None
     verify_cursor: str | None = None
     verify_tries: int = 0
+    cycle_key: str | None = None  # the cycle still adding to it (assembling only)
 
 
 @dataclass(frozen=True)
