@@ -8,8 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from ipaddress import ip_network
@@ -29,34 +27,14 @@ from bot.store import ASSEMBLING, PENDING, Store
 from bot.wiring import config_stamp
 from bot.worker import dead_here, worker_id
 
-PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
 CHANNEL = "C0SHARE0001"
 NOW = datetime.now(UTC)
 
 
-def _postgres_schema() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(PG_BASE, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432: {exc}")
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_BASE, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "newshound.db")
-    else:
-        yield from _postgres_schema()
+@pytest.fixture
+def location(db_url: str) -> str:
+    """The suite's database per backend (tests/conftest.py `db_url`)."""
+    return db_url
 
 
 def config_for(urls: list[str], **settings: object) -> Config:
