@@ -11,14 +11,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli, write_config
-from feedgen import FeedEntry, rss
+from feedgen import rss
 from feedserver import FeedServer
+from test_poll import tariff_stories
 
 from bot.config import Config, load_config, parse_config
 from bot.fetch import Fetcher, FetchPolicy
@@ -70,19 +71,6 @@ def config_for(urls: list[str], **settings: object) -> Config:
     )
 
 
-def stories(prefix: str, count: int) -> list[FeedEntry]:
-    return [
-        FeedEntry(
-            title=f"{prefix} tariff story {n}",
-            link=f"https://news.example/{prefix}/{n}",
-            guid=f"urn:{prefix}:{n}",
-            summary="Tariff news.",
-            published=NOW - timedelta(minutes=n),
-        )
-        for n in range(count)
-    ]
-
-
 POLICY = FetchPolicy(timeout=2.0, allow_networks=(ip_network("127.0.0.0/8"),))
 
 
@@ -125,7 +113,7 @@ def test_two_workers_polling_at_once_fetch_each_feed_once_and_alert_each_story_o
 ) -> None:
     urls = []
     for i in range(40):
-        feed_server.set(f"/f{i}.xml", rss(stories(f"f{i}", 3)), delay=0.02)
+        feed_server.set(f"/f{i}.xml", rss(tariff_stories(f"f{i}", 3)), delay=0.02)
         urls.append(feed_server.url(f"/f{i}.xml"))
     config = config_for(urls, max_alerts_per_poll=1000)
     with (
