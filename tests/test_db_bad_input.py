@@ -20,6 +20,7 @@ test gets a schema of its own, dropped afterwards. Slack is tests/fakeslack.py
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -156,10 +157,8 @@ class Forwarder:
         with self._lock:
             sockets, self._open = self._open, set()
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -189,10 +188,8 @@ class Forwarder:
         except OSError:
             pass
         for sock in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 # -- 1. unreachable at start ----------------------------------------------------
@@ -310,3 +307,99 @@ def test_an_outage_while_running_is_reported_waited_out_and_loses_nothing(
     assert "WARNING bot.db_outage: database reachable again" in warnings[1]
     assert "Traceback" not in log
     assert PASSWORD not in log
+
+
+# -- 3. two workers, two configs ------------------------------------------------
+
+
+def test_workers_running_different_configs_are_recorded_warned_about_and_degrade_healthz(
+    tmp_path: Path, schema: str, feed_server: FeedServer, slack: FakeSlack
+) -> None:
+    feed_server.set("/news.xml", rss([entry(1, "Mild weather ahead")], title="News"))
+    feeds = [feed_server.url("/news.xml")]
+    watches = [{"channel": CHANNEL, "terms": ["tariff"]}]
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    # The same feeds and terms, one setting apart: another config all the same.
+    first_config = write_config(first_dir / "feeds.yaml", feeds, watches)
+    second_config = write_config(second_dir / "feeds.yaml", feeds, watches, send_interval="2s")
+    first_stamp = config_stamp(load_config(first_config))[:12]
+    second_stamp = config_stamp(load_config(second_config))[:12]
+    assert first_stamp != second_stamp
+
+    url = url_for(schema)
+    first = PgService(first_config, url, first_dir, slack).start()
+    second: PgService | None = None
+    try:
+        first_id = first.get("/healthz").json()["worker"]
+        wait_for(lambda: sql(schema, "SELECT id FROM workers"), timeout=10)
+        second = PgService(second_config, url, second_dir, slack).start()
+        second_id = second.get("/healthz").json()["worker"]
+        assert first_id != second_id
+
+        assert sorted(sql(schema, "SELECT id, config_stamp FROM workers")) == sorted(
+            [(first_id, first_stamp), (second_id, second_stamp)]
+        )
+        warning = wait_for(lambda: "runs another config" in second.log(), timeout=10)
+        assert warning
+        line = next(ln for ln in second.log().splitlines() if "runs another config" in ln)
+        assert " WARNING " in line
+        assert f"worker {first_id} runs another config (version {first_stamp})" in line
+        assert f"this worker {second_id} (version {second_stamp})" in line
+        assert PASSWORD not in second.log()
+
+        for service, other in ((second, first_id), (first, second_id)):
+
+            def degraded(service: PgService = service) -> dict[str, Any] | None:
+                answer = service.get("/healthz")
+                data = answer.json()
+                return data if answer.status == 200 and data["status"] == "degraded" else None
+
+            data = wait_for(degraded, timeout=10)
+            assert data["other_configs"] == [other]
+            assert "other_configs" in data["degraded_by"]
+        # Warned once, not at every heartbeat.
+        time.sleep(1.0)
+        assert second.log().count("runs another config") == 1
+    finally:
+        codes = [s.stop()[0] for s in (first, second) if s is not None]
+    assert codes == [0, 0]
+    # A worker that stops cleanly leaves the list.
+    assert sql(schema, "SELECT id FROM workers") == []
+
+
+# -- 4. made by a newer newshound -----------------------------------------------
+
+
+def test_a_database_made_by_a_newer_newshound_is_refused_by_every_command_untouched(
+    tmp_path: Path, schema: str
+) -> None:
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        ["http://127.0.0.1:9/feed.xml"],
+        [{"channel": CHANNEL, "terms": ["tariff"]}],
+    )
+    url = url_for(schema)
+    added = run_subprocess(
+        "--config", str(config), "--db", url, "watch", "add", "--channel", CHANNEL, "oil"
+    )
+    assert added.code == 0, added.err
+    sql(schema, "UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    before = snapshot(schema)
+    assert before["terms"] and before["feeds"]
+
+    for command in [
+        *COMMANDS,
+        ("watch", "add", "--channel", CHANNEL, "steel"),
+        ("watch", "test", "--channel", CHANNEL, "steel"),
+        ("retry",),
+        ("status", "--story", "1"),
+    ]:
+        result = run_subprocess("--config", str(config), "--db", url, *command)
+        assert result.code == 2, (command, result)
+        line = one_clear_line(result)
+        assert line.startswith("newshound: cannot open database postgresql://postgres:***@"), line
+        assert "made by a newer newshound (schema 99;" in line, line
+        assert PASSWORD not in result.out + result.err
+        assert snapshot(schema) == before, command
