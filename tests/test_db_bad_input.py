@@ -33,12 +33,13 @@ from typing import Any
 
 import pytest
 from cli_helpers import Result, run_subprocess, write_config
-from fakeslack import FakeSlack
+from fakeslack import FakeSlack, Fault
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 from service_helpers import Service, free_port, wait_for
 
 from bot.config import load_config
+from bot.store.database import CONNECT_TIMEOUT
 from bot.wiring import config_stamp
 
 psycopg = pytest.importorskip("psycopg")
@@ -307,6 +308,52 @@ def test_an_outage_while_running_is_reported_waited_out_and_loses_nothing(
     assert "WARNING bot.db_outage: database reachable again" in warnings[1]
     assert "Traceback" not in log
     assert PASSWORD not in log
+
+
+def test_an_alert_sent_as_the_database_went_away_is_not_sent_again_and_not_held_back(
+    tmp_path: Path, schema: str, feed_server: FeedServer, slack: FakeSlack
+) -> None:
+    """Slack accepts the alert but answers slowly; the database goes away
+    before the service can record it as sent. Once it is back the alert is
+    looked for in the channel (conversations.history, as after a crash) and
+    found: not posted twice, and settled at once rather than after the
+    two-minute lease of a `sending` message."""
+    feed_server.set("/news.xml", rss([entry(1, "Mild weather ahead")], title="News"))
+    config = write_config(
+        tmp_path / "feeds.yaml",
+        [feed_server.url("/news.xml")],
+        [{"channel": CHANNEL, "terms": ["tariff"]}],
+    )
+    forwarder = Forwarder(5432).start()
+    service = PgService(config, url_for(schema, forwarder.port), tmp_path, slack).start()
+    try:
+        wait_for(lambda: service.get("/healthz").json()["last_cycle_at"], timeout=20)
+        slack.fail_next("chat.postMessage", Fault(delay=3.0))  # accepted, answered late
+        feed_server.set(
+            "/news.xml",
+            rss([entry(2, "New tariff on steel"), entry(1, "Mild weather ahead")], title="News"),
+        )
+        sql(schema, "UPDATE feeds SET next_check_at = 0")
+        posted = wait_for(lambda: slack.calls("chat.postMessage"), timeout=20)[0].at
+        forwarder.stop()
+        wait_for(lambda: service.get("/healthz").status == 503, timeout=30)
+        # Down for longer than the sender waits for a connection after Slack's
+        # late answer: recording the send fails.
+        time.sleep(max(0.0, posted + 3.0 + CONNECT_TIMEOUT + 1.0 - time.monotonic()))
+        assert sql(schema, "SELECT state FROM outbox") == [("sending",)]
+
+        forwarder.start()
+        wait_for(lambda: sql(schema, "SELECT state FROM outbox") == [("sent",)], timeout=30)
+        wait_for(lambda: service.get("/healthz").status == 200, timeout=30)
+        time.sleep(1.0)
+        assert len(slack.posts(CHANNEL)) == 1
+        assert len(slack.calls("chat.postMessage")) == 1
+        assert slack.calls("conversations.history")  # looked for, found
+    finally:
+        code, _ = service.stop()
+        forwarder.stop()
+    assert code == 0, service.log()
+    assert "Traceback" not in service.log()
 
 
 # -- 3. two workers, two configs ------------------------------------------------
