@@ -37,7 +37,7 @@ from typing import Any
 from bot.channels import channel_kind, display_channel
 from bot.messages import FOLLOWUP
 from bot.sinks.base import DeliveryError, HistoryLookup, Sink, remote_id_of
-from bot.store import DEAD, SENDING, SENT, OutboxRow, Store
+from bot.store import DEAD, SENDING, SENT, DatabaseUnavailable, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,9 @@ class Deliverer:
         self.lease = lease
         self.owner = owner or new_owner()
         self.is_alive = is_alive
+        # Messages this deliverer may have left `sending` when the database
+        # went away mid-send (see recover_interrupted).
+        self._unrecorded: set[int] = set()
 
     # -- the loop ----------------------------------------------------------
 
@@ -164,7 +167,11 @@ class Deliverer:
             for message in ready:
                 if should_stop():
                     break
-                outcome = self._send(message, report)
+                try:
+                    outcome = self._send(message, report)
+                except DatabaseUnavailable:
+                    self._unrecorded.add(message.id)
+                    raise
                 if outcome is Outcome.PAUSED:
                     break  # the rest of this round may be behind the same pause
                 if outcome is Outcome.RETRY:
@@ -419,6 +426,12 @@ class Deliverer:
         Messages of a live sender are left alone. Returns how many were released."""
         now = self.clock()
         released = 0
+        # Ours, but whether the destination got them is unknown: the database
+        # went away before the outcome was recorded. Looked for now, not
+        # after our own lease runs out (their channels would wait till then).
+        for outbox_id in sorted(self._unrecorded):
+            released += self.store.outbox.release_orphan(outbox_id, self.owner, now)
+            self._unrecorded.discard(outbox_id)
         for message in self.orphans(self.store.outbox.in_state(SENDING, limit=1000), now):
             if self.store.outbox.release_orphan(message.id, message.sending_owner, now):
                 released += 1

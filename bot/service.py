@@ -534,19 +534,24 @@ class Service:
         }
         data["worker"] = self.worker
         try:
-            if not self.outage.may_try():
-                # Known down: answer at once instead of waiting on the server.
+            if self.outage.down:
+                # Known down until the poller or deliverer gets through again:
+                # answer at once, not after the pool's connect timeout.
                 raise DatabaseUnavailable(self.outage.error or "unreachable")
             values = self._snapshot()
             last_cycle_meta = self.web_store.meta.get(LAST_POLL_META)
             data["schema"] = self.web_store.meta.schema_version()
             data["db_ok"] = True
+        except DatabaseUnavailable as exc:
+            if not self.outage.down:  # found by this check: the poller backs off too
+                self.outage.failed(str(exc), "health check")
+            values, last_cycle_meta = {}, None
+            data["db_ok"] = False
+            data["database"] = f"unreachable: {exc}"
         except Exception as exc:
             log.warning("health check: database error: %s", type(exc).__name__)
             values, last_cycle_meta = {}, None
             data["db_ok"] = False
-            if isinstance(exc, DatabaseUnavailable):
-                data["database"] = f"unreachable: {exc}"
         data["other_configs"] = [w.id for w in self.other_configs]
         running = bool(self.scheduler.running) and not self.stopping.is_set()
         data["scheduler_running"] = running
@@ -563,10 +568,10 @@ class Service:
         data["feeds_failing"] = values.get("feeds_failing", 0)
         data["alerts_pending"] = values.get("pending", 0)
         data["alerts_dead"] = values.get("dead", 0)
-        try:
-            paused = self.web_store.gates.paused()
-        except Exception:
-            paused = {}
+        paused: dict[str, tuple[str, float]] = {}
+        if data["db_ok"]:  # else asking would wait out the pool's timeout
+            with contextlib.suppress(Exception):
+                paused = self.web_store.gates.paused()
         # e.g. {"slack:token": "the Slack token is broken (token_revoked)"}
         data["delivery_paused"] = {key: reason for key, (reason, _since) in paused.items()}
         if self.slack is not None:
@@ -609,6 +614,9 @@ def _quiet_libraries() -> None:
     for name in ("slack_bolt", "slack_sdk", "apscheduler"):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    # The pool warns at every reconnection attempt during a database outage;
+    # bot.db_outage says it once when it starts and once when it ends.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     bot_log = logging.getLogger("bot")
     if bot_log.getEffectiveLevel() > logging.INFO:
         bot_log.setLevel(logging.INFO)

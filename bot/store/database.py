@@ -19,6 +19,8 @@ import logging
 import re
 import sqlite3
 import threading
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -239,6 +241,29 @@ class SqliteDatabase(Database):
 # delivery, web), so a worker holds at most 3 x this many.
 POOL_SIZE = 4
 CONNECT_TIMEOUT = 10.0  # seconds to reach the server before giving up
+IDLE_CHECK = 2.0  # seconds in the pool after which a connection is tested before use
+
+
+class _IdleCheck:
+    """The pool's `check`: a connection that sat unused for a while is tested
+    (an empty query) before it is handed out, so one cut by a server restart
+    or an outage is replaced instead of failing the next statement - after an
+    outage every pooled connection would otherwise fail once, each a new
+    "database unreachable". Busy connections skip the round trip. See
+    https://www.psycopg.org/psycopg3/docs/advanced/pool.html#connection-quality"""
+
+    def __init__(self) -> None:
+        self._returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    def returned(self, conn: Any) -> None:
+        self._returned[conn] = time.monotonic()
+
+    def __call__(self, conn: Any) -> None:
+        from psycopg_pool import ConnectionPool
+
+        since = self._returned.get(conn)
+        if since is None or time.monotonic() - since > IDLE_CHECK:
+            ConnectionPool.check_connection(conn)
 
 
 class PostgresDatabase(Database):
@@ -263,6 +288,8 @@ class PostgresDatabase(Database):
             max_size=POOL_SIZE,
             kwargs={"autocommit": True},
             timeout=CONNECT_TIMEOUT,
+            check=(idle_check := _IdleCheck()),
+            reset=idle_check.returned,
             open=True,
             name="newshound",
         )
