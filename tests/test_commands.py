@@ -11,6 +11,7 @@ from bot.commands import CommandContext, dispatch, watch_add, watch_test
 from bot.config import empty_config
 from bot.reply import Platform, Reply, render
 from bot.store import Store
+from bot.store.terms import TermStore
 
 CHANNEL = "C0COMMANDS1"
 
@@ -101,16 +102,17 @@ def test_concurrent_adds_never_pass_the_term_limit(db_url: str, tmp_path: Path) 
 
     from bot.commands import MAX_TERMS_PER_CHANNEL
 
-    class SlowCountStore(Store):
+    class SlowCountTerms(TermStore):
         """Counting takes a while, as under load: a check-then-insert races."""
 
-        def count_terms(self, channel: str) -> int:
-            counted = super().count_terms(channel)
+        def count(self, channel: str) -> int:
+            counted = super().count(channel)
             time.sleep(0.1)
             return counted
 
     config = empty_config("feeds.yaml")
-    with SlowCountStore(db_url) as store:
+    with Store(db_url) as store:
+        store.terms = SlowCountTerms(store.db)
         ctx = CommandContext(store=store, config=lambda: config, platform="slack")
         for n in range(MAX_TERMS_PER_CHANNEL - 1):
             store.terms.add(CHANNEL, f"term{n}", "cli", None, 0.0)
