@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,13 +7,10 @@ from pathlib import Path
 import pytest
 from fakeslack import FakeSlack
 from feedserver import FeedServer
+from pg_schema import postgres_schema
 
 from bot.store import Store
 
-# The PostgreSQL server the suite runs against (loopback only; CI starts one).
-POSTGRES_SERVER = os.environ.get(
-    "NEWSHOUND_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
-)
 BACKENDS = ["sqlite", "postgres"]
 
 
@@ -26,29 +21,6 @@ def feed_server() -> Iterator[FeedServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> str:
-    """The test server's URL, once it answered. Unreachable: the PostgreSQL
-    variants are skipped locally, but fail under CI (which always has one)."""
-    import psycopg
-
-    try:
-        psycopg.connect(POSTGRES_SERVER, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL not reachable at {POSTGRES_SERVER}: {' '.join(str(exc).split())}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return POSTGRES_SERVER
-
-
-def schema_url(server: str, schema: str) -> str:
-    """`server` with every connection's search_path set to `schema` (libpq's
-    `options`, so `Store`, `--db` and NEWSHOUND_DB all take it as is)."""
-    separator = "&" if "?" in server else "?"
-    return f"{server}{separator}options=-csearch_path%3D{schema}"
-
-
 @contextmanager
 def fresh_database(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
     """A new, empty database for the backend `request.param` names: a SQLite
@@ -56,17 +28,7 @@ def fresh_database(request: pytest.FixtureRequest, folder: Path) -> Iterator[str
     if request.param == "sqlite":
         yield str(folder / "newshound.db")
         return
-    import psycopg
-
-    server = request.getfixturevalue("postgres_server")
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield schema_url(server, schema)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    yield from postgres_schema()
 
 
 @pytest.fixture(params=BACKENDS)

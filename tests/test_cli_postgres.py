@@ -7,36 +7,25 @@ Needs the PostgreSQL server on 127.0.0.1:5432 (user postgres, database
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli, write_config
+from pg_schema import POSTGRES_SERVER, fresh_schema, schema_url
 
 psycopg = pytest.importorskip("psycopg")
 
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+SERVER = POSTGRES_SERVER
 PASSWORD = "hunter2-not-for-logs"  # trust auth on the test server ignores it
 CHANNEL = "C0PGTEST01"
 
 
 @pytest.fixture
 def db_url() -> Iterator[str]:
-    schema = f"cli_pg_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(SERVER, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {exc}")
-    with admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-        try:
-            yield (
-                f"postgresql://postgres:{PASSWORD}@127.0.0.1:5432/test"
-                f"?options=-csearch_path%3D{schema}"
-            )
-        finally:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    """A fresh schema's URL with a password in it (trust auth ignores it)."""
+    with fresh_schema("cli_pg") as schema:
+        yield schema_url(f"postgresql://postgres:{PASSWORD}@127.0.0.1:5432/test", schema)
 
 
 @pytest.fixture

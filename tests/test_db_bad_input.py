@@ -21,7 +21,6 @@ test gets a schema of its own, dropped afterwards. Slack is tests/fakeslack.py
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import time
@@ -36,6 +35,7 @@ from cli_helpers import Result, run_subprocess, write_config
 from fakeslack import FakeSlack, Fault
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
+from pg_schema import POSTGRES_SERVER, fresh_schema
 from service_helpers import Service, free_port, wait_for
 
 from bot.config import load_config
@@ -46,7 +46,7 @@ psycopg = pytest.importorskip("psycopg")
 
 pytestmark = pytest.mark.slow
 
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+SERVER = POSTGRES_SERVER
 PASSWORD = "s3cretpw"  # trust auth on the test server ignores it; it must never show
 CHANNEL = "C0BADINPUT1"
 NOW = datetime.now(UTC)
@@ -58,19 +58,8 @@ NOW = datetime.now(UTC)
 @pytest.fixture
 def schema() -> Iterator[str]:
     """A fresh, empty schema on the test server (dropped afterwards)."""
-    name = f"badinput_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(SERVER, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f"CREATE SCHEMA {name}")
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432: {exc}")
-    try:
+    with fresh_schema("badinput") as name:
         yield name
-    finally:
-        with psycopg.connect(SERVER, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {name} CASCADE")
 
 
 def url_for(schema: str, port: int = 5432) -> str:
