@@ -397,12 +397,13 @@ class PostgresDatabase(Database):
     def migration_lock(self) -> Iterator[None]:
         # A session-level advisory lock on one pooled connection, held while
         # this process migrates: a second worker waits, then finds it done.
+        # Keyed by schema, so deployments in other schemas never wait on it.
         with self._connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(7020411)")
+            conn.execute("SELECT pg_advisory_lock(7020411, hashtext(current_schema()))")
             try:
                 yield
             finally:
-                conn.execute("SELECT pg_advisory_unlock(7020411)")
+                conn.execute("SELECT pg_advisory_unlock(7020411, hashtext(current_schema()))")
 
 
 def _without_secrets(message: str, url: str) -> str:

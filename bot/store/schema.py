@@ -38,6 +38,11 @@ def check_schema(db: Database) -> None:
 def open_schema(db: Database) -> None:
     """Check, back up if an upgrade is due, migrate. Two processes starting
     at once migrate once (the second waits, then finds nothing to do)."""
+    if db.schema_version() == SCHEMA_VERSION:  # the usual case: nothing to wait for
+        check_schema(db)
+        if isinstance(db, SqliteDatabase):
+            db.tune()
+        return
     with db.migration_lock():
         check_schema(db)
         if isinstance(db, SqliteDatabase):
