@@ -5,7 +5,9 @@ poller's interpreter lock); the bodies are generated in both processes from
 the same seed, so they are identical.
 
 Every feed is RSS 2.0 with realistic ~300-byte HTML summaries; the server
-supports ETag / If-None-Match so a second cycle over unchanged feeds is cheap.
+supports ETag / If-None-Match so a second cycle over unchanged feeds is cheap,
+and counts the requests for each feed (`FeedFarm.requests`): a benchmark of
+several workers checks from it that each feed was fetched exactly once.
 With `syndicated` > 0 that share of the items are wire copies: one of a pool
 of wire stories, each carried by about `COPIES` feeds under its own link, the
 outlet's name after the headline and the same lead (SPEC §8: one story).
@@ -117,11 +119,11 @@ def make_terms(count: int, seed: int = 1) -> list[str]:
     return sorted(common) + sorted(names)
 
 
-def _serve(feeds: int, items: int, syndicated: float, port_queue: Any) -> None:
-    asyncio.run(_serve_async(_Bodies(feeds, items, syndicated), port_queue))
+def _serve(feeds: int, items: int, syndicated: float, port_queue: Any, counts: Any) -> None:
+    asyncio.run(_serve_async(_Bodies(feeds, items, syndicated), port_queue, counts))
 
 
-async def _serve_async(farm: _Bodies, port_queue: Any) -> None:
+async def _serve_async(farm: _Bodies, port_queue: Any, counts: Any) -> None:
     """A minimal keep-alive HTTP/1.1 server on asyncio: fast enough that the
     farm, not the poller, is never what a benchmark measures."""
     ok = [
@@ -154,6 +156,7 @@ async def _serve_async(farm: _Bodies, port_queue: Any) -> None:
                 )
                 try:
                     index = int(path.rsplit("/", 1)[-1].split(".")[0])
+                    counts[index] += 1  # one event loop: no lock needed
                     response = (
                         not_modified[index] if etag == f'"{farm.etags[index]}"' else ok[index]
                     )
@@ -200,6 +203,8 @@ class FeedFarm(_Bodies):
         self._args = (feeds, items, syndicated)
         self.port = 0
         self._process: Any = None
+        # Requests per feed, shared with the serving process.
+        self._counts: Any = multiprocessing.get_context("spawn").Array("i", feeds, lock=False)
 
     @property
     def pid(self) -> int:
@@ -211,10 +216,20 @@ class FeedFarm(_Bodies):
     def urls(self) -> list[str]:
         return [self.url(i) for i in range(len(self.bodies))]
 
+    def requests(self) -> list[int]:
+        """Requests served for each feed since the start or the last reset."""
+        return list(self._counts)
+
+    def reset_requests(self) -> None:
+        for index in range(len(self._counts)):
+            self._counts[index] = 0
+
     def __enter__(self) -> FeedFarm:
         ctx = multiprocessing.get_context("spawn")
         ports = ctx.Queue()
-        self._process = ctx.Process(target=_serve, args=(*self._args, ports), daemon=True)
+        self._process = ctx.Process(
+            target=_serve, args=(*self._args, ports, self._counts), daemon=True
+        )
         self._process.start()
         self.port = ports.get(timeout=120)
         return self

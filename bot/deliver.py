@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 RETRY_START = 5.0  # first retry after a transient failure, doubling
 RETRY_CAP = 3600.0  # never wait more than an hour between two attempts
 LEASE = 120.0  # a `sending` message held longer than this is presumed orphaned
+# A request its sender put on the wire just before dying can still reach the
+# destination a moment later: an orphan is looked for only once its attempt
+# is this old, so the lookup never runs ahead of the request it looks for.
+IN_FLIGHT = 5.0
 RATE_LIMITED_TRIES = 3  # 429s one message may take within one deliver() call
 # History requests spent looking for one uncertain attempt (pages and 429s
 # alike) before it is sent again as a possible duplicate.
@@ -441,12 +445,13 @@ class Deliverer:
     def orphans(self, sending: Sequence[OutboxRow], now: float) -> list[OutboxRow]:
         found = []
         for message in sending:
-            expired = (message.sending_at or 0.0) + self.lease < now
+            sent_at = message.sending_at or 0.0
+            expired = sent_at + self.lease < now
             if message.sending_owner == self.owner:
                 alive: bool | None = True  # ours: another thread of this deliverer
             else:
                 alive = self.is_alive(message.sending_owner)
-            if alive is False or expired:
+            if (alive is False and sent_at + IN_FLIGHT <= now) or expired:
                 found.append(message)
         return found
 

@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 CONFLICT_RETRIES = 3
 # Feeds claimed ahead of the results processed, per fetch slot: enough that
 # feeds waiting for a slow host never keep the others from being fetched.
-CLAIM_AHEAD = 8
+CLAIM_AHEAD = 4
 # How long a cycle's per-channel counts are kept (long after any cycle ends).
 BUDGET_MEMORY = 24 * 3600.0
 
@@ -145,6 +145,16 @@ class _ChannelBudget:
         return self.store.outbox.assembling_for(
             f"digest:{channel}:{self.cycle}", channel, DIGEST, {"items": []}, self.cycle, now
         )
+
+
+@dataclass
+class _Cycle:
+    """What one cycle's feeds share while it runs."""
+
+    watchlist: WatchList
+    budget: _ChannelBudget
+    followups: _CycleFollowups
+    items: dict[int, int] = field(default_factory=dict)  # item id -> feed that stored it
 
 
 class _CycleFollowups:
@@ -272,10 +282,12 @@ class Poller:
         candidates = self.due_feeds(started, all_feeds=all_feeds, rows=rows)
         watchlist = self.watchlist(rows)
         self.runner.set_watch(watchlist)
-        budget = _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll, cycle)
-        followups = _CycleFollowups(self.store, cycle)
+        state = _Cycle(
+            watchlist,
+            _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll, cycle),
+            _CycleFollowups(self.store, cycle),
+        )
         report = CycleReport()
-        cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle
         claimed: set[int] = set()  # held by this worker and not yet processed
 
         def claim_as_needed() -> Iterator[tuple[FeedConfig, FeedRow]]:
@@ -303,7 +315,7 @@ class Poller:
             for fetched in results:
                 if should_stop():
                     break
-                outcome = self.process_sharing(fetched, watchlist, budget, cycle_items, followups)
+                outcome = self.process_sharing(fetched, state)
                 claimed.discard(fetched.row.id)
                 report.feeds.append(outcome)
         finally:
@@ -328,17 +340,14 @@ class Poller:
     def process_sharing(
         self,
         fetched: Fetched,
-        watchlist: WatchList,
-        budget: _ChannelBudget,
-        cycle_items: dict[int, int],
-        followups: _CycleFollowups,
+        cycle: _Cycle,
     ) -> FeedOutcome:
         """`process`, run again when a worker polling another feed at the
         same moment won a race for one of its stories (the transaction was
         rolled back whole; run again, the story is simply known)."""
         for _attempt in range(CONFLICT_RETRIES):
             try:
-                return self.process(fetched, watchlist, budget, cycle_items, followups)
+                return self.process(fetched, cycle)
             except Conflict as exc:
                 log.info("feed %s: %s; processing it again", fetched.feed.url, exc)
         feed, row = fetched.feed, fetched.row
@@ -374,10 +383,7 @@ class Poller:
     def process(
         self,
         fetched: Fetched,
-        watchlist: WatchList,
-        budget: _ChannelBudget,
-        cycle_items: dict[int, int],
-        followups: _CycleFollowups,
+        cycle: _Cycle,
     ) -> FeedOutcome:
         feed, row = fetched.feed, fetched.row
         now = self.clock()
@@ -385,7 +391,7 @@ class Poller:
         if fetched.error is CANCELLED:
             return FeedOutcome(feed.url, name, "cancelled", error=CANCELLED.message)
         if fetched.error is not None:
-            return self.record_failure(feed, row, fetched.error, now, watchlist)
+            return self.record_failure(feed, row, fetched.error, now, cycle.watchlist)
         if row.consecutive_failures:
             log.info(
                 "feed %s (%s) works again after %d failed checks",
@@ -415,7 +421,7 @@ class Poller:
                 self._unchanged.append(success)
             else:
                 with self.store.transaction():
-                    self.record_recovery(feed, row, name, watchlist, now)
+                    self.record_recovery(feed, row, name, cycle.watchlist, now)
                     self.store.feeds.record_successes([success])
             status = "not_modified" if result.not_modified else "unchanged"
             return FeedOutcome(feed.url, name, status)
@@ -443,7 +449,7 @@ class Poller:
                 else:
                     seen_again.append((known, entry.keys))
                     known_entries.append((entry, known))
-                    if cycle_items.get(known, row.id) != row.id:
+                    if cycle.items.get(known, row.id) != row.id:
                         outcome.duplicates += 1
             # New by link, GUID and text, but maybe a copy of a recent story.
             new_entries, merged = self.merger.find_copies(new_entries, now)
@@ -460,33 +466,14 @@ class Poller:
             outcome.new_items = len(new_entries) + len(merged)
             self.record_merges(row, analyzed.source, new_entries, item_ids, merged, now)
             stories = self.story_rows(
-                row, analyzed.source, new_entries, item_ids, known_entries, merged, cycle_items
+                row, analyzed.source, new_entries, item_ids, known_entries, merged, cycle.items
             )
-            decision = decide_feed(
-                FeedFacts(
-                    now=now,
-                    max_age=self.config.settings.max_age,
-                    first_poll=row.first_polled_at is None,
-                    tracks_carriage=row.first_polled_at is None or row.items_seen_at is not None,
-                    singles_left=budget.left(
-                        (d.channel for story in stories for d in story.entry.alerts), now
-                    ),
-                    followups_off=frozenset(
-                        draft.channel
-                        for copy in merged
-                        for draft in copy.entry.alerts
-                        if not self.config.followups_for(draft.channel)
-                    ),
-                ),
-                stories,
-            )
-            outcome.held_back.update(decision.held_back)
-            self.commit_alerts(decision, budget, now)
-            outcome.alerts = len(decision.alerts)
-            outcome.followups = self.commit_followups(decision, followups, now)
+            # This feed's own bookkeeping before the decision: the rows the
+            # decision locks (the cycle's channel budgets and digests) are
+            # shared by every worker; they are held for the alert writes and
+            # the commit only.
             self.store.stories.touch(seen_again, now)
             self.store.stories.record_carried(row.id, [*item_ids, *(i for i, _ in seen_again)], now)
-            self.record_recovery(feed, row, name, watchlist, now)
             self.store.feeds.record_successes(
                 [
                     FeedSuccess(
@@ -501,9 +488,32 @@ class Poller:
                     )
                 ]
             )
+            decision = decide_feed(
+                FeedFacts(
+                    now=now,
+                    max_age=self.config.settings.max_age,
+                    first_poll=row.first_polled_at is None,
+                    tracks_carriage=row.first_polled_at is None or row.items_seen_at is not None,
+                    singles_left=cycle.budget.left(
+                        (d.channel for story in stories for d in story.entry.alerts), now
+                    ),
+                    followups_off=frozenset(
+                        draft.channel
+                        for copy in merged
+                        for draft in copy.entry.alerts
+                        if not self.config.followups_for(draft.channel)
+                    ),
+                ),
+                stories,
+            )
+            outcome.held_back.update(decision.held_back)
+            self.commit_alerts(decision, cycle.budget, now)
+            outcome.alerts = len(decision.alerts)
+            outcome.followups = self.commit_followups(decision, cycle.followups, now)
+            self.record_recovery(feed, row, name, cycle.watchlist, now)
             wrote_signatures = bool(new_entries or merged)
         for item_id in decision.offered:  # committed: later feeds of this cycle see them
-            cycle_items.setdefault(item_id, row.id)
+            cycle.items.setdefault(item_id, row.id)
         if wrote_signatures:
             self.merger.refresh(now)  # committed: later feeds of this cycle may merge into them
         return outcome

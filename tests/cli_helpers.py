@@ -14,8 +14,21 @@ from typing import Any
 import yaml
 
 from bot.cli import main
+from bot.store import DatabaseRefused, Store, is_postgres_url
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def holds_a_database(location: str) -> bool:
+    """Whether a newshound database was made at `location`: a SQLite file, or
+    newshound's tables in a PostgreSQL database (schema)."""
+    if not is_postgres_url(location):
+        return Path(location).exists()
+    try:
+        Store(location, create=False).close()
+    except DatabaseRefused:  # nothing there yet
+        return False
+    return True
 
 
 @dataclass

@@ -22,7 +22,16 @@ from urllib.parse import urlencode
 from cli_helpers import REPO
 from fakeslack import FakeSlack, escape_like_slack
 
+from bot.store import Store
+
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+def sql(db: str | Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """One statement on a (running service's) database, either backend: the
+    rows it returns, if any."""
+    with Store(db) as store:
+        return store.db.rows(statement, params)
 
 
 def free_port() -> int:
@@ -78,12 +87,12 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
 class Service:
     """`python -m bot run` in a subprocess; stderr goes to a log file."""
 
-    def __init__(self, config: Path, db: Path, slack: FakeSlack, **env: str) -> None:
+    def __init__(self, config: Path, db: str | Path, slack: FakeSlack, **env: str) -> None:
         self.config = config
         self.db = db
         self.slack = slack
         self.port = free_port()
-        self.log_path = db.parent / f"service-{self.port}.log"
+        self.log_path = config.parent / f"service-{self.port}.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
         self.env.update(
             {

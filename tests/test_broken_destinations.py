@@ -18,9 +18,9 @@ CHANNEL = "discord:1200000000000000001"
 
 
 @pytest.fixture
-def common(tmp_path: Path) -> tuple[str, ...]:
+def common(db_url: str, tmp_path: Path) -> tuple[str, ...]:
     config = write_config(tmp_path / "feeds.yaml", [], [])
-    return ("--config", str(config), "--db", str(tmp_path / "newshound.db"))
+    return ("--config", str(config), "--db", db_url)
 
 
 def test_status_shows_paused_discord_destinations_and_retry_resumes_them(

@@ -171,10 +171,10 @@ def test_invalid_channel_message_quotes_what_was_typed() -> None:
     assert error is not None and error.startswith("'#trade news\\n' is a channel name;")
 
 
-def test_a_mistyped_discord_channel_id_is_explained(tmp_path: Path) -> None:
+def test_a_mistyped_discord_channel_id_is_explained(db_url: str, tmp_path: Path) -> None:
     """Not "the webhook URL must start with https://" for something that is
     no URL at all; and the Slack-ID message names discord:<channel ID> too."""
-    common = ("--config", str(tmp_path / "none.yaml"), "--db", str(tmp_path / "db"))
+    common = ("--config", str(tmp_path / "none.yaml"), "--db", db_url)
     result = run_cli(*common, "watch", "add", "--channel", "discord:12abc", "tariff")
     assert result.code == 2
     assert "after discord: comes a Discord channel ID (digits only), a webhook URL" in result.err

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_cli, run_subprocess, write_config
+from cli_helpers import holds_a_database, run_cli, run_subprocess, write_config
 from feedgen import rss
 from feedserver import FeedServer
 
@@ -18,9 +18,9 @@ WEBHOOK = "discord:https://discord.com/api/webhooks/123456/s3cretT0ken"
 
 
 @pytest.fixture
-def common(tmp_path: Path) -> tuple[str, ...]:
+def common(db_url: str, tmp_path: Path) -> tuple[str, ...]:
     config = write_config(tmp_path / "feeds.yaml", [], [])
-    return ("--config", str(config), "--db", str(tmp_path / "newshound.db"))
+    return ("--config", str(config), "--db", db_url)
 
 
 # -- watch --------------------------------------------------------------------
@@ -49,7 +49,7 @@ def test_watch_refuses_an_invalid_channel(
     assert result.out == ""
     assert "s3cret" not in result.err
     # Refused before anything was stored: not even a database was made.
-    assert not Path(common[-1]).exists()
+    assert not holds_a_database(common[-1])
 
 
 def test_watch_error_shows_the_typed_channel_but_not_a_secret(common: tuple[str, ...]) -> None:
@@ -122,31 +122,31 @@ def status(common: tuple[str, ...]) -> str:
     return result.out
 
 
-def test_status_shows_a_never_polled_feed_as_due_now(tmp_path: Path) -> None:
+def test_status_shows_a_never_polled_feed_as_due_now(db_url: str, tmp_path: Path) -> None:
     config = write_config(tmp_path / "feeds.yaml", ["http://127.0.0.1:9/feed.xml"], [])
-    Store(tmp_path / "db.sqlite").close()
-    out = status(("--config", str(config), "--db", str(tmp_path / "db.sqlite")))
+    Store(db_url).close()
+    out = status(("--config", str(config), "--db", db_url))
     assert "health: not polled yet" in out
     assert "next check: due now" in out
     assert "1970" not in out
 
 
-def test_status_survives_a_next_check_beyond_the_calendar(tmp_path: Path) -> None:
-    common = ("--config", str(tmp_path / "feeds.yaml"), "--db", str(tmp_path / "db.sqlite"))
+def test_status_survives_a_next_check_beyond_the_calendar(db_url: str, tmp_path: Path) -> None:
+    common = ("--config", str(tmp_path / "feeds.yaml"), "--db", db_url)
     write_config(tmp_path / "feeds.yaml", ["http://127.0.0.1:9/feed.xml"], [])
-    Store(tmp_path / "db.sqlite").close()
+    Store(db_url).close()
     status(common)
-    with Store(str(tmp_path / "db.sqlite")) as store:
+    with Store(db_url) as store:
         (row,) = store.feeds.all()
         store.feeds.record_successes([FeedSuccess(row.id, 1.0, 1e300, None, None)])
     out = status(common)
     assert "next check: far in the future" in out and "last success: 1970-01-01 00:00" in out
 
 
-def test_status_labels_undelivered_messages_by_kind(tmp_path: Path) -> None:
-    common = ("--config", str(tmp_path / "feeds.yaml"), "--db", str(tmp_path / "db.sqlite"))
+def test_status_labels_undelivered_messages_by_kind(db_url: str, tmp_path: Path) -> None:
+    common = ("--config", str(tmp_path / "feeds.yaml"), "--db", db_url)
     write_config(tmp_path / "feeds.yaml", [], [])
-    with Store(str(tmp_path / "db.sqlite")) as store:
+    with Store(db_url) as store:
         store.outbox.add(CHANNEL, ALERT, {"title": "Tariffs rise", "items": []}, 1.0)
         store.outbox.add(CHANNEL, DIGEST, {"items": [{"title": "a"}, {"title": "b"}]}, 2.0)
         store.outbox.add(CHANNEL, DIGEST, {"items": [{"title": "c"}]}, 2.0)
@@ -167,10 +167,10 @@ def test_status_labels_undelivered_messages_by_kind(tmp_path: Path) -> None:
     assert "digest of 0" not in out and "s3cret" not in out
 
 
-def test_status_lists_messages_being_sent_and_counts_the_rest(tmp_path: Path) -> None:
-    common = ("--config", str(tmp_path / "feeds.yaml"), "--db", str(tmp_path / "db.sqlite"))
+def test_status_lists_messages_being_sent_and_counts_the_rest(db_url: str, tmp_path: Path) -> None:
+    common = ("--config", str(tmp_path / "feeds.yaml"), "--db", db_url)
     write_config(tmp_path / "feeds.yaml", [], [])
-    with Store(str(tmp_path / "db.sqlite")) as store:
+    with Store(db_url) as store:
         first = store.outbox.add(CHANNEL, ALERT, {"title": "Being sent"}, 1.0)
         claim = store.outbox.claim(first, owner="test", now=1.0, gate_keys=[], hold={})
         assert claim.row is not None and claim.row.state == "sending"
@@ -193,10 +193,12 @@ def test_status_lists_messages_being_sent_and_counts_the_rest(tmp_path: Path) ->
     assert dead.rstrip().endswith("… and 3 more")
 
 
-def test_status_with_a_broken_config_exits_2_with_file_and_line(tmp_path: Path) -> None:
+def test_status_with_a_broken_config_exits_2_with_file_and_line(
+    db_url: str, tmp_path: Path
+) -> None:
     config = tmp_path / "feeds.yaml"
     config.write_text("feeds:\n  - url: ftp://example.org/rss\n    colour: red\n", "utf-8")
-    result = run_cli("--config", str(config), "--db", str(tmp_path / "db.sqlite"), "status")
+    result = run_cli("--config", str(config), "--db", db_url, "status")
     assert result.code == 2
     assert result.out == ""
     lines = result.err.splitlines()
@@ -223,11 +225,11 @@ watches:
 
 @pytest.mark.parametrize("command", [["check"], ["poll", "--once", "--all"], ["status"]])
 def test_absurd_numbers_are_config_errors_not_tracebacks(
-    tmp_path: Path, command: list[str]
+    db_url: str, tmp_path: Path, command: list[str]
 ) -> None:
     config = tmp_path / "feeds.yaml"
     config.write_text(ABSURD_CONFIG, "utf-8")
-    db = tmp_path / "db.sqlite"
+    db = db_url
     result = run_subprocess("--config", str(config), "--db", str(db), *command)
     assert result.code == 2, result.err
     assert result.out == ""
@@ -247,14 +249,14 @@ def test_absurd_numbers_are_config_errors_not_tracebacks(
 
 
 def test_poll_once_says_when_no_feed_is_due(
-    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+    db_url: str, tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
     feed_server.set("/feed.xml", rss([], title="Quiet"))
     config = write_config(
         tmp_path / "feeds.yaml", [feed_server.url("/feed.xml")], [], interval="1h"
     )
-    common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
+    common = ("--config", str(config), "--db", db_url)
     first = run_cli(*common, "poll", "--once")
     assert first.code == 0, first.err
     assert "no feed is due" not in first.out and "Quiet" in first.out
@@ -274,7 +276,9 @@ def test_poll_once_says_when_no_feed_is_due(
     assert "no feed is due" not in forced.out and "Quiet" in forced.out
 
 
-def test_poll_once_keeps_working_for_a_feed_that_failed_very_often(tmp_path: Path) -> None:
+def test_poll_once_keeps_working_for_a_feed_that_failed_very_often(
+    db_url: str, tmp_path: Path
+) -> None:
     # Over 1024 failures in a row (years of daily retries while suspended, or
     # a cron job running `poll --once --all` every minute) the backoff used to
     # overflow a float: every poll then ended in "internal error".
@@ -283,8 +287,8 @@ def test_poll_once_keeps_working_for_a_feed_that_failed_very_often(tmp_path: Pat
         ["http://127.0.0.1:9/feed.xml"],
         [{"channel": CHANNEL, "terms": ["tariff"]}],
     )
-    common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
-    with Store(str(tmp_path / "db.sqlite")) as store:
+    common = ("--config", str(config), "--db", db_url)
+    with Store(db_url) as store:
         store.feeds.sync(["http://127.0.0.1:9/feed.xml"])
         store.db.execute("UPDATE feeds SET consecutive_failures = 1024")
     result = run_cli(*common, "poll", "--once", "--all")
@@ -296,9 +300,9 @@ def test_poll_once_keeps_working_for_a_feed_that_failed_very_often(tmp_path: Pat
     assert "1025 failures in a row" in status.out
 
 
-def test_poll_once_without_feeds_says_so(tmp_path: Path) -> None:
+def test_poll_once_without_feeds_says_so(db_url: str, tmp_path: Path) -> None:
     config = write_config(tmp_path / "feeds.yaml", [], [])
-    result = run_cli("--config", str(config), "--db", str(tmp_path / "db.sqlite"), "poll", "--once")
+    result = run_cli("--config", str(config), "--db", db_url, "poll", "--once")
     assert result.code == 0, result.err
     assert result.out.startswith(f"no feeds are configured in {config}; nothing to poll\n")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_cli, run_subprocess
+from cli_helpers import holds_a_database, run_cli, run_subprocess
 
 
 @pytest.mark.parametrize(
@@ -19,7 +19,7 @@ from cli_helpers import run_cli, run_subprocess
     ],
 )
 def test_run_refuses_a_bad_port_as_a_usage_error(tmp_path: Path, port: str, why: str) -> None:
-    db = tmp_path / "db.sqlite"
+    db = tmp_path / "newshound.db"
     result = run_cli("--db", str(db), "run", "--port", port)
     assert result.code == 2
     assert f"argument --port: invalid port {port!r}: {why}" in result.err
@@ -28,7 +28,7 @@ def test_run_refuses_a_bad_port_as_a_usage_error(tmp_path: Path, port: str, why:
 
 
 def test_run_port_equals_form_is_checked_too(tmp_path: Path) -> None:
-    result = run_cli("--db", str(tmp_path / "db.sqlite"), "run", "--port=70000")
+    result = run_cli("--db", str(tmp_path / "newshound.db"), "run", "--port=70000")
     assert result.code == 2
     assert "must be 0-65535" in result.err
 
@@ -45,8 +45,8 @@ CHANNEL = "C0CLITEST01"
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "db.sqlite")
+def db(db_url: str, tmp_path: Path) -> str:
+    return db_url
 
 
 def watched(db: str) -> list[str]:
@@ -114,7 +114,7 @@ def test_watch_help_after_the_action_still_helps(db: str) -> None:
     result = run_cli("--db", db, "watch", "add", "--channel", CHANNEL, "-h")
     assert result.code == 0
     assert "Every word after the action is part of the query" in " ".join(result.out.split())
-    assert not Path(db).exists()  # help only: nothing stored, no database made
+    assert not holds_a_database(db)  # help only: nothing stored, no database made
 
 
 def test_watch_list_refuses_a_query(db: str) -> None:

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 from cli_helpers import Result, run_cli, run_subprocess, write_config
 
@@ -27,7 +28,7 @@ def config(tmp_path: Path) -> Path:
     )
 
 
-def commands(config: Path, db: Path) -> dict[str, Callable[[], Result]]:
+def commands(config: Path, db: str | Path) -> dict[str, Callable[[], Result]]:
     common = ("--config", str(config), "--db", str(db))
     return {
         "status": lambda: run_cli(*common, "status"),
@@ -62,7 +63,7 @@ def make_db(path: Path, *statements: str) -> Path:
     return path
 
 
-def assert_refused(result: Result, db: Path, why: str) -> None:
+def assert_refused(result: Result, db: str | Path, why: str) -> None:
     assert result.code == 2, (result.out, result.err)
     lines = result.err.strip().splitlines()
     assert lines == [f"newshound: cannot open database {db}: {why}"], result.err
@@ -90,6 +91,41 @@ def test_a_foreign_database_is_refused_and_left_untouched(
     result = commands(config, db)[command]()
     assert_refused(result, db, "not a newshound database (it holds other data); left untouched")
     assert snapshot(db) == before  # no tables added, not switched to WAL
+
+
+def postgres_tables(db: str) -> dict[str, list[tuple[object, ...]]]:
+    with psycopg.connect(db) as conn:
+        names = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+        ).fetchall()
+        return {n: conn.execute(f"SELECT * FROM {n} ORDER BY 1").fetchall() for (n,) in names}
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        ["CREATE TABLE customers (id BIGINT PRIMARY KEY, name TEXT)"],
+        [
+            "CREATE TABLE feeds (id BIGINT PRIMARY KEY, name TEXT)",
+            "INSERT INTO feeds VALUES (1, 'x')",
+        ],
+    ],
+    ids=["customers", "feeds"],
+)
+def test_a_foreign_postgres_schema_is_refused_and_left_untouched(
+    db_url: str, config: Path, command: str, foreign: list[str]
+) -> None:
+    """Read-only commands too: a schema holding another program's tables is
+    not "no database yet" but someone else's."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for statement in foreign:
+            conn.execute(statement)
+    before = postgres_tables(db_url)
+    result = commands(config, db_url)[command]()
+    assert_refused(result, db_url, "not a newshound database (it holds other data); left untouched")
+    assert postgres_tables(db_url) == before
 
 
 @pytest.mark.parametrize("command", COMMANDS)

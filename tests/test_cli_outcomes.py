@@ -45,10 +45,10 @@ def serve_broken(server: FeedServer, path: str = "/broken.xml") -> str:
 
 
 def test_poll_once_exits_1_when_every_due_feed_failed(
-    tmp_path: Path, feed_server: FeedServer
+    db_url: str, tmp_path: Path, feed_server: FeedServer
 ) -> None:
     config = feeds(tmp_path, serve_broken(feed_server), serve_broken(feed_server, "/gone.xml"))
-    db = str(tmp_path / "newshound.db")
+    db = db_url
     result = run_subprocess("--config", str(config), "--db", db, "poll", "--once")
     assert result.code == 1, result.out + result.err
     assert "2 feeds polled (2 failed)" in result.out
@@ -56,18 +56,22 @@ def test_poll_once_exits_1_when_every_due_feed_failed(
     assert "Traceback" not in result.err
 
 
-def test_poll_once_exits_0_when_one_feed_works(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_poll_once_exits_0_when_one_feed_works(
+    db_url: str, tmp_path: Path, feed_server: FeedServer
+) -> None:
     config = feeds(tmp_path, serve_broken(feed_server), serve_ok(feed_server))
-    db = str(tmp_path / "newshound.db")
+    db = db_url
     result = run_subprocess("--config", str(config), "--db", db, "poll", "--once")
     assert result.code == 0, result.out + result.err
     assert "2 feeds polled (1 failed)" in result.out
     assert "every due feed failed" not in result.err
 
 
-def test_poll_once_exits_0_when_no_feed_is_due(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_poll_once_exits_0_when_no_feed_is_due(
+    db_url: str, tmp_path: Path, feed_server: FeedServer
+) -> None:
     config = feeds(tmp_path, serve_broken(feed_server))
-    db = str(tmp_path / "newshound.db")
+    db = db_url
     assert run_subprocess("--config", str(config), "--db", db, "poll", "--once").code == 1
     # The failed feed now waits for its backoff: nothing is due, nothing failed.
     again = run_subprocess("--config", str(config), "--db", db, "poll", "--once")
@@ -75,10 +79,12 @@ def test_poll_once_exits_0_when_no_feed_is_due(tmp_path: Path, feed_server: Feed
     assert again.out.startswith("no feed is due")
 
 
-def test_poll_once_logs_a_failure_once_per_change(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_poll_once_logs_a_failure_once_per_change(
+    db_url: str, tmp_path: Path, feed_server: FeedServer
+) -> None:
     url = serve_broken(feed_server)
     config = feeds(tmp_path, url)
-    common = ("--config", str(config), "--db", str(tmp_path / "newshound.db"))
+    common = ("--config", str(config), "--db", db_url)
     first = run_subprocess(*common, "poll", "--once", "--all")
     assert first.code == 1
     assert f"({url}) is failing: " in first.err and "HTTP 500" in first.err
@@ -131,9 +137,9 @@ def test_version_names_the_database_schema() -> None:
     assert re.fullmatch(rf"newshound \S+ \(database schema {SCHEMA_VERSION}\)\n", result.out)
 
 
-def test_status_names_the_database_and_its_schema(tmp_path: Path) -> None:
+def test_status_names_the_database_and_its_schema(db_url: str, tmp_path: Path) -> None:
     config = feeds(tmp_path, "http://127.0.0.1:9/feed.xml")
-    db = tmp_path / "newshound.db"
+    db = db_url
     assert run_cli("--config", str(config), "--db", str(db), "watch", "add",
                    "--channel", CHANNEL, "oil").code == 0  # fmt: skip
     result = run_subprocess("--config", str(config), "--db", str(db), "status")

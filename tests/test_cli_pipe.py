@@ -50,23 +50,25 @@ def test_demo_into_a_closed_pipe_is_quiet() -> None:
     assert_quiet(*run_into_closed_pipe("demo"))
 
 
-def test_watch_list_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
-    db = str(tmp_path / "db.sqlite")
+def test_watch_list_into_a_closed_pipe_is_quiet(db_url: str, tmp_path: Path) -> None:
+    db = db_url
     for term in ("oil", "steel", "chips"):
         assert run_cli("--db", db, "watch", "add", "--channel", CHANNEL, term).code == 0
     assert_quiet(*run_into_closed_pipe("--db", db, "watch", "list", "--channel", CHANNEL))
 
 
 @pytest.mark.parametrize("command", [["check"], ["status"]])
-def test_other_commands_into_a_closed_pipe_are_quiet(tmp_path: Path, command: list[str]) -> None:
+def test_other_commands_into_a_closed_pipe_are_quiet(
+    db_url: str, tmp_path: Path, command: list[str]
+) -> None:
     config = write_config(tmp_path / "feeds.yaml", [], [])
-    common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
-    Store(tmp_path / "db.sqlite").close()
+    common = ("--config", str(config), "--db", db_url)
+    Store(db_url).close()
     assert_quiet(*run_into_closed_pipe(*common, *command))
 
 
 def test_poll_into_a_closed_pipe_keeps_the_alert_pending(
-    tmp_path: Path, feed_server: FeedServer
+    db_url: str, tmp_path: Path, feed_server: FeedServer
 ) -> None:
     feed_server.set(
         "/feed.xml",
@@ -83,7 +85,7 @@ def test_poll_into_a_closed_pipe_keeps_the_alert_pending(
         [feed_server.url("/feed.xml")],
         [{"channel": CHANNEL, "terms": ["tariff"]}],
     )
-    common = ("--config", str(config), "--db", str(tmp_path / "db.sqlite"))
+    common = ("--config", str(config), "--db", db_url)
     assert_quiet(*run_into_closed_pipe(*common, "poll", "--once"))
 
     status = run_cli(*common, "status")

@@ -11,14 +11,15 @@ from bot.commands import CommandContext, dispatch, watch_add, watch_test
 from bot.config import empty_config
 from bot.reply import Platform, Reply, render
 from bot.store import Store
+from bot.store.terms import TermStore
 
 CHANNEL = "C0COMMANDS1"
 
 
 @pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[CommandContext]:
+def ctx(db_url: str, tmp_path: Path) -> Iterator[CommandContext]:
     config = empty_config("feeds.yaml")
-    with Store(str(tmp_path / "db.sqlite")) as store:
+    with Store(db_url) as store:
         yield CommandContext(store=store, config=lambda: config, platform="slack")
 
 
@@ -95,22 +96,23 @@ def test_any_whitespace_ends_the_subcommand(ctx: CommandContext, gap: str) -> No
     assert dispatch(ctx, CHANNEL, "U0ALICE0001", f"list{gap}").ok
 
 
-def test_concurrent_adds_never_pass_the_term_limit(tmp_path: Path) -> None:
+def test_concurrent_adds_never_pass_the_term_limit(db_url: str, tmp_path: Path) -> None:
     import threading
     import time
 
     from bot.commands import MAX_TERMS_PER_CHANNEL
 
-    class SlowCountStore(Store):
+    class SlowCountTerms(TermStore):
         """Counting takes a while, as under load: a check-then-insert races."""
 
-        def count_terms(self, channel: str) -> int:
-            counted = super().count_terms(channel)
+        def count(self, channel: str) -> int:
+            counted = super().count(channel)
             time.sleep(0.1)
             return counted
 
     config = empty_config("feeds.yaml")
-    with SlowCountStore(str(tmp_path / "db.sqlite")) as store:
+    with Store(db_url) as store:
+        store.terms = SlowCountTerms(store.db)
         ctx = CommandContext(store=store, config=lambda: config, platform="slack")
         for n in range(MAX_TERMS_PER_CHANNEL - 1):
             store.terms.add(CHANNEL, f"term{n}", "cli", None, 0.0)
@@ -131,14 +133,16 @@ def slack(reply: Reply) -> str:
     return render(reply, "slack")
 
 
-def test_managers_may_be_discord_users_and_the_cli_is_always_allowed(tmp_path: Path) -> None:
+def test_managers_may_be_discord_users_and_the_cli_is_always_allowed(
+    db_url: str, tmp_path: Path
+) -> None:
     import dataclasses
 
     base = empty_config("feeds.yaml")
     config = dataclasses.replace(
         base, settings=dataclasses.replace(base.settings, managers=("80351110224678912",))
     )
-    with Store(str(tmp_path / "db.sqlite")) as store:
+    with Store(db_url) as store:
 
         def ctx(platform: Platform) -> CommandContext:
             return CommandContext(store=store, config=lambda: config, platform=platform)
@@ -163,10 +167,10 @@ def test_managers_may_be_discord_users_and_the_cli_is_always_allowed(tmp_path: P
     ],
 )
 def test_a_config_term_cannot_be_removed_and_each_surface_says_what_to_do(
-    tmp_path: Path, platform: Platform, says: str
+    db_url: str, tmp_path: Path, platform: Platform, says: str
 ) -> None:
     """In chat the config belongs to someone else; in the shell, to the user."""
-    with Store(str(tmp_path / "db.sqlite")) as store:
+    with Store(db_url) as store:
         store.terms.sync_config([(CHANNEL, "lumber")], now=1.0)
         ctx = CommandContext(
             store=store, config=lambda: empty_config("feeds.yaml"), platform=platform

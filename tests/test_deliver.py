@@ -22,7 +22,7 @@ from fakeslack import FakeSlack, Fault
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 
-from bot.deliver import RETRY_CAP, RETRY_START, Deliverer, retry_delay
+from bot.deliver import IN_FLIGHT, RETRY_CAP, RETRY_START, Deliverer, retry_delay
 from bot.messages import ALERT, DIGEST
 from bot.sinks.slack import CLOCK_SKEW, SlackSink
 from bot.store import DEAD, PENDING, SENDING, SENT, Store
@@ -104,12 +104,14 @@ def test_slack_429_with_retry_after_nan_waits_a_second(store: Store, slack: Fake
     assert_each_posted_once(slack, ids)
 
 
-def test_429_is_persisted_for_another_sender(tmp_path: Path, store: Store, slack: FakeSlack):
+def test_429_is_persisted_for_another_sender(
+    db_url: str, tmp_path: Path, store: Store, slack: FakeSlack
+):
     ids = queue(store, A, 1)
     slack.fail_next(POST, Fault(status=429, error="ratelimited", retry_after=0.6))
     first = deliverer(store, sink_for(slack)).deliver(max_wait=0)  # gives up waiting at once
     assert first.sent == 0
-    with Store(tmp_path / "newshound.db") as other:  # a second process / a restart
+    with Store(db_url) as other:  # a second process / a restart
         assert deliverer(other, sink_for(slack)).deliver(retry_now=True, max_wait=5).sent == 1
     limited, resent = post_times(slack)
     assert resent - limited >= 0.6
@@ -129,8 +131,10 @@ def test_per_channel_rate_measured_at_the_destination(store: Store, slack: FakeS
     assert_each_posted_once(slack, ids)
 
 
-def test_two_senders_share_the_rate_and_never_duplicate(tmp_path: Path, slack: FakeSlack):
-    path = tmp_path / "newshound.db"
+def test_two_senders_share_the_rate_and_never_duplicate(
+    db_url: str, tmp_path: Path, slack: FakeSlack
+):
+    path = db_url
     with Store(path) as setup:
         ids = queue(setup, A, 6) + queue(setup, B, 6)
 
@@ -152,13 +156,15 @@ def test_two_senders_share_the_rate_and_never_duplicate(tmp_path: Path, slack: F
 # -- transient failures ------------------------------------------------------------
 
 
-def test_500_burst_stays_pending_then_sent_once(tmp_path: Path, store: Store, slack: FakeSlack):
+def test_500_burst_stays_pending_then_sent_once(
+    db_url: str, tmp_path: Path, store: Store, slack: FakeSlack
+):
     ids = queue(store, A, 1)
     slack.fail_next(POST, *[Fault(status=500, error="internal_error")] * 3)
     d = deliverer(store, sink_for(slack))
     for _ in range(3):
         assert d.deliver(retry_now=True).failed == 1
-    with Store(tmp_path / "newshound.db") as restarted:  # stays pending across restarts
+    with Store(db_url) as restarted:  # stays pending across restarts
         row = restarted.outbox.get(ids[0])
         assert row is not None and row.state == PENDING and row.attempts == 3
         assert row.verify_since is not None  # a 500 may hide a posted message
@@ -253,12 +259,12 @@ def test_unknown_error_gives_up_after_some_attempts(store: Store, slack: FakeSla
     assert_each_posted_once(slack, ids[1:])
 
 
-def test_dead_letters_show_in_status(tmp_path: Path, store: Store, slack: FakeSlack):
+def test_dead_letters_show_in_status(db_url: str, tmp_path: Path, store: Store, slack: FakeSlack):
     queue(store, A, 1)
     slack.fail_next(POST, Fault(error="is_archived"))
     deliverer(store, sink_for(slack)).deliver()
     config = write_config(tmp_path / "feeds.yaml", [], [])
-    status = run_cli("--config", str(config), "--db", str(tmp_path / "newshound.db"), "status")
+    status = run_cli("--config", str(config), "--db", db_url, "status")
     assert "1 dead" in status.out and "is_archived" in status.out
 
 
@@ -300,7 +306,7 @@ def claim(store: Store, message_id: int, owner: str, at: float | None = None) ->
 
 def test_interrupted_after_posting_is_found_not_resent(store: Store, slack: FakeSlack):
     (message_id,) = queue(store, A, 1)
-    claim(store, message_id, dead_owner())
+    claim(store, message_id, dead_owner(), at=time.time() - IN_FLIGHT)
     sink = sink_for(slack)
     ts = sink.send(A, ALERT, alert(0), message_id)  # it arrived, then the sender died
     report = deliverer(store, sink).deliver()
@@ -311,8 +317,28 @@ def test_interrupted_after_posting_is_found_not_resent(store: Store, slack: Fake
 
 def test_interrupted_before_posting_is_sent_once(store: Store, slack: FakeSlack):
     (message_id,) = queue(store, A, 1)
-    claim(store, message_id, dead_owner())
+    claim(store, message_id, dead_owner(), at=time.time() - IN_FLIGHT)
     assert deliverer(store, sink_for(slack)).deliver().sent == 1
+    assert_each_posted_once(slack, [message_id])
+
+
+def test_a_dead_senders_post_still_in_flight_is_waited_for_not_duplicated(
+    store: Store, slack: FakeSlack
+):
+    """The sender died right after its request left: the request reaches
+    Slack a moment later. A lookup at once would not find it and the message
+    would go out twice; the orphan is looked for only once its attempt
+    is old enough that anything it sent has arrived."""
+    (message_id,) = queue(store, A, 1)
+    claim(store, message_id, dead_owner())
+    sink = sink_for(slack)
+    late = threading.Timer(0.3, sink.send, (A, ALERT, alert(0), message_id))
+    late.start()
+    assert deliverer(store, sink).deliver(max_wait=0).sent == 0  # too soon to tell
+    late.join()
+    later = time.time() + IN_FLIGHT
+    report = deliverer(store, sink, clock=lambda: later).deliver(max_wait=0)
+    assert report.recovered == 1
     assert_each_posted_once(slack, [message_id])
 
 
@@ -345,14 +371,14 @@ def test_history_lookup_starts_at_the_attempt_and_paginates(slack: FakeSlack):
 
 
 def test_sigkill_at_random_points_loses_nothing_and_duplicates_nothing(
-    tmp_path: Path, feed_server: FeedServer, slack: FakeSlack
+    db_url: str, tmp_path: Path, feed_server: FeedServer, slack: FakeSlack
 ):
     """`newshound poll --once` processes are killed with SIGKILL after a random
     delay while new stories keep arriving, until twelve really died mid-way
     (at most 40 rounds); then runs go to completion.
     Every outbox message (alerts and digests) must be posted exactly once."""
     rng = random.Random(5)
-    config, db = tmp_path / "feeds.yaml", tmp_path / "newshound.db"
+    config, db = tmp_path / "feeds.yaml", db_url
     write_config(
         config,
         [feed_server.url("/feed.xml")],
@@ -408,12 +434,15 @@ def test_sigkill_at_random_points_loses_nothing_and_duplicates_nothing(
         if run(rng.uniform(0.3, 1.0) * full_run) == -signal.SIGKILL:
             killed += 1
     assert killed >= 12, f"only {killed} of {round_} runs were killed mid-way"
-    for _ in range(5):
+    # A send the last kill interrupted is looked for once it is IN_FLIGHT old.
+    settle_by = time.monotonic() + IN_FLIGHT + 10 * full_run
+    for _ in range(30):
         run(None)
         with Store(db) as check:
             counts = check.outbox.counts()
-            if set(counts) == {SENT}:
+            if set(counts) == {SENT} or time.monotonic() > settle_by:
                 break
+        time.sleep(0.5)
 
     with Store(db) as check:
         assert check.meta.damage() is None

@@ -7,7 +7,6 @@ never reach Slack or Discord) and print their channels, webhook tokens included.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,21 +15,24 @@ from cli_helpers import run_cli, run_subprocess, write_config
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 
+from bot.store import Store
+
 TOKEN = "SUPERSECRETtoken42"
 # Nothing listens on port 9: the alert stays pending.
 WEBHOOK = f"discord:http://127.0.0.1:9/api/webhooks/42/{TOKEN}"
 
 
-def dump(db: Path) -> list[str]:
-    conn = sqlite3.connect(db)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
+def dump(db: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table, in a stable order."""
+    with Store(db) as store:
+        return {
+            table: sorted(store.db.rows(f"SELECT * FROM {table}"), key=repr)
+            for table in sorted(store.db.tables())
+        }
 
 
 @pytest.fixture
-def real_db(tmp_path: Path, feed_server: FeedServer) -> Path:
+def real_db(db_url: str, tmp_path: Path, feed_server: FeedServer) -> str:
     """A deployment's database with one alert pending for a Discord webhook."""
     feed_server.set(
         "/world.xml",
@@ -50,7 +52,7 @@ def real_db(tmp_path: Path, feed_server: FeedServer) -> Path:
         [feed_server.url("/world.xml")],
         [{"channel": WEBHOOK, "terms": ["tariff"]}],
     )
-    db = tmp_path / "real.db"
+    db = db_url
     polled = run_cli("--config", str(config), "--db", str(db), "poll", "--once")
     assert polled.code == 0, polled.err
     status = run_cli("--config", str(config), "--db", str(db), "status")
@@ -59,7 +61,7 @@ def real_db(tmp_path: Path, feed_server: FeedServer) -> Path:
 
 
 @pytest.mark.parametrize("how", ["--db before", "--db after", "NEWSHOUND_DB"])
-def test_demo_never_touches_the_real_database(real_db: Path, how: str) -> None:
+def test_demo_never_touches_the_real_database(real_db: str, how: str) -> None:
     before = dump(real_db)
     if how == "--db before":
         result = run_subprocess("--db", str(real_db), "demo")

@@ -66,11 +66,11 @@ def test_readme_documents_the_service() -> None:
 
 
 @pytest.mark.slow
-def test_run_with_a_broken_config_exits_2_with_file_and_line(tmp_path: Path) -> None:
+def test_run_with_a_broken_config_exits_2_with_file_and_line(db_url: str, tmp_path: Path) -> None:
     config = tmp_path / "feeds.yaml"
     config.write_text("settings:\n  interval: soon\n", encoding="utf-8")
     result = run_subprocess(
-        "--config", str(config), "--db", str(tmp_path / "db"), "run", "--port", "0", timeout=30
+        "--config", str(config), "--db", db_url, "run", "--port", "0", timeout=30
     )
     assert result.code == 2
     assert f"{config}:2:" in result.err
@@ -78,9 +78,9 @@ def test_run_with_a_broken_config_exits_2_with_file_and_line(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_run_without_a_config_file_starts_and_waits_for_one(tmp_path: Path) -> None:
+def test_run_without_a_config_file_starts_and_waits_for_one(db_url: str, tmp_path: Path) -> None:
     with FakeSlack() as slack:
-        service = Service(tmp_path / "feeds.yaml", tmp_path / "db", slack).start()
+        service = Service(tmp_path / "feeds.yaml", db_url, slack).start()
         assert service.get("/healthz").json()["feeds"] == 0
         code, _ = service.stop(signal.SIGTERM)
     assert code == 0

@@ -12,7 +12,6 @@ pair generated here; the payloads follow receiving-and-responding.mdx
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from fakeslack import FakeSlack
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 from nacl.signing import SigningKey
-from service_helpers import HttpResult, Service, request, wait_for
+from service_helpers import HttpResult, Service, request, sql, wait_for
 
 from bot.discord_app import DiscordChannelCheck, DiscordSettings
 from bot.messages import ALERT
@@ -119,7 +118,7 @@ class Discord:
 
 
 @pytest.fixture(scope="module")
-def discord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Discord]:
+def discord(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Discord]:
     tmp = tmp_path_factory.mktemp("discord")
     key = SigningKey.generate()
     with FakeSlack() as slack, FeedServer() as feeds, FakeDiscordApi() as api:
@@ -130,7 +129,7 @@ def discord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Discord]:
         config = write_config(tmp / "feeds.yaml", [feeds.url("/world.xml")], [])
         service = Service(
             config,
-            tmp / "newshound.db",
+            module_db_url,
             slack,
             DISCORD_PUBLIC_KEY=key.verify_key.encode().hex(),
             DISCORD_APPLICATION_ID=APPLICATION_ID,
@@ -148,13 +147,11 @@ def discord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Discord]:
 
 
 def terms(discord: Discord, channel: str) -> list[tuple[str, str, str | None]]:
-    with sqlite3.connect(discord.service.db) as conn:
-        return list(
-            conn.execute(
-                "SELECT term, source, added_by FROM terms WHERE channel = ?",
-                (f"discord:{channel}",),
-            )
-        )
+    return sql(
+        discord.service.db,
+        "SELECT term, source, added_by FROM terms WHERE channel = ?",
+        (f"discord:{channel}",),
+    )
 
 
 def test_ping_is_answered_with_a_pong(discord: Discord) -> None:
@@ -196,12 +193,10 @@ def test_add_then_a_later_cycle_posts_the_alert_to_the_channel_once(discord: Dis
         published=NOW - timedelta(minutes=1),
     )
     discord.feeds.set("/world.xml", rss([entry], title="World"))  # type: ignore[attr-defined]
-    with sqlite3.connect(discord.service.db, timeout=30) as conn:
-        conn.execute("UPDATE feeds SET next_check_at = 0")
+    sql(discord.service.db, "UPDATE feeds SET next_check_at = 0")
     posts = wait_for(lambda: discord.api.posts(X), timeout=15)
     time.sleep(1.0)  # further cycles change nothing
-    with sqlite3.connect(discord.service.db, timeout=30) as conn:
-        conn.execute("UPDATE feeds SET next_check_at = 0")
+    sql(discord.service.db, "UPDATE feeds SET next_check_at = 0")
     time.sleep(1.0)
     posts = discord.api.posts(X)
     assert len(posts) == 1
@@ -329,10 +324,10 @@ def test_a_channel_that_answers_404_is_held_and_reported(discord: Discord) -> No
     assert feeds.startswith("**Alerts for this channel are on hold: **the channel no longer")
 
 
-def test_a_bad_public_key_stops_run_with_a_clear_error(tmp_path: Path) -> None:
+def test_a_bad_public_key_stops_run_with_a_clear_error(db_url: str, tmp_path: Path) -> None:
     config = write_config(tmp_path / "feeds.yaml", [], [])
     result = run_subprocess(
-        "--config", str(config), "--db", str(tmp_path / "db.sqlite"), "run", "--port", "0",
+        "--config", str(config), "--db", db_url, "run", "--port", "0",
         env={"DISCORD_PUBLIC_KEY": "not-a-key", "NEWSHOUND_BIND": "127.0.0.1"},
         timeout=30,
     )  # fmt: skip
@@ -359,7 +354,7 @@ def test_signed_interactions_of_odd_shapes_get_a_clear_answer_never_a_500(
     assert terms(discord, X) == []
 
 
-def test_replies_use_the_application_named_in_the_interaction(tmp_path: Path) -> None:
+def test_replies_use_the_application_named_in_the_interaction(db_url: str, tmp_path: Path) -> None:
     """Every interaction carries its `application_id` (discord-api-docs
     receiving-and-responding.mdx, Interaction Object), and the answer is
     edited under it: without DISCORD_APPLICATION_ID the reply still arrives."""
@@ -369,7 +364,7 @@ def test_replies_use_the_application_named_in_the_interaction(tmp_path: Path) ->
         config = write_config(tmp_path / "feeds.yaml", [], [])
         service = Service(
             config,
-            tmp_path / "newshound.db",
+            db_url,
             slack,
             DISCORD_PUBLIC_KEY=key.verify_key.encode().hex(),
             DISCORD_BOT_TOKEN=BOT_TOKEN,

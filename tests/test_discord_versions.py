@@ -49,7 +49,7 @@ def test_the_fake_answers_like_each_version() -> None:
 
 
 def test_unversioned_webhook_url_is_called_on_v10_and_its_wait_honoured(
-    feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`poll --once`: the webhook URL as copied from Discord (unversioned);
     every call goes to v10, a 1.5 s 429 is waited out and the alert arrives
@@ -79,7 +79,7 @@ def test_unversioned_webhook_url_is_called_on_v10_and_its_wait_honoured(
         monkeypatch.setenv("HOOK", url)
         discord.fail_next(Fault(status=429, retry_after=1.5))
         started = time.monotonic()
-        result = run_cli("--config", str(config), "--db", str(tmp_path / "n.db"), "poll", "--once")
+        result = run_cli("--config", str(config), "--db", db_url, "poll", "--once")
         assert result.code == 0, result.err
         assert time.monotonic() - started < 30
         received = discord.received(url)
@@ -89,7 +89,7 @@ def test_unversioned_webhook_url_is_called_on_v10_and_its_wait_honoured(
 
 
 def test_discord_com_webhooks_go_through_discord_api_url(
-    feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SPEC §1: DISCORD_API_URL is "used for every Discord call incl.
     webhooks that point at discord.com": a webhook URL as Discord's UI
@@ -114,7 +114,7 @@ def test_discord_com_webhooks_go_through_discord_api_url(
             [feed_server.url("/world.xml")],
             [{"channel": f"discord:https://discord.com{path}", "terms": ["tariff"]}],
         )
-        result = run_cli("--config", str(config), "--db", str(tmp_path / "n.db"), "poll", "--once")
+        result = run_cli("--config", str(config), "--db", db_url, "poll", "--once")
         assert result.code == 0, result.err
         assert [r.version for r in discord.received(fake_url)] == [10]
         assert len(discord.posts(fake_url)) == 1

@@ -107,14 +107,16 @@ def test_retry_after_and_gone() -> None:
     assert next_check_after_failure(feed, config, 1, gone, 0.0) > BACKOFF_CAP
 
 
-def test_suspension_and_recovery_notify_once(feed_server: FeedServer, fetcher: Fetcher) -> None:
+def test_suspension_and_recovery_notify_once(
+    db_url: str, feed_server: FeedServer, fetcher: Fetcher
+) -> None:
     feed_server.set("/flaky.xml", b"oops", status=500, content_type="text/plain")
     entry = FeedEntry(title="x", link="https://n.example/1", published=datetime.now(UTC))
     feed_server.set("/steady.xml", rss([entry]))
     flaky, steady = feed_server.url("/flaky.xml"), feed_server.url("/steady.xml")
     config = make_config(flaky, steady, threshold=3)
     clock = Clock()
-    with Store(":memory:") as store:
+    with Store(db_url) as store:
         store.terms.sync_config(config_terms(config), T0)
         poller = Poller(config, store, fetcher, clock=clock)
         for round_ in range(1, 6):
@@ -154,12 +156,14 @@ def test_suspension_and_recovery_notify_once(feed_server: FeedServer, fetcher: F
         assert feed_health(row).startswith("ok")
 
 
-def test_410_marks_gone_without_suspension(feed_server: FeedServer, fetcher: Fetcher) -> None:
+def test_410_marks_gone_without_suspension(
+    db_url: str, feed_server: FeedServer, fetcher: Fetcher
+) -> None:
     feed_server.set("/flaky.xml", b"", status=410, content_type="text/plain")
     feed_server.set("/steady.xml", rss([]))
     config = make_config(feed_server.url("/flaky.xml"), feed_server.url("/steady.xml"), 1)
     clock = Clock()
-    with Store(":memory:") as store:
+    with Store(db_url) as store:
         poller = Poller(config, store, fetcher, clock=clock)
         poller.run_cycle(all_feeds=True)
         row = store.feeds.get(feed_server.url("/flaky.xml"))
@@ -171,14 +175,16 @@ def test_410_marks_gone_without_suspension(feed_server: FeedServer, fetcher: Fet
         assert notices(store) == []
 
 
-def test_retry_after_header_sets_next_check(feed_server: FeedServer, fetcher: Fetcher) -> None:
+def test_retry_after_header_sets_next_check(
+    db_url: str, feed_server: FeedServer, fetcher: Fetcher
+) -> None:
     feed_server.set(
         "/flaky.xml", b"", status=429, content_type="text/plain", headers={"Retry-After": "5000"}
     )
     feed_server.set("/steady.xml", rss([]))
     config = make_config(feed_server.url("/flaky.xml"), feed_server.url("/steady.xml"))
     clock = Clock()
-    with Store(":memory:") as store:
+    with Store(db_url) as store:
         Poller(config, store, fetcher, clock=clock).run_cycle(all_feeds=True)
         row = store.feeds.get(feed_server.url("/flaky.xml"))
         assert row is not None
@@ -189,6 +195,7 @@ def test_retry_after_header_sets_next_check(feed_server: FeedServer, fetcher: Fe
 
 
 def test_fetcher_shutdown_mid_cycle_ends_the_cycle_without_blaming_feeds(
+    db_url: str,
     feed_server: FeedServer,
 ) -> None:
     urls = [feed_server.url(f"/slow{i}.xml") for i in range(6)]
@@ -197,7 +204,7 @@ def test_fetcher_shutdown_mid_cycle_ends_the_cycle_without_blaming_feeds(
     config = make_config(urls[0], urls[1])
     config = replace(config, feeds=[replace(config.feeds[0], url=u) for u in urls])
     policy = FetchPolicy(timeout=10.0, allow_networks=(ip_network("127.0.0.0/8"),))
-    with Store(":memory:") as store, Fetcher(policy, per_host=2) as fetcher:
+    with Store(db_url) as store, Fetcher(policy, per_host=2) as fetcher:
         poller = Poller(config, store, fetcher, clock=Clock())
         reports: list[CycleReport] = []
         cycle = threading.Thread(target=lambda: reports.append(poller.run_cycle(all_feeds=True)))

@@ -49,10 +49,10 @@ def alerts(out: str) -> list[Alert]:
 
 
 @pytest.fixture
-def poll(tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch):
+def poll(db_url: str, tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch):
     """`poll(paths, terms)` runs one `poll --once --all` over the given feed paths."""
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
-    config, db = tmp_path / "feeds.yaml", tmp_path / "newshound.db"
+    config, db = tmp_path / "feeds.yaml", db_url
 
     def run(paths: list[str], terms: list[str]) -> list[Alert]:
         write_config(

@@ -42,14 +42,14 @@ def alert(title: str) -> dict:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def setup(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with FakeSlack() as slack:
         monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
         monkeypatch.setenv("SLACK_API_URL", slack.api_url)
         config = write_config(
             tmp_path / "feeds.yaml", [], [{"channel": CHANNEL, "terms": ["tariff"]}]
         )
-        yield slack, config, tmp_path / "n.db"
+        yield slack, config, db_url
 
 
 def poll(config: Path, db: Path) -> None:
@@ -131,7 +131,7 @@ def test_an_alert_s_message_id_is_found_by_channel_and_story(
     slack, _config, db = setup
     feed_server.set("/f.xml", rss([]))
     config = write_config(
-        db.parent / "with-feed.yaml",
+        _config.parent / "with-feed.yaml",
         [feed_server.url("/f.xml")],
         [{"channel": CHANNEL, "terms": ["story"]}],
     )

@@ -237,7 +237,7 @@ class MemoryWatch:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-def test_all_hostile_feeds_in_one_cycle(servers: Servers, tmp_path: Path) -> None:
+def test_all_hostile_feeds_in_one_cycle(db_url: str, servers: Servers, tmp_path: Path) -> None:
     config = tmp_path / "feeds.yaml"
     document = {
         "settings": {
@@ -250,7 +250,7 @@ def test_all_hostile_feeds_in_one_cycle(servers: Servers, tmp_path: Path) -> Non
         "watches": [{"channel": "C0TRADE0001", "terms": ["trade deal"]}],
     }
     config.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    db = tmp_path / "n.db"
+    db = db_url
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     base = [sys.executable, "-m", "bot", "--config", str(config), "--db", str(db)]
     started = time.monotonic()

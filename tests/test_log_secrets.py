@@ -112,7 +112,7 @@ def destination() -> Iterator[tuple[str, list[str]]]:
 
 @pytest.mark.slow
 def test_pipeline_at_debug_logs_no_secrets(
-    feed_server: FeedServer, destination: tuple[str, list[str]], tmp_path: Path
+    db_url: str, feed_server: FeedServer, destination: tuple[str, list[str]], tmp_path: Path
 ) -> None:
     base, posted = destination
     now = datetime.now(UTC)
@@ -144,7 +144,7 @@ def test_pipeline_at_debug_logs_no_secrets(
         "SLACK_API_URL": f"{base}/slack/",
         "TRADE_WEBHOOK": f"{base}/api/webhooks/123456/{HOOK_TOKEN}",
     }
-    combined = verbose_runs(config, tmp_path / "n.db", env)
+    combined = verbose_runs(config, db_url, env)
     # The destinations really were called, and libraries really did log.
     assert "/slack/chat.postMessage" in posted
     # (on API v10, whatever version the configured URL names)
@@ -208,7 +208,7 @@ def test_url_spellings_of_a_webhook_are_masked() -> None:
 
 @pytest.mark.slow
 def test_cli_at_debug_masks_every_spelling_of_webhook_urls(
-    feed_server: FeedServer, destination: tuple[str, list[str]], tmp_path: Path
+    db_url: str, feed_server: FeedServer, destination: tuple[str, list[str]], tmp_path: Path
 ) -> None:
     base, posted = destination
     port = base.rsplit(":", 1)[1]
@@ -232,7 +232,7 @@ def test_cli_at_debug_masks_every_spelling_of_webhook_urls(
         [{"channel": channel, "terms": ["trade deal"]} for channel in channels],
     )
     env = {"TEAM_HOOK_URL": f"http://127.0.0.1:{port}/custom/{generic}"}
-    combined = verbose_runs(config, tmp_path / "n.db", env)
+    combined = verbose_runs(config, db_url, env)
     # Every webhook really was called (in httpx's normalised spelling) and logged.
     assert f"/api/v10/webhooks/1001/{upper}" in posted
     assert f"/api/v10/webhooks/1002/{dotted}" in posted

@@ -44,8 +44,8 @@ def slack(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-def paths(tmp_path: Path) -> tuple[Path, Path]:
-    return tmp_path / "feeds.yaml", tmp_path / "newshound.db"
+def paths(db_url: str, tmp_path: Path) -> tuple[Path, Path]:
+    return tmp_path / "feeds.yaml", db_url
 
 
 def poll(config: Path, db: Path, *extra: str):

@@ -37,7 +37,7 @@ def tariff_stories(prefix: str, count: int) -> list[FeedEntry]:
 
 
 def test_digest_items_name_their_feed_like_single_alerts(
-    feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)  # console sink
     feed_server.set("/named.xml", rss(tariff_stories("named", 3), title="Own Title A"))
@@ -53,7 +53,7 @@ def test_digest_items_name_their_feed_like_single_alerts(
         [{"channel": CHANNEL, "terms": ["tariff"]}],
         max_alerts_per_poll=1,
     )
-    result = run_cli("--config", str(config), "--db", str(tmp_path / "db"), "poll", "--once")
+    result = run_cli("--config", str(config), "--db", db_url, "poll", "--once")
     assert result.code == 0, result.err
 
     single = re.findall(r"^  source:  (.*)$", result.out, re.MULTILINE)
@@ -65,7 +65,7 @@ def test_digest_items_name_their_feed_like_single_alerts(
 
 
 def test_a_cycle_keeps_at_most_workers_feeds_in_flight(
-    feed_server: FeedServer, tmp_path: Path
+    db_url: str, feed_server: FeedServer, tmp_path: Path
 ) -> None:
     for i in range(8):
         feed_server.set(f"/slow{i}.xml", rss(tariff_stories(f"s{i}", 1)), delay=0.2)
@@ -75,7 +75,7 @@ def test_a_cycle_keeps_at_most_workers_feeds_in_flight(
         "feeds.yaml",
     )
     policy = FetchPolicy(timeout=5.0, allow_networks=(ip_network("127.0.0.0/8"),))
-    with Store(tmp_path / "db") as store, Fetcher(policy, per_host=8) as fetcher:
+    with Store(db_url) as store, Fetcher(policy, per_host=8) as fetcher:
         report = Poller(config, store, fetcher, workers=3).run_cycle(all_feeds=True)
     assert [f.status for f in report.feeds] == ["ok"] * 8
     assert feed_server.peak_active == 3
@@ -90,7 +90,7 @@ def slow_feeds_config(urls: list[str]) -> Config:
 
 
 def test_a_stuck_host_does_not_hold_up_feeds_on_other_hosts(
-    feed_server: FeedServer, tmp_path: Path
+    db_url: str, feed_server: FeedServer, tmp_path: Path
 ) -> None:
     stuck = [feed_server.url(f"/stuck{i}.xml") for i in range(8)]
     for i in range(8):
@@ -99,7 +99,7 @@ def test_a_stuck_host_does_not_hold_up_feeds_on_other_hosts(
     fine = feed_server.url("/fine.xml").replace("127.0.0.1", "localhost")  # another host
     config = slow_feeds_config([*stuck, fine])
     policy = FetchPolicy(timeout=1.0, allow_networks=(ip_network("127.0.0.0/8"),))
-    with Store(tmp_path / "db") as store, Fetcher(policy, per_host=2) as fetcher:
+    with Store(db_url) as store, Fetcher(policy, per_host=2) as fetcher:
         started = time.monotonic()
         report = Poller(config, store, fetcher, workers=4).run_cycle(all_feeds=True)
     # 6 feeds wait for the stuck host's 2 slots, but hold no cycle slot while
@@ -111,14 +111,14 @@ def test_a_stuck_host_does_not_hold_up_feeds_on_other_hosts(
 
 
 def test_stopping_a_cycle_early_logs_no_errors(
-    feed_server: FeedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    db_url: str, feed_server: FeedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     urls = [feed_server.url(f"/f{i}.xml") for i in range(60)]
     for i in range(60):
         feed_server.set(f"/f{i}.xml", rss(tariff_stories(f"f{i}", 2)))
     config = slow_feeds_config(urls)
     policy = FetchPolicy(timeout=5.0, allow_networks=(ip_network("127.0.0.0/8"),))
-    with Store(tmp_path / "db") as store, Fetcher(policy) as fetcher:
+    with Store(db_url) as store, Fetcher(policy) as fetcher:
         poller = Poller(config, store, fetcher)
         for _ in range(5):
             results = iter(range(3))

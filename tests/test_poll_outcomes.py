@@ -29,7 +29,7 @@ POLICY = FetchPolicy(timeout=5.0, allow_networks=(ip_network("127.0.0.0/8"),))
 
 
 def test_matching_items_that_may_not_alert_are_counted_by_reason(
-    feed_server: FeedServer, tmp_path: Path
+    db_url: str, feed_server: FeedServer, tmp_path: Path
 ) -> None:
     feed_server.set(
         "/wire.xml",
@@ -58,7 +58,7 @@ def test_matching_items_that_may_not_alert_are_counted_by_reason(
         [{"channel": CHANNEL, "terms": ["tariff"]}],
         max_age="2d",
     )
-    result = run_cli("--config", str(config), "--db", str(tmp_path / "db"), "poll", "--once")
+    result = run_cli("--config", str(config), "--db", db_url, "poll", "--once")
     assert result.code == 0, result.err
     assert result.out.count("== alert -> ") == 1
     assert (
@@ -67,7 +67,7 @@ def test_matching_items_that_may_not_alert_are_counted_by_reason(
 
 
 def test_a_cycle_in_order_processes_feeds_in_config_order(
-    feed_server: FeedServer, tmp_path: Path
+    db_url: str, feed_server: FeedServer, tmp_path: Path
 ) -> None:
     # The first feed answers last: as-they-finish order differs from config order.
     feed_server.set("/slow.xml", rss([], title="Slow"), delay=0.4)
@@ -80,7 +80,7 @@ def test_a_cycle_in_order_processes_feeds_in_config_order(
         "feeds.yaml",
     )
     urls = [feed_server.url(p) for p in paths]
-    with Store(tmp_path / "db") as store, Fetcher(POLICY) as fetcher:
+    with Store(db_url) as store, Fetcher(POLICY) as fetcher:
         finished = Poller(config, store, fetcher).run_cycle(all_feeds=True)
         ordered = Poller(config, store, fetcher).run_cycle(all_feeds=True, in_order=True)
     assert [f.url for f in finished.feeds][-1] == urls[0]

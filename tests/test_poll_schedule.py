@@ -66,13 +66,13 @@ def schedule(url: str, interval: str) -> str:
 
 
 def test_a_shorter_interval_after_a_reload_takes_effect_at_once(
-    feed_server: FeedServer, tmp_path: Path
+    db_url: str, feed_server: FeedServer, tmp_path: Path
 ) -> None:
     feed_server.set("/daily.xml", rss([FeedEntry(title="x", link="https://n.example/1")]))
     url = feed_server.url("/daily.xml")
     policy = FetchPolicy(timeout=5.0, allow_networks=(ip_network("127.0.0.0/8"),))
     t0 = 1_900_000_000.0
-    with Store(tmp_path / "db") as store, Fetcher(policy) as fetcher:
+    with Store(db_url) as store, Fetcher(policy) as fetcher:
         assert run_at(schedule(url, "1d"), store, fetcher, t0) == ["ok"]
         assert run_at(schedule(url, "1d"), store, fetcher, t0 + 120) == []  # not due
         # feeds.yaml now says 1m: due a minute after the last poll, not a day.
@@ -81,13 +81,15 @@ def test_a_shorter_interval_after_a_reload_takes_effect_at_once(
         assert run_at(schedule(url, "1d"), store, fetcher, t0 + 150) == []
 
 
-def test_a_wait_the_publisher_asked_for_is_kept(feed_server: FeedServer, tmp_path: Path) -> None:
+def test_a_wait_the_publisher_asked_for_is_kept(
+    db_url: str, feed_server: FeedServer, tmp_path: Path
+) -> None:
     entry = FeedEntry(title="x", link="https://n.example/1")
     feed_server.set("/ttl.xml", rss([entry], ttl=120))  # "check me every 2 hours"
     url = feed_server.url("/ttl.xml")
     policy = FetchPolicy(timeout=5.0, allow_networks=(ip_network("127.0.0.0/8"),))
     t0 = 1_900_000_000.0
-    with Store(tmp_path / "db") as store, Fetcher(policy) as fetcher:
+    with Store(db_url) as store, Fetcher(policy) as fetcher:
         assert run_at(schedule(url, "10m"), store, fetcher, t0) == ["ok"]
         assert run_at(schedule(url, "5m"), store, fetcher, t0 + 3600) == []
         assert run_at(schedule(url, "5m"), store, fetcher, t0 + 7201) != []
@@ -106,7 +108,7 @@ class _FixedRandom(random.Random):
 
 @pytest.mark.parametrize("draw", [0.0, 0.5, 0.999999])
 def test_jitter_polls_early_never_late(
-    draw: float, feed_server: FeedServer, tmp_path: Path
+    db_url: str, draw: float, feed_server: FeedServer, tmp_path: Path
 ) -> None:
     """Polls are spread by checking up to 10 % of the interval EARLY: whatever
     the random draw, the feed is due again no later than one interval after
@@ -118,7 +120,7 @@ def test_jitter_polls_early_never_late(
     policy = FetchPolicy(timeout=5.0, allow_networks=(ip_network("127.0.0.0/8"),))
     t0 = 1_900_000_000.0
     now = [t0]
-    with Store(tmp_path / "db") as store, Fetcher(policy) as fetcher:
+    with Store(db_url) as store, Fetcher(policy) as fetcher:
         poller = Poller(
             config, store, fetcher, clock=lambda: now[0], rng=_FixedRandom(draw), jitter=0.1
         )

@@ -81,9 +81,9 @@ def alerts(output: str) -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def common(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, ...]:
+def common(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, ...]:
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
-    return ("--config", str(tmp_path / "feeds.yaml"), "--db", str(tmp_path / "nh.db"))
+    return ("--config", str(tmp_path / "feeds.yaml"), "--db", db_url)
 
 
 @pytest.mark.parametrize("make_feed", [atom, rss])

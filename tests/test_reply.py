@@ -79,9 +79,9 @@ def test_help_speaks_each_platform() -> None:
     assert "/watch" not in cli and "newshound watch add --channel C1 QUERY" in cli
 
 
-def test_feeds_says_why_a_destination_is_on_hold(tmp_path: Path) -> None:
+def test_feeds_says_why_a_destination_is_on_hold(db_url: str, tmp_path: Path) -> None:
     config = empty_config("feeds.yaml")
-    with Store(tmp_path / "db.sqlite") as store:
+    with Store(db_url) as store:
         store.gates.pause("discord:1", "the bot lacks permission there (HTTP 403)", WHEN)
         ctx = CommandContext(
             store=store,
@@ -94,9 +94,9 @@ def test_feeds_says_why_a_destination_is_on_hold(tmp_path: Path) -> None:
         assert "on hold" not in render(watch_feeds(ctx, "discord:2"), "discord")
 
 
-def test_list_names_who_added_a_term_on_their_platform(tmp_path: Path) -> None:
+def test_list_names_who_added_a_term_on_their_platform(db_url: str, tmp_path: Path) -> None:
     config = empty_config("feeds.yaml")
-    with Store(tmp_path / "db.sqlite") as store:
+    with Store(db_url) as store:
         store.terms.add("discord:1", "tariff", "discord", "80351110224678912", WHEN)
         ctx = CommandContext(store=store, config=lambda: config, platform="discord")
         text = render(watch_list(ctx, "discord:1"), "discord")

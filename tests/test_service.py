@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from fakeslack import FakeSlack
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 from prometheus_client.parser import text_string_to_metric_families
-from service_helpers import SECRET, Service, sign, wait_for
+from service_helpers import SECRET, Service, sign, sql, wait_for
 
 from bot.service import Service as RealService
 from bot.service import ServiceOptions
@@ -39,7 +38,7 @@ def entry(n: int, title: str) -> FeedEntry:
 
 
 class Env:
-    def __init__(self, service: Service, feeds: FeedServer, slack: FakeSlack, db: Path) -> None:
+    def __init__(self, service: Service, feeds: FeedServer, slack: FakeSlack, db: str) -> None:
         self.service = service
         self.feeds = feeds
         self.slack = slack
@@ -54,12 +53,11 @@ class Env:
 
     def make_feeds_due(self) -> None:
         """Time passes: every feed is due again at the next tick."""
-        with sqlite3.connect(self.db, timeout=30) as conn:
-            conn.execute("UPDATE feeds SET next_check_at = 0")
+        sql(self.db, "UPDATE feeds SET next_check_at = 0")
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("service")
     with FakeSlack() as slack, FeedServer() as feeds:
         slack.state.not_member.add(NOT_MEMBER)
@@ -70,9 +68,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             [feeds.url("/world.xml"), feeds.url("/broken.xml")],
             [{"channel": CHANNEL, "terms": ["trade deal"]}],
         )
-        service = Service(config, tmp / "newshound.db", slack).start()
+        service = Service(config, module_db_url, slack).start()
         try:
-            yield Env(service, feeds, slack, tmp / "newshound.db")
+            yield Env(service, feeds, slack, module_db_url)
         finally:
             code, elapsed = service.stop()
         assert code == 0, service.log()
@@ -125,11 +123,11 @@ def in_process_service(config: Path, db: Path, clock: FakeClock) -> Iterator[Rea
 
 
 def test_last_cycle_at_only_moves_when_a_tick_polls_a_feed(
-    tmp_path: Path, feed_server: FeedServer
+    db_url: str, tmp_path: Path, feed_server: FeedServer
 ) -> None:
     feed_server.set("/world.xml", rss([entry(1, "Central bank holds rates")], title="World"))
     config = write_config(tmp_path / "feeds.yaml", [feed_server.url("/world.xml")], [])
-    db = tmp_path / "newshound.db"
+    db = db_url
     clock = FakeClock()
     started = clock.now
 

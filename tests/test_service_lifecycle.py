@@ -34,7 +34,7 @@ TARIFF_FEED = rss(
 
 
 def test_acks_stay_fast_while_a_slow_feed_is_polled_and_sigterm_exits_promptly(
-    tmp_path: Path, feed_server: FeedServer
+    db_url: str, tmp_path: Path, feed_server: FeedServer
 ) -> None:
     feed_server.set("/slow.xml", FEED, delay=30)
     feed_server.set("/fast.xml", TARIFF_FEED)
@@ -45,7 +45,7 @@ def test_acks_stay_fast_while_a_slow_feed_is_polled_and_sigterm_exits_promptly(
         fetch_timeout="20s",
     )
     with FakeSlack() as slack:
-        service = Service(config, tmp_path / "db.sqlite", slack).start()
+        service = Service(config, db_url, slack).start()
         wait_for(lambda: feed_server.hits("/slow.xml") >= 1)  # the cycle is stuck on it
         # Alerts go out while the cycle is still running, not at its end.
         posts = wait_for(lambda: slack.posts(CHANNEL), timeout=5)
@@ -64,17 +64,17 @@ def test_acks_stay_fast_while_a_slow_feed_is_polled_and_sigterm_exits_promptly(
     assert "Traceback" not in service.log()
     # The stuck fetch was abandoned, not waited for, and is not the feed's fault.
     assert "abandoned" not in service.log()
-    with Store(tmp_path / "db.sqlite") as store:
+    with Store(db_url) as store:
         slow = store.feeds.get(feed_server.url("/slow.xml"))
         assert slow is not None and slow.consecutive_failures == 0 and slow.last_error is None
         assert slow.first_polled_at is None  # still due: polled again on the next start
 
 
-def test_sigint_exits_zero(tmp_path: Path, feed_server: FeedServer) -> None:
+def test_sigint_exits_zero(db_url: str, tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.set("/feed.xml", FEED)
     config = write_config(tmp_path / "feeds.yaml", [feed_server.url("/feed.xml")], [])
     with FakeSlack() as slack:
-        service = Service(config, tmp_path / "db.sqlite", slack).start()
+        service = Service(config, db_url, slack).start()
         wait_for(lambda: feed_server.hits("/feed.xml") >= 1)
         code, elapsed = service.stop(signal.SIGINT)
     assert code == 0, service.log()
@@ -82,13 +82,13 @@ def test_sigint_exits_zero(tmp_path: Path, feed_server: FeedServer) -> None:
 
 
 def test_sighup_reloads_a_valid_file_and_keeps_the_old_config_on_a_broken_one(
-    tmp_path: Path, feed_server: FeedServer
+    db_url: str, tmp_path: Path, feed_server: FeedServer
 ) -> None:
     feed_server.set("/feed.xml", FEED)
     path = tmp_path / "feeds.yaml"
     write_config(path, [feed_server.url("/feed.xml")], [{"channel": CHANNEL, "terms": ["tariff"]}])
     with FakeSlack() as slack:
-        service = Service(path, tmp_path / "db.sqlite", slack).start()
+        service = Service(path, db_url, slack).start()
         try:
             path.write_text("settings:\n  interval: soon\nfeeds: [\n", encoding="utf-8")
             service.send_signal(signal.SIGHUP)
@@ -121,11 +121,11 @@ def test_sighup_reloads_a_valid_file_and_keeps_the_old_config_on_a_broken_one(
 
 
 def test_restart_resumes_the_schedule_instead_of_polling_everything(
-    tmp_path: Path, feed_server: FeedServer
+    db_url: str, tmp_path: Path, feed_server: FeedServer
 ) -> None:
     feed_server.set("/feed.xml", FEED)
     config = write_config(tmp_path / "feeds.yaml", [feed_server.url("/feed.xml")], [])
-    db = tmp_path / "db.sqlite"
+    db = db_url
     with FakeSlack() as slack:
         first = Service(config, db, slack).start()
         # Wait until the first cycle has committed the feed, not just fetched it.
@@ -145,7 +145,7 @@ def _polled(db: Path) -> bool:
 
 
 def test_unset_discord_variable_is_warned_at_start_and_its_alerts_wait(
-    tmp_path: Path, feed_server: FeedServer
+    db_url: str, tmp_path: Path, feed_server: FeedServer
 ) -> None:
     from bot.store import DEAD, PENDING, Store
 
@@ -155,7 +155,7 @@ def test_unset_discord_variable_is_warned_at_start_and_its_alerts_wait(
         [feed_server.url("/fast.xml")],
         [{"channel": "discord:$TRADE_HOOK", "terms": ["tariff"]}],
     )
-    db = tmp_path / "db.sqlite"
+    db = db_url
     with FakeSlack() as slack:
         service = Service(config, db, slack, TRADE_HOOK="").start()
         try:

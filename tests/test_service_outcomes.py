@@ -6,7 +6,6 @@ fake Slack and a loopback feed server."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from cli_helpers import write_config
 from fakeslack import FakeSlack, Fault
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
-from service_helpers import Service, wait_for
+from service_helpers import Service, sql, wait_for
 
 from bot.store import SCHEMA_VERSION
 
@@ -25,25 +24,23 @@ pytestmark = pytest.mark.slow
 CHANNEL = "C0WATCH0001"
 
 
-def make_due(db: Path) -> None:
+def make_due(db: str) -> None:
     """Time passes: the failing feed's backoff is over at the next tick."""
-    with sqlite3.connect(db, timeout=30) as conn:
-        conn.execute("UPDATE feeds SET next_check_at = 0")
+    sql(db, "UPDATE feeds SET next_check_at = 0")
 
 
-def failures(db: Path) -> int:
+def failures(db: str) -> int:
     """The feed's failed checks in a row, as recorded (so the cycle is done with it)."""
-    with sqlite3.connect(db, timeout=30) as conn:
-        return int(conn.execute("SELECT consecutive_failures FROM feeds").fetchone()[0])
+    return int(sql(db, "SELECT consecutive_failures FROM feeds")[0][0])
 
 
 def test_a_failing_feed_is_logged_once_and_its_recovery_once(
-    tmp_path: Path, feed_server: FeedServer, slack: FakeSlack
+    db_url: str, tmp_path: Path, feed_server: FeedServer, slack: FakeSlack
 ) -> None:
     feed_server.set("/wire.xml", b"upstream error", status=500, content_type="text/plain")
     url = feed_server.url("/wire.xml")
     config = write_config(tmp_path / "feeds.yaml", [url], [{"channel": CHANNEL, "terms": ["oil"]}])
-    db = tmp_path / "newshound.db"
+    db = db_url
     service = Service(config, db, slack).start()
     try:
         health = wait_for(lambda: _health_if(service, lambda h: h["feeds_failing"] == 1))
@@ -71,7 +68,7 @@ def test_a_failing_feed_is_logged_once_and_its_recovery_once(
 
 
 def test_healthz_is_degraded_while_messages_are_dead(
-    tmp_path: Path, feed_server: FeedServer, slack: FakeSlack
+    db_url: str, tmp_path: Path, feed_server: FeedServer, slack: FakeSlack
 ) -> None:
     entry = FeedEntry("Oil prices slip", link="https://news.example/oil",
                       published=datetime.now(UTC))  # fmt: skip
@@ -82,7 +79,7 @@ def test_healthz_is_degraded_while_messages_are_dead(
         [{"channel": CHANNEL, "terms": ["oil"]}],
     )
     slack.fail_next("chat.postMessage", Fault(error="channel_not_found"))
-    service = Service(config, tmp_path / "newshound.db", slack).start()
+    service = Service(config, db_url, slack).start()
     try:
         health = wait_for(lambda: _health_if(service, lambda h: h["alerts_dead"] == 1))
         result = service.get("/healthz")

@@ -51,8 +51,8 @@ def api() -> Iterator[FakeDiscordApi]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "db.sqlite") as s:
+def store(db_url: str, tmp_path: Path) -> Iterator[Store]:
+    with Store(db_url) as s:
         yield s
 
 
@@ -288,7 +288,7 @@ def test_register_reports_a_refusal(api: FakeDiscordApi, monkeypatch: pytest.Mon
 
 
 def test_sigkill_during_bot_delivery_loses_nothing_and_duplicates_nothing(
-    tmp_path: Path, feed_server: FeedServer, api: FakeDiscordApi
+    db_url: str, tmp_path: Path, feed_server: FeedServer, api: FakeDiscordApi
 ) -> None:
     """`newshound poll --once` processes posting to two Discord channels are
     killed with SIGKILL at random points while new stories keep arriving;
@@ -299,7 +299,7 @@ def test_sigkill_during_bot_delivery_loses_nothing_and_duplicates_nothing(
     rng = random.Random(13)
     api.nonce_window = 0.0
     api.post_delay = 0.03  # every post takes a little while
-    config, db = tmp_path / "feeds.yaml", tmp_path / "newshound.db"
+    config, db = tmp_path / "feeds.yaml", db_url
     write_config(
         config,
         [feed_server.url("/feed.xml")],

@@ -165,12 +165,12 @@ def test_socket_mode_logs_connected_only_once_really_connected(
 
 @pytest.mark.slow
 def test_socket_mode_acks_slash_commands_and_replies_ephemerally(
-    tmp_path: Path, feed_server: FeedServer, socket_server: FakeSocketModeServer
+    db_url: str, tmp_path: Path, feed_server: FeedServer, socket_server: FakeSocketModeServer
 ) -> None:
     channel = "C0SOCKET001"
     feed_server.set("/feed.xml", b"<rss version='2.0'><channel><title>F</title></channel></rss>")
     config = write_config(tmp_path / "feeds.yaml", [feed_server.url("/feed.xml")], [])
-    db = tmp_path / "db.sqlite"
+    db = db_url
     with FakeSlack() as slack:
         slack.state.socket_url = socket_server.url
         service = Service(

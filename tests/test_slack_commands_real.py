@@ -15,7 +15,7 @@ from cli_helpers import run_cli, write_config
 from fakeslack import FakeSlack
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
-from service_helpers import SECRET, Service, sign, wait_for
+from service_helpers import SECRET, Service, sign, sql, wait_for
 from slack_sdk import WebClient
 
 from bot.slack_app import DIRECT_MESSAGE_REPLY, INVITE_HINT, ChannelCheck
@@ -27,7 +27,7 @@ NOW = datetime.now(UTC)
 
 
 class Env:
-    def __init__(self, service: Service, feeds: FeedServer, slack: FakeSlack, db: Path) -> None:
+    def __init__(self, service: Service, feeds: FeedServer, slack: FakeSlack, db: str) -> None:
         self.service = service
         self.feeds = feeds
         self.slack = slack
@@ -41,15 +41,15 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("slackreal")
     with FakeSlack() as slack, FeedServer() as feeds:
         slack.state.group_dms.add(GROUP_DM)
         feeds.set("/markets.xml", rss([], title="Markets"))
         config = write_config(tmp / "feeds.yaml", [feeds.url("/markets.xml")], [])
-        service = Service(config, tmp / "newshound.db", slack).start()
+        service = Service(config, module_db_url, slack).start()
         try:
-            yield Env(service, feeds, slack, tmp / "newshound.db")
+            yield Env(service, feeds, slack, module_db_url)
         finally:
             code, _ = service.stop()
         assert code == 0, service.log()
@@ -84,8 +84,7 @@ def test_ampersand_terms_are_stored_as_typed_and_match(env: Env) -> None:
             title="Markets",
         ),
     )
-    with sqlite3.connect(env.db, timeout=30) as conn:
-        conn.execute("UPDATE feeds SET next_check_at = 0")
+    sql(env.db, "UPDATE feeds SET next_check_at = 0")
     posts = wait_for(lambda: env.slack.posts(channel), timeout=10)
     assert "AT&amp;T to buy rival" in posts[0]["text"]
 

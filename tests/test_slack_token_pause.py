@@ -9,7 +9,6 @@ Errors: `invalid_auth`, `not_authed`, `account_inactive`, `token_revoked`,
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from cli_helpers import run_cli, write_config
 from fakeslack import FakeSlack, Fault
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
-from service_helpers import Service, wait_for
+from service_helpers import Service, sql, wait_for
 
 from bot.store import DEAD, PENDING, SENT, Store
 
@@ -38,7 +37,7 @@ def story(n: int, title: str) -> FeedEntry:
 
 
 @pytest.fixture
-def setup(feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def setup(db_url: str, feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     feed_server.set("/world.xml", rss([story(1, "Tariff news"), story(2, "Chip news")]))
     config = write_config(
         tmp_path / "feeds.yaml",
@@ -51,7 +50,7 @@ def setup(feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with FakeSlack() as slack:
         monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
         monkeypatch.setenv("SLACK_API_URL", slack.api_url)
-        yield slack, config, tmp_path / "n.db"
+        yield slack, config, db_url
 
 
 def cli(config: Path, db: Path, *args: str):
@@ -108,7 +107,9 @@ def test_retry_requeues_dead_messages_of_one_channel(setup) -> None:
 
 
 @pytest.mark.slow
-def test_healthz_says_the_token_is_broken(feed_server: FeedServer, tmp_path: Path) -> None:
+def test_healthz_says_the_token_is_broken(
+    db_url: str, feed_server: FeedServer, tmp_path: Path
+) -> None:
     feed_server.set("/world.xml", rss([story(1, "Tariff news")]))
     config = write_config(
         tmp_path / "feeds.yaml",
@@ -117,7 +118,7 @@ def test_healthz_says_the_token_is_broken(feed_server: FeedServer, tmp_path: Pat
     )
     with FakeSlack() as slack:
         slack.fail_every("chat.postMessage", 1, Fault(error="token_revoked"))
-        service = Service(config, tmp_path / "n.db", slack).start()
+        service = Service(config, db_url, slack).start()
         try:
             health = wait_for(
                 lambda: (h := service.get("/healthz").json())["slack_token"] == "broken" and h,
@@ -129,8 +130,7 @@ def test_healthz_says_the_token_is_broken(feed_server: FeedServer, tmp_path: Pat
             assert "delivery_paused" in health["degraded_by"]
             time.sleep(0.5)
             assert len(slack.calls("chat.postMessage")) == 1
-            with sqlite3.connect(tmp_path / "n.db") as conn:
-                (state,) = conn.execute("SELECT state FROM outbox").fetchone()
+            [(state,)] = sql(db_url, "SELECT state FROM outbox")
             assert state == PENDING
         finally:
             code, _ = service.stop()

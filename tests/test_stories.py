@@ -108,9 +108,13 @@ def two_feeds(server: FeedServer, tmp_path: Path, **settings: Any) -> Path:
 
 
 def test_a_wire_copy_on_another_outlet_is_a_follow_up_and_a_same_topic_story_alerts(
-    feed_server: FeedServer, tmp_path: Path, console: None, caplog: pytest.LogCaptureFixture
+    db_url: str,
+    feed_server: FeedServer,
+    tmp_path: Path,
+    console: None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    config, db = two_feeds(feed_server, tmp_path), tmp_path / "db"
+    config, db = two_feeds(feed_server, tmp_path), db_url
     first = poll(config, db)
     assert console_alert_titles(first) == [WIRE_TITLE]
 
@@ -144,9 +148,9 @@ def test_a_wire_copy_on_another_outlet_is_a_follow_up_and_a_same_topic_story_ale
 
 
 def test_an_updated_headline_in_the_same_feed_alerts_nothing(
-    feed_server: FeedServer, tmp_path: Path, console: None
+    db_url: str, feed_server: FeedServer, tmp_path: Path, console: None
 ) -> None:
-    config, db = two_feeds(feed_server, tmp_path), tmp_path / "db"
+    config, db = two_feeds(feed_server, tmp_path), db_url
     poll(config, db)
     updated = FeedEntry(
         "UPDATE 2-India, EU seal trade deal after 18 years of talks - Reuters",
@@ -161,11 +165,11 @@ def test_an_updated_headline_in_the_same_feed_alerts_nothing(
 
 
 def test_the_index_is_rebuilt_from_the_database_after_a_restart(
-    feed_server: FeedServer, tmp_path: Path
+    db_url: str, feed_server: FeedServer, tmp_path: Path
 ) -> None:
     """Each cycle is its own process here: the second knows the story only
     from the signatures the first one stored."""
-    config, db = two_feeds(feed_server, tmp_path), tmp_path / "db"
+    config, db = two_feeds(feed_server, tmp_path), db_url
     env: dict[str, str] = {}
     first = run_subprocess(
         "--config", str(config), "--db", str(db), "poll", "--once", "--all", env=env
@@ -184,7 +188,7 @@ def test_the_index_is_rebuilt_from_the_database_after_a_restart(
 
 
 def test_a_story_first_seen_in_an_unwatched_feed_still_alerts_a_channel_watching_the_copy(
-    feed_server: FeedServer, tmp_path: Path, console: None
+    db_url: str, feed_server: FeedServer, tmp_path: Path, console: None
 ) -> None:
     feed_server.set("/wire.xml", rss([wire()], title="Wire"))
     feed_server.set("/outlet.xml", rss([], title="Outlet B"))
@@ -199,7 +203,7 @@ def test_a_story_first_seen_in_an_unwatched_feed_still_alerts_a_channel_watching
             {"channel": OTHER, "terms": ["trade deal"], "feeds": ["Outlet B"]},
         ],
     )
-    db = tmp_path / "db"
+    db = db_url
     first = poll(config, db)
     assert re.findall(r"^== alert -> (\S+)", first, re.M) == [CHANNEL]
     feed_server.set("/outlet.xml", rss([copy("outlet-b.example")], title="Outlet B"))
@@ -213,9 +217,9 @@ def test_a_story_first_seen_in_an_unwatched_feed_still_alerts_a_channel_watching
 
 
 def test_followups_none_keeps_the_channel_quiet(
-    feed_server: FeedServer, tmp_path: Path, console: None
+    db_url: str, feed_server: FeedServer, tmp_path: Path, console: None
 ) -> None:
-    config, db = two_feeds(feed_server, tmp_path, followups="none"), tmp_path / "db"
+    config, db = two_feeds(feed_server, tmp_path, followups="none"), db_url
     poll(config, db)
     feed_server.set("/outlet.xml", rss([copy("outlet-b.example")], title="Outlet B"))
     out = poll(config, db)
@@ -223,7 +227,7 @@ def test_followups_none_keeps_the_channel_quiet(
 
 
 def test_followups_none_on_one_watch_only(
-    feed_server: FeedServer, tmp_path: Path, console: None
+    db_url: str, feed_server: FeedServer, tmp_path: Path, console: None
 ) -> None:
     feed_server.set("/wire.xml", rss([wire()], title="Wire"))
     feed_server.set("/outlet.xml", rss([], title="Outlet B"))
@@ -238,7 +242,7 @@ def test_followups_none_on_one_watch_only(
             {"channel": OTHER, "terms": ["trade deal"], "followups": "none"},
         ],
     )
-    db = tmp_path / "db"
+    db = db_url
     poll(config, db)
     feed_server.set("/outlet.xml", rss([copy("outlet-b.example")], title="Outlet B"))
     out = poll(config, db)
@@ -254,7 +258,7 @@ def fake_slack(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_slack_follow_ups_are_one_batched_thread_reply_per_story_and_cycle(
-    feed_server: FeedServer, tmp_path: Path, fake_slack: FakeSlack
+    db_url: str, feed_server: FeedServer, tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
     """chat.postMessage `thread_ts` = the alert's stored `ts`
     (https://docs.slack.dev/reference/methods/chat.postMessage); seven new
@@ -268,7 +272,7 @@ def test_slack_follow_ups_are_one_batched_thread_reply_per_story_and_cycle(
     config = write_config(
         tmp_path / "feeds.yaml", feeds, [{"channel": CHANNEL, "terms": ["trade deal"]}]
     )
-    db = tmp_path / "db"
+    db = db_url
     poll(config, db)
     [alert] = fake_slack.posts(CHANNEL)
     for n in range(7):
@@ -290,7 +294,7 @@ def test_slack_follow_ups_are_one_batched_thread_reply_per_story_and_cycle(
 
 
 def test_a_follow_up_waits_for_its_alert_and_goes_with_it_if_it_dies(
-    feed_server: FeedServer, tmp_path: Path, fake_slack: FakeSlack
+    db_url: str, feed_server: FeedServer, tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
     """Both the alert and its copy arrive in one cycle while Slack refuses
     the alert for good: the follow-up is never sent before (or without) it."""
@@ -299,7 +303,7 @@ def test_a_follow_up_waits_for_its_alert_and_goes_with_it_if_it_dies(
     feed_server.set("/wire.xml", rss([wire()], title="Wire"))
     feed_server.set("/outlet.xml", rss([], title="Outlet B"))
     config = two_feeds(feed_server, tmp_path)
-    db = tmp_path / "db"
+    db = db_url
     fake_slack.fail_next("chat.postMessage", Fault(error="invalid_blocks"))
     poll(config, db)
     feed_server.set("/outlet.xml", rss([copy("outlet-b.example")], title="Outlet B"))
@@ -311,7 +315,7 @@ def test_a_follow_up_waits_for_its_alert_and_goes_with_it_if_it_dies(
 
 
 def test_discord_webhook_follow_up_edits_the_alert(
-    feed_server: FeedServer, tmp_path: Path, console: None
+    db_url: str, feed_server: FeedServer, tmp_path: Path, console: None
 ) -> None:
     """The alert is posted with `?wait=true` so Discord returns its id; the
     follow-up edits it (PATCH …/webhooks/{id}/{token}/messages/{message_id},
@@ -328,7 +332,7 @@ def test_discord_webhook_follow_up_edits_the_alert(
             ],
             [{"channel": f"discord:{hook}", "terms": ["trade deal"]}],
         )
-        db = tmp_path / "db"
+        db = db_url
         poll(config, db)
         [posted] = discord.posts(hook)
         feed_server.set("/outlet.xml", rss([copy("outlet-b.example")], title="Outlet B"))
@@ -347,9 +351,9 @@ def test_discord_webhook_follow_up_edits_the_alert(
 
 
 def test_copies_in_one_cycle_alert_once_and_the_follow_up_comes_after_its_alert(
-    feed_server: FeedServer, tmp_path: Path, console: None
+    db_url: str, feed_server: FeedServer, tmp_path: Path, console: None
 ) -> None:
-    config, db = two_feeds(feed_server, tmp_path), tmp_path / "db"
+    config, db = two_feeds(feed_server, tmp_path), db_url
     feed_server.set("/outlet.xml", rss([copy("outlet-b.example")], title="Outlet B"))
     out = poll(config, db)
     # Whichever feed finished first alerts; the other is its follow-up.
@@ -388,7 +392,11 @@ def test_a_follow_up_is_never_sent_before_its_alert(store: Store) -> None:
 
 
 def test_discord_bot_channel_follow_up_is_a_reply_to_the_alert(
-    feed_server: FeedServer, tmp_path: Path, console: None, monkeypatch: pytest.MonkeyPatch
+    db_url: str,
+    feed_server: FeedServer,
+    tmp_path: Path,
+    console: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`discord:<channel id>`: the follow-up is posted with
     `message_reference: {"message_id": <the alert's id>}` (discord-api-docs
@@ -411,7 +419,7 @@ def test_discord_bot_channel_follow_up_is_a_reply_to_the_alert(
             ],
             [{"channel": f"discord:{channel_id}", "terms": ["trade deal"]}],
         )
-        db = tmp_path / "db"
+        db = db_url
         poll(config, db)
         [alert] = api.posts(channel_id)
         feed_server.set("/outlet.xml", rss([copy("outlet-b.example")], title="Outlet B"))

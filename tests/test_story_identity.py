@@ -68,7 +68,7 @@ def titles(slack: FakeSlack, channel: str | None = None) -> list[str]:
 
 
 def test_entries_sharing_a_home_page_link_are_separate_stories(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
 ) -> None:
     home = "https://news.example/"
     entries = [story(n, link=home, guid=f"https://news.example/?p={100 + n}") for n in (1, 2, 3)]
@@ -78,7 +78,7 @@ def test_entries_sharing_a_home_page_link_are_separate_stories(
         [feed_server.url("/home.xml")],
         [{"channel": CHANNEL_A, "terms": ["tariff"]}],
     )
-    db = tmp_path / "db"
+    db = db_url
     poll(config, db)
     assert len(slack.posts()) == 3
     feed_server.set(
@@ -90,7 +90,7 @@ def test_entries_sharing_a_home_page_link_are_separate_stories(
 
 
 def test_short_guids_of_different_feeds_are_different_stories(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
 ) -> None:
     feed_server.set("/a.xml", rss([story(1, link=None, guid="1", title="Tariff news from A")]))
     feed_server.set(
@@ -101,7 +101,7 @@ def test_short_guids_of_different_feeds_are_different_stories(
         [feed_server.url("/a.xml"), feed_server.url("/b.xml")],
         [{"channel": CHANNEL_A, "terms": ["tariff"]}],
     )
-    db = tmp_path / "db"
+    db = db_url
     poll(config, db)
     poll(config, db)
     assert len(slack.posts()) == 2
@@ -109,14 +109,14 @@ def test_short_guids_of_different_feeds_are_different_stories(
 
 @pytest.mark.parametrize("same_cycle", [False, True])
 def test_a_channel_gets_a_story_through_the_feed_it_watches(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path, same_cycle: bool
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path, same_cycle: bool
 ) -> None:
     shock = story(1, title="Tariff shock")
     unrelated = story(2, title="Weather report", summary="Sunny.")
     feed_server.set("/a.xml", rss([shock]))
     feed_server.set("/b.xml", rss([shock, unrelated] if same_cycle else [unrelated]))
     config = scoped_config(feed_server, tmp_path)
-    db = tmp_path / "db"
+    db = db_url
     poll(config, db)
     if not same_cycle:
         assert slack.posts(CHANNEL_B) == []
@@ -128,7 +128,7 @@ def test_a_channel_gets_a_story_through_the_feed_it_watches(
 
 
 def test_a_story_new_to_a_feed_never_reaches_a_channel_twice(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
 ) -> None:
     shock = story(1, title="Tariff shock")
     feed_server.set("/a.xml", rss([shock]))
@@ -138,7 +138,7 @@ def test_a_story_new_to_a_feed_never_reaches_a_channel_twice(
         [feed_server.url("/a.xml"), feed_server.url("/b.xml")],
         [{"channel": CHANNEL_A, "terms": ["tariff"]}],  # watches both feeds
     )
-    db = tmp_path / "db"
+    db = db_url
     poll(config, db)
     feed_server.set("/b.xml", rss([shock, shock]))  # reaches feed B later (twice, even)
     poll(config, db)
@@ -146,7 +146,7 @@ def test_a_story_new_to_a_feed_never_reaches_a_channel_twice(
 
 
 def test_stories_of_a_quiet_feed_outlive_retention(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
 ) -> None:
     dated, undated = story(1), story(2, published=None)
     feed_server.set("/quiet.xml", rss([dated, undated]), etag='"v1"')
@@ -157,7 +157,7 @@ def test_stories_of_a_quiet_feed_outlive_retention(
         max_age="0",
         retention="1d",
     )
-    db = tmp_path / "db"
+    db = db_url
     poll(config, db)
     assert titles(slack) == ["Tariff story 1"]  # undated on the first poll: never
     with Store(db) as store:  # a long quiet spell: only 304s since
@@ -180,7 +180,7 @@ def test_stories_of_a_quiet_feed_outlive_retention(
 
 
 def test_feeds_read_before_the_upgrade_alert_nothing_old(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
 ) -> None:
     """A database from before newshound tracked which feeds carry which
     stories: feed B's next read records what it carries, alerting nothing old."""
@@ -188,7 +188,7 @@ def test_feeds_read_before_the_upgrade_alert_nothing_old(
     feed_server.set("/a.xml", rss([shock]))
     feed_server.set("/b.xml", rss([story(2, title="Weather")]))
     config = scoped_config(feed_server, tmp_path)
-    db = tmp_path / "db"
+    db = db_url
     poll(config, db)
     with Store(db) as store:  # as the migration leaves an older database
         store.db.execute("UPDATE feeds SET items_seen_at = NULL")
@@ -226,9 +226,9 @@ def aggregated_config(
 
 @pytest.mark.parametrize("first", list(AGGREGATED_FEEDS))
 def test_publisher_item_google_news_entry_and_reddit_post_alert_once(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path, first: str
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path, first: str
 ) -> None:
-    db = tmp_path / "db"
+    db = db_url
     # One feed brings the story first (a poll of it alone: feeds of one cycle
     # are handled in the order their answers arrive), then all three carry it.
     poll(aggregated_config(feed_server, tmp_path, [first]), db)
@@ -251,9 +251,9 @@ def test_publisher_item_google_news_entry_and_reddit_post_alert_once(
 
 
 def test_publisher_item_google_news_entry_and_reddit_post_in_one_cycle_alert_once(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
 ) -> None:
-    poll(aggregated_config(feed_server, tmp_path, list(AGGREGATED_FEEDS)), tmp_path / "db")
+    poll(aggregated_config(feed_server, tmp_path, list(AGGREGATED_FEEDS)), db_url)
     assert len(slack.posts(CHANNEL_A)) == 1
 
 
@@ -265,7 +265,7 @@ def test_publisher_item_google_news_entry_and_reddit_post_in_one_cycle_alert_onc
     ],
 )
 def test_a_reddit_post_of_a_shared_link_is_the_publishers_story(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path, shared_query: str
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path, shared_query: str
 ) -> None:
     """Link posts are often copied from a publisher's social post: its share
     parameters name the sender, not another page."""
@@ -277,15 +277,15 @@ def test_a_reddit_post_of_a_shared_link_is_the_publishers_story(
     )
     assert shared != reddit
     feed_server.set("/reddit.atom", shared)
-    poll(config, tmp_path / "db")
+    poll(config, db_url)
     assert len(slack.posts(CHANNEL_A)) == 1, [p["text"] for p in slack.posts(CHANNEL_A)]
 
 
 def test_google_news_alone_names_the_publisher_and_shows_no_cluster_list(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
 ) -> None:
     config = aggregated_config(feed_server, tmp_path, ["Google News"])
-    poll(config, tmp_path / "db")
+    poll(config, db_url)
     (post,) = slack.posts(CHANNEL_A)
     assert post["text"].startswith("U.S. raises duties on Canadian softwood lumber (Reuters)")
     # The cluster list names another outlet's headline: it is not shown.
@@ -293,7 +293,7 @@ def test_google_news_alone_names_the_publisher_and_shows_no_cluster_list(
 
 
 def test_stories_stored_under_old_link_keys_do_not_alert_after_an_upgrade(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
 ) -> None:
     """A database written before links were folded further (www., AMP forms,
     the longer tracking table) keeps old-format keys; their stories stay known."""
@@ -309,7 +309,7 @@ def test_stories_stored_under_old_link_keys_do_not_alert_after_an_upgrade(
         [feed_server.url("/a.xml")],
         [{"channel": CHANNEL_A, "terms": ["tariff"]}],
     )
-    db = tmp_path / "db"
+    db = db_url
     poll(config, db)
     assert len(slack.posts()) == 3
     with Store(db) as store:  # what the older release had stored for them
@@ -329,11 +329,11 @@ def test_stories_stored_under_old_link_keys_do_not_alert_after_an_upgrade(
 
 
 def test_a_digest_names_the_publishers_of_google_news_entries(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
 ) -> None:
     config = aggregated_config(feed_server, tmp_path, ["Google News"], max_alerts_per_poll=1)
     config.write_text(config.read_text().replace("softwood lumber", "lumber"))
-    poll(config, tmp_path / "db")
+    poll(config, db_url)
     single, digest = slack.posts(CHANNEL_A)
     assert "(Reuters)" in single["text"]
     assert "Lumber prices jump after tariff news" in str(digest)
@@ -342,7 +342,7 @@ def test_a_digest_names_the_publishers_of_google_news_entries(
 
 
 def test_relative_links_resolved_the_old_way_are_known_after_an_upgrade(
-    feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
+    db_url: str, feed_server: FeedServer, slack: FakeSlack, tmp_path: Path
 ) -> None:
     """Earlier releases resolved a relative RSS link against the feed URL; an
     item without a GUID was stored under that link alone."""
@@ -353,7 +353,7 @@ def test_relative_links_resolved_the_old_way_are_known_after_an_upgrade(
         [feed_server.url("/rel.xml")],
         [{"channel": CHANNEL_A, "terms": ["tariff"]}],
     )
-    db = tmp_path / "db"
+    db = db_url
     poll(config, db)
     assert titles(slack) == ["Tariff story 1"]
     with Store(db) as store:

@@ -21,10 +21,10 @@ def cli(config: Path, db: Path, *args: str) -> str:
 
 
 def test_a_users_term_survives_the_config_listing_it_and_dropping_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
-    config, db = tmp_path / "feeds.yaml", tmp_path / "db"
+    config, db = tmp_path / "feeds.yaml", db_url
     write_config(config, [], [{"channel": CHANNEL, "terms": ["chips"]}])
     cli(config, db, "watch", "add", "--channel", CHANNEL, "tariff")
 
@@ -49,7 +49,7 @@ def test_a_users_term_survives_the_config_listing_it_and_dropping_it(
 
 
 def test_the_add_preview_only_shows_stories_from_the_channels_feeds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, feed_server: FeedServer
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, feed_server: FeedServer
 ) -> None:
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
     feed_server.set(
@@ -58,7 +58,7 @@ def test_the_add_preview_only_shows_stories_from_the_channels_feeds(
     feed_server.set(
         "/b.xml", rss([FeedEntry(title="Tariff news from B", link="https://b.example/1")])
     )
-    config, db = tmp_path / "feeds.yaml", tmp_path / "db"
+    config, db = tmp_path / "feeds.yaml", db_url
     write_config(
         config,
         [

@@ -45,7 +45,7 @@ def json_feed_with_date(date: str) -> bytes:
 
 
 def test_a_far_future_date_is_left_out_and_both_sinks_deliver(
-    feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     feed_server.set("/far.json", json_feed_with_date(FAR), content_type="application/feed+json")
     with FakeSlack() as slack, FakeDiscord() as discord:
@@ -60,7 +60,7 @@ def test_a_far_future_date_is_left_out_and_both_sinks_deliver(
                 {"channel": f"discord:{hook}", "terms": ["tariff"]},
             ],
         )
-        db = tmp_path / "n.db"
+        db = db_url
         result = run_cli("--config", str(config), "--db", str(db), "poll", "--once")
         assert result.code == 0, result.err
         (embed,) = discord.posts(hook)[0]["embeds"]
@@ -71,7 +71,7 @@ def test_a_far_future_date_is_left_out_and_both_sinks_deliver(
 
 
 def test_a_payload_that_cannot_be_built_is_dead_and_the_channel_flows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An old outbox row whose payload breaks the formatter (here: no title)
     dies with the reason; the next message of that channel is delivered."""
@@ -79,7 +79,7 @@ def test_a_payload_that_cannot_be_built_is_dead_and_the_channel_flows(
     with FakeDiscord() as discord:
         hook = discord.webhook()
         channel = f"discord:{hook}"
-        db = tmp_path / "n.db"
+        db = db_url
         good = {
             "title": "Fine",
             "link": None,

@@ -92,7 +92,8 @@ class Store:
         (read-only commands never make one). wait: see `connect`."""
         self.db: Database = connect(str(location), wait=wait)
         try:
-            if not create and self.db.schema_version() == 0:
+            # Tables but no schema version: another program's, refused below.
+            if not create and self.db.schema_version() == 0 and not self.db.tables():
                 raise DatabaseRefused("no newshound database there yet")
             open_schema(self.db)
         except BaseException:
