@@ -24,6 +24,7 @@ class DatabaseOutage:
         self.error: str | None = None
         self._pause = 0.0
         self._retry_at = 0.0
+        self._back_at = float("-inf")  # when the last outage ended
 
     @property
     def down(self) -> bool:
@@ -39,9 +40,14 @@ class DatabaseOutage:
         with self._lock:
             return 0.0 if self.since is None else max(0.0, self._retry_at - self.clock())
 
-    def failed(self, error: str, what: str) -> None:
+    def failed(self, error: str, what: str, started: float | None = None) -> None:
+        """started: when the failed try began. One that began before the
+        database was seen working again (it waited for a connection all
+        along) is no new outage: ignored."""
         now = self.clock()
         with self._lock:
+            if started is not None and started < self._back_at:
+                return
             if self.since is None:
                 self.since = now
                 log.error("database unreachable (%s): %s; retrying with backoff", what, error)
@@ -58,3 +64,4 @@ class DatabaseOutage:
             )
             self.since = self.error = None
             self._pause = 0.0
+            self._back_at = self.clock()

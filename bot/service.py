@@ -87,6 +87,10 @@ JITTER = 0.1  # polls spread by checking up to 10 % of a feed's interval early
 # Meta key: when the service last polled at least one feed (survives restarts
 # for /healthz; the poller's own last_cycle_at also moves on idle ticks).
 LAST_POLL_META = "last_poll_at"
+# Longest an HTTP request (a health check, a slash command Slack wants
+# acknowledged within 3 s) waits for a database connection, e.g. when the
+# server has just gone away.
+REQUEST_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,7 @@ class Service:
 
         self.poll_store = Store(db_path)
         self.deliver_store = Store(db_path)
-        self.web_store = Store(db_path)
+        self.web_store = Store(db_path, wait=REQUEST_WAIT)
         self._sync(self.holder.get(), self.poll_store)
         register_channel_secrets(self.holder.get(), self.poll_store, env)
 
@@ -319,8 +323,9 @@ class Service:
         for client in (self.interactions, self.discord_check):
             if client is not None:
                 client.close()
-        with contextlib.suppress(DatabaseUnavailable):  # else its heartbeat just stops
-            self.poll_store.meta.leave(self.worker)
+        if not self.outage.down:  # else its heartbeat just stops
+            with contextlib.suppress(DatabaseUnavailable):  # (the web store waits least)
+                self.web_store.meta.leave(self.worker)
         for store in (self.poll_store, self.deliver_store, self.web_store):
             store.close()
         return True
@@ -379,6 +384,7 @@ class Service:
     def poll_job(self) -> None:
         if not self._cycle_lock.acquire(blocking=False):
             return
+        started = self.clock()
         try:
             if self.stopping.is_set() or not self.outage.may_try():
                 return
@@ -410,7 +416,7 @@ class Service:
             if report.alerts or report.digests:
                 self._wake_delivery.set()
         except DatabaseUnavailable as exc:
-            self.outage.failed(str(exc), "poll cycle")
+            self.outage.failed(str(exc), "poll cycle", started)
         except Exception:
             log.exception("poll cycle failed")
         finally:
@@ -465,6 +471,7 @@ class Service:
 
     def _delivery_loop(self) -> None:
         while not self.stopping.is_set():
+            started = self.clock()
             try:
                 if self.outage.may_try():
                     report = self.deliverer.deliver(
@@ -473,7 +480,7 @@ class Service:
                     self.outage.worked()
                     self.metrics.observe_delivery(report)
             except DatabaseUnavailable as exc:
-                self.outage.failed(str(exc), "delivery")
+                self.outage.failed(str(exc), "delivery", started)
             except Exception:
                 log.exception("delivery failed")
             self._wake_delivery.wait(max(self.options.tick, self.outage.wait_for()))
@@ -543,8 +550,8 @@ class Service:
             data["schema"] = self.web_store.meta.schema_version()
             data["db_ok"] = True
         except DatabaseUnavailable as exc:
-            if not self.outage.down:  # found by this check: the poller backs off too
-                self.outage.failed(str(exc), "health check")
+            # Reported, not logged: the poller and the deliverer notice the
+            # outage too, and log its start and end once.
             values, last_cycle_meta = {}, None
             data["db_ok"] = False
             data["database"] = f"unreachable: {exc}"

@@ -85,10 +85,12 @@ class Store:
     """One database, shared safely by the threads of a process (and, through
     the database, by other processes and workers)."""
 
-    def __init__(self, location: str | Path, *, create: bool = True) -> None:
+    def __init__(
+        self, location: str | Path, *, create: bool = True, wait: float | None = None
+    ) -> None:
         """create=False: refuse a database that holds no newshound schema yet
-        (read-only commands never make one)."""
-        self.db: Database = connect(str(location))
+        (read-only commands never make one). wait: see `connect`."""
+        self.db: Database = connect(str(location), wait=wait)
         try:
             # Tables but no schema version: another program's, refused below.
             if not create and self.db.schema_version() == 0 and not self.db.tables():

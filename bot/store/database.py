@@ -79,9 +79,11 @@ def location_password(location: str) -> str | None:
     return password or None
 
 
-def connect(location: str) -> Database:
+def connect(location: str, *, wait: float | None = None) -> Database:
+    """wait (PostgreSQL): longest a statement waits for a pooled connection
+    (default CONNECT_TIMEOUT); SQLite waits for its write lock as ever."""
     if is_postgres_url(location):
-        return PostgresDatabase(location)
+        return PostgresDatabase(location, wait=CONNECT_TIMEOUT if wait is None else wait)
     return SqliteDatabase(location)
 
 
@@ -269,7 +271,7 @@ class _IdleCheck:
 class PostgresDatabase(Database):
     dialect = POSTGRES
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, wait: float = CONNECT_TIMEOUT) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 
@@ -286,8 +288,10 @@ class PostgresDatabase(Database):
             url,
             min_size=1,
             max_size=POOL_SIZE,
-            kwargs={"autocommit": True},
-            timeout=CONNECT_TIMEOUT,
+            # connect_timeout: a reconnection attempt to a server that does
+            # not answer at all gives up too, instead of hanging.
+            kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT)},
+            timeout=wait,
             check=(idle_check := _IdleCheck()),
             reset=idle_check.returned,
             open=True,
