@@ -146,15 +146,15 @@ def write_config(path: Path, urls: list[str], terms: list[str]) -> None:
 def run_cycles(
     urls: list[str], terms: list[str], workdir: Path, farm_pid: int = 0
 ) -> dict[str, float]:
-    from bot.cli import prepare
     from bot.poll import Poller
+    from bot.wiring import mirror_config
 
     config_path = workdir / "feeds.yaml"
     write_config(config_path, urls, terms)
     config = load_config(config_path)
     results: dict[str, float] = {}
     with Store(workdir / f"bench-{len(terms)}.db") as store:
-        prepare(config, store)
+        mirror_config(config, store, time.time())
         with (
             Fetcher(fetch_policy(config.settings)) as fetcher,
             ParsePool(timeout=config.settings.parse_timeout) as pool,
