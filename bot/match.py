@@ -306,13 +306,13 @@ class Matcher(Generic[K]):
         # phrase hits are exclusions or belong to no term that survives.
         result: dict[K, list[Span]] = {}
         for key, word_spans in words_of.items():
-            spans = set()
+            unique_spans: set[Span] = set()
             for name, first, last in word_spans:
                 tokens = tokens_of.get(name)
                 if tokens is None:
                     tokens = tokens_of[name] = tokenize(fields[name])
-                spans.add(Span(name, tokens[first].start, tokens[last].end))
-            result[key] = sorted(spans, key=lambda s: (order[s.field], s.start, s.end))
+                unique_spans.add(Span(name, tokens[first].start, tokens[last].end))
+            result[key] = sorted(unique_spans, key=lambda s: (order[s.field], s.start, s.end))
         return result
 
     def _scan(
