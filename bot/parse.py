@@ -28,16 +28,17 @@ _JSON_TYPES = frozenset({"application/feed+json", "application/json"})
 _ENCODINGS = ("ascii", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 
 
-def _any_case(word: str) -> re.Pattern[bytes]:
-    """Case-insensitive byte pattern for `word` in ASCII and UTF-16/32."""
-    alternatives = []
-    for enc in _ENCODINGS:
-        parts = []
-        for ch in word:
-            forms = sorted({ch.lower().encode(enc), ch.upper().encode(enc)})
-            parts.append(b"(?:" + b"|".join(re.escape(f) for f in forms) + b")")
-        alternatives.append(b"".join(parts))
-    return re.compile(b"|".join(alternatives))
+def _any_case(word: str) -> tuple[bytes, ...]:
+    """`word` in lower case, encoded in ASCII and UTF-16/32: what `_contains`
+    looks for in lower-cased bytes."""
+    return tuple(word.lower().encode(enc) for enc in _ENCODINGS)
+
+
+def _contains(lowered: bytes, forms: tuple[bytes, ...]) -> bool:
+    """Whether bytes, lower-cased by `bytes.lower` (ASCII letters only; every
+    other byte is kept), hold one of `forms`: the same as a case-insensitive
+    pattern over the original bytes, at the speed of a substring search."""
+    return any(form in lowered for form in forms)
 
 
 _DOCTYPE = _any_case("<!DOCTYPE")
@@ -222,7 +223,8 @@ def parse_feed(
 
 
 def _declares_entities(body: bytes, headers: Mapping[str, str]) -> bool:
-    if _DOCTYPE.search(body) and _ENTITY.search(body):
+    lowered = body.lower()
+    if _contains(lowered, _DOCTYPE) and _contains(lowered, _ENTITY):
         return True
     # Also look at the document the way feedparser will see it: it transcodes
     # to UTF-8 first, honouring declared encodings (UTF-7, EBCDIC, ...) that
@@ -236,7 +238,8 @@ def _declares_entities(body: bytes, headers: Mapping[str, str]) -> bool:
         return False
     if not isinstance(data, bytes) or data == body:
         return False
-    return bool(_DOCTYPE.search(data) and _ENTITY.search(data))
+    lowered = data.lower()
+    return _contains(lowered, _DOCTYPE) and _contains(lowered, _ENTITY)
 
 
 def _is_html(detail: Any) -> bool:
