@@ -41,6 +41,7 @@ from bot.story_identity import story_key
 from bot.text import clean_text
 from bot.wiring import (
     SinkRouter,
+    config_stamp,
     fetch_policy,
     load_or_empty,
     mirror_config,
@@ -48,6 +49,7 @@ from bot.wiring import (
     resolve_paths,
     sinks_for,
 )
+from bot.worker import worker_timeout
 
 EXIT_OK = 0
 EXIT_ALL_FEEDS_FAILED = 1  # `poll --once`: every due feed failed, so cron sees an outage
@@ -582,6 +584,29 @@ def print_story(store: Store, item_id: int) -> None:
             print(f"      also reported by {clean_text(line.source)} (follow-up #{line.outbox_id})")
 
 
+LONGEST_TICK = 60.0  # NEWSHOUND_TICK is capped at a minute
+
+
+def print_workers(store: Store, config: Config, now: float) -> None:
+    """The `newshound run` workers alive on this database and the config
+    version each runs (this feeds.yaml's is marked)."""
+    # Workers beat every tick; the longest tick allowed gives the widest window.
+    alive = store.meta.workers(seen_since=now - worker_timeout(LONGEST_TICK))
+    if not alive:
+        print("Workers: none running")
+        return
+    mine = config_stamp(config)[:12]
+    versions = {w.config_stamp for w in alive}
+    note = "" if len(versions) == 1 else " (different configs: give every worker the same one)"
+    print(f"Workers ({len(alive)}){note}:")
+    for worker in alive:
+        same = " = this feeds.yaml" if worker.config_stamp == mine else ""
+        print(
+            f"  {worker.id}  config {worker.config_stamp}{same}; "
+            f"up since {format_time(worker.started_at)}, seen {format_time(worker.seen_at)}"
+        )
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     paths = resolve_paths(args.config, args.db)
     if args.story is not None:
@@ -595,6 +620,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     now = time.time()
     with existing_store(paths.db) as store:
         print(f"Database: {store.location} (schema {store.meta.schema_version()})")
+        print_workers(store, config, now)
         store.feeds.sync([f.url for f in config.feeds])
         rows = {row.url: row for row in store.feeds.all()}
         print(f"Feeds ({len(config.feeds)}):")

@@ -45,20 +45,39 @@ class StoryMerger:
         self.window = window
         self._index = NearDupIndex(window)
         self._last_row = 0
+        # Where the previous cycle's first refresh stopped reading, and the
+        # rows indexed since (item key -> seen): see `refresh`.
+        self._cycle_mark = 0
+        self._indexed: dict[str, float] = {}
 
     @property
     def enabled(self) -> bool:
         return self.window > 0
 
-    def refresh(self, now: float) -> None:
-        """Add the rows stored since the last refresh (ours and other processes')."""
+    def refresh(self, now: float, *, new_cycle: bool = False) -> None:
+        """Add the rows stored since the last refresh (ours and other processes').
+
+        Row ids are handed out when a row is written but become visible when
+        its transaction commits, so with several workers a row can appear
+        below an id already read. At the start of each cycle (`new_cycle`)
+        the rows since the previous cycle's start are read again and those
+        not indexed yet are added; within a cycle, a copy another worker
+        stores at the same moment may be missed (a possible duplicate
+        alert, never a false merge)."""
         if not self.enabled:
             return
-        rows, self._last_row = self.store.stories.signatures_after(
-            self._last_row, now - self.window
-        )
+        since = self._cycle_mark if new_cycle else self._last_row
+        rows, top = self.store.stories.signatures_after(since, now - self.window)
+        if new_cycle:
+            self._cycle_mark = max(self._last_row, self._cycle_mark)
+        self._last_row = max(top, self._last_row)
         self._index.advance(now)
+        horizon = now - self.window
+        self._indexed = {key: seen for key, seen in self._indexed.items() if seen >= horizon}
         for row in rows:
+            if row.item in self._indexed:
+                continue
+            self._indexed[row.item] = row.seen
             self._index.add(row)
 
     def find_copies(

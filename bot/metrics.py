@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 
 from bot.deliver import DeliveryReport
 from bot.poll import CycleReport
-from bot.store import ASSEMBLING, DEAD, PENDING, SENDING, SENT
+from bot.records import ASSEMBLING, DEAD, PENDING, SENDING, SENT
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 CYCLE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

@@ -147,6 +147,16 @@ class _ChannelBudget:
         )
 
 
+@dataclass
+class _Cycle:
+    """What one cycle's feeds share while it runs."""
+
+    watchlist: WatchList
+    budget: _ChannelBudget
+    followups: _CycleFollowups
+    items: dict[int, int] = field(default_factory=dict)  # item id -> feed that stored it
+
+
 class _CycleFollowups:
     """One follow-up message per (channel, story) per cycle: opened (as
     `assembling`, inside the feed's transaction, so no line is lost) when
@@ -266,16 +276,18 @@ class Poller:
         self.store.meta.forget_cycles(started)  # places of workers that died
         # Cycles that crashed, or that every other worker has left.
         self.finish_assembled(started)
-        self.merger.refresh(started)  # rows other processes stored since our last cycle
+        self.merger.refresh(started, new_cycle=True)  # rows others stored since our last cycle
         self.store.feeds.sync([f.url for f in self.config.feeds])
         rows = self.store.feeds.all()  # read once: for due feeds and for feed titles
         candidates = self.due_feeds(started, all_feeds=all_feeds, rows=rows)
         watchlist = self.watchlist(rows)
         self.runner.set_watch(watchlist)
-        budget = _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll, cycle)
-        followups = _CycleFollowups(self.store, cycle)
+        state = _Cycle(
+            watchlist,
+            _ChannelBudget(self.store, self.config.settings.max_alerts_per_poll, cycle),
+            _CycleFollowups(self.store, cycle),
+        )
         report = CycleReport()
-        cycle_items: dict[int, int] = {}  # item id -> feed id that stored it this cycle
         claimed: set[int] = set()  # held by this worker and not yet processed
 
         def claim_as_needed() -> Iterator[tuple[FeedConfig, FeedRow]]:
@@ -303,7 +315,7 @@ class Poller:
             for fetched in results:
                 if should_stop():
                     break
-                outcome = self.process_sharing(fetched, watchlist, budget, cycle_items, followups)
+                outcome = self.process_sharing(fetched, state)
                 claimed.discard(fetched.row.id)
                 report.feeds.append(outcome)
         finally:
@@ -328,17 +340,14 @@ class Poller:
     def process_sharing(
         self,
         fetched: Fetched,
-        watchlist: WatchList,
-        budget: _ChannelBudget,
-        cycle_items: dict[int, int],
-        followups: _CycleFollowups,
+        cycle: _Cycle,
     ) -> FeedOutcome:
         """`process`, run again when a worker polling another feed at the
         same moment won a race for one of its stories (the transaction was
         rolled back whole; run again, the story is simply known)."""
         for _attempt in range(CONFLICT_RETRIES):
             try:
-                return self.process(fetched, watchlist, budget, cycle_items, followups)
+                return self.process(fetched, cycle)
             except Conflict as exc:
                 log.info("feed %s: %s; processing it again", fetched.feed.url, exc)
         feed, row = fetched.feed, fetched.row
@@ -374,10 +383,7 @@ class Poller:
     def process(
         self,
         fetched: Fetched,
-        watchlist: WatchList,
-        budget: _ChannelBudget,
-        cycle_items: dict[int, int],
-        followups: _CycleFollowups,
+        cycle: _Cycle,
     ) -> FeedOutcome:
         feed, row = fetched.feed, fetched.row
         now = self.clock()
@@ -385,7 +391,7 @@ class Poller:
         if fetched.error is CANCELLED:
             return FeedOutcome(feed.url, name, "cancelled", error=CANCELLED.message)
         if fetched.error is not None:
-            return self.record_failure(feed, row, fetched.error, now, watchlist)
+            return self.record_failure(feed, row, fetched.error, now, cycle.watchlist)
         if row.consecutive_failures:
             log.info(
                 "feed %s (%s) works again after %d failed checks",
@@ -415,7 +421,7 @@ class Poller:
                 self._unchanged.append(success)
             else:
                 with self.store.transaction():
-                    self.record_recovery(feed, row, name, watchlist, now)
+                    self.record_recovery(feed, row, name, cycle.watchlist, now)
                     self.store.feeds.record_successes([success])
             status = "not_modified" if result.not_modified else "unchanged"
             return FeedOutcome(feed.url, name, status)
@@ -443,7 +449,7 @@ class Poller:
                 else:
                     seen_again.append((known, entry.keys))
                     known_entries.append((entry, known))
-                    if cycle_items.get(known, row.id) != row.id:
+                    if cycle.items.get(known, row.id) != row.id:
                         outcome.duplicates += 1
             # New by link, GUID and text, but maybe a copy of a recent story.
             new_entries, merged = self.merger.find_copies(new_entries, now)
@@ -460,7 +466,7 @@ class Poller:
             outcome.new_items = len(new_entries) + len(merged)
             self.record_merges(row, analyzed.source, new_entries, item_ids, merged, now)
             stories = self.story_rows(
-                row, analyzed.source, new_entries, item_ids, known_entries, merged, cycle_items
+                row, analyzed.source, new_entries, item_ids, known_entries, merged, cycle.items
             )
             decision = decide_feed(
                 FeedFacts(
@@ -468,7 +474,7 @@ class Poller:
                     max_age=self.config.settings.max_age,
                     first_poll=row.first_polled_at is None,
                     tracks_carriage=row.first_polled_at is None or row.items_seen_at is not None,
-                    singles_left=budget.left(
+                    singles_left=cycle.budget.left(
                         (d.channel for story in stories for d in story.entry.alerts), now
                     ),
                     followups_off=frozenset(
@@ -481,12 +487,12 @@ class Poller:
                 stories,
             )
             outcome.held_back.update(decision.held_back)
-            self.commit_alerts(decision, budget, now)
+            self.commit_alerts(decision, cycle.budget, now)
             outcome.alerts = len(decision.alerts)
-            outcome.followups = self.commit_followups(decision, followups, now)
+            outcome.followups = self.commit_followups(decision, cycle.followups, now)
             self.store.stories.touch(seen_again, now)
             self.store.stories.record_carried(row.id, [*item_ids, *(i for i, _ in seen_again)], now)
-            self.record_recovery(feed, row, name, watchlist, now)
+            self.record_recovery(feed, row, name, cycle.watchlist, now)
             self.store.feeds.record_successes(
                 [
                     FeedSuccess(
@@ -503,7 +509,7 @@ class Poller:
             )
             wrote_signatures = bool(new_entries or merged)
         for item_id in decision.offered:  # committed: later feeds of this cycle see them
-            cycle_items.setdefault(item_id, row.id)
+            cycle.items.setdefault(item_id, row.id)
         if wrote_signatures:
             self.merger.refresh(now)  # committed: later feeds of this cycle may merge into them
         return outcome

@@ -26,7 +26,7 @@ from bot.fetch import Fetcher, FetcherClosed, abandoned
 from bot.models import FeedError, FetchResult
 from bot.parse import FeedParser, parse_feed
 from bot.parsepool import ParsePool
-from bot.store import FeedRow
+from bot.records import FeedRow
 from bot.watchlist import WatchList
 
 log = logging.getLogger(__name__)

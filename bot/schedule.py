@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from bot.config import Config, FeedConfig
 from bot.models import FeedError
-from bot.store import FeedRow
+from bot.records import FeedRow
 
 BACKOFF_START = 300.0  # first retry of a failing feed: 5 minutes, doubling
 BACKOFF_CAP = 86400.0  # never wait more than a day

@@ -73,7 +73,7 @@ from bot.wiring import (
     register_channel_secrets,
     sinks_for,
 )
-from bot.worker import worker_id
+from bot.worker import worker_id, worker_timeout
 
 log = logging.getLogger(__name__)
 
@@ -598,11 +598,6 @@ def degraded_by(health: Mapping[str, Any]) -> list[str]:
 def aligned_start(now: float, tick: float) -> datetime:
     """The next multiple of `tick` seconds since the epoch."""
     return datetime.fromtimestamp(math.ceil(now / tick) * tick, UTC)
-
-
-def worker_timeout(tick: float) -> float:
-    """A worker not heard from for this long is no longer counted as alive."""
-    return max(60.0, 3 * tick)
 
 
 def _iso(epoch: float) -> str:

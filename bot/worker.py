@@ -55,6 +55,12 @@ def dead_here(owner: str, me: str) -> bool:
     return False
 
 
+def worker_timeout(tick: float) -> float:
+    """A worker not heard from for this long (its heartbeat comes every tick)
+    is no longer counted as alive."""
+    return max(60.0, 3 * tick)
+
+
 def lease_seconds(settings: Settings, ahead: int, fetchers: int) -> float:
     """Long enough for the feeds claimed ahead to be fetched (rounds of
     `fetchers` at a time, each bounded by the fetch deadline plus the parse

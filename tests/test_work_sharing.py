@@ -7,22 +7,26 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
-from feedgen import FeedEntry, rss
+from cli_helpers import run_cli, write_config
+from feedgen import rss
 from feedserver import FeedServer
+from test_poll import tariff_stories
 
-from bot.config import Config, parse_config
+from bot.config import Config, load_config, parse_config
 from bot.fetch import Fetcher, FetchPolicy
 from bot.messages import DIGEST
 from bot.poll import Poller
 from bot.store import ASSEMBLING, PENDING, Store
+from bot.wiring import config_stamp
 from bot.worker import dead_here, worker_id
 
 PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
@@ -67,19 +71,6 @@ def config_for(urls: list[str], **settings: object) -> Config:
     )
 
 
-def stories(prefix: str, count: int) -> list[FeedEntry]:
-    return [
-        FeedEntry(
-            title=f"{prefix} tariff story {n}",
-            link=f"https://news.example/{prefix}/{n}",
-            guid=f"urn:{prefix}:{n}",
-            summary="Tariff news.",
-            published=NOW - timedelta(minutes=n),
-        )
-        for n in range(count)
-    ]
-
-
 POLICY = FetchPolicy(timeout=2.0, allow_networks=(ip_network("127.0.0.0/8"),))
 
 
@@ -122,7 +113,7 @@ def test_two_workers_polling_at_once_fetch_each_feed_once_and_alert_each_story_o
 ) -> None:
     urls = []
     for i in range(40):
-        feed_server.set(f"/f{i}.xml", rss(stories(f"f{i}", 3)), delay=0.02)
+        feed_server.set(f"/f{i}.xml", rss(tariff_stories(f"f{i}", 3)), delay=0.02)
         urls.append(feed_server.url(f"/f{i}.xml"))
     config = config_for(urls, max_alerts_per_poll=1000)
     with (
@@ -196,3 +187,33 @@ def test_a_killed_workers_cycle_is_finished_once_its_place_expires(location: str
         assert survivor.finish_assembled(400.0) == (0, 0)  # its place still holds
         assert survivor.finish_assembled(501.0) == (1, 0)
         assert store.outbox.get(digest).state == PENDING
+
+
+def test_status_lists_live_workers_and_flags_different_configs(
+    location: str, tmp_path: Path
+) -> None:
+    config_path = write_config(
+        tmp_path / "feeds.yaml",
+        ["http://127.0.0.1:9/a.xml"],
+        [{"channel": CHANNEL, "terms": ["tariff"]}],
+    )
+    stamp = config_stamp(load_config(config_path))[:12]
+    now = time.time()
+    with Store(location) as store:
+        store.meta.heartbeat("host-a:11:aa", host="host-a", pid=11, config_stamp=stamp, now=now)
+        store.meta.heartbeat(
+            "host-b:22:bb", host="host-b", pid=22, config_stamp="0ld0ld0ld0ld", now=now
+        )
+        store.meta.heartbeat(
+            "host-c:33:cc", host="host-c", pid=33, config_stamp=stamp, now=now - 3600
+        )
+    result = run_cli("--config", str(config_path), "--db", location, "status")
+    assert result.code == 0, result.err
+    assert "Workers (2) (different configs: give every worker the same one):" in result.out
+    assert f"host-a:11:aa  config {stamp} = this feeds.yaml" in result.out
+    assert "host-b:22:bb  config 0ld0ld0ld0ld;" in result.out
+    assert "host-c" not in result.out  # not heard from for an hour: not alive
+    with Store(location) as store:
+        store.meta.leave("host-b:22:bb")
+    result = run_cli("--config", str(config_path), "--db", location, "status")
+    assert "Workers (1):" in result.out

@@ -50,9 +50,9 @@ import httpx
 
 from bot.channels import discord_channel_id
 from bot.messages import FOLLOWUP
+from bot.records import OutboxRow
 from bot.sinks.base import Delivered, DeliveryError, HistoryLookup
 from bot.sinks.discord import _bucket_wait, _message_id, format_message, raise_for_post_status
-from bot.store import OutboxRow
 
 log = logging.getLogger(__name__)
 

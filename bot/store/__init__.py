@@ -11,7 +11,8 @@ its schema, and offers one narrow store per aggregate:
 - `terms`    watch terms (bot.store.terms)
 - `meta`     facts, workers, cycles (bot.store.meta)
 
-Callers get plain records (bot.store.records, bot.models), never rows.
+Callers get plain records (bot.records, bot.models), never rows: modules that
+only decide (schedule, decide, watchlist, ...) import those, never the store.
 Times are epoch seconds (float, UTC).
 """
 
@@ -21,6 +22,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bot.records import (
+    ASSEMBLING,
+    DEAD,
+    PENDING,
+    SENDING,
+    SENT,
+    Claim,
+    FeedRow,
+    FeedSuccess,
+    FollowupLine,
+    OutboxRow,
+    StoredItem,
+    StoryCopy,
+)
 from bot.store.database import (
     BackupFailed,
     Conflict,
@@ -35,20 +50,6 @@ from bot.store.database import (
 from bot.store.feeds import FeedStore
 from bot.store.meta import MetaStore, WorkerRow
 from bot.store.outbox import GateStore, OutboxStore
-from bot.store.records import (
-    ASSEMBLING,
-    DEAD,
-    PENDING,
-    SENDING,
-    SENT,
-    Claim,
-    FeedRow,
-    FeedSuccess,
-    FollowupLine,
-    OutboxRow,
-    StoredItem,
-    StoryCopy,
-)
 from bot.store.schema import SCHEMA_VERSION, backup_path, open_schema
 from bot.store.stories import StoryStore
 from bot.store.terms import TermStore

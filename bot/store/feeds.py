@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bot.records import FeedRow, FeedSuccess
 from bot.store.database import Database
-from bot.store.records import FeedRow, FeedSuccess
 
 
 class FeedStore:

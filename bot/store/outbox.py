@@ -15,8 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.store.database import Conflict, Database
-from bot.store.records import (
+from bot.records import (
     ASSEMBLING,
     DEAD,
     PENDING,
@@ -26,6 +25,7 @@ from bot.store.records import (
     FollowupLine,
     OutboxRow,
 )
+from bot.store.database import Conflict, Database
 
 _OUTBOX_INSERT = (
     "INSERT INTO outbox(channel, kind, state, payload, created_at, next_attempt_at) "
@@ -281,45 +281,34 @@ class OutboxStore:
         until the given times, in the same transaction. A claim that lost a
         race with another worker simply fails (the caller tries later).
         """
+        gates = GateStore(self.db)
         try:
-            return self._claim(outbox_id, owner=owner, now=now, gate_keys=gate_keys, hold=hold)
+            with self.db.transaction():
+                locked = self.db.rows(
+                    "SELECT channel, state FROM outbox WHERE id = ? FOR UPDATE", (outbox_id,)
+                )
+                if not locked or locked[0][1] != PENDING:
+                    return Claim(None)
+                channel = str(locked[0][0])
+                head = self.db.scalar(
+                    "SELECT MIN(id) FROM outbox WHERE channel = ? AND state IN (?, ?)",
+                    (channel, PENDING, SENDING),
+                )
+                if head != outbox_id:
+                    return Claim(None)
+                closed = gates.lock(sorted({*gate_keys, *hold}), gate_keys)
+                if closed is not None and closed > now:
+                    return Claim(None, closed)
+                self.db.execute(
+                    "UPDATE outbox SET state = ?, attempts = attempts + 1, sending_at = ?, "
+                    "sending_owner = ? WHERE id = ?",
+                    (SENDING, now, owner, outbox_id),
+                )
+                for key, until in hold.items():
+                    gates.push(key, until)
+                claimed = self.get(outbox_id)
         except Conflict:
             return Claim(None)
-
-    def _claim(
-        self,
-        outbox_id: int,
-        *,
-        owner: str,
-        now: float,
-        gate_keys: Sequence[str],
-        hold: dict[str, float],
-    ) -> Claim:
-        gates = GateStore(self.db)
-        with self.db.transaction():
-            locked = self.db.rows(
-                "SELECT channel, state FROM outbox WHERE id = ? FOR UPDATE", (outbox_id,)
-            )
-            if not locked or locked[0][1] != PENDING:
-                return Claim(None)
-            channel = str(locked[0][0])
-            head = self.db.scalar(
-                "SELECT MIN(id) FROM outbox WHERE channel = ? AND state IN (?, ?)",
-                (channel, PENDING, SENDING),
-            )
-            if head != outbox_id:
-                return Claim(None)
-            closed = gates.lock(sorted({*gate_keys, *hold}), gate_keys)
-            if closed is not None and closed > now:
-                return Claim(None, closed)
-            self.db.execute(
-                "UPDATE outbox SET state = ?, attempts = attempts + 1, sending_at = ?, "
-                "sending_owner = ? WHERE id = ?",
-                (SENDING, now, owner, outbox_id),
-            )
-            for key, until in hold.items():
-                gates.push(key, until)
-            claimed = self.get(outbox_id)
         return Claim(claimed)
 
     # The outcome of an attempt is recorded only by the sender that holds the

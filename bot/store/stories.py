@@ -16,8 +16,8 @@ from typing import Any
 
 from bot.models import Item
 from bot.neardup import SignatureRow
+from bot.records import ASSEMBLING, PENDING, SENDING, StoredItem, StoryCopy
 from bot.store.database import Database
-from bot.store.records import ASSEMBLING, PENDING, SENDING, StoredItem, StoryCopy
 
 # SQLite allows 32,766 parameters per statement; a few hundred keep each cheap.
 _CHUNK = 500

@@ -1,5 +1,6 @@
-"""The plain records the stores return and take. Callers see these, never
-database rows."""
+"""The plain records the stores (bot/store/) return and take. Callers see
+these, never database rows, and the modules that only decide (schedule,
+runner, metrics, ...) import them without loading any database code."""
 
 from __future__ import annotations
 
