@@ -214,7 +214,13 @@ def compare_syndicated(args: argparse.Namespace) -> None:
 def poll_once(config: Path, db: Path) -> float:
     """Wall time of `newshound poll --once --all` in a fresh process: start-up,
     loading and compiling the terms, the cycle and exit."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    # Bytecode caches as an installed package has them (a development shell
+    # may set PYTHONDONTWRITEBYTECODE: every start would compile bot/ again).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SLACK_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
     base = [sys.executable, "-m", "bot", "--config", str(config), "--db", str(db)]
     started = time.perf_counter()
     subprocess.run(

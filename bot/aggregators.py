@@ -30,6 +30,8 @@ _REDDIT_SITES = ("reddit.com", "redd.it")
 
 
 def _is_reddit(url: str | None) -> bool:
+    if not url or "redd" not in url.lower():
+        return False  # every item's link is asked: most never name Reddit
     try:
         host = (urlsplit(url).hostname or "") if url else ""
     except ValueError:

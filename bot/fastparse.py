@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import datetime
 import re
 from collections.abc import Callable
 from typing import Any
@@ -171,8 +172,41 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# The RFC 822 date nearly every RSS feed writes ("Sun, 06 Dec 2026 06:51:33
+# +0000"): read here as feedparser's RFC 822 handler reads it (its W3DTF
+# handler, tried first, takes nothing that starts with a day name), without
+# trying its list of handlers. Anything else goes to feedparser.
+_RFC822 = re.compile(
+    r"(?:mon|tue|wed|thu|fri|sat|sun), ([0-9]{2}) "
+    r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec) ([0-9]{4}) "
+    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) (?:([+-])([0-9]{2})([0-9]{2})|gmt|ut|utc|z)",
+    re.IGNORECASE | re.ASCII,
+)
+_MONTHS = {
+    month: number
+    for number, month in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+
+
 def _date(text: str) -> Any:
-    return _parse_date(text) if text else None
+    if not text:
+        return None
+    found = _RFC822.fullmatch(text)
+    if found is not None:
+        day, month, year, hour, minute, second, sign, tz_hours, tz_minutes = found.groups()
+        try:
+            stamp = datetime.datetime(
+                int(year), _MONTHS[month.lower()], int(day), int(hour), int(minute), int(second)
+            )
+            if sign:
+                offset = datetime.timedelta(hours=int(tz_hours), minutes=int(tz_minutes))
+                stamp = stamp - offset if sign == "+" else stamp + offset
+            return stamp.utctimetuple()
+        except (ValueError, OverflowError):
+            pass
+    return _parse_date(text)
 
 
 # --- one entry -------------------------------------------------------------------

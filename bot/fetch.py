@@ -35,6 +35,9 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import Any, TypeVar
 
+import bot.aiohttp_import  # noqa: F401 - aiohttp without its default TLS contexts
+
+# isort: split
 import aiohttp
 import certifi
 from yarl import URL

@@ -67,6 +67,7 @@ _POSSESSIVE = "p"
 _PLURAL = "s"
 
 _Label = tuple[str, str]
+_WordSpan = tuple[str, int, int]  # (field, first word, last word) of a phrase match
 
 
 @dataclass(frozen=True)
@@ -282,37 +283,54 @@ class Matcher(Generic[K]):
 
     def match_fields(self, fields: dict[str, str]) -> dict[K, list[Span]]:
         """Like `match`, over already extracted field texts."""
-        found: dict[int, list[Span]] = {}
+        found: dict[int, list[_WordSpan]] = {}
+        tokens_of: dict[str, list[Token]] = {}
         for name, text in fields.items():
             if text:
-                self._scan(name, text, found)
+                self._scan(name, text, found, tokens_of)
         if not found:
             return {}
 
-        spans_by_term: dict[int, list[Span]] = {}
+        spans_by_term: dict[int, list[_WordSpan]] = {}
         for pid, spans in found.items():
             for term in self._includers[pid]:
                 spans_by_term.setdefault(term, []).extend(spans)
 
         order = {name: index for index, name in enumerate(fields)}
-        result: dict[K, list[Span]] = {}
+        words_of: dict[K, list[_WordSpan]] = {}
         for term in sorted(spans_by_term):
             if any(pid in found for pid in self._excludes[term]):
                 continue
-            result.setdefault(self._keys[term], []).extend(spans_by_term[term])
-        for key, spans in result.items():
-            result[key] = sorted(set(spans), key=lambda s: (order[s.field], s.start, s.end))
+            words_of.setdefault(self._keys[term], []).extend(spans_by_term[term])
+        # Offsets only now, for the fields a surviving term matched in: most
+        # phrase hits are exclusions or belong to no term that survives.
+        result: dict[K, list[Span]] = {}
+        for key, word_spans in words_of.items():
+            unique_spans: set[Span] = set()
+            for name, first, last in word_spans:
+                tokens = tokens_of.get(name)
+                if tokens is None:
+                    tokens = tokens_of[name] = tokenize(fields[name])
+                unique_spans.add(Span(name, tokens[first].start, tokens[last].end))
+            result[key] = sorted(unique_spans, key=lambda s: (order[s.field], s.start, s.end))
         return result
 
-    def _scan(self, name: str, text: str, found: dict[int, list[Span]]) -> None:
-        """Record every phrase occurrence in one field's text into `found`."""
+    def _scan(
+        self,
+        name: str,
+        text: str,
+        found: dict[int, list[_WordSpan]],
+        tokens_of: dict[str, list[Token]],
+    ) -> None:
+        """Record every phrase occurrence in one field's text into `found`, as
+        word indexes; `tokens_of` gets the field's tokens if they were needed."""
         tokens: list[Token] | None = None
         # Words only (near C speed); offsets are computed just for texts that match.
         plain_words = ascii_words(text) if name != "tags" else None
         if plain_words is not None:
             words = plain_words
         else:
-            tokens = tokenize(text)
+            tokens = tokens_of[name] = tokenize(text)
             words = [t.word for t in tokens]
         first_forms = self._first_forms
         # Rare: a word with two spellings ("đ"; only Đ and đ fold to one).
@@ -335,12 +353,13 @@ class Matcher(Generic[K]):
             while nodes:
                 for node in nodes:
                     if node.phrases:
-                        if tokens is None:  # first real match in this text: now offsets
-                            tokens = tokenize(text)
-                        span = Span(name, tokens[first].start, tokens[last].end)
+                        span = (name, first, last)
                         for pid, hyphen_gaps in node.phrases:
-                            if hyphen_gaps and not _hyphenated(text, tokens, first, hyphen_gaps):
-                                continue
+                            if hyphen_gaps:
+                                if tokens is None:  # rare: a hyphenated phrase
+                                    tokens = tokens_of[name] = tokenize(text)
+                                if not _hyphenated(text, tokens, first, hyphen_gaps):
+                                    continue
                             found.setdefault(pid, []).append(span)
                 last += 1
                 if last >= count or last in breaks:

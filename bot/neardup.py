@@ -357,6 +357,8 @@ def some_feed_signatures(
     """`feed_signatures` for the `wanted` entries only (None for the rest),
     at the cost of those: the tagline rule compares the other entries' leads
     as whitespace- and case-folded text instead of normalising them all."""
+    if not any(wanted):
+        return [None] * len(entries)  # most feeds: nothing would alert
     titles_by_lead: dict[str, set[str]] = {}
     folded = [" ".join(lead[:MAX_LEAD_CHARS].split()).casefold() for _title, lead in entries]
     for (title, _lead), lead in zip(entries, folded, strict=True):

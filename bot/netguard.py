@@ -20,6 +20,9 @@ import threading
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
+import bot.aiohttp_import  # noqa: F401 - aiohttp without its default TLS contexts
+
+# isort: split
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 IPAddress = IPv4Address | IPv6Address

@@ -219,6 +219,12 @@ _ASCII_WORD_RE = re.compile(
     f"{_DOTTED}|[A-Za-z0-9]+(?:(?:'|_+|(?<=[A-Za-z])&(?=[A-Za-z]))[A-Za-z0-9]+)*"
     r"(?:(?<=[A-Za-z])(?:\+\+|[+#])(?![A-Za-z0-9]))?"
 )
+# The same for lower-case ASCII text, where no capital (hence no dotted
+# capitals word) can occur: a quarter faster, and most text goes through it.
+_LOWER_WORD_RE = re.compile(
+    r"[a-z0-9]+(?:(?:'|_+|(?<=[a-z])&(?=[a-z]))[a-z0-9]+)*"
+    r"(?:(?<=[a-z])(?:\+\+|[+#])(?![a-z0-9]))?"
+)
 # Text where every word is lower case or capitalised ("Trade Deal"): no
 # capitals word (US, NGOs, AT&T) and no dotted one (U.S.), so the words of its
 # lower-cased copy are its words.
@@ -296,7 +302,7 @@ def tokenize(text: str) -> list[Token]:
         # Most texts: no capitals word (hence no dotted one either) and no
         # apostrophe, so every word is its match in the lower-cased copy.
         return [
-            Token(m.start(), m.end(), m.group()) for m in _ASCII_WORD_RE.finditer(plain.lower())
+            Token(m.start(), m.end(), m.group()) for m in _LOWER_WORD_RE.finditer(plain.lower())
         ]
     if plain is not None:
         # Fast path for the common case: same words, no folding beyond lower().
@@ -384,7 +390,7 @@ def ascii_words(text: str) -> list[str] | None:
 
 def _lower_words(text: str) -> list[str]:
     """The words of a lower-case ASCII text (also: of one such word)."""
-    words = _ASCII_WORD_RE.findall(text)
+    words = _LOWER_WORD_RE.findall(text)
     if "'" not in text:
         return words
     if not any(word.partition("'")[0] in _ELIDED for word in words if "'" in word):

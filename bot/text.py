@@ -68,7 +68,13 @@ def _collapse(s: str) -> str:
     # `\s+` (both use str.isspace) at a fraction of the cost, and text with
     # only printable characters holds none of the _CONTROL ones (all are
     # categories Cc/Cf), so the common case never runs a regex.
-    if not s.isprintable():
+    # Text is collapsed several times on its way (plain, searchable, stored):
+    # printable text holds no whitespace but " ", so without a double, leading
+    # or trailing space it is already collapsed.
+    if s.isprintable():
+        if "  " not in s and s[:1] != " " and s[-1:] != " ":
+            return s
+    else:
         s = _CONTROL.sub("", s)
     return " ".join(s.split())
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from feedgen import FeedEntry, atom, json_feed, rss
 
-from bot.fastparse import Declined, read_feed
+from bot.fastparse import Declined, _date, read_feed
 from bot.models import FeedError, ParsedFeed
 from bot.parse import parse_feed
 
@@ -590,3 +590,25 @@ def test_feedparser_error_xml_base_leaks_into_later_entries() -> None:
     assert reference.items[1].link == "https://other.example/dir/relative.html"  # the error
     assert fast.items[1].link == "https://feeds.example/news/relative.html"
     assert _describe(_parse(doc, "auto")) == _describe(fast)
+
+
+def test_rss_dates_read_without_feedparser_match_feedparser() -> None:
+    """The RFC 822 shortcut gives feedparser's struct_time for every date it
+    takes (offsets, zone names, impossible days and hours, any case) and
+    leaves the rest to feedparser."""
+    from feedparser.datetimes import _parse_date
+
+    rng = random.Random(16)
+    days = ["Mon", "Sun", "sun", "THU"]
+    months = ["Jan", "Feb", "feb", "DEC", "Sep"]
+    zones = ["+0000", "-0000", "+0530", "-0800", "+1400", "+9999", "GMT", "gmt", "UT", "UTC", "Z"]
+    samples = ["", "2026-12-06T06:51:33Z", "Sun, 6 Dec 2026 06:51:33 GMT", "Sun, 06 Dec 26 06:51"]
+    for _ in range(3000):
+        year = rng.choice([1, 1969, 1970, 2024, 9999, rng.randint(1, 9999)])
+        samples.append(
+            f"{rng.choice(days)}, {rng.randint(0, 32):02d} {rng.choice(months)} {year:04d} "
+            f"{rng.randint(0, 25):02d}:{rng.randint(0, 61):02d}:{rng.randint(0, 61):02d} "
+            f"{rng.choice(zones)}"
+        )
+    for text in samples:
+        assert _date(text) == _parse_date(text), text

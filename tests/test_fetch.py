@@ -600,3 +600,25 @@ def test_multi_member_gzip_and_trailing_junk(feed_server: FeedServer, fetcher: F
     assert fetcher.fetch(feed_server.url("/m.xml")).body == FEED
     feed_server.set("/j.xml", gz(FEED) + b"junk!", headers={"Content-Encoding": "gzip"})
     assert fetcher.fetch(feed_server.url("/j.xml")).body == FEED
+
+
+def test_aiohttp_is_imported_without_loading_certificates_and_ssl_is_restored() -> None:
+    """aiohttp 3.x builds two default TLS contexts at import
+    (aiohttp/connector.py: `_SSL_CONTEXT_VERIFIED = _make_ssl_context(True)`,
+    which calls `ssl.create_default_context()`, and the unverified one, which
+    calls `set_default_verify_paths()`). bot.aiohttp_import makes those load
+    no CA, so they could only fail closed, and leaves the ssl module as it was."""
+    script = (
+        "import ssl\n"
+        "import bot.fetch\n"
+        "import aiohttp.connector as c\n"
+        "v = c._SSL_CONTEXT_VERIFIED\n"
+        "print(v.cert_store_stats()['x509_ca'], v.verify_mode == ssl.CERT_REQUIRED,"
+        " v.check_hostname)\n"
+        "print(ssl.create_default_context().cert_store_stats()['x509_ca'] > 0,"
+        " 'set_default_verify_paths' in ssl.SSLContext.__dict__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert done.stdout.split("\n")[:2] == ["0 True True", "True False"], done.stderr

@@ -299,3 +299,40 @@ def test_all_hostile_feeds_in_one_cycle(db_url: str, servers: Servers, tmp_path:
         f"hostile cycle: {elapsed:.1f}s, peak RSS {memory.peak_kb // 1024} MB "
         f"over up to {memory.peak_processes} processes"
     )
+
+
+def _any_case_pattern(word: str) -> re.Pattern[bytes]:
+    """The entity guard's earlier form: a case-insensitive byte pattern for
+    `word` in ASCII and UTF-16/32, built character by character."""
+    alternatives = []
+    for enc in ("ascii", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
+        parts = []
+        for ch in word:
+            forms = sorted({ch.lower().encode(enc), ch.upper().encode(enc)})
+            parts.append(b"(?:" + b"|".join(re.escape(f) for f in forms) + b")")
+        alternatives.append(b"".join(parts))
+    return re.compile(b"|".join(alternatives))
+
+
+def test_entity_guard_finds_what_a_case_insensitive_pattern_finds() -> None:
+    """The guard looks for "<!DOCTYPE" and "<!ENTITY" in lower-cased bytes;
+    it must agree with the per-character pattern on any bytes: mixed case,
+    UTF-16/32 in both byte orders, letters next to non-ASCII bytes."""
+    import random
+
+    from bot.parse import _DOCTYPE, _ENTITY, _contains
+
+    rng = random.Random(16)
+    pieces = [b"<", b"!", b"\x00", b"\xc4", b"\x9f", b"A", b"z", b" "]
+    for word in ("<!DOCTYPE", "<!doctype", "<!DocType", "<!ENTITY", "<!entity"):
+        for enc in ("ascii", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"):
+            pieces.append(word.encode(enc))
+            pieces.append(word.encode(enc)[:-1])
+    references = (
+        (_DOCTYPE, _any_case_pattern("<!DOCTYPE")),
+        (_ENTITY, _any_case_pattern("<!ENTITY")),
+    )
+    for _ in range(5000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        for forms, pattern in references:
+            assert _contains(data.lower(), forms) == bool(pattern.search(data)), data

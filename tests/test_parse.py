@@ -134,6 +134,14 @@ def test_remove_urls(text: str, without: str) -> None:
 
 def test_clean_text() -> None:
     assert clean_text("  a\n\nb\tc\x00 ") == "a b c"
+    # Text that is already clean comes back as it is (the shortcut), and
+    # every other whitespace character is caught by the printable test.
+    assert clean_text("a b c") == "a b c"
+    assert clean_text("a  b") == "a b" and clean_text(" a") == "a" and clean_text("a ") == "a"
+    for space in "\xa0\u2028\u3000\x85\x1f\u200b":
+        assert clean_text(f"a{space}b") in ("a b", "ab")
+    others = [chr(c) for c in range(0x110000) if chr(c).isspace() and chr(c) != " "]
+    assert others and not any(ch.isprintable() for ch in others)
     assert clean_text("x" * 10, max_len=5) == "xxxx…"
     assert len(clean_text("word " * 100, max_len=50)) <= 50
     assert clean_text("short", max_len=50) == "short"

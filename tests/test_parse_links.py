@@ -12,6 +12,7 @@ the show's site, and an Atom feed with feed- and entry-level xml:base
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urljoin
 
 from bot.models import ParsedFeed
 from bot.parse import _ESCAPED_AMPERSAND, _resolved_web_link, parse_feed, web_link
@@ -210,6 +211,20 @@ _LINKS = [
     "mailto:a@news.example",
     "  https://news.example/padded  ",
     "https://news.example/" + "x" * 5000,
+    "http://news.example/a/../b/./c",
+    "http://news.example/a;b",
+    "http://news.example/a?#",
+    "http://news.example/a?q#",
+    "http://news.example?q=1",
+    "http://news.example#f",
+    "http://news.example:/x",
+    "http://news.example/%zz/~a_b-c.d/!$'()*+,=:@?x=/?&y#a#b",
+    "http://news.example/caf\u00e9",
+    "http://news.\u00e9xample/x",
+    "http://n\uff0eexample/x",
+    "http://news.example/a b",
+    "http://news.example/a[b]",
+    "http://news.example/a|b",
 ]
 _BASES = [
     "",
@@ -232,3 +247,5 @@ def test_absolute_links_resolve_exactly_as_urljoin_against_any_base() -> None:
             stripped = _ESCAPED_AMPERSAND.sub("&", link.strip())
             expected = _resolved_web_link(base, stripped) if len(stripped) <= 4096 else None
             assert web_link(link, base) == expected, (link, base)
+            if expected is not None and base:
+                assert expected == urljoin(base, stripped), (link, base)

@@ -465,3 +465,19 @@ def test_plain_terms_parse_as_the_general_parser_does(
     monkeypatch.setattr(query, "_SIMPLE_TERM_RE", re.compile(r"(?!)"))
     assert parsed() == shortcut
     query.parse_query.cache_clear()
+
+
+def test_lower_case_word_pattern_finds_what_the_full_one_finds_in_lower_case_text() -> None:
+    """`_LOWER_WORD_RE` is `_ASCII_WORD_RE` for text without capitals: same
+    words at the same offsets (names with symbols, apostrophes, underscores)."""
+    import random
+
+    from bot.query import _ASCII_WORD_RE, _LOWER_WORD_RE
+
+    rng = random.Random(16)
+    pieces = [*"abz09'_&+#.- ,", "++", "c++", "at&t", "a.b.", "x_y", "it's", "f#"]
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        assert [m.span() for m in _LOWER_WORD_RE.finditer(text)] == [
+            m.span() for m in _ASCII_WORD_RE.finditer(text)
+        ], text
