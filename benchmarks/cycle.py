@@ -46,14 +46,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import feedparser
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from feedfarm import FeedFarm, make_terms
+from feedfarm import FeedFarm, make_terms, write_config
 
-from bot.commands import MAX_TERMS_PER_CHANNEL
 from bot.config import load_config
 from bot.fetch import Fetcher
 from bot.match import Matcher
@@ -63,7 +61,6 @@ from bot.query import parse_query
 from bot.store import Store
 from bot.wiring import fetch_policy
 
-CHANNELS = 10
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -121,26 +118,6 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return 0.0
-
-
-def write_config(path: Path, urls: list[str], terms: list[str]) -> None:
-    channels = max(CHANNELS, -(-len(terms) // MAX_TERMS_PER_CHANNEL))
-    per_channel = [terms[i::channels] for i in range(channels)]
-    document = {
-        "settings": {
-            "allow_networks": ["127.0.0.0/8"],
-            "max_age": "0",
-            "fetch_timeout": "60s",
-            "send_interval": "0s",
-        },
-        "feeds": [{"url": u} for u in urls],
-        "watches": [
-            {"channel": f"C0BENCH{n:04d}", "terms": chunk}
-            for n, chunk in enumerate(per_channel)
-            if chunk
-        ],
-    }
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
 
 
 def run_cycles(

@@ -21,8 +21,11 @@ import multiprocessing
 import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
+
+import yaml
 
 WORDS = (  # noqa: SIM905 - a readable word list
     "trade deal tariff export import semiconductor chip supply chain minister talks "
@@ -237,3 +240,30 @@ class FeedFarm(_Bodies):
     def __exit__(self, *exc: object) -> None:
         self._process.kill()
         self._process.join()
+
+
+CHANNELS = 10
+
+
+def write_config(path: Path, urls: list[str], terms: list[str]) -> None:
+    """A feeds.yaml for the benchmarks: every feed, the terms spread over
+    CHANNELS channels (more when one would pass the per-channel limit)."""
+    from bot.commands import MAX_TERMS_PER_CHANNEL
+
+    channels = max(CHANNELS, -(-len(terms) // MAX_TERMS_PER_CHANNEL))
+    per_channel = [terms[i::channels] for i in range(channels)]
+    document = {
+        "settings": {
+            "allow_networks": ["127.0.0.0/8"],
+            "max_age": "0",
+            "fetch_timeout": "60s",
+            "send_interval": "0s",
+        },
+        "feeds": [{"url": u} for u in urls],
+        "watches": [
+            {"channel": f"C0BENCH{n:04d}", "terms": chunk}
+            for n, chunk in enumerate(per_channel)
+            if chunk
+        ],
+    }
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")

@@ -48,45 +48,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from feedfarm import FeedFarm, make_terms
+from feedfarm import FeedFarm, make_terms, write_config
 
-from bot.commands import MAX_TERMS_PER_CHANNEL
 from bot.config import Settings
 from bot.store import Conflict, Store
 from bot.store.database import POOL_SIZE, Database
 
 PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
-CHANNELS = 10
 CYCLE_PERIOD = 3600.0  # the workers' shared cycle (budgets, digests)
 SAMPLE_EVERY = 0.05  # seconds between looks at pg_stat_activity
 
 
 # -- the config ---------------------------------------------------------------
-
-
-def write_config(path: Path, urls: list[str], terms: list[str]) -> None:
-    """As benchmarks/cycle.py: the terms spread over CHANNELS channels."""
-    channels = max(CHANNELS, -(-len(terms) // MAX_TERMS_PER_CHANNEL))
-    document = {
-        "settings": {
-            "allow_networks": ["127.0.0.0/8"],
-            "max_age": "0",
-            "fetch_timeout": "60s",
-            "send_interval": "0s",
-        },
-        "feeds": [{"url": u} for u in urls],
-        "watches": [
-            {"channel": f"C0BENCH{n:04d}", "terms": terms[n::channels]}
-            for n in range(channels)
-            if terms[n::channels]
-        ],
-    }
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
 
 
 # -- timing the database inside a worker ------------------------------------
