@@ -21,7 +21,7 @@ from fakediscord_api import APPLICATION_ID, BOT_TOKEN, FakeDiscordApi
 from feedgen import FeedEntry, rss
 from feedserver import FeedServer
 
-from bot.deliver import Deliverer
+from bot.deliver import IN_FLIGHT, Deliverer
 from bot.messages import ALERT
 from bot.sinks.discord import format_message
 from bot.sinks.discord_bot import GLOBAL_GATE, DiscordBotSink, nonce_for
@@ -361,11 +361,14 @@ def test_sigkill_during_bot_delivery_loses_nothing_and_duplicates_nothing(
             killed += 1
     assert killed >= 6, f"only {killed} of {round_} runs were killed mid-way"
     api.drop_after_accept = 0
-    for _ in range(5):
+    # A send the last kill interrupted is looked for once it is IN_FLIGHT old.
+    settle_by = time.monotonic() + IN_FLIGHT + 10 * full_run
+    for _ in range(30):
         run(None)
         with Store(db) as check:
-            if set(check.outbox.counts()) == {SENT}:
+            if set(check.outbox.counts()) == {SENT} or time.monotonic() > settle_by:
                 break
+        time.sleep(0.5)
     with Store(db) as check:
         assert check.meta.damage() is None
         assert set(check.outbox.counts()) == {SENT}
