@@ -22,6 +22,21 @@ from bot.store.database import Database
 # SQLite allows 32,766 parameters per statement; a few hundred keep each cheap.
 _CHUNK = 500
 
+_ITEM_COLUMNS = (
+    "story_key",
+    "feed_id",
+    "guid",
+    "link",
+    "title",
+    "summary",
+    "tags",
+    "author",
+    "published_at",
+    "first_seen_at",
+    "last_seen_at",
+    "source_name",
+)
+
 
 class StoryStore:
     def __init__(self, db: Database) -> None:
@@ -57,11 +72,9 @@ class StoryStore:
         if not entries:
             return []
         with self.db.transaction():
-            ids = self.db.insert_ids(
-                """INSERT INTO items(story_key, feed_id, guid, link, title, summary, tags,
-                                     author, published_at, first_seen_at, last_seen_at,
-                                     source_name)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+            ids = self.db.insert_rows(
+                "items",
+                _ITEM_COLUMNS,
                 [
                     (
                         keys[0],
@@ -70,7 +83,7 @@ class StoryStore:
                         item.link,
                         item.title,
                         item.summary,
-                        json.dumps(list(item.tags)),
+                        json.dumps(list(item.tags)) if item.tags else "[]",
                         item.author,
                         item.published,
                         now,
