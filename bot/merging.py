@@ -19,6 +19,7 @@ alerts this channel once (its feed never carried the story before).
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ class StoryMerger:
         # rows indexed since (item key -> seen): see `refresh`.
         self._cycle_mark = 0
         self._indexed: dict[str, float] = {}
+        # (seen, item key) of `_indexed`, oldest first: what falls out of the
+        # window is found without going over every row after every feed.
+        self._expiry: list[tuple[float, str]] = []
 
     @property
     def enabled(self) -> bool:
@@ -73,11 +77,15 @@ class StoryMerger:
         self._last_row = max(top, self._last_row)
         self._index.advance(now)
         horizon = now - self.window
-        self._indexed = {key: seen for key, seen in self._indexed.items() if seen >= horizon}
+        while self._expiry and self._expiry[0][0] < horizon:
+            seen, key = heapq.heappop(self._expiry)
+            if self._indexed.get(key) == seen:
+                del self._indexed[key]
         for row in rows:
             if row.item in self._indexed:
                 continue
             self._indexed[row.item] = row.seen
+            heapq.heappush(self._expiry, (row.seen, row.item))
             self._index.add(row)
 
     def find_copies(
