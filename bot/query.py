@@ -388,8 +388,22 @@ def ascii_words(text: str) -> list[str] | None:
     return out
 
 
+# Every ASCII character but [a-z0-9] as a space. In lower-case ASCII text
+# without the characters that join or extend a `_LOWER_WORD_RE` word (it's,
+# eu_watcher, r&d, c++, c#) all of them only separate words.
+_SEPARATORS_TO_SPACE = str.maketrans(
+    {chr(code): " " for code in range(128) if not re.fullmatch("[a-z0-9]", chr(code))}
+)
+
+
 def _lower_words(text: str) -> list[str]:
     """The words of a lower-case ASCII text (also: of one such word)."""
+    if text.isascii() and not (
+        "'" in text or "_" in text or "&" in text or "+" in text or "#" in text
+    ):
+        # The words are the runs of [a-z0-9]: a translate and split find them
+        # at a third of the regex's cost.
+        return text.translate(_SEPARATORS_TO_SPACE).split()
     words = _LOWER_WORD_RE.findall(text)
     if "'" not in text:
         return words
