@@ -75,7 +75,9 @@ def web_link(link: Any, base: str) -> str | None:
     With an empty `base` only an absolute http(s) URL is usable."""
     if not isinstance(link, str):
         return None
-    link = _ESCAPED_AMPERSAND.sub("&", link.strip())
+    link = link.strip()
+    if "&" in link:
+        link = _ESCAPED_AMPERSAND.sub("&", link)
     if not link or len(link) > 4096:
         return None
     if base and _ABSOLUTE_HTTP.match(link) and link.isprintable():
@@ -322,15 +324,20 @@ def _link_rows(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [one for one in links if isinstance(one, Mapping)] if isinstance(links, list) else []
 
 
-def _own_link(entry: Mapping[str, Any], base: str) -> str | None:
-    """The entry's web link. feedparser also copies a permalink <guid> (RSS
-    guid without isPermaLink="false") or an Atom <id> into `link` when there
-    is no link element; such a value is a link only when it is an absolute
-    http(s) URL already, never "story-123" resolved against the base."""
+def _own_links(entry: Mapping[str, Any], base: str, feed_url: str) -> tuple[str | None, str | None]:
+    """The entry's web link resolved against `base`, and against `feed_url`
+    (as earlier releases resolved it). feedparser also copies a permalink
+    <guid> (RSS guid without isPermaLink="false") or an Atom <id> into `link`
+    when there is no link element; such a value is a link only when it is an
+    absolute http(s) URL already, never "story-123" resolved against a base."""
     link = entry.get("link")
     rows = _link_rows(entry)
     hrefs = [one.get("href") for one in rows if one.get("rel", "alternate") != "enclosure"]
-    return web_link(link, base if link in hrefs else "")
+    if link not in hrefs:
+        own = web_link(link, "")
+        return own, own
+    own = web_link(link, base)
+    return own, (web_link(link, feed_url) if feed_url != base else own)
 
 
 def _enclosure_link(entry: Mapping[str, Any], base: str) -> str | None:
@@ -375,11 +382,11 @@ def _entry_to_item(entry: Mapping[str, Any], base: str, feed_url: str) -> Item:
     if published is None:
         published = _timestamp(_field(entry, "updated_parsed"))
     author = _label(entry.get("author"), entry.get("author_detail"), 200)
-    own = _own_link(entry, base)
+    # `before`: the link earlier releases gave the item (resolved against the
+    # feed URL, a Reddit thread kept).
+    own, before = _own_links(entry, base, feed_url)
     link = own or _enclosure_link(entry, base)
     link = reddit_article(_raw_content(entry), link) or link
-    # Earlier releases resolved against the feed URL and kept Reddit threads.
-    before = _own_link(entry, feed_url) if base != feed_url else own
     publisher, publisher_url = _publisher(entry)
     item = Item(
         title=without_publisher(title, publisher),
