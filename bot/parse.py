@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 from bot.aggregators import reddit_article, without_publisher
 from bot.models import FeedError, Item, ParsedFeed
 from bot.story_identity import is_aggregated
-from bot.text import clean_text, plain_text, searchable_text
+from bot.text import clean_text, plain_text, searchable_text, truncate
 
 SUMMARY_MAX = 4000
 TITLE_MAX = 500
@@ -296,7 +296,8 @@ def _entry_summary(entry: Mapping[str, Any]) -> str:
         # Without a summary element feedparser copies the content into
         # `summary` and gives it no type: never take that raw markup as text.
         candidates.append(_text(summary, {"type": "text/html"}))
-    return clean_text(max(candidates, key=len, default=""), SUMMARY_MAX)
+    # Searchable text is collapsed already: only the length is left to cap.
+    return truncate(max(candidates, key=len, default=""), SUMMARY_MAX)
 
 
 def _category(tag: Mapping[str, Any]) -> str:

@@ -175,6 +175,29 @@ def test_clean_text_equals_the_regex_definition() -> None:
         assert clean_text(s) == expected, repr(s)
 
 
+def test_plain_and_searchable_text_come_out_collapsed() -> None:
+    """plain_text and searchable_text collapse once and then only truncate:
+    right while every step after the collapse (URL and boilerplate removal)
+    leaves collapsed text collapsed, so clean_text changes none of their
+    results (HTML or not, unprintable characters, URLs, platform footers)."""
+    import random
+
+    from bot.text import plain_text
+
+    pieces = [*"ab é<>&;.!\t\n\x00\x1c\x85\xa0\xad\u2028\u200b\ufeff\U000e0001", "<p>", "</b>"]
+    pieces += ["&amp;lt;i&amp;gt;", "&nbsp;", "https://x.org/a.", "(www.x.org)", "Comments", "  "]
+    pieces += ["Comments URL:", "Points: 3", "submitted by /u/x [link] [comments]", "\ufffe"]
+    pieces += ["Thanks for reading X! Subscribe now.", "is a reader-supported publication."]
+    rng = random.Random(9)
+    for _ in range(5000):
+        s = "".join(rng.choice(pieces) for _ in range(rng.randrange(10)))
+        for is_html in (False, True):
+            for text in (plain_text(s, is_html=is_html), searchable_text(s, is_html=is_html)):
+                assert clean_text(text) == text, repr(s)
+            long = plain_text(s, is_html=is_html)
+            assert plain_text(s, is_html=is_html, max_len=7) == clean_text(long, 7), repr(s)
+
+
 # --- RSS / Atom / JSON Feed ----------------------------------------------------------------
 
 
