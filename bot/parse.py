@@ -29,8 +29,8 @@ _ENCODINGS = ("ascii", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 
 
 def _any_case(word: str) -> tuple[bytes, ...]:
-    """`word` in lower case, encoded in ASCII and UTF-16/32: what `_contains`
-    looks for in lower-cased bytes."""
+    """`word` in lower case, encoded in ASCII (first) and UTF-16/32: what
+    `_contains` looks for in lower-cased bytes."""
     return tuple(word.lower().encode(enc) for enc in _ENCODINGS)
 
 
@@ -38,6 +38,10 @@ def _contains(lowered: bytes, forms: tuple[bytes, ...]) -> bool:
     """Whether bytes, lower-cased by `bytes.lower` (ASCII letters only; every
     other byte is kept), hold one of `forms`: the same as a case-insensitive
     pattern over the original bytes, at the speed of a substring search."""
+    if b"\x00" not in lowered:
+        # Most documents: every form but the ASCII one (UTF-16 and UTF-32)
+        # holds a zero byte, so one search instead of five.
+        return forms[0] in lowered
     return any(form in lowered for form in forms)
 
 

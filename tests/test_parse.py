@@ -358,6 +358,23 @@ def test_entities_refused_in_other_encodings(encoding: str) -> None:
     assert "entities" in parse_error(text.encode(encoding)).message
 
 
+def test_entity_scan_without_zero_bytes_looks_for_the_ascii_form_only() -> None:
+    """`_contains` searches only the ASCII form in bytes without a zero byte:
+    right while every UTF-16/32 form holds one. Same answer as searching
+    every form, for bytes in every encoding, with and without zero bytes."""
+    import random
+
+    from bot.parse import _DOCTYPE, _ENTITY, _contains
+
+    assert all(b"\x00" in form for form in (*_DOCTYPE[1:], *_ENTITY[1:]))
+    rng = random.Random(11)
+    pieces = [b"<!doctype", b"<!entity", b"<!", b"x", b"\x00", b"<", b"!", *_DOCTYPE, *_ENTITY]
+    for _ in range(5000):
+        lowered = b"".join(rng.choice(pieces) for _ in range(rng.randrange(8)))
+        for forms in (_DOCTYPE, _ENTITY):
+            assert _contains(lowered, forms) == any(f in lowered for f in forms), lowered
+
+
 def test_external_entity_refused() -> None:
     body = b"""<?xml version="1.0"?>
 <!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
