@@ -207,7 +207,7 @@ def _date(text: str) -> Any:
             stamp = datetime.datetime(
                 int(year), _MONTHS[month.lower()], int(day), int(hour), int(minute), int(second)
             )
-            if sign:
+            if sign and tz_hours + tz_minutes != "0000":  # most feeds write "+0000"
                 offset = datetime.timedelta(hours=int(tz_hours), minutes=int(tz_minutes))
                 stamp = stamp - offset if sign == "+" else stamp + offset
             return stamp.utctimetuple()
