@@ -397,18 +397,19 @@ def _joins_words(text: str) -> bool:
     return "'" in text or "_" in text or "&" in text or "+" in text or "#" in text
 
 
-# Every ASCII character but [a-z0-9] as a space: what only separates words
-# in text that `_joins_words` finds nothing in.
-_SEPARATORS_TO_SPACE = str.maketrans(
-    {chr(code): " " for code in range(128) if not re.fullmatch("[a-z0-9]", chr(code))}
+# Every byte but [a-z0-9] as a space: what only separates words in ASCII
+# text that `_joins_words` finds nothing in.
+_SEPARATORS_TO_SPACE = bytes(
+    code if re.fullmatch(b"[a-z0-9]", bytes([code])) else ord(" ") for code in range(256)
 )
 
 
 def _lower_words(text: str) -> list[str]:
     """The words of a lower-case ASCII text (also: of one such word)."""
     if text.isascii() and not _joins_words(text):
-        # A translate and split find them at a third of the regex's cost.
-        return text.translate(_SEPARATORS_TO_SPACE).split()
+        # Translating the bytes (a table lookup each) and splitting finds
+        # them at a sixth of the regex's cost.
+        return text.encode("ascii").translate(_SEPARATORS_TO_SPACE).decode("ascii").split()
     words = _LOWER_WORD_RE.findall(text)
     if "'" not in text:
         return words
