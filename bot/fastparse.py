@@ -142,9 +142,16 @@ class _Doc:
                 raise Declined(f"markup inside <{etree.QName(el).localname}>")
             value = (el.text or "").strip()
         value = self.fix(value)
-        if not self.atom and type_ == "text/plain" and _looks_like_html(value):
+        if not self.atom and type_ == "text/plain" and _may_look_like_html(value):
             type_ = "text/html"
         return {"type": type_, "language": None, "base": self.base(el), "value": value}
+
+
+def _may_look_like_html(text: str) -> bool:
+    """feedparser's `looks_like_html`, which wants a close tag or an entity
+    reference: text with neither "<" nor "&" (most RSS titles) is plain
+    without the two regex searches."""
+    return ("<" in text or "&" in text) and _looks_like_html(text)
 
 
 def _inner_xhtml(el: Any) -> str:
@@ -200,7 +207,7 @@ def _date(text: str) -> Any:
             stamp = datetime.datetime(
                 int(year), _MONTHS[month.lower()], int(day), int(hour), int(minute), int(second)
             )
-            if sign:
+            if sign and tz_hours + tz_minutes != "0000":  # most feeds write "+0000"
                 offset = datetime.timedelta(hours=int(tz_hours), minutes=int(tz_minutes))
                 stamp = stamp - offset if sign == "+" else stamp + offset
             return stamp.utctimetuple()
@@ -366,7 +373,8 @@ def _entry(doc: _Doc, item: Any) -> dict[str, Any]:
                 else:
                     value = doc.plain(el)
                     value = _urljoin(doc.base(el), value) if value else value
-                    value = _LINK_ENTITY.sub(r"&\g<1>", value.replace("&amp;", "&"))
+                    if "&" in value:
+                        value = _LINK_ENTITY.sub(r"&\g<1>", value.replace("&amp;", "&"))
                     entry["link"] = value
                     link_seen = True
                     if value:

@@ -244,6 +244,9 @@ class Matcher(Generic[K]):
         # Every text word that can start some phrase: one set lookup rejects
         # the vast majority of words before any trie walking.
         self._first_forms: set[str] = set()
+        # The root's children that each start word leads to, kept as texts
+        # meet them: most starts are the same few common words.
+        self._first_nodes: dict[str, list[_Node]] = {}
         self._keys: list[K] = []
         # Keyed with the written forms too: `trade-deal` (also "tradedeal")
         # equals `trade deal` as a Phrase but has one more path.
@@ -345,10 +348,12 @@ class Matcher(Generic[K]):
         if not starts:
             return
         breaks = _tag_breaks(text, tokens) if tokens is not None and name == "tags" else frozenset()
-        root_children = self._root.children
+        first_nodes = self._first_nodes
         count = len(words)
         for first in starts:
-            nodes = [c for c in map(root_children.get, _labels(words[first])) if c is not None]
+            nodes = first_nodes.get(words[first])
+            if nodes is None:
+                nodes = first_nodes[words[first]] = self._children_of_root(words[first])
             last = first
             while nodes:
                 for node in nodes:
@@ -373,6 +378,10 @@ class Matcher(Generic[K]):
                             if child is not None:
                                 following.append(child)
                 nodes = following
+
+    def _children_of_root(self, word: str) -> list[_Node]:
+        children = self._root.children
+        return [child for child in map(children.get, _labels(word)) if child is not None]
 
 
 def _hyphenated(text: str, tokens: list[Token], first: int, gaps: tuple[int, ...]) -> bool:

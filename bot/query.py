@@ -225,6 +225,9 @@ _LOWER_WORD_RE = re.compile(
     r"[a-z0-9]+(?:(?:'|_+|(?<=[a-z])&(?=[a-z]))[a-z0-9]+)*"
     r"(?:(?<=[a-z])(?:\+\+|[+#])(?![a-z0-9]))?"
 )
+# The same for such text without the characters of its optional parts (see
+# `_joins_words`): twice as fast.
+_PLAIN_WORD_RE = re.compile("[a-z0-9]+")
 # Text where every word is lower case or capitalised ("Trade Deal"): no
 # capitals word (US, NGOs, AT&T) and no dotted one (U.S.), so the words of its
 # lower-cased copy are its words.
@@ -301,9 +304,8 @@ def tokenize(text: str) -> list[Token]:
     if plain is not None and "'" not in plain and _CAPITALS_RE.search(plain) is None:
         # Most texts: no capitals word (hence no dotted one either) and no
         # apostrophe, so every word is its match in the lower-cased copy.
-        return [
-            Token(m.start(), m.end(), m.group()) for m in _LOWER_WORD_RE.finditer(plain.lower())
-        ]
+        pattern = _LOWER_WORD_RE if _joins_words(plain) else _PLAIN_WORD_RE
+        return [Token(m.start(), m.end(), m.group()) for m in pattern.finditer(plain.lower())]
     if plain is not None:
         # Fast path for the common case: same words, no folding beyond lower().
         for m in _ASCII_WORD_RE.finditer(plain):
@@ -388,8 +390,26 @@ def ascii_words(text: str) -> list[str] | None:
     return out
 
 
+def _joins_words(text: str) -> bool:
+    """Whether `text` holds a character that joins or extends a
+    `_LOWER_WORD_RE` word (it's, eu_watcher, r&d, c++, c#). In lower-case
+    ASCII text without one, the words are the runs of [a-z0-9]."""
+    return "'" in text or "_" in text or "&" in text or "+" in text or "#" in text
+
+
+# Every byte but [a-z0-9] as a space: what only separates words in ASCII
+# text that `_joins_words` finds nothing in.
+_SEPARATORS_TO_SPACE = bytes(
+    code if re.fullmatch(b"[a-z0-9]", bytes([code])) else ord(" ") for code in range(256)
+)
+
+
 def _lower_words(text: str) -> list[str]:
     """The words of a lower-case ASCII text (also: of one such word)."""
+    if text.isascii() and not _joins_words(text):
+        # Translating the bytes (a table lookup each) and splitting finds
+        # them at a sixth of the regex's cost.
+        return text.encode("ascii").translate(_SEPARATORS_TO_SPACE).decode("ascii").split()
     words = _LOWER_WORD_RE.findall(text)
     if "'" not in text:
         return words

@@ -279,3 +279,48 @@ def test_home_page_links_name_no_story_and_give_no_headline_key() -> None:
     for identity in identify_feed(items):
         assert identity.keys[0].startswith("guid:")
         assert not [k for k in (*identity.keys, *identity.lookups) if k.startswith("title:")]
+
+
+def _tricky_http_urls(seed: int, count: int) -> list[str]:
+    """http(s) URLs built from the characters URL splitting treats specially."""
+    import random
+
+    rng = random.Random(seed)
+    hosts = ["example.org", "WWW.Ex-ample.ORG", "amp.x.org", "a..b", "-", ".", "x.org.", "1.2.3.4"]
+    hosts += ["example.org:8080", "example.org:443", "u@example.org", "[::1]", "[::1", "ä.org", ""]
+    tail = [*"aAmMpP/?#&=.;:%@ \\[]\x0b\x1c\x85\u2028\u00e4\u0130", "amp", ".amp", ".html"]
+    tail += ["AMP", "%2F", "utm_source=x", "amp=1"]
+    return [
+        rng.choice(["http", "https", "HTTP", "Https", "ftp"])
+        + rng.choice(["://", ":/", "://"])
+        + rng.choice(hosts)
+        + "".join(rng.choice(tail) for _ in range(rng.randrange(0, 16)))
+        for _ in range(count)
+    ]
+
+
+def test_plain_host_links_split_as_urlsplit_splits_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_split_host` splits links with a plain host by a pattern instead of
+    urlsplit: the same parts (or None) as urlsplit gives for every link,
+    whatever stands in its path, query and fragment."""
+    import re
+
+    from bot import story_identity
+
+    urls = _tricky_http_urls(19, 20000)
+    split = story_identity._split_host.__wrapped__
+    fast = [split(url) for url in urls]
+    monkeypatch.setattr(story_identity, "_PLAIN_HOST_URL", re.compile(r"(?!)"))
+    assert [split(url) for url in urls] == fast
+
+
+def test_paths_without_amp_skip_the_amp_folding() -> None:
+    """`_path_without_amp` returns a path that does not spell "amp" with
+    only its trailing slash removed: the same as folding its AMP forms."""
+    from bot.story_identity import _AMP_SUFFIX, _path_without_amp
+
+    for url in _tricky_http_urls(23, 20000):
+        path = url.partition("://")[2].partition("/")[2]
+        segments = [s for s in path.split("/") if s.lower() != "amp"]
+        folded = _AMP_SUFFIX.sub(lambda m: m.group(1) or "", "/".join(segments).rstrip("/"))
+        assert _path_without_amp(path) == folded, path

@@ -612,3 +612,17 @@ def test_rss_dates_read_without_feedparser_match_feedparser() -> None:
         )
     for text in samples:
         assert _date(text) == _parse_date(text), text
+
+
+def test_html_guess_skips_feedparser_only_for_text_without_markup_or_entities() -> None:
+    """`_may_look_like_html` answers "plain" itself for text with neither "<"
+    nor "&": the same answer as feedparser's `looks_like_html` for any text."""
+    from feedparser.mixin import _FeedParserMixin
+
+    from bot.fastparse import _may_look_like_html
+
+    rng = random.Random(18)
+    pieces = [*"<>/&#;ab1 ", "</b>", "&amp;", "&#39;", "&bogus;", "<p>", "</x>", "Trade deal"]
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        assert _may_look_like_html(text) == _FeedParserMixin.looks_like_html(text), text

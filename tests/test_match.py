@@ -411,6 +411,21 @@ def test_many_keys_shared_phrases_and_duplicate_keys() -> None:
     assert len(Matcher([])) == 0
 
 
+def test_start_words_met_before_match_as_on_first_sight() -> None:
+    """The matcher keeps the trie nodes each start word leads to once a text
+    has met it: items matched after others (capitals, plurals, "đ"
+    spellings, hyphenated forms) match as a fresh matcher matches them."""
+    terms = ["trade deal", "US", "tariffs", "Đà Nẵng", "e-mail", "women", "NGO"]
+    queries = [(term, parse_query(term)) for term in terms]
+    texts = ["Trade deals and US tariff", "us tariffs, trade-deal", "Da Nang or Đà Nẵng"]
+    texts += ["email e-mail E-Mail", "NGOs and women's NGO", "trade DEAL: the US's"]
+    warm = Matcher(queries)
+    for _ in range(2):
+        for text in texts:
+            item = Item(title=text, summary=text.lower())
+            assert warm.match(item) == Matcher(queries).match(item), text
+
+
 # --------------------------------------------------------------------------
 # A realistic article
 # --------------------------------------------------------------------------

@@ -175,6 +175,29 @@ def test_clean_text_equals_the_regex_definition() -> None:
         assert clean_text(s) == expected, repr(s)
 
 
+def test_plain_and_searchable_text_come_out_collapsed() -> None:
+    """plain_text and searchable_text collapse once and then only truncate:
+    right while every step after the collapse (URL and boilerplate removal)
+    leaves collapsed text collapsed, so clean_text changes none of their
+    results (HTML or not, unprintable characters, URLs, platform footers)."""
+    import random
+
+    from bot.text import plain_text
+
+    pieces = [*"ab é<>&;.!\t\n\x00\x1c\x85\xa0\xad\u2028\u200b\ufeff\U000e0001", "<p>", "</b>"]
+    pieces += ["&amp;lt;i&amp;gt;", "&nbsp;", "https://x.org/a.", "(www.x.org)", "Comments", "  "]
+    pieces += ["Comments URL:", "Points: 3", "submitted by /u/x [link] [comments]", "\ufffe"]
+    pieces += ["Thanks for reading X! Subscribe now.", "is a reader-supported publication."]
+    rng = random.Random(9)
+    for _ in range(5000):
+        s = "".join(rng.choice(pieces) for _ in range(rng.randrange(10)))
+        for is_html in (False, True):
+            for text in (plain_text(s, is_html=is_html), searchable_text(s, is_html=is_html)):
+                assert clean_text(text) == text, repr(s)
+            long = plain_text(s, is_html=is_html)
+            assert plain_text(s, is_html=is_html, max_len=7) == clean_text(long, 7), repr(s)
+
+
 # --- RSS / Atom / JSON Feed ----------------------------------------------------------------
 
 
@@ -333,6 +356,23 @@ def test_entities_refused_in_other_encodings(encoding: str) -> None:
         'version="1.0"?>', f'version="1.0" encoding="{encoding}"?>'
     )
     assert "entities" in parse_error(text.encode(encoding)).message
+
+
+def test_entity_scan_without_zero_bytes_looks_for_the_ascii_form_only() -> None:
+    """`_contains` searches only the ASCII form in bytes without a zero byte:
+    right while every UTF-16/32 form holds one. Same answer as searching
+    every form, for bytes in every encoding, with and without zero bytes."""
+    import random
+
+    from bot.parse import _DOCTYPE, _ENTITY, _contains
+
+    assert all(b"\x00" in form for form in (*_DOCTYPE[1:], *_ENTITY[1:]))
+    rng = random.Random(11)
+    pieces = [b"<!doctype", b"<!entity", b"<!", b"x", b"\x00", b"<", b"!", *_DOCTYPE, *_ENTITY]
+    for _ in range(5000):
+        lowered = b"".join(rng.choice(pieces) for _ in range(rng.randrange(8)))
+        for forms in (_DOCTYPE, _ENTITY):
+            assert _contains(lowered, forms) == any(f in lowered for f in forms), lowered
 
 
 def test_external_entity_refused() -> None:

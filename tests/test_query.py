@@ -481,3 +481,24 @@ def test_lower_case_word_pattern_finds_what_the_full_one_finds_in_lower_case_tex
         assert [m.span() for m in _LOWER_WORD_RE.finditer(text)] == [
             m.span() for m in _ASCII_WORD_RE.finditer(text)
         ], text
+
+
+def test_words_of_text_without_joiners_are_the_runs_of_letters_and_digits() -> None:
+    """`_lower_words` (translate and split) and `tokenize` (`_PLAIN_WORD_RE`)
+    skip `_LOWER_WORD_RE` for ASCII text in which `_joins_words` finds
+    nothing: the same words at the same offsets for any such text, capitals,
+    controls and every other punctuation character included."""
+    import random
+    import string
+
+    from bot.query import _LOWER_WORD_RE, _PLAIN_WORD_RE, _joins_words, _lower_words
+
+    rng = random.Random(17)
+    pieces = [*string.printable, "\x00", "\x1c", "\x7f", "abc", "x9", "tariff", "US"]
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        if "'" not in text:
+            assert _lower_words(text) == _LOWER_WORD_RE.findall(text), repr(text)
+        if not _joins_words(text):
+            spans = [m.span() for m in _LOWER_WORD_RE.finditer(text)]
+            assert [m.span() for m in _PLAIN_WORD_RE.finditer(text)] == spans, repr(text)
