@@ -184,13 +184,19 @@ class SqliteDatabase(Database):
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA busy_timeout=30000")
 
-    def _run(self, sql: str, params: Params) -> sqlite3.Cursor:
+    @contextmanager
+    def _unique_as_conflict(self) -> Iterator[None]:
+        """A unique key taken inside a transaction is a lost race: `Conflict`."""
         try:
-            return self.conn.execute(self.dialect.statement(sql), params)
+            yield
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc) and self._depth:
                 raise Conflict(str(exc)) from exc
             raise
+
+    def _run(self, sql: str, params: Params) -> sqlite3.Cursor:
+        with self._unique_as_conflict():
+            return self.conn.execute(self.dialect.statement(sql), params)
 
     def execute(self, sql: str, params: Params = ()) -> int:
         with self._lock:
@@ -229,12 +235,8 @@ class SqliteDatabase(Database):
             marks = ", ".join("?" * (len(columns) + 1))
             sql = f"INSERT INTO {table}(id, {', '.join(columns)}) VALUES ({marks})"
             ids = list(range(first, first + len(rows)))
-            try:
+            with self._unique_as_conflict():
                 self.conn.executemany(sql, [(i, *row) for i, row in zip(ids, rows, strict=True)])
-            except sqlite3.IntegrityError as exc:
-                if "UNIQUE" in str(exc):
-                    raise Conflict(str(exc)) from exc
-                raise
             return ids
 
     @contextmanager
